@@ -1,0 +1,99 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ConnectOptions says how to reach NATS.
+type ConnectOptions struct {
+	// Name identifies the client to the server (e.g. "mciv-collector db-1").
+	Name string
+	// CredsFile is a NATS credentials file (per-host user JWT and seed).
+	CredsFile string
+	// NKeyFile is a file with an nkey seed.
+	NKeyFile string
+	// Logger gets disconnect and reconnect messages.
+	Logger *slog.Logger
+}
+
+// Connect connects to url, retrying until ctx ends, and reconnects forever
+// after a connection is lost.
+func Connect(ctx context.Context, url string, opts ConnectOptions) (*nats.Conn, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	nopts := []nats.Option{
+		nats.Name(opts.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			logger.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+	}
+	if opts.CredsFile != "" {
+		nopts = append(nopts, nats.UserCredentials(opts.CredsFile))
+	}
+	if opts.NKeyFile != "" {
+		o, err := nats.NkeyOptionFromSeed(opts.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats nkey file %s: %w", opts.NKeyFile, err)
+		}
+		nopts = append(nopts, o)
+	}
+	for {
+		nc, err := nats.Connect(url, nopts...)
+		if err == nil {
+			return nc, nil
+		}
+		// Authentication problems do not fix themselves: say so at once.
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
+			return nil, fmt.Errorf("nats connect %s: %w", redact(url), err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("nats connect %s: %w (last error: %v)", redact(url), ctx.Err(), err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// redact removes user:password from a URL for logs and errors.
+func redact(url string) string {
+	for i := 0; i+3 <= len(url); i++ {
+		if url[i:i+3] == "://" {
+			rest := url[i+3:]
+			for j := 0; j < len(rest); j++ {
+				if rest[j] == '@' {
+					return url[:i+3] + "***@" + rest[j+1:]
+				}
+				if rest[j] == '/' {
+					break
+				}
+			}
+			break
+		}
+	}
+	return url
+}
+
+// JetStream returns a JetStream context on nc.
+func JetStream(nc *nats.Conn) (jetstream.JetStream, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return js, nil
+}
