@@ -13,6 +13,7 @@ import (
 const (
 	AlertsStream  = "MCIV_ALERTS"
 	ActionsStream = "MCIV_ACTIONS"
+	AcksStream    = "MCIV_ACKS"
 )
 
 // DedupWindow is how long JetStream remembers message ids: a state change
@@ -27,7 +28,7 @@ type StreamOptions struct {
 	MaxAge time.Duration
 }
 
-// EnsureStreams creates or updates the alerts and actions streams.
+// EnsureStreams creates or updates the alerts, actions and acks streams.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptions) error {
 	if opts.Replicas == 0 {
 		opts.Replicas = 1
@@ -38,6 +39,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 	for _, cfg := range []jetstream.StreamConfig{
 		{Name: AlertsStream, Subjects: []string{wire.AlertsWildcard}, Description: "mciv alert state changes"},
 		{Name: ActionsStream, Subjects: []string{wire.ActionsWildcard}, Description: "mciv failover decisions and audit trail"},
+		{Name: AcksStream, Subjects: []string{wire.AcksWildcard}, Description: "mciv acknowledgements from Slack and phone"},
 	} {
 		cfg.Storage = jetstream.FileStorage
 		cfg.Replicas = opts.Replicas

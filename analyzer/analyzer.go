@@ -1,0 +1,241 @@
+// Package analyzer runs mciv's anomaly rules on the sample batches that
+// collectors publish, and announces alert state changes.
+//
+// It subscribes to every host's samples subject (core NATS), refuses what
+// does not decode or claims to come from another host than its subject
+// says, evaluates each batch with the rules (package eval: stats,
+// detectors, alert lifecycles; pure) and publishes every firing and
+// resolved change to JetStream (stream MCIV_ALERTS, subject
+// mciv.alerts.<cluster>.<rule>) with the change's message id, so that a
+// change published twice is stored once. A change that cannot be published
+// stays queued and is retried, in order.
+package analyzer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mciv/mciv/analyzer/eval"
+	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/rules"
+)
+
+// Config configures an Analyzer. Only Rules is required.
+type Config struct {
+	// Rules are the rules to evaluate.
+	Rules *rules.Set
+	// Now is the clock; nil means time.Now. It stamps when changes were
+	// decided and times publish retries. Alert lifecycles run on the
+	// batches' own time (see package eval).
+	Now func() time.Time
+	// GroupIdleTTL is how long an inactive alert group without samples is
+	// remembered; zero means eval.DefaultGroupIdleTTL.
+	GroupIdleTTL time.Duration
+	// PublishTimeout bounds one JetStream publish; zero means 5s.
+	PublishTimeout time.Duration
+	// RetryInterval is the delay before the first retry of a failed
+	// publish, doubling up to MaxRetryInterval; zero means 1s and 30s.
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
+	// MaxQueued bounds the changes waiting to be published; zero means
+	// 10000. Past it the oldest is dropped and counted.
+	MaxQueued int
+}
+
+// Analyzer evaluates rules on sample batches and publishes alert changes.
+// Its methods are safe for concurrent use.
+type Analyzer struct {
+	cfg Config
+	js  jetstream.JetStream
+	log *slog.Logger
+	m   *metrics
+
+	mu     sync.Mutex // guards engine and warned
+	engine *eval.Engine
+	warned map[string]bool // rule errors already logged at warning level
+
+	pubMu   sync.Mutex // held while publishing: one publisher at a time, in order
+	outMu   sync.Mutex // guards queue, backoff, nextTry
+	queue   []*queued
+	backoff time.Duration
+	nextTry time.Time
+	kick    chan struct{} // asks Run to flush soon
+
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+// New returns an analyzer for cfg.Rules that publishes to js and registers
+// its metrics with reg (nil: not registered). logger may be nil.
+func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *slog.Logger) (*Analyzer, error) {
+	if cfg.Rules == nil {
+		return nil, errors.New("analyzer: no rules")
+	}
+	if js == nil {
+		return nil, errors.New("analyzer: no JetStream")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = time.Second
+	}
+	if cfg.MaxRetryInterval < cfg.RetryInterval {
+		cfg.MaxRetryInterval = max(30*time.Second, cfg.RetryInterval)
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = 10000
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var names []string
+	for _, r := range cfg.Rules.Rules() {
+		names = append(names, r.Alert)
+	}
+	m, err := newMetrics(reg, names)
+	if err != nil {
+		return nil, fmt.Errorf("analyzer: %w", err)
+	}
+	return &Analyzer{
+		cfg:    cfg,
+		js:     js,
+		log:    logger,
+		m:      m,
+		engine: eval.New(cfg.Rules, eval.Options{GroupIdleTTL: cfg.GroupIdleTTL}),
+		warned: map[string]bool{},
+		kick:   make(chan struct{}, 1),
+		ready:  make(chan struct{}),
+	}, nil
+}
+
+// Ready is closed once Run's subscription is in place.
+func (a *Analyzer) Ready() <-chan struct{} { return a.ready }
+
+// Run subscribes to every host's sample batches on nc and evaluates them
+// until ctx ends, retrying alert publications that failed. On the way out
+// it tries once more to publish what is still queued. It returns nil when
+// ctx ends, or an error if it could not subscribe.
+func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
+	sub, err := nc.Subscribe(wire.SamplesWildcard, func(m *nats.Msg) {
+		a.HandleBatch(ctx, m.Subject, m.Data)
+	})
+	if err != nil {
+		return fmt.Errorf("analyzer: subscribe %s: %w", wire.SamplesWildcard, err)
+	}
+	if err := nc.FlushWithContext(ctx); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("analyzer: subscribe %s: %w", wire.SamplesWildcard, err)
+	}
+	a.readyOnce.Do(func() { close(a.ready) })
+	a.log.Info("analyzer running", "subject", wire.SamplesWildcard, "rules", a.cfg.Rules.NumRules())
+
+	tick := time.NewTicker(min(a.cfg.RetryInterval, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				a.log.Warn("analyzer: unsubscribe", "err", err)
+			}
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.PublishTimeout)
+			if err := a.Flush(fctx); err != nil {
+				a.log.Error("analyzer stopping with unpublished alert changes", "queued", a.Queued(), "err", err)
+			}
+			cancel()
+			return nil
+		case <-tick.C:
+			a.tryFlush(ctx)
+		case <-a.kick:
+			a.tryFlush(ctx)
+		}
+	}
+}
+
+// HandleBatch evaluates one message received on subject, then publishes
+// the alert changes it caused. A message that is not a valid batch from the
+// host its subject names is counted in mciv_analyzer_bad_messages_total,
+// logged, and changes nothing else.
+func (a *Analyzer) HandleBatch(ctx context.Context, subject string, data []byte) {
+	prefix, cluster, host, err := wire.ParseHostSubject(subject)
+	if err == nil && prefix != wire.SamplesPrefix {
+		err = fmt.Errorf("subject %q is not a samples subject", subject)
+	}
+	if err != nil {
+		a.refuse(subject, BadSubject, err)
+		return
+	}
+	b, err := wire.DecodeBatch(data)
+	if err != nil {
+		a.refuse(subject, BadDecode, err)
+		return
+	}
+	if b.Cluster != cluster || b.Host != host {
+		a.refuse(subject, BadForged, fmt.Errorf("batch says cluster %q host %q, its subject cluster %q host %q", b.Cluster, b.Host, cluster, host))
+		return
+	}
+
+	now := a.cfg.Now()
+	a.mu.Lock()
+	rep, err := a.engine.Eval(b, now)
+	if err == nil && rep.Ignored == "" {
+		for i, c := range a.engine.Active() {
+			a.m.activeGauges[i][0].Set(float64(c.Pending))
+			a.m.activeGauges[i][1].Set(float64(c.Firing))
+		}
+	}
+	a.mu.Unlock()
+	if err != nil {
+		a.refuse(subject, BadInvalid, err)
+		return
+	}
+	if rep.Ignored != "" {
+		a.m.ignored.WithLabelValues(rep.Ignored).Inc()
+		a.log.Debug("sample batch ignored", "subject", subject, "reason", rep.Ignored, "seq", b.Seq)
+		return
+	}
+	if rep.Restart {
+		a.m.restarts.Inc()
+		a.log.Info("collector restarted", "cluster", b.Cluster, "host", b.Host, "seq", b.Seq)
+	}
+	a.m.batches.Inc()
+	a.m.samples.Add(float64(rep.Samples))
+	a.m.delay.Observe(max(0, now.Sub(b.Start.Add(b.Interval)).Seconds()))
+	for _, re := range rep.Errors {
+		a.ruleError(ctx, b, re)
+	}
+	a.enqueue(rep.Alerts)
+	a.tryFlush(ctx)
+}
+
+func (a *Analyzer) refuse(subject, reason string, err error) {
+	a.m.bad.WithLabelValues(reason).Inc()
+	a.log.Warn("refused message on samples subject", "subject", subject, "reason", reason, "err", err)
+}
+
+// ruleError counts a failed rule evaluation and logs it, at warning level
+// the first time for each rule and message, then at debug level.
+func (a *Analyzer) ruleError(ctx context.Context, b *wire.Batch, re eval.RuleError) {
+	a.m.evalErrors.WithLabelValues(re.Rule).Inc()
+	key := re.Rule + "\x00" + re.Err.Error()
+	a.mu.Lock()
+	first := !a.warned[key]
+	a.warned[key] = true
+	a.mu.Unlock()
+	level := slog.LevelDebug
+	if first {
+		level = slog.LevelWarn
+	}
+	a.log.Log(ctx, level, "rule evaluation failed", "rule", re.Rule, "cluster", b.Cluster, "host", b.Host, "err", re.Err)
+}

@@ -1,0 +1,81 @@
+package lifecycle
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// run steps an alert once per second through pattern ('1' = condition
+// holds, '0' = quiet) and returns the transitions as "t=N:name" strings.
+func run(pattern string, tm Timing) (string, *Alert) {
+	var a Alert
+	t0 := time.Unix(1000, 0)
+	var out []string
+	for i, c := range pattern {
+		if tr := a.Step(t0.Add(time.Duration(i)*time.Second), c == '1', tm); tr != None {
+			out = append(out, fmt.Sprintf("t=%d:%s", i, tr))
+		}
+	}
+	return strings.Join(out, " "), &a
+}
+
+func TestStep(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pattern string
+		tm      Timing
+		want    string
+		end     State
+	}{
+		{"quiet", "0000", Timing{For: 3 * time.Second}, "", Inactive},
+		{"blip shorter than for", "01100", Timing{For: 3 * time.Second}, "t=1:pended t=3:cancelled", Inactive},
+		{"fires after for", "011110", Timing{For: 3 * time.Second},
+			"t=1:pended t=4:fired t=5:resolved", Inactive},
+		{"for zero fires at once", "0100", Timing{}, "t=1:fired t=2:resolved", Inactive},
+		{"keep firing holds through a dip", "1111011100000000", Timing{For: 3 * time.Second, KeepFiringFor: 5 * time.Second},
+			"t=0:pended t=3:fired t=13:resolved", Inactive},
+		{"keep firing restarts counting after a new anomaly", "11110000100000", Timing{For: time.Second, KeepFiringFor: 3 * time.Second},
+			"t=0:pended t=1:fired t=7:resolved t=8:pended t=9:cancelled", Inactive},
+		{"still firing", "1111", Timing{For: 2 * time.Second, KeepFiringFor: time.Minute}, "t=0:pended t=2:fired", Firing},
+		{"refires after resolve", "1010", Timing{}, "t=0:fired t=1:resolved t=2:fired t=3:resolved", Inactive},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, a := run(tc.pattern, tc.tm)
+			if got != tc.want || a.State != tc.end {
+				t.Fatalf("got %q ending %v, want %q ending %v", got, a.State, tc.want, tc.end)
+			}
+		})
+	}
+}
+
+func TestTimestamps(t *testing.T) {
+	var a Alert
+	tm := Timing{For: 2 * time.Second, KeepFiringFor: time.Second}
+	at := func(s int) time.Time { return time.Unix(int64(s), 0) }
+	a.Step(at(10), true, tm)
+	a.Step(at(11), true, tm)
+	if tr := a.Step(at(12), true, tm); tr != Fired || !a.FiredAt.Equal(at(12)) || !a.ActiveAt.Equal(at(10)) {
+		t.Fatalf("got %v %+v", tr, a)
+	}
+	a.Step(at(13), false, tm)
+	if !a.QuietSince.Equal(at(13)) {
+		t.Fatalf("quiet since %v", a.QuietSince)
+	}
+	if tr := a.Step(at(14), false, tm); tr != Resolved || !a.ResolvedAt.Equal(at(14)) || !a.FiredAt.Equal(at(12)) {
+		t.Fatalf("got %v %+v", tr, a)
+	}
+	// An out-of-order step does not fire early or resolve late.
+	var b Alert
+	b.Step(at(20), true, tm)
+	if tr := b.Step(at(19), true, tm); tr != None {
+		t.Fatalf("step back in time: %v", tr)
+	}
+}
+
+func TestStrings(t *testing.T) {
+	if Firing.String() != "firing" || Resolved.String() != "resolved" || State(9).String() != "state(9)" {
+		t.Fatal("String")
+	}
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * mciv_types.h: the few kernel types mciv's probes use, written by hand
+ * instead of a generated vmlinux.h.
+ *
+ * Every kernel struct carries preserve_access_index, so clang emits CO-RE
+ * relocations for each field access. The loader (cilium/ebpf) matches the
+ * struct and field *names* against the running kernel's BTF and patches the
+ * offsets, so only the fields a probe reads need to be listed here and
+ * their order and padding do not have to match the kernel. Adding a probe
+ * means adding the fields it reads to the structs below (or a new struct).
+ *
+ * Nothing here is architecture specific, so one little-endian object serves
+ * amd64 and arm64 alike.
+ */
+#ifndef MCIV_TYPES_H
+#define MCIV_TYPES_H
+
+/* Fixed-size integer types, as the UAPI headers name them. */
+typedef signed char __s8;
+typedef unsigned char __u8;
+typedef short __s16;
+typedef unsigned short __u16;
+typedef int __s32;
+typedef unsigned int __u32;
+typedef long long __s64;
+typedef unsigned long long __u64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+
+/* Map types and update flags from the BPF UAPI (include/uapi/linux/bpf.h). */
+enum bpf_map_type {
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_RINGBUF = 27,
+};
+
+enum {
+	BPF_ANY = 0,
+	BPF_NOEXIST = 1,
+	BPF_EXIST = 2,
+};
+
+/* Address families (include/linux/socket.h). */
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Error numbers the probes compare against. */
+#define EEXIST 17
+
+/* ---- networking ------------------------------------------------------- */
+
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+		__be16 u6_addr16[8];
+		__be32 u6_addr32[4];
+	} in6_u;
+} __attribute__((preserve_access_index));
+
+/* The address and port part of every socket (include/net/sock.h). */
+struct sock_common {
+	union {
+		struct {
+			__be32 skc_daddr;     /* peer IPv4 address */
+			__be32 skc_rcv_saddr; /* local IPv4 address */
+		};
+	};
+	union {
+		struct {
+			__be16 skc_dport; /* peer port, network byte order */
+			__u16 skc_num;    /* local port, host byte order */
+		};
+	};
+	unsigned short skc_family;
+	volatile unsigned char skc_state;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+} __attribute__((preserve_access_index));
+
+struct sk_buff;
+
+/* ---- classic tracepoint records ----------------------------------------
+ *
+ * The context of a classic tracepoint program is the record the tracepoint
+ * writes, laid out as /sys/kernel/tracing/events/<group>/<name>/format says.
+ * Its BTF type is trace_event_raw_<class>. The verifier only allows aligned
+ * loads straight from the context pointer, so read fields one by one.
+ */
+
+struct trace_entry {
+	unsigned short type;
+	unsigned char flags;
+	unsigned char preempt_count;
+	int pid;
+} __attribute__((preserve_access_index));
+
+/* tcp:tcp_retransmit_skb since Linux 6.x has its own event class ... */
+struct trace_event_raw_tcp_retransmit_skb {
+	struct trace_entry ent;
+	const void *skbaddr;
+	const void *skaddr;
+	int state;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u8 saddr_v6[16];
+	__u8 daddr_v6[16];
+} __attribute__((preserve_access_index));
+
+/* ... older kernels share the tcp_event_sk_skb class with tcp_send_reset. */
+struct trace_event_raw_tcp_event_sk_skb {
+	struct trace_entry ent;
+	const void *skbaddr;
+	const void *skaddr;
+	int state;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u8 saddr_v6[16];
+	__u8 daddr_v6[16];
+} __attribute__((preserve_access_index));
+
+#endif /* MCIV_TYPES_H */

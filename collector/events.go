@@ -1,0 +1,122 @@
+package collector
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mciv/mciv/bpf"
+	"github.com/mciv/mciv/internal/wire"
+)
+
+// eventKindRetransmit is the wire.Event kind of one TCP retransmit.
+const eventKindRetransmit = "tcp_retransmit"
+
+// eventBudget lets at most max events through per interval and counts the
+// rest. Safe for concurrent use.
+type eventBudget struct {
+	mu         sync.Mutex
+	max, used  int
+	suppressed int
+}
+
+// take reports whether one more event may be published this interval.
+func (b *eventBudget) take() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used < b.max {
+		b.used++
+		return true
+	}
+	b.suppressed++
+	return false
+}
+
+// reset starts a new interval and returns how many events the one that
+// ended suppressed.
+func (b *eventBudget) reset() (suppressed int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	suppressed = b.suppressed
+	b.used, b.suppressed = 0, 0
+	return suppressed
+}
+
+// decodeSockEvent decodes one ring buffer record written by a TCP probe.
+func decodeSockEvent(raw []byte) (bpf.TCPSockEvent, error) {
+	var ev bpf.TCPSockEvent
+	if len(raw) == 0 {
+		return ev, errors.New("empty event record")
+	}
+	if raw[0] != bpf.EventTCPRetransmit {
+		return ev, fmt.Errorf("event record of unknown kind %d", raw[0])
+	}
+	if want := binary.Size(ev); len(raw) < want {
+		return ev, fmt.Errorf("event record of %d bytes, want %d", len(raw), want)
+	}
+	// The object is compiled for little-endian BPF, which is the host's
+	// byte order wherever it loads.
+	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+		return ev, fmt.Errorf("decode event record: %w", err)
+	}
+	return ev, nil
+}
+
+// tcpStateName names a kernel TCP state (include/net/tcp_states.h).
+func tcpStateName(s uint8) string {
+	switch s {
+	case 1:
+		return "ESTABLISHED"
+	case 2:
+		return "SYN_SENT"
+	case 3:
+		return "SYN_RECV"
+	case 4:
+		return "FIN_WAIT1"
+	case 5:
+		return "FIN_WAIT2"
+	case 6:
+		return "TIME_WAIT"
+	case 7:
+		return "CLOSE"
+	case 8:
+		return "CLOSE_WAIT"
+	case 9:
+		return "LAST_ACK"
+	case 10:
+		return "LISTEN"
+	case 11:
+		return "CLOSING"
+	case 12:
+		return "NEW_SYN_RECV"
+	case 13:
+		return "BOUND_INACTIVE"
+	}
+	return fmt.Sprintf("state(%d)", s)
+}
+
+// monoToWall converts a CLOCK_MONOTONIC timestamp (bpf_ktime_get_ns) into
+// wall time, given a wall time and the monotonic clock read at one moment.
+func monoToWall(tsNs uint64, wallNow time.Time, monoNow time.Duration) time.Time {
+	return wallNow.Add(time.Duration(int64(tsNs) - int64(monoNow)))
+}
+
+// retransmitEvent turns a retransmit record into the event published on
+// the events subject.
+func retransmitEvent(ev bpf.TCPSockEvent, cluster, host string, at time.Time) *wire.Event {
+	peer := endpoint(ev.Family, ev.Daddr, ev.Dport)
+	local := endpoint(ev.Family, ev.Saddr, ev.Sport)
+	state := tcpStateName(ev.State)
+	return &wire.Event{
+		Cluster: cluster,
+		Host:    host,
+		Time:    at,
+		Kind:    eventKindRetransmit,
+		Labels:  map[string]string{"peer": peer, "local": local, "state": state},
+		Value:   1,
+		Text:    fmt.Sprintf("TCP retransmit %s -> %s (%s)", local, peer, state),
+	}
+}

@@ -1,0 +1,75 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the collector's own Prometheus metrics.
+type metrics struct {
+	batches          prometheus.Counter
+	publishErrors    *prometheus.CounterVec
+	eventsPublished  prometheus.Counter
+	eventsSuppressed prometheus.Counter
+	eventsMalformed  prometheus.Counter
+	ringbufDropped   prometheus.Counter
+	mapReadErrors    prometheus.Counter
+	hookUp           *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mciv_collector_batches_published_total",
+			Help: "Sample batches published.",
+		}),
+		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mciv_collector_publish_errors_total",
+			Help: "Messages that could not be published, by kind (samples, events).",
+		}, []string{"kind"}),
+		eventsPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mciv_collector_events_published_total",
+			Help: "Notable events published.",
+		}),
+		eventsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mciv_collector_events_suppressed_total",
+			Help: "Notable events read from the kernel but not published because the interval's event budget was spent.",
+		}),
+		eventsMalformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mciv_collector_events_malformed_total",
+			Help: "Ring buffer records that could not be decoded.",
+		}),
+		ringbufDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mciv_collector_ringbuf_dropped_total",
+			Help: "Events the kernel dropped because the ring buffer was full.",
+		}),
+		mapReadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mciv_collector_map_read_errors_total",
+			Help: "Failed reads of kernel counter maps (the next interval catches up).",
+		}),
+		hookUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mciv_collector_hook_up",
+			Help: "1 if a program is attached to the kernel hook, 0 if no way to attach it worked.",
+		}, []string{"hook"}),
+	}
+	m.publishErrors.WithLabelValues("samples")
+	m.publishErrors.WithLabelValues("events")
+	if reg == nil {
+		return m, nil
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{
+		m.batches, m.publishErrors, m.eventsPublished, m.eventsSuppressed,
+		m.eventsMalformed, m.ringbufDropped, m.mapReadErrors, m.hookUp,
+	} {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("register collector metrics: %w", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,214 @@
+package slacktest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+)
+
+const token = "xoxb-test-token"
+
+func client(s *Server, tok string) *slack.Client {
+	return slack.New(tok, slack.OptionAPIURL(s.URL()))
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestPostMessageIsRecorded(t *testing.T) {
+	s := New(t, token)
+	ctx := ctxT(t)
+	api := client(s, token)
+	blocks := []slack.Block{
+		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, "Header", false, false)),
+		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*body*", false, false),
+			[]*slack.TextBlockObject{slack.NewTextBlockObject(slack.MarkdownType, "field", false, false)}, nil),
+	}
+	ch, ts, err := api.PostMessageContext(ctx, "#oncall", slack.MsgOptionText("fallback", false), slack.MsgOptionBlocks(blocks...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts != "1700000000.000100" || !strings.HasPrefix(ch, "C") {
+		t.Fatalf("channel %q ts %q", ch, ts)
+	}
+	// A reply in the thread of the first message, to the channel by ID.
+	_, ts2, err := api.PostMessageContext(ctx, ch, slack.MsgOptionText("reply", false), slack.MsgOptionTS(ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts2 == ts {
+		t.Fatalf("second message got the same ts %s", ts)
+	}
+	msgs, err := s.WaitMessages(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := msgs[0]
+	if m.Method != "chat.postMessage" || m.Channel != "#oncall" || m.ChannelID != ch || m.Text != "fallback" || m.TS != ts || m.ThreadTS != "" {
+		t.Fatalf("recorded %+v", m)
+	}
+	if got := m.BlockText(); got != "Header\n*body*\nfield" {
+		t.Fatalf("BlockText = %q", got)
+	}
+	if r := msgs[1]; r.ChannelID != ch || r.ThreadTS != ts || r.Text != "reply" || r.BlockText() != "" {
+		t.Fatalf("reply recorded as %+v", r)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	s := New(t, token)
+	ctx := ctxT(t)
+	if resp, err := client(s, token).AuthTestContext(ctx); err != nil || resp.UserID == "" || resp.TeamID == "" {
+		t.Fatalf("auth.test = %+v, %v", resp, err)
+	}
+	_, err := client(s, "xoxb-wrong").AuthTestContext(ctx)
+	if err == nil || err.Error() != "invalid_auth" {
+		t.Fatalf("auth.test with a wrong token: %v", err)
+	}
+	_, _, err = client(s, "").PostMessageContext(ctx, "#c", slack.MsgOptionText("x", false))
+	if err == nil || err.Error() != "not_authed" {
+		t.Fatalf("post without a token: %v", err)
+	}
+	if n := len(s.Messages()); n != 0 {
+		t.Fatalf("%d messages recorded from unauthenticated calls", n)
+	}
+	reqs := s.Requests()
+	if len(reqs) != 3 || reqs[1].Error != "invalid_auth" || reqs[2].Method != "chat.postMessage" {
+		t.Fatalf("requests %+v", reqs)
+	}
+}
+
+func TestJSONBodyWithBearer(t *testing.T) {
+	s := New(t, token)
+	body := `{"channel":"C0123456","text":"hi","blocks":[{"type":"section","text":{"type":"mrkdwn","text":"json"}}]}`
+	req, err := http.NewRequestWithContext(ctxT(t), http.MethodPost, s.URL()+"chat.postMessage", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	msgs := s.Messages()
+	if len(msgs) != 1 || msgs[0].ChannelID != "C0123456" || msgs[0].BlockText() != "json" {
+		t.Fatalf("recorded %+v", msgs)
+	}
+}
+
+func TestUpdate(t *testing.T) {
+	s := New(t, token)
+	ctx := ctxT(t)
+	api := client(s, token)
+	ch, ts, err := api.PostMessageContext(ctx, "#oncall", slack.MsgOptionText("firing", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := api.UpdateMessageContext(ctx, ch, ts, slack.MsgOptionText("resolved", false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := api.UpdateMessageContext(ctx, ch, "1.000000", slack.MsgOptionText("x", false)); err == nil || err.Error() != "message_not_found" {
+		t.Fatalf("update of an unknown message: %v", err)
+	}
+	msgs := s.Messages()
+	if len(msgs) != 2 || msgs[1].Method != "chat.update" || msgs[1].TS != ts || msgs[1].Text != "resolved" {
+		t.Fatalf("messages %+v", msgs)
+	}
+	cur := s.Current()
+	if len(cur) != 1 || cur[0].Text != "resolved" || cur[0].TS != ts || cur[0].Method != "chat.postMessage" {
+		t.Fatalf("current %+v", cur)
+	}
+}
+
+func TestFailNext(t *testing.T) {
+	s := New(t, token)
+	ctx := ctxT(t)
+	api := client(s, token)
+
+	s.FailNext(1, http.StatusTooManyRequests, 1500*time.Millisecond)
+	_, _, err := api.PostMessageContext(ctx, "#c", slack.MsgOptionText("a", false))
+	rl, ok := errors.AsType[*slack.RateLimitedError](err)
+	if !ok || rl.RetryAfter != 2*time.Second {
+		t.Fatalf("rate limited post: %v (%T)", err, err)
+	}
+
+	s.FailNext(2, http.StatusInternalServerError, 0)
+	for range 2 {
+		_, _, err = api.PostMessageContext(ctx, "#c", slack.MsgOptionText("a", false))
+		if sc, ok := errors.AsType[slack.StatusCodeError](err); !ok || sc.Code != http.StatusInternalServerError {
+			t.Fatalf("failed post: %v (%T)", err, err)
+		}
+	}
+	if _, _, err := api.PostMessageContext(ctx, "#c", slack.MsgOptionText("a", false)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Messages()); n != 1 {
+		t.Fatalf("%d messages recorded, want only the one that succeeded", n)
+	}
+	var statuses []int
+	for _, r := range s.Requests() {
+		statuses = append(statuses, r.Status)
+	}
+	if want := []int{429, 500, 500, 200}; !slices.Equal(statuses, want) {
+		t.Fatalf("statuses %v, want %v", statuses, want)
+	}
+}
+
+func TestRejectsWhatSlackRejects(t *testing.T) {
+	s := New(t, token)
+	ctx := ctxT(t)
+	api := client(s, token)
+	long := strings.Repeat("x", 151)
+	for name, opts := range map[string][]slack.MsgOption{
+		"no text":     {slack.MsgOptionText("", false)},
+		"long header": {slack.MsgOptionBlocks(slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, long, false, false)))},
+		"empty field": {slack.MsgOptionBlocks(slack.NewSectionBlock(nil, []*slack.TextBlockObject{slack.NewTextBlockObject(slack.MarkdownType, "", false, false)}, nil))},
+	} {
+		if _, _, err := api.PostMessageContext(ctx, "#c", opts...); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, _, err := api.PostMessageContext(ctx, "", slack.MsgOptionText("x", false)); err == nil || err.Error() != "channel_not_found" {
+		t.Errorf("no channel: %v", err)
+	}
+	if n := len(s.Messages()); n != 0 {
+		t.Fatalf("%d rejected messages recorded", n)
+	}
+}
+
+func TestWaitMessages(t *testing.T) {
+	s := New(t, token)
+	ctx := ctxT(t)
+	api := client(s, token)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.WaitMessages(ctx, 2)
+		done <- err
+	}()
+	for range 2 {
+		if _, _, err := api.PostMessageContext(ctx, "#c", slack.MsgOptionText("x", false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	msgs, err := s.WaitMessages(short, 3)
+	if !errors.Is(err, context.DeadlineExceeded) || len(msgs) != 2 {
+		t.Fatalf("WaitMessages for more than arrive: %d messages, %v", len(msgs), err)
+	}
+}

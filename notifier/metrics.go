@@ -1,0 +1,97 @@
+package notifier
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Values of the result label of mciv_notifier_notifications_total.
+const (
+	resultSuccess = "success"
+	resultFailure = "failure"
+)
+
+// Values of the outcome label of mciv_notifier_messages_total.
+const (
+	outcomeAcked      = "acked"      // every integration has the alert
+	outcomeRetry      = "retry"      // some integration failed: redelivered later
+	outcomeTerminated = "terminated" // undecodable: never redelivered
+	outcomeDuplicate  = "duplicate"  // a redelivery of a message already delivered
+)
+
+// Values of the reason label of mciv_notifier_bad_messages_total.
+const (
+	reasonMalformed     = "malformed"      // not JSON, or not an alert object
+	reasonSchemaVersion = "schema_version" // written by another schema version
+	reasonInvalid       = "invalid"        // decodes but misses required fields
+)
+
+// metrics are the dispatcher's Prometheus metrics.
+type metrics struct {
+	notifications *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	badMessages   *prometheus.CounterVec
+	messages      *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog.Logger) *metrics {
+	m := &metrics{
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mciv_notifier_notifications_total",
+			Help: "Attempts to deliver an alert state change to an integration, by result (success, failure).",
+		}, []string{"integration", "result"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mciv_notifier_notification_latency_seconds",
+			Help:    "Time from the analyzer's decision of an alert state change to its successful delivery by an integration.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800},
+		}, []string{"integration"}),
+		badMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mciv_notifier_bad_messages_total",
+			Help: "Messages on the alerts stream that do not decode as an alert and were dropped, by reason.",
+		}, []string{"reason"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mciv_notifier_messages_total",
+			Help: "Deliveries of messages from the alerts stream handled, by outcome (acked, retry, terminated, duplicate).",
+		}, []string{"outcome"}),
+	}
+	m.notifications = register(reg, m.notifications, logger)
+	m.latency = register(reg, m.latency, logger)
+	m.badMessages = register(reg, m.badMessages, logger)
+	m.messages = register(reg, m.messages, logger)
+
+	// Export zeros from the start so that rate() and alerts on these
+	// series work before the first failure happens.
+	for _, n := range integrations {
+		m.notifications.WithLabelValues(n.Name(), resultSuccess)
+		m.notifications.WithLabelValues(n.Name(), resultFailure)
+	}
+	for _, r := range []string{reasonMalformed, reasonSchemaVersion, reasonInvalid} {
+		m.badMessages.WithLabelValues(r)
+	}
+	for _, o := range []string{outcomeAcked, outcomeRetry, outcomeTerminated, outcomeDuplicate} {
+		m.messages.WithLabelValues(o)
+	}
+	return m
+}
+
+// register registers c with reg and returns the collector to use: c, or the
+// identical collector registered before (by an earlier dispatcher in this
+// process), so that counts continue instead of failing.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, logger *slog.Logger) C {
+	if reg == nil {
+		return c
+	}
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	logger.Warn("notifier metric not registered", "err", err)
+	return c
+}
