@@ -134,7 +134,11 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("analyzer: subscribe %s: %w", wire.SamplesWildcard, err)
 	}
-	if err := nc.FlushWithContext(ctx); err != nil {
+	// FlushWithContext needs a deadline; the run's own context has none.
+	fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+	err = nc.FlushWithContext(fctx)
+	fcancel()
+	if err != nil {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("analyzer: subscribe %s: %w", wire.SamplesWildcard, err)
 	}

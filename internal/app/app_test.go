@@ -190,3 +190,62 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestRunWithoutDeadline runs the analyzer and notifier the way `mciv up`
+// does, with a context that has no deadline, and checks that a published
+// batch is evaluated and that Run returns cleanly when cancelled.
+func TestRunWithoutDeadline(t *testing.T) {
+	cfg := config.Default()
+	cfg.Cluster, cfg.Host = "nodl", "nodl-host"
+	cfg.DataDir = t.TempDir()
+	cfg.NATS.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Info, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Config: cfg, Parts: Parts{Analyzer: true, Notifier: true}, Registry: reg,
+			Ready: func(i Info) { ready <- i }})
+	}()
+	var info Info
+	select {
+	case info = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run ended before it was ready: %v", err)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	nc, err := bus.Connect(wctx, info.NATSURL, bus.ConnectOptions{Name: "nodl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for seq := uint64(1); ; seq++ {
+		b := &wire.Batch{Cluster: "nodl", Host: "nodl-host", Seq: seq, Start: time.Now(), Interval: time.Second,
+			Series: []wire.Series{{Signal: "mciv_collector_up", Kind: wire.KindGauge, Value: 1}}}
+		if err := nc.Publish(wire.SamplesSubject("nodl", "nodl-host"), wire.EncodeBatch(b)); err != nil {
+			t.Fatal(err)
+		}
+		if metricSum(t, reg, "mciv_analyzer_batches_total") >= 1 {
+			break
+		}
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("Run stopped: %v", err)
+		case <-wctx.Done():
+			cancel()
+			t.Fatal("the analyzer never evaluated a batch")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if info.MetricsAddr == "" {
+		t.Error("no metrics address reported")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
