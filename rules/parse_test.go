@@ -125,7 +125,6 @@ func TestParseErrors(t *testing.T) {
           other: "{{ .Vaule }}"
 `,
 			want: []string{
-				`f.yaml:6:15: group "g", rule "A": stat p99 is not supported yet: quantiles need the collector's histogram bucket layout (use mean or count)`,
 				`f.yaml:7:13: group "g", rule "A": by must include cluster: aggregating across hosts is not supported yet`,
 				`f.yaml:8:41: group "g", rule "A": detector: unknown operator "=>" (one of >, >=, <, <=)`,
 				`f.yaml:8:54: group "g", rule "A": detector value must be a number, not "5"`,
@@ -166,7 +165,7 @@ func TestParseErrors(t *testing.T) {
 				`f.yaml:8:16: group "g", rule "A": alert "A" already defined at line 4`,
 				`f.yaml:11:26: group "g", rule "A": detector type "robust_zscore" is not supported yet (supported: threshold)`,
 				`f.yaml:12:9: group "g", rule 3: missing required key "alert"`,
-				`f.yaml:13:15: group "g", rule 3: unknown stat "median" (one of rate, count, mean, max)`,
+				`f.yaml:13:15: group "g", rule 3: unknown stat "median" (one of rate, count, mean, max, p50, p90, p99)`,
 				`f.yaml:14:19: group "g", rule 3: detector: missing required key "type"`,
 				`f.yaml:15:9: group "g", rule "C": missing required key "signal"`,
 				`f.yaml:15:9: group "g", rule "C": missing required key "stat"`,
