@@ -9,6 +9,23 @@
 // mciv.alerts.<cluster>.<rule>) with the change's message id, so that a
 // change published twice is stored once. A change that cannot be published
 // stays queued and is retried, in order.
+//
+// Around that core:
+//   - reload (reload.go): the rules files are re-read on Reload (SIGHUP,
+//     wired by internal/app) and when their contents change (polled every
+//     ReloadInterval); a reload applies only when every file is valid and
+//     keeps the alert state of the rules that did not change;
+//   - state (state.go): pending and firing alerts, with their host's last
+//     batch, live in the JetStream KV bucket MCIV_ALERT_STATE, written in
+//     order after the announcements, and are restored on start, so that a
+//     restart neither re-fires nor forgets an alert;
+//   - time: alerts run on the batches' own time per host, so clock skew
+//     between hosts does not matter; batches far from the analyzer's clock
+//     are counted (mciv_analyzer_batches_clock_skewed_total), duplicated
+//     and older batches ignored and counted, NaN, infinite and negative
+//     counter samples dropped and counted by reason
+//     (mciv_analyzer_series_dropped_total); Tick judges hosts that went
+//     silent for absence rules.
 package analyzer
 
 import (
@@ -28,10 +45,26 @@ import (
 	"github.com/mciv/mciv/rules"
 )
 
-// Config configures an Analyzer. Only Rules is required.
+// DefaultMaxClockSkew is the default Config.MaxClockSkew.
+const DefaultMaxClockSkew = 5 * time.Minute
+
+// DefaultReloadInterval is how often the rules files are checked for
+// changes.
+const DefaultReloadInterval = 5 * time.Second
+
+// Config configures an Analyzer. Rules or RulePaths is required.
 type Config struct {
-	// Rules are the rules to evaluate.
+	// Rules are the rules to evaluate. When nil they are loaded from
+	// RulePaths.
 	Rules *rules.Set
+	// RulePaths are the rules files and directories (see rules.LoadFiles)
+	// the rules come from. When set, Reload re-reads them and Run checks
+	// them for changes every ReloadInterval; a reload applies only when
+	// every file is valid.
+	RulePaths []string
+	// ReloadInterval is how often Run checks RulePaths for changes; zero
+	// means DefaultReloadInterval, negative never.
+	ReloadInterval time.Duration
 	// Now is the clock; nil means time.Now. It stamps when changes were
 	// decided and times publish retries. Alert lifecycles run on the
 	// batches' own time (see package eval).
@@ -48,6 +81,16 @@ type Config struct {
 	// MaxQueued bounds the changes waiting to be published; zero means
 	// 10000. Past it the oldest is dropped and counted.
 	MaxQueued int
+	// MaxClockSkew is how far the end of a batch's interval may be from
+	// the analyzer's clock before the batch is counted as skewed (it is
+	// evaluated all the same, on its own time); zero means 5m.
+	MaxClockSkew time.Duration
+	// NoState turns off the persistence of alert state (StateBucket):
+	// a restarted analyzer then starts with every alert inactive.
+	NoState bool
+	// StateReplicas is the replication factor of the state bucket; zero
+	// means 1.
+	StateReplicas int
 }
 
 // Analyzer evaluates rules on sample batches and publishes alert changes.
@@ -58,12 +101,18 @@ type Analyzer struct {
 	log *slog.Logger
 	m   *metrics
 
-	mu     sync.Mutex // guards engine and warned
+	mu     sync.Mutex // guards engine, set and warned
 	engine *eval.Engine
+	set    *rules.Set
 	warned map[string]bool // rule errors already logged at warning level
 
-	pubMu   sync.Mutex // held while publishing: one publisher at a time, in order
-	outMu   sync.Mutex // guards queue, backoff, nextTry
+	reloadMu sync.Mutex // serialises reloads; guards filesHash
+	// filesHash is the hash of the rules files last loaded or rejected.
+	filesHash string
+
+	pubMu   sync.Mutex         // held while publishing: one publisher at a time, in order
+	outMu   sync.Mutex         // guards queue, backoff, nextTry, kv
+	kv      jetstream.KeyValue // the alert state bucket, once Restore opened it
 	queue   []*queued
 	backoff time.Duration
 	nextTry time.Time
@@ -76,8 +125,25 @@ type Analyzer struct {
 // New returns an analyzer for cfg.Rules that publishes to js and registers
 // its metrics with reg (nil: not registered). logger may be nil.
 func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *slog.Logger) (*Analyzer, error) {
+	var hash string
 	if cfg.Rules == nil {
-		return nil, errors.New("analyzer: no rules")
+		if len(cfg.RulePaths) == 0 {
+			return nil, errors.New("analyzer: no rules")
+		}
+		hash = hashFiles(cfg.RulePaths)
+		set, err := rules.LoadFiles(cfg.RulePaths...)
+		if err != nil {
+			return nil, fmt.Errorf("analyzer: %w", err)
+		}
+		cfg.Rules = set
+	} else if len(cfg.RulePaths) > 0 {
+		hash = hashFiles(cfg.RulePaths)
+	}
+	if cfg.MaxClockSkew <= 0 {
+		cfg.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if cfg.ReloadInterval == 0 {
+		cfg.ReloadInterval = DefaultReloadInterval
 	}
 	if js == nil {
 		return nil, errors.New("analyzer: no JetStream")
@@ -108,16 +174,27 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *
 	if err != nil {
 		return nil, fmt.Errorf("analyzer: %w", err)
 	}
+	m.reloadOK.Set(1)
+	m.reloadTime.Set(float64(cfg.Now().UnixNano()) / 1e9)
 	return &Analyzer{
-		cfg:    cfg,
-		js:     js,
-		log:    logger,
-		m:      m,
-		engine: eval.New(cfg.Rules, eval.Options{GroupIdleTTL: cfg.GroupIdleTTL}),
-		warned: map[string]bool{},
-		kick:   make(chan struct{}, 1),
-		ready:  make(chan struct{}),
+		cfg:       cfg,
+		js:        js,
+		log:       logger,
+		m:         m,
+		engine:    eval.New(cfg.Rules, eval.Options{GroupIdleTTL: cfg.GroupIdleTTL}),
+		set:       cfg.Rules,
+		warned:    map[string]bool{},
+		filesHash: hash,
+		kick:      make(chan struct{}, 1),
+		ready:     make(chan struct{}),
 	}, nil
+}
+
+// Rules returns the rule set being evaluated.
+func (a *Analyzer) Rules() *rules.Set {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.set
 }
 
 // Ready is closed once Run's subscription is in place.
@@ -128,6 +205,11 @@ func (a *Analyzer) Ready() <-chan struct{} { return a.ready }
 // it tries once more to publish what is still queued. It returns nil when
 // ctx ends, or an error if it could not subscribe.
 func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
+	if !a.cfg.NoState {
+		if _, err := a.Restore(ctx); err != nil {
+			return err
+		}
+	}
 	sub, err := nc.Subscribe(wire.SamplesWildcard, func(m *nats.Msg) {
 		a.HandleBatch(ctx, m.Subject, m.Data)
 	})
@@ -143,12 +225,20 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 		return fmt.Errorf("analyzer: subscribe %s: %w", wire.SamplesWildcard, err)
 	}
 	a.readyOnce.Do(func() { close(a.ready) })
-	a.log.Info("analyzer running", "subject", wire.SamplesWildcard, "rules", a.cfg.Rules.NumRules())
+	a.log.Info("analyzer running", "subject", wire.SamplesWildcard, "rules", a.Rules().NumRules())
 
 	tick := time.NewTicker(min(a.cfg.RetryInterval, time.Second))
 	defer tick.Stop()
+	var poll <-chan time.Time
+	if len(a.cfg.RulePaths) > 0 && a.cfg.ReloadInterval > 0 {
+		pt := time.NewTicker(a.cfg.ReloadInterval)
+		defer pt.Stop()
+		poll = pt.C
+	}
 	for {
 		select {
+		case <-poll:
+			_, _ = a.ReloadIfChanged() // logged and exported
 		case <-ctx.Done():
 			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 				a.log.Warn("analyzer: unsubscribe", "err", err)
@@ -160,6 +250,7 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 			cancel()
 			return nil
 		case <-tick.C:
+			a.Tick(ctx)
 			a.tryFlush(ctx)
 		case <-a.kick:
 			a.tryFlush(ctx)
@@ -215,11 +306,51 @@ func (a *Analyzer) HandleBatch(ctx context.Context, subject string, data []byte)
 	}
 	a.m.batches.Inc()
 	a.m.samples.Add(float64(rep.Samples))
-	a.m.delay.Observe(max(0, now.Sub(b.Start.Add(b.Interval)).Seconds()))
+	skew := now.Sub(b.Start.Add(b.Interval))
+	a.m.delay.Observe(max(0, skew.Seconds()))
+	if skew > a.cfg.MaxClockSkew || -skew > a.cfg.MaxClockSkew {
+		dir := SkewBehind
+		if skew < 0 {
+			dir = SkewAhead
+		}
+		a.m.skewed.WithLabelValues(dir).Inc()
+		a.log.Debug("batch far from the analyzer's clock; evaluated on its own time",
+			"cluster", b.Cluster, "host", b.Host, "seq", b.Seq, "skew", skew, "direction", dir)
+	}
+	for reason, n := range rep.Dropped {
+		a.m.seriesDropped.WithLabelValues(reason).Add(float64(n))
+	}
 	for _, re := range rep.Errors {
 		a.ruleError(ctx, b, re)
 	}
 	a.enqueue(rep.Alerts)
+	a.enqueueStates(rep.Changes)
+	a.tryFlush(ctx)
+}
+
+// Tick judges the silence of hosts that stopped sending, for rules whose
+// detectors judge time itself (absence), and publishes what changed. Run
+// calls it every second.
+func (a *Analyzer) Tick(ctx context.Context) {
+	now := a.cfg.Now()
+	a.mu.Lock()
+	rep := a.engine.Tick(now)
+	if rep.Groups > 0 {
+		for i, c := range a.engine.Active() {
+			a.m.activeGauges[i][0].Set(float64(c.Pending))
+			a.m.activeGauges[i][1].Set(float64(c.Firing))
+		}
+	}
+	a.mu.Unlock()
+	for _, re := range rep.Errors {
+		a.m.evalErrors.WithLabelValues(re.Rule).Inc()
+		a.log.Warn("rule evaluation failed", "rule", re.Rule, "err", re.Err)
+	}
+	if len(rep.Alerts)+len(rep.Changes) == 0 {
+		return
+	}
+	a.enqueue(rep.Alerts)
+	a.enqueueStates(rep.Changes)
 	a.tryFlush(ctx)
 }
 

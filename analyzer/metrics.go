@@ -2,6 +2,7 @@ package analyzer
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,7 +31,49 @@ type metrics struct {
 	queued        prometheus.Gauge
 	dropped       prometheus.Counter
 	delay         prometheus.Histogram
+	active        *prometheus.GaugeVec
 	activeGauges  [][2]prometheus.Gauge // per rule index: pending, firing
+	activeNames   []string              // rule names of activeGauges
+	reloadOK      prometheus.Gauge
+	reloadTime    prometheus.Gauge
+	reloads       *prometheus.CounterVec
+	rulesLoaded   prometheus.Gauge
+	seriesDropped *prometheus.CounterVec // series dropped before evaluation, by reason
+	skewed        *prometheus.CounterVec // batches far from the analyzer's clock, by direction
+	stateWrites   prometheus.Counter
+	restored      prometheus.Counter
+}
+
+// Directions of clock skew (mciv_analyzer_batches_clock_skewed_total).
+const (
+	SkewBehind = "behind"
+	SkewAhead  = "ahead"
+)
+
+// Results of a rules reload (mciv_analyzer_rules_reloads_total{result}).
+const (
+	ReloadApplied   = "applied"   // every file valid: the new rules apply
+	ReloadRejected  = "rejected"  // some file invalid: the last good rules stay
+	ReloadUnchanged = "unchanged" // the files did not change
+)
+
+// setRules points the per-rule metrics at a new rule list, removing the
+// series of rules that are gone.
+func (m *metrics) setRules(names []string) {
+	for _, old := range m.activeNames {
+		if !slices.Contains(names, old) {
+			m.active.DeleteLabelValues(old, "pending")
+			m.active.DeleteLabelValues(old, "firing")
+			m.evalErrors.DeleteLabelValues(old)
+		}
+	}
+	m.activeGauges = make([][2]prometheus.Gauge, len(names))
+	for i, name := range names {
+		m.evalErrors.WithLabelValues(name)
+		m.activeGauges[i] = [2]prometheus.Gauge{m.active.WithLabelValues(name, "pending"), m.active.WithLabelValues(name, "firing")}
+	}
+	m.activeNames = slices.Clone(names)
+	m.rulesLoaded.Set(float64(len(names)))
 }
 
 func newMetrics(reg prometheus.Registerer, ruleNames []string) (*metrics, error) {
@@ -71,9 +114,43 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string) (*metrics, error)
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 		}),
 	}
-	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	m.active = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "mciv_analyzer_active_alerts", Help: "Alerts pending or firing, by rule and state.",
 	}, []string{"rule", "state"})
+	active := m.active
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mciv_analyzer_rules_last_reload_success", Help: "1 if the last rules (re)load applied, 0 if it was rejected and the last good rules stay.",
+	})
+	m.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mciv_analyzer_rules_last_reload_success_timestamp_seconds", Help: "When rules were last loaded successfully (Unix time).",
+	})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mciv_analyzer_rules_reloads_total", Help: "Rules reload attempts, by result (applied, rejected, unchanged).",
+	}, []string{"result"})
+	m.rulesLoaded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mciv_analyzer_rules_loaded", Help: "Rules in the rule set being evaluated.",
+	})
+	m.seriesDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mciv_analyzer_series_dropped_total", Help: "Series of evaluated batches left out because their value cannot be used (nan, inf, negative_counter, no_histogram).",
+	}, []string{"reason"})
+	for _, r := range eval.DropReasons() {
+		m.seriesDropped.WithLabelValues(r)
+	}
+	m.skewed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mciv_analyzer_batches_clock_skewed_total",
+		Help: "Batches whose interval ends further than the allowed clock skew from the analyzer's clock: behind (late, or the host's clock is slow) or ahead (the host's clock is fast). They are evaluated on their own time.",
+	}, []string{"direction"})
+	m.skewed.WithLabelValues(SkewBehind)
+	m.skewed.WithLabelValues(SkewAhead)
+	m.stateWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mciv_analyzer_alert_state_writes_total", Help: "Alert states written to (or deleted from) the " + StateBucket + " KV bucket.",
+	})
+	m.restored = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mciv_analyzer_alerts_restored_total", Help: "Pending and firing alerts restored from the state bucket at start.",
+	})
+	for _, r := range []string{ReloadApplied, ReloadRejected, ReloadUnchanged} {
+		m.reloads.WithLabelValues(r)
+	}
 
 	// Create the known series up front so that they read 0 rather than
 	// being absent.
@@ -86,17 +163,14 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string) (*metrics, error)
 	for _, s := range []wire.AlertState{wire.StateFiring, wire.StateResolved} {
 		m.published.WithLabelValues(string(s))
 	}
-	m.activeGauges = make([][2]prometheus.Gauge, len(ruleNames))
-	for i, name := range ruleNames {
-		m.evalErrors.WithLabelValues(name)
-		m.activeGauges[i] = [2]prometheus.Gauge{active.WithLabelValues(name, "pending"), active.WithLabelValues(name, "firing")}
-	}
+	m.setRules(ruleNames)
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
 		m.batches, m.samples, m.ignored, m.restarts, m.bad, m.evalErrors,
 		m.published, m.publishErrors, m.queued, m.dropped, m.delay, active,
+		m.reloadOK, m.reloadTime, m.reloads, m.rulesLoaded, m.stateWrites, m.restored, m.seriesDropped, m.skewed,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering analyzer metrics: %w", err)

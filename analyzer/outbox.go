@@ -7,13 +7,17 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mciv/mciv/analyzer/eval"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 )
 
-// queued is one alert state change waiting to be stored in JetStream.
+// queued is one alert state change waiting to be stored in JetStream:
+// an announcement (alert) for MCIV_ALERTS, or a lifecycle state (state)
+// for the alert state bucket.
 type queued struct {
 	alert    *wire.Alert
+	state    *eval.GroupState
 	subject  string
 	data     []byte
 	attempts int
@@ -36,13 +40,24 @@ func (a *Analyzer) enqueue(alerts []*wire.Alert) {
 			continue
 		}
 		a.queue = append(a.queue, &queued{alert: al, subject: wire.AlertSubject(al.Labels["cluster"], al.Rule), data: data})
-		if len(a.queue) > a.cfg.MaxQueued {
-			old := a.queue[0]
-			a.queue[0] = nil
-			a.queue = a.queue[1:]
-			a.m.dropped.Inc()
+	}
+	a.trimQueue()
+}
+
+// trimQueue drops the oldest queued changes beyond MaxQueued. The caller
+// holds outMu.
+func (a *Analyzer) trimQueue() {
+	for len(a.queue) > a.cfg.MaxQueued {
+		old := a.queue[0]
+		a.queue[0] = nil
+		a.queue = a.queue[1:]
+		a.m.dropped.Inc()
+		if old.alert != nil {
 			a.log.Error("alert queue full: dropped the oldest unpublished alert change",
 				"rule", old.alert.Rule, "fingerprint", old.alert.Fingerprint, "state", old.alert.State, "max_queued", a.cfg.MaxQueued)
+		} else {
+			a.log.Error("alert queue full: dropped the oldest unwritten alert state",
+				"rule", old.state.Rule, "fingerprint", old.state.Fingerprint, "max_queued", a.cfg.MaxQueued)
 		}
 	}
 	a.m.queued.Set(float64(len(a.queue)))
@@ -89,8 +104,16 @@ func (a *Analyzer) publishQueued(ctx context.Context, force bool) error {
 		a.outMu.Unlock()
 
 		pctx, cancel := context.WithTimeout(ctx, a.cfg.PublishTimeout)
-		ack, err := a.js.Publish(pctx, q.subject, q.data,
-			jetstream.WithMsgID(q.alert.MsgID()), jetstream.WithExpectStream(bus.AlertsStream))
+		var (
+			ack *jetstream.PubAck
+			err error
+		)
+		if q.state != nil {
+			err = a.writeState(pctx, q)
+		} else {
+			ack, err = a.js.Publish(pctx, q.subject, q.data,
+				jetstream.WithMsgID(q.alert.MsgID()), jetstream.WithExpectStream(bus.AlertsStream))
+		}
 		cancel()
 
 		a.outMu.Lock()
@@ -101,6 +124,10 @@ func (a *Analyzer) publishQueued(ctx context.Context, force bool) error {
 			n := len(a.queue)
 			a.outMu.Unlock()
 			a.m.publishErrors.Inc()
+			if q.state != nil {
+				a.log.Warn("writing alert state failed; kept for retry", "attempts", q.attempts, "queued", n, "retry_in", a.backoff, "err", err)
+				return err
+			}
 			a.log.Warn("publishing alert change failed; kept for retry",
 				"subject", q.subject, "rule", q.alert.Rule, "fingerprint", q.alert.Fingerprint, "state", q.alert.State,
 				"attempts", q.attempts, "queued", n, "retry_in", a.backoff, "err", err)
@@ -113,6 +140,9 @@ func (a *Analyzer) publishQueued(ctx context.Context, force bool) error {
 		a.backoff, a.nextTry = 0, time.Time{}
 		a.m.queued.Set(float64(len(a.queue)))
 		a.outMu.Unlock()
+		if q.state != nil {
+			continue
+		}
 
 		a.m.published.WithLabelValues(string(q.alert.State)).Inc()
 		a.log.Info("alert "+string(q.alert.State),

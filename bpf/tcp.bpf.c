@@ -31,6 +31,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_tracing.h>
 #include "mciv_events.h"
+#include "mciv_histo.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -185,5 +186,270 @@ int tcp_retransmit_skb_tp(void *ctx)
 	else
 		return 0;
 	on_retransmit(&t);
+	return 0;
+}
+
+/* ---- resets, connects, RTT ----------------------------------------------
+ *
+ * tcp_resets_total{direction}: tcp:tcp_send_reset fires also for resets
+ * sent with no socket (an answer to a segment for a closed port), when the
+ * record's addresses come from the segment; only the classic tracepoint
+ * decodes those, so it is the one way for sent resets. Received resets have
+ * a socket: tp_btf first, tracepoint as the fallback.
+ *
+ * tcp_connect_seconds / tcp_connect_errors_total: sock:inet_sock_set_state
+ * SYN_SENT starts a clock per socket; ESTABLISHED observes the latency,
+ * CLOSE counts an error.
+ *
+ * tcp_rtt_seconds: tcp:tcp_probe fires for each segment received on an
+ * established socket; the smoothed RTT of one segment in RTT_SAMPLE_EVERY
+ * (per CPU) goes into a histogram per peer. The smoothed RTT changes
+ * slowly, so the sample keeps the distribution and costs a fraction.
+ */
+
+#define RTT_SAMPLE_EVERY 8 /* a power of two */
+
+/* Segments seen per CPU, for the RTT sampling. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rtt_segments SEC(".maps");
+
+/* rtt_sampled reports whether this segment's RTT is to be recorded. */
+static __always_inline int rtt_sampled(void)
+{
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&rtt_segments, &zero);
+
+	if (!n)
+		return 0;
+	*n += 1; /* per-CPU slot: no atomic needed */
+	return (*n & (RTT_SAMPLE_EVERY - 1)) == 0;
+}
+
+/* Sockets in SYN_SENT and when they entered it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);   /* struct sock * */
+	__type(value, __u64); /* bpf_ktime_get_ns() */
+} connect_start SEC(".maps");
+
+/* peer_key fills the label part of an aggregates key from a tuple. */
+static __always_inline void peer_key(struct agg_key *k, __u16 signal, const struct tcp_tuple *t)
+{
+	k->signal = signal;
+	k->family = t->family;
+	k->aux = t->dport;
+	__builtin_memcpy(k->addr, t->daddr, sizeof(k->addr));
+}
+
+static __always_inline void emit_sock_event(__u8 kind, const struct tcp_tuple *t)
+{
+	struct sock_event *e = reserve_event(sizeof(*e));
+
+	if (!e)
+		return;
+	e->kind = kind;
+	e->state = t->state;
+	e->family = t->family;
+	e->sport = t->sport;
+	e->dport = t->dport;
+	e->ts_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(e->saddr, t->saddr, sizeof(e->saddr));
+	__builtin_memcpy(e->daddr, t->daddr, sizeof(e->daddr));
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void on_reset(__u16 signal, __u8 kind, const struct tcp_tuple *t)
+{
+	struct agg_key k = {};
+
+	if (t->family != AF_INET && t->family != AF_INET6)
+		return;
+	peer_key(&k, signal, t);
+	k.aux2 = t->sport;
+	agg_count(&k);
+	emit_sock_event(kind, t);
+}
+
+/* decode_sockaddr reads a struct sockaddr_in or sockaddr_in6 stored in a
+ * tracepoint record (28 bytes) into addr and port. */
+static __always_inline __u16 decode_sockaddr(const __u8 *sa, __u8 addr[16], __u16 *port)
+{
+	__u8 buf[28];
+	__u16 family;
+
+	if (bpf_probe_read_kernel(buf, sizeof(buf), sa))
+		return 0;
+	family = *(__u16 *)buf;
+	*port = bpf_ntohs(*(__be16 *)(buf + 2));
+	if (family == AF_INET)
+		__builtin_memcpy(addr, buf + 4, 4);
+	else if (family == AF_INET6)
+		__builtin_memcpy(addr, buf + 8, 16);
+	return family;
+}
+
+/* read_sock_tuple decodes a socket's addresses (for tp_btf programs). */
+static __always_inline void read_sock_tuple(const struct sock *sk, struct tcp_tuple *t)
+{
+	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	t->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (t->family == AF_INET) {
+		BPF_CORE_READ_INTO((__be32 *)t->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__be32 *)t->daddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO((struct in6_addr *)t->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)t->daddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int tcp_send_reset_tp(struct trace_event_raw_tcp_send_reset *rec)
+{
+	struct tcp_tuple t = {};
+	__u16 f;
+
+	t.state = rec->state;
+	t.family = decode_sockaddr(rec->saddr, t.saddr, &t.sport);
+	f = decode_sockaddr(rec->daddr, t.daddr, &t.dport);
+	if (f != t.family)
+		return 0;
+	on_reset(AGG_TCP_RESETS_SENT, EVENT_TCP_RESET_SENT, &t);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(tcp_receive_reset_btf, const struct sock *sk)
+{
+	struct tcp_tuple t = {};
+
+	if (!sk)
+		return 0;
+	read_sock_tuple(sk, &t);
+	on_reset(AGG_TCP_RESETS_RECEIVED, EVENT_TCP_RESET_RECEIVED, &t);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_receive_reset")
+int tcp_receive_reset_tp(struct trace_event_raw_tcp_event_sk *rec)
+{
+	struct tcp_tuple t = {};
+
+	t.sport = rec->sport;
+	t.dport = rec->dport;
+	t.family = rec->family;
+	if (t.family == AF_INET) {
+		BPF_CORE_READ_INTO((__u8(*)[4])t.saddr, rec, saddr);
+		BPF_CORE_READ_INTO((__u8(*)[4])t.daddr, rec, daddr);
+	} else {
+		BPF_CORE_READ_INTO(&t.saddr, rec, saddr_v6);
+		BPF_CORE_READ_INTO(&t.daddr, rec, daddr_v6);
+	}
+	on_reset(AGG_TCP_RESETS_RECEIVED, EVENT_TCP_RESET_RECEIVED, &t);
+	return 0;
+}
+
+static __always_inline void on_set_state(__u64 sk, int oldstate, int newstate, const struct tcp_tuple *t)
+{
+	struct agg_key k = {};
+	__u64 now, *start;
+
+	if (newstate == TCP_SYN_SENT) {
+		now = bpf_ktime_get_ns();
+		bpf_map_update_elem(&connect_start, &sk, &now, BPF_ANY);
+		return;
+	}
+	if (oldstate != TCP_SYN_SENT)
+		return;
+	start = bpf_map_lookup_elem(&connect_start, &sk);
+	if (!start)
+		return;
+	now = bpf_ktime_get_ns();
+	if (newstate == TCP_ESTABLISHED) {
+		peer_key(&k, AGG_TCP_CONNECT_SECONDS, t);
+		agg_observe(&k, now - *start);
+	} else if (newstate == TCP_CLOSE) {
+		peer_key(&k, AGG_TCP_CONNECT_ERRORS, t);
+		agg_count(&k);
+	}
+	bpf_map_delete_elem(&connect_start, &sk);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_sock_set_state_btf, const struct sock *sk, int oldstate, int newstate)
+{
+	struct tcp_tuple t = {};
+
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	read_sock_tuple(sk, &t);
+	on_set_state((__u64)sk, oldstate, newstate, &t);
+	return 0;
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int inet_sock_set_state_tp(struct trace_event_raw_inet_sock_set_state *rec)
+{
+	struct tcp_tuple t = {};
+
+	if (rec->protocol != IPPROTO_TCP)
+		return 0;
+	t.sport = rec->sport;
+	t.dport = rec->dport;
+	t.family = rec->family;
+	if (t.family == AF_INET) {
+		BPF_CORE_READ_INTO((__u8(*)[4])t.saddr, rec, saddr);
+		BPF_CORE_READ_INTO((__u8(*)[4])t.daddr, rec, daddr);
+	} else {
+		BPF_CORE_READ_INTO(&t.saddr, rec, saddr_v6);
+		BPF_CORE_READ_INTO(&t.daddr, rec, daddr_v6);
+	}
+	on_set_state((__u64)rec->skaddr, rec->oldstate, rec->newstate, &t);
+	return 0;
+}
+
+static __always_inline void on_rtt(const struct tcp_tuple *t, __u64 srtt_us)
+{
+	struct agg_key k = {};
+
+	if (t->family != AF_INET && t->family != AF_INET6)
+		return;
+	peer_key(&k, AGG_TCP_RTT_SECONDS, t);
+	/* By peer address only: the peer port of an accepted connection is
+	 * ephemeral and would make a series per connection. */
+	k.aux = 0;
+	agg_observe(&k, srtt_us * 1000);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tcp_probe_btf, const struct sock *sk)
+{
+	struct tcp_tuple t = {};
+
+	if (!sk || !rtt_sampled())
+		return 0;
+	read_sock_tuple(sk, &t);
+	on_rtt(&t, BPF_CORE_READ((const struct tcp_sock *)sk, srtt_us) >> 3);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_probe")
+int tcp_probe_tp(struct trace_event_raw_tcp_probe *rec)
+{
+	struct tcp_tuple t = {};
+	__u16 f;
+
+	if (!rtt_sampled())
+		return 0;
+	t.family = decode_sockaddr(rec->saddr, t.saddr, &t.sport);
+	f = decode_sockaddr(rec->daddr, t.daddr, &t.dport);
+	if (f != t.family)
+		return 0;
+	on_rtt(&t, rec->srtt);
 	return 0;
 }

@@ -13,6 +13,16 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type TCPAggKey struct {
+	_      structs.HostLayout
+	Bucket uint32
+	Signal uint16
+	Family uint16
+	Aux    uint32
+	Aux2   uint32
+	Addr   [16]uint8
+}
+
 type TCPRetransKey struct {
 	_         structs.HostLayout
 	Peer      [16]uint8
@@ -38,11 +48,21 @@ type TCPSockEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	TCPMapAggregates           = "aggregates"
+	TCPMapConnectStart         = "connect_start"
 	TCPMapEvents               = "events"
 	TCPMapEventsDropped        = "events_dropped"
+	TCPMapRttSegments          = "rtt_segments"
 	TCPMapTcpRetransmits       = "tcp_retransmits"
+	TCPProgInetSockSetStateBtf = "inet_sock_set_state_btf"
+	TCPProgInetSockSetStateTp  = "inet_sock_set_state_tp"
+	TCPProgTcpProbeBtf         = "tcp_probe_btf"
+	TCPProgTcpProbeTp          = "tcp_probe_tp"
+	TCPProgTcpReceiveResetBtf  = "tcp_receive_reset_btf"
+	TCPProgTcpReceiveResetTp   = "tcp_receive_reset_tp"
 	TCPProgTcpRetransmitSkbBtf = "tcp_retransmit_skb_btf"
 	TCPProgTcpRetransmitSkbTp  = "tcp_retransmit_skb_tp"
+	TCPProgTcpSendResetTp      = "tcp_send_reset_tp"
 )
 
 // LoadTCP returns the embedded CollectionSpec for TCP.
@@ -87,16 +107,26 @@ type TCPSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TCPProgramSpecs struct {
+	InetSockSetStateBtf *ebpf.ProgramSpec `ebpf:"inet_sock_set_state_btf"`
+	InetSockSetStateTp  *ebpf.ProgramSpec `ebpf:"inet_sock_set_state_tp"`
+	TcpProbeBtf         *ebpf.ProgramSpec `ebpf:"tcp_probe_btf"`
+	TcpProbeTp          *ebpf.ProgramSpec `ebpf:"tcp_probe_tp"`
+	TcpReceiveResetBtf  *ebpf.ProgramSpec `ebpf:"tcp_receive_reset_btf"`
+	TcpReceiveResetTp   *ebpf.ProgramSpec `ebpf:"tcp_receive_reset_tp"`
 	TcpRetransmitSkbBtf *ebpf.ProgramSpec `ebpf:"tcp_retransmit_skb_btf"`
 	TcpRetransmitSkbTp  *ebpf.ProgramSpec `ebpf:"tcp_retransmit_skb_tp"`
+	TcpSendResetTp      *ebpf.ProgramSpec `ebpf:"tcp_send_reset_tp"`
 }
 
 // TCPMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TCPMapSpecs struct {
+	Aggregates     *ebpf.MapSpec `ebpf:"aggregates"`
+	ConnectStart   *ebpf.MapSpec `ebpf:"connect_start"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	EventsDropped  *ebpf.MapSpec `ebpf:"events_dropped"`
+	RttSegments    *ebpf.MapSpec `ebpf:"rtt_segments"`
 	TcpRetransmits *ebpf.MapSpec `ebpf:"tcp_retransmits"`
 }
 
@@ -126,15 +156,21 @@ func (o *TCPObjects) Close() error {
 //
 // It can be passed to LoadTCPObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TCPMaps struct {
+	Aggregates     *ebpf.Map `ebpf:"aggregates"`
+	ConnectStart   *ebpf.Map `ebpf:"connect_start"`
 	Events         *ebpf.Map `ebpf:"events"`
 	EventsDropped  *ebpf.Map `ebpf:"events_dropped"`
+	RttSegments    *ebpf.Map `ebpf:"rtt_segments"`
 	TcpRetransmits *ebpf.Map `ebpf:"tcp_retransmits"`
 }
 
 func (m *TCPMaps) Close() error {
 	return _TCPClose(
+		m.Aggregates,
+		m.ConnectStart,
 		m.Events,
 		m.EventsDropped,
+		m.RttSegments,
 		m.TcpRetransmits,
 	)
 }
@@ -149,14 +185,28 @@ type TCPVariables struct {
 //
 // It can be passed to LoadTCPObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TCPPrograms struct {
+	InetSockSetStateBtf *ebpf.Program `ebpf:"inet_sock_set_state_btf"`
+	InetSockSetStateTp  *ebpf.Program `ebpf:"inet_sock_set_state_tp"`
+	TcpProbeBtf         *ebpf.Program `ebpf:"tcp_probe_btf"`
+	TcpProbeTp          *ebpf.Program `ebpf:"tcp_probe_tp"`
+	TcpReceiveResetBtf  *ebpf.Program `ebpf:"tcp_receive_reset_btf"`
+	TcpReceiveResetTp   *ebpf.Program `ebpf:"tcp_receive_reset_tp"`
 	TcpRetransmitSkbBtf *ebpf.Program `ebpf:"tcp_retransmit_skb_btf"`
 	TcpRetransmitSkbTp  *ebpf.Program `ebpf:"tcp_retransmit_skb_tp"`
+	TcpSendResetTp      *ebpf.Program `ebpf:"tcp_send_reset_tp"`
 }
 
 func (p *TCPPrograms) Close() error {
 	return _TCPClose(
+		p.InetSockSetStateBtf,
+		p.InetSockSetStateTp,
+		p.TcpProbeBtf,
+		p.TcpProbeTp,
+		p.TcpReceiveResetBtf,
+		p.TcpReceiveResetTp,
 		p.TcpRetransmitSkbBtf,
 		p.TcpRetransmitSkbTp,
+		p.TcpSendResetTp,
 	)
 }
 

@@ -1,8 +1,11 @@
 // Package collector runs mciv's eBPF probes on one host: it attaches what
 // the kernel allows (BTF tracepoints first, classic tracepoints as a
-// fallback for the same signal), reads the in-kernel counters once per
-// interval and publishes them as one wire.Batch, and forwards notable
-// events from the ring buffer, a bounded number per interval.
+// fallback for the same signal), finds database servers (PostgreSQL USDT
+// probes, MySQL/MariaDB dispatch_command) and attaches to their binaries,
+// reads the in-kernel counters and histograms once per interval and
+// publishes them as one wire.Batch, and forwards notable events (TCP
+// retransmits and resets, slow queries with their text normalised) from
+// the ring buffer, a bounded number per interval.
 //
 // A missing hook never stops the collector: it reports the hook (log line,
 // mciv_collector_hook_up, Hooks, Doctor) and publishes what it has. With
@@ -19,7 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +35,14 @@ import (
 const (
 	DefaultInterval             = time.Second
 	DefaultMaxEventsPerInterval = 100
+	// DefaultSlowQueryThreshold is the latency above which a database
+	// query becomes a db_slow_query event.
+	DefaultSlowQueryThreshold = 100 * time.Millisecond
+	// DefaultMaxSeriesPerSignal bounds the series of one signal per batch.
+	DefaultMaxSeriesPerSignal = 1000
+	// DefaultPostgresDiscoveryInterval is how often the collector looks
+	// for PostgreSQL binaries it has not attached to yet.
+	DefaultPostgresDiscoveryInterval = 10 * time.Second
 )
 
 // Config configures a Collector.
@@ -45,6 +55,17 @@ type Config struct {
 	// MaxEventsPerInterval bounds the events published per interval; the
 	// rest are counted as suppressed. 0 means DefaultMaxEventsPerInterval.
 	MaxEventsPerInterval int
+	// SlowQueryThreshold: database queries slower than this become
+	// db_slow_query events. 0 means DefaultSlowQueryThreshold.
+	SlowQueryThreshold time.Duration
+	// MaxSeriesPerSignal bounds the series of one signal in a batch; the
+	// least busy beyond it are merged into one with peer, device or
+	// instance "other" (counted in mciv_collector_series_dropped_total).
+	// 0 means DefaultMaxSeriesPerSignal.
+	MaxSeriesPerSignal int
+	// PostgresDiscoveryInterval is how often running PostgreSQL servers
+	// are looked for. 0 means DefaultPostgresDiscoveryInterval.
+	PostgresDiscoveryInterval time.Duration
 }
 
 // Publisher sends one message. A *nats.Conn is one. It must be safe for
@@ -62,14 +83,17 @@ type Collector struct {
 	m      *metrics
 	budget eventBudget
 
-	// loadSpec and hooks describe the eBPF object; tests replace them.
-	loadSpec func() (*ebpf.CollectionSpec, error)
-	hooks    func() []hookSpec
+	// objects are the eBPF objects and their hooks; tests replace them.
+	objects []object
+	// pgProbes are the PostgreSQL probes attached; benchmarks narrow them.
+	pgProbes []pgProbe
 
 	samplesSubject, eventsSubject string
 
 	running atomic.Bool
 	started chan struct{}
+
+	names names
 
 	mu       sync.Mutex
 	statuses []HookStatus
@@ -99,6 +123,23 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 	if cfg.MaxEventsPerInterval == 0 {
 		cfg.MaxEventsPerInterval = DefaultMaxEventsPerInterval
 	}
+	for _, d := range []*time.Duration{&cfg.SlowQueryThreshold, &cfg.PostgresDiscoveryInterval} {
+		if *d < 0 {
+			return nil, fmt.Errorf("collector: negative duration %s in config", *d)
+		}
+	}
+	if cfg.SlowQueryThreshold == 0 {
+		cfg.SlowQueryThreshold = DefaultSlowQueryThreshold
+	}
+	if cfg.PostgresDiscoveryInterval == 0 {
+		cfg.PostgresDiscoveryInterval = DefaultPostgresDiscoveryInterval
+	}
+	if cfg.MaxSeriesPerSignal < 0 {
+		return nil, fmt.Errorf("collector: negative max series per signal %d", cfg.MaxSeriesPerSignal)
+	}
+	if cfg.MaxSeriesPerSignal == 0 {
+		cfg.MaxSeriesPerSignal = DefaultMaxSeriesPerSignal
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,8 +153,9 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 		logger:         logger,
 		m:              m,
 		budget:         eventBudget{max: cfg.MaxEventsPerInterval},
-		loadSpec:       bpf.LoadTCP,
-		hooks:          tcpHooks,
+		objects:        append(objects(), pgObject(cfg.SlowQueryThreshold), mysqlObject(cfg.SlowQueryThreshold)),
+		pgProbes:       pgProbes,
+		names:          names{devices: &deviceNames{sysfs: "/sys"}, instances: &instanceNames{}},
 		samplesSubject: wire.SamplesSubject(cfg.Cluster, cfg.Host),
 		eventsSubject:  wire.EventsSubject(cfg.Cluster, cfg.Host),
 		started:        make(chan struct{}),
@@ -140,14 +182,32 @@ func (c *Collector) Run(ctx context.Context) error {
 		return errors.New("collector: Run called twice")
 	}
 	p := c.attach()
-	if p != nil {
-		defer p.close()
+	defer p.close()
+	var wg sync.WaitGroup
+	var dbs dbAttachers
+	if _, ok := p.specs[bpf.PGProgPgQueryStart]; ok {
+		dbs.pg = newPGAttacher(p, c.logger, c.pgProbes)
+	}
+	if _, ok := p.specs[bpf.MySQLProgMysqlDispatchEnter]; ok {
+		dbs.my = newMySQLAttacher(p)
+	}
+	if dbs.pg != nil || dbs.my != nil {
+		c.scanDatabasesOnce(dbs, "/proc")
+		dctx, stop := context.WithCancel(ctx)
+		wg.Go(func() { c.discoverDatabases(dctx, dbs, "/proc") })
+		defer func() {
+			stop()
+			wg.Wait()
+			dbs.close()
+		}()
 	}
 	close(c.started)
+	if !c.anyAttached() {
+		c.logger.Error("NO eBPF hook could be attached: this host publishes only mciv_collector_up; run `mciv doctor` to see why")
+	}
 
-	var wg sync.WaitGroup
-	if p != nil && c.anyAttached() {
-		rd, err := ringbuf.NewReader(p.maps[bpf.TCPMapEvents])
+	if m := p.maps[bpf.TCPMapEvents]; m != nil && c.anyAttached() {
+		rd, err := ringbuf.NewReader(m)
 		if err != nil {
 			c.logger.Error("cannot read the events ring buffer: no events will be published", "err", err)
 		} else {
@@ -162,51 +222,58 @@ func (c *Collector) Run(ctx context.Context) error {
 	return nil
 }
 
-// attach loads the object and attaches each hook the first way the kernel
-// accepts. It returns nil if not even the maps could be created.
+// attach loads the objects and attaches each hook the first way the kernel
+// accepts.
 func (c *Collector) attach() *probes {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		c.logger.Warn("cannot remove the memlock rlimit; kernels before 5.11 may refuse to load", "err", err)
 	}
-	hooks := c.hooks()
-	spec, err := c.loadSpec()
-	var p *probes
-	if err == nil {
-		p, err = openProbes(spec)
-	}
+	p := newProbes()
 	var rows []HookStatus
-	for _, h := range hooks {
-		var tried []HookStatus
-		switch {
-		case len(h.ways) == 0:
-			tried = []HookStatus{{Name: h.name, Error: "no program for this hook in this build"}}
-		case err != nil:
-			tried = []HookStatus{{Name: h.name, Type: h.ways[0].typ, Error: explain("eBPF object", err)}}
-		default:
-			tried = p.attachFirst(h)
+	for _, o := range c.objects {
+		spec, err := o.load()
+		if err == nil {
+			err = p.add(spec)
 		}
-		up := 0.0
-		for _, r := range tried {
-			if r.Attached {
-				up = 1
-				c.logger.Info("eBPF hook attached", "hook", r.Name, "type", r.Type)
-			} else {
-				c.logger.Warn("eBPF hook not attached this way", "hook", r.Name, "type", r.Type, "err", r.Error)
-			}
+		if err != nil {
+			c.logger.Error("eBPF object not loaded: its hooks are missing", "object", o.name, "err", err)
 		}
-		if up == 0 {
-			c.logger.Error("eBPF hook not attached: its signals are missing on this host; see `mciv doctor`", "hook", h.name)
+		for _, h := range o.hooks() {
+			rows = append(rows, c.attachHook(p, h, err)...)
 		}
-		c.m.hookUp.WithLabelValues(h.name).Set(up)
-		rows = append(rows, tried...)
 	}
 	c.mu.Lock()
 	c.statuses = rows
 	c.mu.Unlock()
-	if !c.anyAttached() {
-		c.logger.Error("NO eBPF hook could be attached: this host publishes only mciv_collector_up; run `mciv doctor` to see why")
-	}
 	return p
+}
+
+// attachHook attaches h the first way that works (none if the object
+// failed with objErr), reports every way tried and returns the rows.
+func (c *Collector) attachHook(p *probes, h hookSpec, objErr error) []HookStatus {
+	var tried []HookStatus
+	switch {
+	case len(h.ways) == 0:
+		tried = []HookStatus{{Name: h.name, Error: "no program for this hook in this build"}}
+	case objErr != nil:
+		tried = []HookStatus{{Name: h.name, Type: h.ways[0].typ, Error: explain("eBPF object", objErr)}}
+	default:
+		tried = p.attachFirst(h)
+	}
+	up := 0.0
+	for _, r := range tried {
+		if r.Attached {
+			up = 1
+			c.logger.Info("eBPF hook attached", "hook", r.Name, "type", r.Type)
+		} else {
+			c.logger.Warn("eBPF hook not attached this way", "hook", r.Name, "type", r.Type, "err", r.Error)
+		}
+	}
+	if up == 0 {
+		c.logger.Error("eBPF hook not attached: its signals are missing on this host; see `mciv doctor`", "hook", h.name)
+	}
+	c.m.hookUp.WithLabelValues(h.name).Set(up)
+	return tried
 }
 
 func (c *Collector) anyAttached() bool {
@@ -222,6 +289,7 @@ func (c *Collector) anyAttached() bool {
 func (c *Collector) loop(ctx context.Context, p *probes) {
 	var (
 		tracker     deltaTracker[bpf.TCPRetransKey]
+		aggTracker  deltaTracker[bpf.TCPAggKey]
 		lastDropped uint64
 		seq         uint64
 	)
@@ -236,17 +304,10 @@ func (c *Collector) loop(ctx context.Context, p *probes) {
 		}
 		end := time.Now()
 		series := []wire.Series{upSeries()}
-		if p != nil {
-			cur, err := readRetransmits(p.maps[bpf.TCPMapTcpRetransmits])
-			if err != nil {
-				// The tracker keeps the last good reading: the next
-				// interval reports the increase of both.
-				c.m.mapReadErrors.Inc()
-				c.logger.Warn("cannot read retransmit counters this interval", "err", err)
-			} else {
-				series = append(series, retransmitSeries(tracker.update(cur))...)
-			}
-			if n, err := readDropped(p.maps[bpf.TCPMapEventsDropped]); err != nil {
+		series = append(series, c.readRetransmits(p, &tracker)...)
+		series = append(series, c.readAggregates(p, &aggTracker)...)
+		if m := p.maps[bpf.TCPMapEventsDropped]; m != nil {
+			if n, err := readDropped(m); err != nil {
 				c.m.mapReadErrors.Inc()
 				c.logger.Warn("cannot read the ring buffer drop counter", "err", err)
 			} else if n > lastDropped {
@@ -269,6 +330,44 @@ func (c *Collector) loop(ctx context.Context, p *probes) {
 		})
 		start = end
 	}
+}
+
+// readRetransmits returns the retransmit series of one interval.
+func (c *Collector) readRetransmits(p *probes, tracker *deltaTracker[bpf.TCPRetransKey]) []wire.Series {
+	m := p.maps[bpf.TCPMapTcpRetransmits]
+	if m == nil {
+		return nil
+	}
+	cur, err := readRetransmits(m)
+	if err != nil {
+		// The tracker keeps the last good reading: the next interval
+		// reports the increase of both.
+		c.m.mapReadErrors.Inc()
+		c.logger.Warn("cannot read retransmit counters this interval", "err", err)
+		return nil
+	}
+	return retransmitSeries(tracker.update(cur))
+}
+
+// readAggregates returns the series of the aggregates map (counters and
+// histograms of every probe) for one interval.
+func (c *Collector) readAggregates(p *probes, tracker *deltaTracker[bpf.TCPAggKey]) []wire.Series {
+	m := p.maps[bpf.TCPMapAggregates]
+	if m == nil {
+		return nil
+	}
+	cur, err := readAggregates(m)
+	if err != nil {
+		c.m.mapReadErrors.Inc()
+		c.logger.Warn("cannot read the aggregates map this interval", "err", err)
+		return nil
+	}
+	series, dropped := aggregateSeries(tracker.update(cur), c.names, c.cfg.MaxSeriesPerSignal)
+	for signal, n := range dropped {
+		c.m.seriesDropped.WithLabelValues(signal).Add(float64(n))
+		c.logger.Debug("series over the per-signal limit merged into \"other\"", "signal", signal, "merged", n, "limit", c.cfg.MaxSeriesPerSignal)
+	}
+	return series
 }
 
 func (c *Collector) publishBatch(b *wire.Batch) {
@@ -297,7 +396,7 @@ func (c *Collector) readEvents(rd *ringbuf.Reader) {
 // handleRecord publishes one ring buffer record if the interval's budget
 // allows.
 func (c *Collector) handleRecord(raw []byte) {
-	ev, err := decodeSockEvent(raw)
+	ev, err := eventOf(raw, c.cfg.Cluster, c.cfg.Host, time.Now(), monotonicNow(), c.names)
 	if err != nil {
 		c.m.eventsMalformed.Inc()
 		c.logger.Debug("malformed event record", "err", err)
@@ -307,8 +406,7 @@ func (c *Collector) handleRecord(raw []byte) {
 		c.m.eventsSuppressed.Inc()
 		return
 	}
-	at := monoToWall(ev.TsNs, time.Now(), monotonicNow())
-	data, err := wire.EncodeEvent(retransmitEvent(ev, c.cfg.Cluster, c.cfg.Host, at))
+	data, err := wire.EncodeEvent(ev)
 	if err != nil {
 		c.m.eventsMalformed.Inc()
 		return

@@ -11,8 +11,6 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
-
-	"github.com/mciv/mciv/bpf"
 )
 
 // Problem is a missing precondition of the collector and how to fix it.
@@ -104,38 +102,48 @@ func MountTracefs() error {
 func Doctor(ctx context.Context) ([]HookStatus, []Problem, error) {
 	problems := Preflight()
 	_ = rlimit.RemoveMemlock() // best effort; a failure shows in the rows
-	spec, err := bpf.LoadTCP()
-	if err != nil {
-		return nil, problems, fmt.Errorf("doctor: %w", err)
-	}
-	p, openErr := openProbes(spec)
-	if p != nil {
-		defer p.close()
-	}
+	p := newProbes()
+	defer p.close()
 	var rows []HookStatus
-	for _, h := range tcpHooks() {
-		if err := ctx.Err(); err != nil {
-			return rows, problems, fmt.Errorf("doctor: %w", err)
+	for _, o := range append(objects(), pgObject(DefaultSlowQueryThreshold), mysqlObject(DefaultSlowQueryThreshold)) {
+		spec, openErr := o.load()
+		if openErr == nil {
+			openErr = p.add(spec)
 		}
-		for _, w := range h.ways {
-			row := HookStatus{Name: h.name, Type: w.typ}
-			err := openErr
-			if err == nil {
-				err = p.try(w)
-				p.detachAll()
+		for _, h := range o.hooks() {
+			if err := ctx.Err(); err != nil {
+				return rows, problems, fmt.Errorf("doctor: %w", err)
 			}
-			if err != nil {
-				row.Error = explain(w.typ, err)
-			} else {
-				row.Attached = true
-			}
-			rows = append(rows, row)
-		}
-		if h.kfunc != "" {
-			rows = append(rows, checkFentry(h.name, h.kfunc), checkKprobe(h.name, h.kfunc))
+			rows = append(rows, doctorHook(p, h, openErr)...)
 		}
 	}
+	rows = append(rows, doctorPostgres(p)...)
+	rows = append(rows, doctorMySQL(p)...)
 	return rows, problems, nil
+}
+
+// doctorHook tries every way of attaching h, detaching right away, and
+// the fentry and kprobe alternatives on its kernel function.
+func doctorHook(p *probes, h hookSpec, openErr error) []HookStatus {
+	var rows []HookStatus
+	for _, w := range h.ways {
+		row := HookStatus{Name: h.name, Type: w.typ}
+		err := openErr
+		if err == nil {
+			err = p.try(w)
+			p.detachAll()
+		}
+		if err != nil {
+			row.Error = explain(w.typ, err)
+		} else {
+			row.Attached = true
+		}
+		rows = append(rows, row)
+	}
+	if h.kfunc != "" {
+		rows = append(rows, checkFentry(h.name, h.kfunc), checkKprobe(h.name, h.kfunc))
+	}
+	return rows
 }
 
 // emptyProgram returns 0: enough to learn whether the kernel accepts a
@@ -229,4 +237,26 @@ func haveBPFCaps() bool {
 	}
 	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
 	return has(capSysAdmin) || has(capBPF) && has(capPerfmon)
+}
+
+// doctorPostgres attaches the PostgreSQL probes to every server binary
+// found (installed or running) and detaches again.
+func doctorPostgres(p *probes) []HookStatus {
+	a := newPGAttacher(p, nil, pgProbes)
+	defer a.close()
+	for _, b := range scanPostgres("/proc", installedPostgres).binaries {
+		_, _ = a.attach(b) // failures show in the rows
+	}
+	return a.statuses()
+}
+
+// doctorMySQL attaches the MySQL probes to every server binary found
+// (installed or running) and detaches again.
+func doctorMySQL(p *probes) []HookStatus {
+	a := newMySQLAttacher(p)
+	defer a.close()
+	for _, b := range scanMySQL("/proc", installedMySQL).binaries {
+		_, _ = a.attach(b) // failures show in the rows
+	}
+	return a.statuses()
 }

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,31 @@ func TestDoctor(t *testing.T) {
 	for _, typ := range []string{HookTypeFentry, HookTypeKprobe} {
 		if _, ok := byType[typ]; !ok {
 			t.Errorf("no %s row", typ)
+		}
+	}
+	// Every hook of every object, and the PostgreSQL probes when the
+	// server is installed, attach on this kind of machine; only the
+	// fentry and kprobe alternatives may not.
+	names := map[string]bool{}
+	for _, r := range rows {
+		if r.Attached {
+			names[r.Name] = true
+		}
+	}
+	var want []string
+	for _, o := range objects() {
+		for _, h := range o.hooks() {
+			want = append(want, h.name)
+		}
+	}
+	if _, err := os.Stat(debianPostgres); err == nil {
+		for _, p := range pgProbes {
+			want = append(want, pgHookName(p.name))
+		}
+	}
+	for _, n := range want {
+		if !names[n] {
+			t.Errorf("hook %s attached no way", n)
 		}
 	}
 }

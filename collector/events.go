@@ -12,8 +12,12 @@ import (
 	"github.com/mciv/mciv/internal/wire"
 )
 
-// eventKindRetransmit is the wire.Event kind of one TCP retransmit.
-const eventKindRetransmit = "tcp_retransmit"
+// wire.Event kinds the collector publishes.
+const (
+	eventKindRetransmit = "tcp_retransmit"
+	eventKindReset      = "tcp_reset"
+	eventKindSlowQuery  = "db_slow_query"
+)
 
 // eventBudget lets at most max events through per interval and counts the
 // rest. Safe for concurrent use.
@@ -51,7 +55,7 @@ func decodeSockEvent(raw []byte) (bpf.TCPSockEvent, error) {
 	if len(raw) == 0 {
 		return ev, errors.New("empty event record")
 	}
-	if raw[0] != bpf.EventTCPRetransmit {
+	if k := raw[0]; k != bpf.EventTCPRetransmit && k != bpf.EventTCPResetSent && k != bpf.EventTCPResetReceived {
 		return ev, fmt.Errorf("event record of unknown kind %d", raw[0])
 	}
 	if want := binary.Size(ev); len(raw) < want {
@@ -119,4 +123,44 @@ func retransmitEvent(ev bpf.TCPSockEvent, cluster, host string, at time.Time) *w
 		Value:   1,
 		Text:    fmt.Sprintf("TCP retransmit %s -> %s (%s)", local, peer, state),
 	}
+}
+
+// resetEvent turns a reset record into the event published on the events
+// subject.
+func resetEvent(ev bpf.TCPSockEvent, cluster, host string, at time.Time) *wire.Event {
+	peer := endpoint(ev.Family, ev.Daddr, ev.Dport)
+	local := endpoint(ev.Family, ev.Saddr, ev.Sport)
+	dir, arrow := "sent", "->"
+	if ev.Kind == bpf.EventTCPResetReceived {
+		dir, arrow = "received", "<-"
+	}
+	return &wire.Event{
+		Cluster: cluster,
+		Host:    host,
+		Time:    at,
+		Kind:    eventKindReset,
+		Labels:  map[string]string{"peer": peer, "local": local, "direction": dir},
+		Value:   1,
+		Text:    fmt.Sprintf("TCP reset %s %s %s", local, arrow, peer),
+	}
+}
+
+// eventOf decodes one ring buffer record into the event to publish.
+func eventOf(raw []byte, cluster, host string, now time.Time, mono time.Duration, names labelNamer) (*wire.Event, error) {
+	if len(raw) > 0 && raw[0] == bpf.EventDBSlowQuery {
+		ev, err := decodeQueryEvent(raw)
+		if err != nil {
+			return nil, err
+		}
+		return slowQueryEvent(ev, cluster, host, monoToWall(ev.TsNs, now, mono), names), nil
+	}
+	ev, err := decodeSockEvent(raw)
+	if err != nil {
+		return nil, err
+	}
+	at := monoToWall(ev.TsNs, now, mono)
+	if ev.Kind == bpf.EventTCPRetransmit {
+		return retransmitEvent(ev, cluster, host, at), nil
+	}
+	return resetEvent(ev, cluster, host, at), nil
 }

@@ -142,3 +142,22 @@ func TestMonoToWall(t *testing.T) {
 		t.Fatalf("now converts to %v (off by %v)", got, d)
 	}
 }
+
+func TestResetEvents(t *testing.T) {
+	for kind, want := range map[uint8]string{bpf.EventTCPResetSent: "sent", bpf.EventTCPResetReceived: "received"} {
+		ev := sampleEvent()
+		ev.Kind = kind
+		e, err := eventOf(encodeEvent(t, ev), "prod", "db-1", time.Unix(100, 0), 0, names{devices: &deviceNames{}, instances: &instanceNames{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind != eventKindReset || e.Labels["direction"] != want || e.Labels["peer"] != "127.0.0.2:5432" || e.Labels["local"] != "127.0.0.1:40000" {
+			t.Errorf("%s: %+v", want, e)
+		}
+	}
+	ev := sampleEvent()
+	ev.Kind = 99
+	if _, err := eventOf(encodeEvent(t, ev), "prod", "db-1", time.Unix(100, 0), 0, names{}); err == nil {
+		t.Error("unknown kind decoded")
+	}
+}

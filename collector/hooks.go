@@ -63,11 +63,106 @@ func tcpHooks() []hookSpec {
 			{typ: HookTypeTPBTF, program: bpf.TCPProgTcpRetransmitSkbBtf, attach: attachTracing},
 			{typ: HookTypeTracepoint, program: bpf.TCPProgTcpRetransmitSkbTp, attach: attachTracepoint("tcp", "tcp_retransmit_skb")},
 		},
+	}, {
+		// Only the classic record decodes resets sent without a socket.
+		name:  "tcp_send_reset",
+		kfunc: "tcp_v4_send_reset",
+		ways: []attachWay{
+			{typ: HookTypeTracepoint, program: bpf.TCPProgTcpSendResetTp, attach: attachTracepoint("tcp", "tcp_send_reset")},
+		},
+	}, {
+		name:  "tcp_receive_reset",
+		kfunc: "tcp_reset",
+		ways: []attachWay{
+			{typ: HookTypeTPBTF, program: bpf.TCPProgTcpReceiveResetBtf, attach: attachTracing},
+			{typ: HookTypeTracepoint, program: bpf.TCPProgTcpReceiveResetTp, attach: attachTracepoint("tcp", "tcp_receive_reset")},
+		},
+	}, {
+		name:  "inet_sock_set_state",
+		kfunc: "inet_sk_state_store",
+		ways: []attachWay{
+			{typ: HookTypeTPBTF, program: bpf.TCPProgInetSockSetStateBtf, attach: attachTracing},
+			{typ: HookTypeTracepoint, program: bpf.TCPProgInetSockSetStateTp, attach: attachTracepoint("sock", "inet_sock_set_state")},
+		},
+	}, {
+		name:  "tcp_probe",
+		kfunc: "tcp_rcv_established",
+		ways: []attachWay{
+			{typ: HookTypeTPBTF, program: bpf.TCPProgTcpProbeBtf, attach: attachTracing},
+			{typ: HookTypeTracepoint, program: bpf.TCPProgTcpProbeTp, attach: attachTracepoint("tcp", "tcp_probe")},
+		},
+	}}
+}
+
+// diskHooks are the hooks of the disk object (bpf/disk.bpf.c). Issue and
+// completion are attached the same way, so each way attaches a pair.
+func diskHooks() []hookSpec {
+	return []hookSpec{{
+		name:  "block_rq_issue",
+		kfunc: "blk_mq_start_request",
+		ways: []attachWay{
+			{typ: HookTypeTPBTF, program: bpf.DiskProgBlockRqIssueBtf, attach: attachTracingIf(blockRqIssueSingleArg)},
+			{typ: HookTypeTracepoint, program: bpf.DiskProgBlockRqIssueTp, attach: attachTracepoint("block", "block_rq_issue")},
+		},
+	}, {
+		name:  "block_rq_complete",
+		kfunc: "blk_mq_end_request",
+		ways: []attachWay{
+			// Same condition as block_rq_issue: both ends of a request
+			// must be keyed alike.
+			{typ: HookTypeTPBTF, program: bpf.DiskProgBlockRqCompleteBtf, attach: attachTracingIf(blockRqIssueSingleArg)},
+			{typ: HookTypeTracepoint, program: bpf.DiskProgBlockRqCompleteTp, attach: attachTracepoint("block", "block_rq_complete")},
+		},
 	}}
 }
 
 func attachTracing(p *ebpf.Program) (link.Link, error) {
 	return link.AttachTracing(link.TracingOptions{Program: p})
+}
+
+// attachTracingIf attaches a tracing program if check finds the kernel
+// suitable.
+func attachTracingIf(check func() error) func(*ebpf.Program) (link.Link, error) {
+	return func(p *ebpf.Program) (link.Link, error) {
+		if err := check(); err != nil {
+			return nil, err
+		}
+		return attachTracing(p)
+	}
+}
+
+// errOldBlockRqIssue: the kernel's block_rq_issue passes (q, rq).
+var errOldBlockRqIssue = errors.New("block_rq_issue takes (q, rq) on this kernel (before Linux 5.11), the tp_btf programs expect (rq): using the classic tracepoints")
+
+// blockRqIssueSingleArg checks that the kernel's block_rq_issue
+// tracepoint takes the request as its only argument (Linux 5.11 and
+// later), as bpf/disk.bpf.c's tp_btf programs expect.
+func blockRqIssueSingleArg() error {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return fmt.Errorf("kernel BTF: %w", err)
+	}
+	return checkBlockRqIssue(spec)
+}
+
+func checkBlockRqIssue(spec *btf.Spec) error {
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_block_rq_issue", &td); err != nil {
+		return fmt.Errorf("block_rq_issue in kernel BTF: %w", err)
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return fmt.Errorf("btf_trace_block_rq_issue is a %T", td.Type)
+	}
+	fp, ok := ptr.Target.(*btf.FuncProto)
+	if !ok {
+		return fmt.Errorf("btf_trace_block_rq_issue points to a %T", ptr.Target)
+	}
+	// The first parameter is the tracepoint's data pointer.
+	if len(fp.Params) != 2 {
+		return errOldBlockRqIssue
+	}
+	return nil
 }
 
 func attachTracepoint(group, name string) func(*ebpf.Program) (link.Link, error) {
@@ -76,41 +171,85 @@ func attachTracepoint(group, name string) func(*ebpf.Program) (link.Link, error)
 	}
 }
 
+// object is one eBPF object (one bpf/*.bpf.c) and its hooks.
+type object struct {
+	name  string
+	load  func() (*ebpf.CollectionSpec, error)
+	hooks func() []hookSpec
+}
+
+// objects are the eBPF objects the collector loads, in order. Their maps
+// of the same name (events, events_dropped, aggregates) are created once
+// and shared.
+func objects() []object {
+	return []object{
+		{name: "tcp", load: bpf.LoadTCP, hooks: tcpHooks},
+		{name: "disk", load: bpf.LoadDisk, hooks: diskHooks},
+	}
+}
+
 // probes are the kernel objects of one collector run (or one doctor
 // check): the shared maps, and the programs and links attached so far.
 type probes struct {
-	spec  *ebpf.CollectionSpec
 	cache *btf.Cache
 	maps  map[string]*ebpf.Map
+	specs map[string]*ebpf.CollectionSpec // by program name
 	progs []*ebpf.Program
 	links []link.Link
+}
+
+func newProbes() *probes {
+	return &probes{cache: btf.NewCache(), maps: make(map[string]*ebpf.Map), specs: make(map[string]*ebpf.CollectionSpec)}
 }
 
 // openProbes creates every map of spec. Programs are loaded one by one
 // later, so that a program the kernel rejects costs only its own hook.
 func openProbes(spec *ebpf.CollectionSpec) (*probes, error) {
-	p := &probes{spec: spec, cache: btf.NewCache(), maps: make(map[string]*ebpf.Map)}
-	for name, ms := range spec.Maps {
-		m, err := ebpf.NewMap(ms)
-		if err != nil {
-			p.close()
-			return nil, fmt.Errorf("create map %s: %w", name, err)
-		}
-		p.maps[name] = m
+	p := newProbes()
+	if err := p.add(spec); err != nil {
+		p.close()
+		return nil, err
 	}
 	return p, nil
 }
 
+// add creates the maps of spec that no earlier object created, and makes
+// its programs loadable.
+func (p *probes) add(spec *ebpf.CollectionSpec) error {
+	for name, ms := range spec.Maps {
+		if _, ok := p.maps[name]; ok || strings.HasPrefix(name, ".") {
+			// Data sections (.rodata, .bss) belong to each program
+			// load: the loader creates and freezes them.
+			continue
+		}
+		m, err := ebpf.NewMap(ms)
+		if err != nil {
+			return fmt.Errorf("create map %s: %w", name, err)
+		}
+		p.maps[name] = m
+	}
+	for name := range spec.Programs {
+		p.specs[name] = spec
+	}
+	return nil
+}
+
 // loadProgram loads one program of the spec, using the shared maps.
 func (p *probes) loadProgram(name string) (*ebpf.Program, error) {
-	ps, ok := p.spec.Programs[name]
+	spec, ok := p.specs[name]
 	if !ok {
 		return nil, fmt.Errorf("program %s not in the object", name)
 	}
-	one := p.spec.Copy()
-	one.Programs = map[string]*ebpf.ProgramSpec{name: ps.Copy()}
+	one := spec.Copy()
+	one.Programs = map[string]*ebpf.ProgramSpec{name: spec.Programs[name].Copy()}
+	repl := make(map[string]*ebpf.Map, len(spec.Maps))
+	for n := range spec.Maps {
+		if m, ok := p.maps[n]; ok {
+			repl[n] = m
+		}
+	}
 	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{
-		MapReplacements: p.maps,
+		MapReplacements: repl,
 		Cache:           p.cache,
 	})
 	if err != nil {

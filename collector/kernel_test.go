@@ -76,20 +76,7 @@ func testRetransmits(t *testing.T, onlyType, netns string) {
 		t.Fatal(err)
 	}
 	if onlyType != "" {
-		c.hooks = func() []hookSpec {
-			var hs []hookSpec
-			for _, h := range tcpHooks() {
-				var ways []attachWay
-				for _, w := range h.ways {
-					if w.typ == onlyType {
-						ways = append(ways, w)
-					}
-				}
-				h.ways = ways
-				hs = append(hs, h)
-			}
-			return hs
-		}
+		c.objects = onlyWays(c.objects, onlyType)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -223,4 +210,29 @@ func retransmitsTo(b *wire.Batch, peer string) (n float64, localPort string) {
 		}
 	}
 	return n, localPort
+}
+
+// onlyWays restricts every hook of objs to the ways of attaching of type
+// typ.
+func onlyWays(objs []object, typ string) []object {
+	out := make([]object, 0, len(objs))
+	for _, o := range objs {
+		hooks := o.hooks
+		o.hooks = func() []hookSpec {
+			var hs []hookSpec
+			for _, h := range hooks() {
+				var ways []attachWay
+				for _, w := range h.ways {
+					if w.typ == typ {
+						ways = append(ways, w)
+					}
+				}
+				h.ways = ways
+				hs = append(hs, h)
+			}
+			return hs
+		}
+		out = append(out, o)
+	}
+	return out
 }

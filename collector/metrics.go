@@ -17,6 +17,7 @@ type metrics struct {
 	ringbufDropped   prometheus.Counter
 	mapReadErrors    prometheus.Counter
 	hookUp           *prometheus.GaugeVec
+	seriesDropped    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -53,6 +54,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mciv_collector_hook_up",
 			Help: "1 if a program is attached to the kernel hook, 0 if no way to attach it worked.",
 		}, []string{"hook"}),
+		seriesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mciv_collector_series_dropped_total",
+			Help: "Series merged into one labelled \"other\" because their signal reached its series limit, by signal.",
+		}, []string{"signal"}),
 	}
 	m.publishErrors.WithLabelValues("samples")
 	m.publishErrors.WithLabelValues("events")
@@ -62,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var errs []error
 	for _, c := range []prometheus.Collector{
 		m.batches, m.publishErrors, m.eventsPublished, m.eventsSuppressed,
-		m.eventsMalformed, m.ringbufDropped, m.mapReadErrors, m.hookUp,
+		m.eventsMalformed, m.ringbufDropped, m.mapReadErrors, m.hookUp, m.seriesDropped,
 	} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)

@@ -46,6 +46,16 @@ type DispatcherConfig struct {
 	// Now is the clock for the latency metric and for expiring state.
 	// Default time.Now.
 	Now func() time.Time
+	// Muter, when set, is asked about every alert before delivery; an
+	// alert it mutes (silenced, inhibited) is acknowledged without being
+	// delivered.
+	Muter Muter
+}
+
+// Muter decides whether an alert must not be notified: Mute returns the
+// reason ("silenced by ...") or "" to deliver it.
+type Muter interface {
+	Mute(ctx context.Context, a *wire.Alert) (reason string, err error)
 }
 
 func (c DispatcherConfig) withDefaults() DispatcherConfig {
@@ -231,6 +241,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	seq := meta.Sequence.Stream
+	d.metrics.queueDepth.Set(float64(meta.NumPending))
 	a, err := wire.DecodeAlert(msg.Data())
 	if err != nil {
 		reason := badReason(msg.Data())
@@ -264,6 +275,26 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
+	if d.cfg.Muter != nil {
+		reason, err := d.cfg.Muter.Mute(ctx, a)
+		if err != nil && ctx.Err() == nil {
+			d.metrics.messages.WithLabelValues(outcomeRetry).Inc()
+			delay := d.backoff(meta.NumDelivered, 0)
+			if nerr := msg.NakWithDelay(delay); nerr != nil {
+				log.Warn("nak failed; JetStream redelivers after AckWait", "err", nerr)
+			}
+			log.Warn("cannot check silences and inhibitions; retrying", "retry_in", delay, "err", err)
+			return
+		}
+		if reason != "" {
+			st.done = true
+			d.metrics.messages.WithLabelValues(outcomeMuted).Inc()
+			d.ack(ctx, msg, log)
+			log.Info("alert muted", "reason", reason)
+			return
+		}
+	}
+
 	failed, retryAfter, err := d.deliver(ctx, msg, a, st)
 	if len(failed) == 0 {
 		st.done = true
@@ -293,6 +324,10 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	delay := d.backoff(meta.NumDelivered, retryAfter)
 	if nerr := msg.NakWithDelay(delay); nerr != nil {
 		log.Warn("nak failed; JetStream redelivers after AckWait", "err", nerr)
+	}
+	if onlyDeferred(err) {
+		log.Debug("alert delivery deferred", "pending", failed, "retry_in", delay, "reason", err)
+		return
 	}
 	log.Warn("alert not delivered to every integration; retrying", "failed", failed, "retry_in", delay, "err", err)
 }
@@ -342,6 +377,10 @@ func (d *Dispatcher) notify(ctx context.Context, n Notifier, a *wire.Alert) (err
 		}
 		if err != nil {
 			err = fmt.Errorf("%s: %w", n.Name(), err)
+			if _, ok := errors.AsType[*DeferError](err); ok {
+				d.metrics.notifications.WithLabelValues(n.Name(), resultDeferred).Inc()
+				return
+			}
 			d.metrics.notifications.WithLabelValues(n.Name(), resultFailure).Inc()
 			return
 		}
@@ -422,6 +461,44 @@ func (d *Dispatcher) prune(now time.Time) {
 type retryAfterError interface {
 	error
 	RetryAfter() time.Duration
+}
+
+// DeferError is returned by an integration that will deliver an alert
+// later, not because it failed but because it must wait: for group_wait,
+// group_interval, or another replica that is sending the same group. The
+// dispatcher redelivers the alert after After without counting a failure.
+type DeferError struct {
+	After  time.Duration
+	Reason string
+}
+
+// Defer returns a *DeferError.
+func Defer(after time.Duration, reason string) error {
+	return &DeferError{After: after, Reason: reason}
+}
+
+func (e *DeferError) Error() string {
+	return fmt.Sprintf("deferred for %s: %s", e.After, e.Reason)
+}
+
+// RetryAfter is how long to wait.
+func (e *DeferError) RetryAfter() time.Duration { return e.After }
+
+// onlyDeferred reports whether every error joined in err is a deferral.
+func onlyDeferred(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !onlyDeferred(e) {
+				return false
+			}
+		}
+		return true
+	}
+	_, ok := errors.AsType[*DeferError](err)
+	return ok
 }
 
 // badReason classifies a message that wire.DecodeAlert rejected.

@@ -569,8 +569,8 @@ func TestMetricsSurviveASecondDispatcherOnOneRegistry(t *testing.T) {
 	notifier.NewDispatcher(notifier.DispatcherConfig{}, []notifier.Notifier{console.New(out)}, reg, nil)
 	notifier.NewDispatcher(notifier.DispatcherConfig{}, []notifier.Notifier{console.New(out)}, reg, nil)
 	n, err := testutil.GatherAndCount(reg, "mciv_notifier_notifications_total")
-	if err != nil || n != 2 {
-		t.Fatalf("notifications_total series = %d, %v; want 2 (console success and failure)", n, err)
+	if err != nil || n != 3 {
+		t.Fatalf("notifications_total series = %d, %v; want 3 (console success, failure, deferred)", n, err)
 	}
 }
 

@@ -11,6 +11,9 @@ import (
 const (
 	resultSuccess = "success"
 	resultFailure = "failure"
+	// resultDeferred: the integration will deliver later (group_wait,
+	// group_interval, another replica sending).
+	resultDeferred = "deferred"
 )
 
 // Values of the outcome label of mciv_notifier_messages_total.
@@ -19,6 +22,7 @@ const (
 	outcomeRetry      = "retry"      // some integration failed: redelivered later
 	outcomeTerminated = "terminated" // undecodable: never redelivered
 	outcomeDuplicate  = "duplicate"  // a redelivery of a message already delivered
+	outcomeMuted      = "muted"      // silenced or inhibited: acknowledged, not delivered
 )
 
 // Values of the reason label of mciv_notifier_bad_messages_total.
@@ -34,13 +38,14 @@ type metrics struct {
 	latency       *prometheus.HistogramVec
 	badMessages   *prometheus.CounterVec
 	messages      *prometheus.CounterVec
+	queueDepth    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog.Logger) *metrics {
 	m := &metrics{
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mciv_notifier_notifications_total",
-			Help: "Attempts to deliver an alert state change to an integration, by result (success, failure).",
+			Help: "Attempts to deliver an alert state change to an integration, by result (success, failure, deferred).",
 		}, []string{"integration", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mciv_notifier_notification_latency_seconds",
@@ -53,9 +58,14 @@ func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog
 		}, []string{"reason"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mciv_notifier_messages_total",
-			Help: "Deliveries of messages from the alerts stream handled, by outcome (acked, retry, terminated, duplicate).",
+			Help: "Deliveries of messages from the alerts stream handled, by outcome (acked, retry, terminated, duplicate, muted).",
 		}, []string{"outcome"}),
 	}
+	m.queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mciv_notifier_queue_depth",
+		Help: "Alert state changes waiting in the notifier's JetStream consumer, as of the last message fetched.",
+	})
+	m.queueDepth = register(reg, m.queueDepth, logger)
 	m.notifications = register(reg, m.notifications, logger)
 	m.latency = register(reg, m.latency, logger)
 	m.badMessages = register(reg, m.badMessages, logger)
@@ -66,11 +76,12 @@ func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog
 	for _, n := range integrations {
 		m.notifications.WithLabelValues(n.Name(), resultSuccess)
 		m.notifications.WithLabelValues(n.Name(), resultFailure)
+		m.notifications.WithLabelValues(n.Name(), resultDeferred)
 	}
 	for _, r := range []string{reasonMalformed, reasonSchemaVersion, reasonInvalid} {
 		m.badMessages.WithLabelValues(r)
 	}
-	for _, o := range []string{outcomeAcked, outcomeRetry, outcomeTerminated, outcomeDuplicate} {
+	for _, o := range []string{outcomeAcked, outcomeRetry, outcomeTerminated, outcomeDuplicate, outcomeMuted} {
 		m.messages.WithLabelValues(o)
 	}
 	return m

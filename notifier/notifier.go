@@ -47,6 +47,7 @@ const (
 	AnnotationSummary     = "summary"
 	AnnotationDescription = "description"
 	AnnotationRunbookURL  = "runbook_url"
+	AnnotationDashboard   = "dashboard_url"
 )
 
 // StateText is the upper-case word integrations print for an alert's state:

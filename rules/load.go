@@ -73,7 +73,18 @@ func ioError(path string, err error) Error {
 	return Error{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}
 }
 
-func load(src source, paths []string) (*Set, error) {
+// ListFiles returns the rules files that LoadFiles(paths...) reads, in
+// the order it reads them, and the errors of the paths it cannot read.
+// A reloader hashes them to notice changes.
+func ListFiles(paths ...string) ([]string, error) {
+	files, errs := list(osSource{}, paths)
+	if len(errs) > 0 {
+		return files, errs
+	}
+	return files, nil
+}
+
+func list(src source, paths []string) ([]string, Errors) {
 	var errs Errors
 	if len(paths) == 0 {
 		return nil, Errors{{Msg: "no rules files given"}}
@@ -104,6 +115,14 @@ func load(src source, paths []string) (*Set, error) {
 		if n == 0 {
 			errs = append(errs, Error{File: p, Msg: "directory holds no *.yaml or *.yml rules files"})
 		}
+	}
+	return files, errs
+}
+
+func load(src source, paths []string) (*Set, error) {
+	files, errs := list(src, paths)
+	if len(paths) == 0 {
+		return nil, errs
 	}
 
 	set := &Set{}

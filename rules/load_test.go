@@ -118,3 +118,31 @@ func TestLoadDefault(t *testing.T) {
 		t.Fatal("nil set")
 	}
 }
+
+func TestListFiles(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"10-a.yaml": ruleA, "20-b.yml": ruleB, "README.md": "x", "sub/c.yaml": ruleA})
+	files, err := ListFiles(dir, filepath.Join(dir, "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "nope.yaml: cannot read") {
+		t.Fatalf("error %v", err)
+	}
+	if len(files) != 2 || filepath.Base(files[0]) != "10-a.yaml" || filepath.Base(files[1]) != "20-b.yml" {
+		t.Fatalf("files %v", files)
+	}
+}
+
+func TestSameDefinition(t *testing.T) {
+	parse := func(src string) *Rule {
+		t.Helper()
+		g, err := Parse("x.yaml", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g[0].Rules[0]
+	}
+	a := parse(ruleA)
+	moved := parse("# a comment moves every line\n" + ruleA)
+	changed := parse(strings.Replace(ruleA, "value: 1", "value: 2", 1))
+	if !SameDefinition(a, moved) || SameDefinition(a, changed) || SameDefinition(a, nil) {
+		t.Fatalf("same %v changed %v", SameDefinition(a, moved), SameDefinition(a, changed))
+	}
+}

@@ -14,17 +14,14 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/mciv/mciv/analyzer/detect"
 )
 
 // Keys allowed at each level of a rules file.
 func rootKeys() []string  { return []string{"groups"} }
 func groupKeys() []string { return []string{"name", "rules"} }
 func ruleKeys() []string {
-	return []string{"alert", "signal", "stat", "by", "detector", "for", "keep_firing_for", "labels", "annotations"}
+	return []string{"alert", "signal", "stat", "by", "detector", "for", "keep_firing_for", "labels", "annotations", "actions"}
 }
-func thresholdKeys() []string { return []string{"type", "op", "value"} }
 
 // Names: alert names become NATS subject tokens and label values, signals
 // are Prometheus-style metric names, label names are Prometheus label names.
@@ -34,16 +31,6 @@ var (
 	labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	yamlLineRE  = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
-
-// plannedDetectors are detector types a later release adds; naming one is
-// reported as "not supported yet" rather than as a typo.
-func plannedDetector(t string) bool {
-	switch t {
-	case "zscore", "robust_zscore", "ewma", "cusum", "seasonal", "rate_of_change", "absence":
-		return true
-	}
-	return false
-}
 
 // Parse parses and validates one rules file. filename is used in error
 // positions only. On error it returns Errors listing every problem found,
@@ -323,6 +310,7 @@ func (p *parser) rule(n *yaml.Node, group string, index int, alerts map[string]i
 	r.KeepFiringFor = p.duration(fs, w, "keep_firing_for")
 	r.Labels = p.labels(fs, w, r.By)
 	r.Annotations, r.templates = p.annotations(fs, w, r.By)
+	r.Actions = p.actions(fs, w)
 	return r
 }
 
@@ -368,70 +356,6 @@ func (p *parser) by(fs map[string]field, w where) []string {
 		}
 	}
 	return by
-}
-
-func (p *parser) detector(n *yaml.Node, w where) detect.Spec {
-	if n.Kind != yaml.MappingNode {
-		p.errorf(n, w, `detector must be a mapping such as {type: threshold, op: ">", value: 5}, not %s`, kindName(n))
-		return nil
-	}
-	typ := scalarValue(n, "type")
-	switch {
-	case typ == "threshold":
-	case typ == "":
-		p.errorf(n, w, "detector: missing required key %q", "type")
-		return nil
-	case plannedDetector(typ):
-		p.errorf(typeNode(n), w, "detector type %q is not supported yet (supported: threshold)", typ)
-		return nil
-	default:
-		p.errorf(typeNode(n), w, "unknown detector type %q (supported: threshold)", typ)
-		return nil
-	}
-	fs := p.mapping(n, w, "threshold detector", thresholdKeys())
-	if fs == nil {
-		return nil
-	}
-	var (
-		op    detect.Op
-		value float64
-		okOp  bool
-		okVal bool
-	)
-	if _, ok := p.required(fs, n, w, "detector: ", "op"); ok {
-		if s, at, ok := p.str(fs, n, w, "op", false); ok {
-			var err error
-			if op, err = detect.ParseOp(s); err != nil {
-				p.errorf(at, w, "detector: %v", err)
-			} else {
-				okOp = true
-			}
-		}
-	}
-	if f, ok := p.required(fs, n, w, "detector: ", "value"); ok {
-		if v, ok := p.number(f.val, w, "detector value"); ok {
-			value, okVal = v, true
-		}
-	}
-	if !okOp || !okVal {
-		return nil
-	}
-	spec, err := detect.NewThresholdSpec(op, value)
-	if err != nil {
-		p.errorf(n, w, "detector: %v", err)
-		return nil
-	}
-	return spec
-}
-
-// typeNode is the value node of a detector's type key.
-func typeNode(n *yaml.Node) *yaml.Node {
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "type" {
-			return resolve(n.Content[i+1])
-		}
-	}
-	return n
 }
 
 // number reads a finite YAML number (not a quoted string).

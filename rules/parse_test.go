@@ -114,7 +114,7 @@ func TestParseErrors(t *testing.T) {
     rules:
       - alert: A
         signal: tcp_retransmits_total
-        stat: p99
+        stat: p95
         by: [host]
         detector: {type: threshold, op: "=>", value: "5"}
         for: 3
@@ -125,12 +125,13 @@ func TestParseErrors(t *testing.T) {
           other: "{{ .Vaule }}"
 `,
 			want: []string{
+				`f.yaml:6:15: group "g", rule "A": unknown stat "p95" (one of rate, count, mean, max, p50, p90, p99)`,
 				`f.yaml:7:13: group "g", rule "A": by must include cluster: aggregating across hosts is not supported yet`,
 				`f.yaml:8:41: group "g", rule "A": detector: unknown operator "=>" (one of >, >=, <, <=)`,
 				`f.yaml:8:54: group "g", rule "A": detector value must be a number, not "5"`,
 				`f.yaml:9:14: group "g", rule "A": for: "3" is not a duration such as 30s, 5m or 1h30m`,
 				`f.yaml:10:26: group "g", rule "A": keep_firing_for must not be negative`,
-				`f.yaml:11:9: group "g", rule "A": unknown key "lables" in rule (known: alert, signal, stat, by, detector, for, keep_firing_for, labels, annotations)`,
+				`f.yaml:11:9: group "g", rule "A": unknown key "lables" in rule (known: alert, signal, stat, by, detector, for, keep_firing_for, labels, annotations, actions)`,
 				`f.yaml:13:20: group "g", rule "A": annotation "summary": template: summary:1: unclosed action`,
 				`f.yaml:14:18: group "g", rule "A": annotation "other": template: other:1:3: executing "other" at <.Vaule>: can't evaluate field Vaule in type rules.TemplateData`,
 			},
@@ -147,7 +148,7 @@ func TestParseErrors(t *testing.T) {
       - alert: A
         signal: s
         stat: rate
-        detector: {type: robust_zscore, threshold: 4}
+        detector: {type: robust_zscore, threshold: -4}
       - signal: y
         stat: median
         detector: {op: ">"}
@@ -163,13 +164,13 @@ func TestParseErrors(t *testing.T) {
 `,
 			want: []string{
 				`f.yaml:8:16: group "g", rule "A": alert "A" already defined at line 4`,
-				`f.yaml:11:26: group "g", rule "A": detector type "robust_zscore" is not supported yet (supported: threshold)`,
+				`f.yaml:11:52: group "g", rule "A": detector: threshold: -4 is out of range (0, 1e+09]`,
 				`f.yaml:12:9: group "g", rule 3: missing required key "alert"`,
 				`f.yaml:13:15: group "g", rule 3: unknown stat "median" (one of rate, count, mean, max, p50, p90, p99)`,
 				`f.yaml:14:19: group "g", rule 3: detector: missing required key "type"`,
 				`f.yaml:15:9: group "g", rule "C": missing required key "signal"`,
 				`f.yaml:15:9: group "g", rule "C": missing required key "stat"`,
-				`f.yaml:16:26: group "g", rule "C": unknown detector type "magic" (supported: threshold)`,
+				`f.yaml:16:26: group "g", rule "C": unknown detector type "magic" (supported: threshold, zscore, robust_zscore, ewma, cusum, seasonal, rate_of_change, absence)`,
 				`f.yaml:17:11: group "g": group name already used at line 2`,
 				`f.yaml:19:16: group "g", rule "A": alert "A" already defined at line 4`,
 				`f.yaml:22:9: group "g", rule "A": key "stat" already given at line 21`,

@@ -20,12 +20,14 @@
 //	          summary: "retransmits on {{ .Labels.host }} at {{ printf \"%.1f\" .Value }}/s"
 //
 // The default rules SREs start from are embedded in package
-// github.com/mciv/mciv/rules/default.
+// github.com/mciv/mciv/rules/default, with their unit tests in
+// rules/default/tests (run by package rules/ruletest, `mciv rules test`).
 package rules
 
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"text/template"
 	"time"
@@ -171,6 +173,8 @@ type Rule struct {
 	Labels map[string]string
 	// Annotations are text/template templates rendered with TemplateData.
 	Annotations map[string]string
+	// Actions are what a firing alert of this rule may trigger (failover).
+	Actions []Action
 	// Pos is where the rule is defined.
 	Pos Pos
 
@@ -178,13 +182,17 @@ type Rule struct {
 }
 
 // TemplateData is what annotation templates see: {{ .Labels.host }},
-// {{ .Value }}, {{ .Threshold }}, {{ .Baseline }}, {{ .Score }}.
+// {{ .Value }}, {{ .Threshold }}, {{ .Baseline }}, {{ .Score }}, and
+// {{ .Correlated }}: what else is anomalous on the host when the alert
+// fires ("together with disk latency on nvme0n1: storage suspected"), or
+// "" (it is also the annotation `correlated`).
 type TemplateData struct {
-	Labels    map[string]string
-	Value     float64
-	Threshold float64
-	Baseline  float64
-	Score     float64
+	Labels     map[string]string
+	Value      float64
+	Threshold  float64
+	Baseline   float64
+	Score      float64
+	Correlated string
 }
 
 // Annotate renders the rule's annotations. An annotation whose template
@@ -216,4 +224,18 @@ func (r *Rule) Annotate(d TemplateData) (map[string]string, error) {
 // newTemplate parses one annotation template.
 func newTemplate(name, text string) (*template.Template, error) {
 	return template.New(name).Option("missingkey=zero").Parse(text)
+}
+
+// SameDefinition reports whether two rules are defined alike: the same
+// name, group, signal, stat, grouping, detector, timing, labels and
+// annotations, wherever they are written. A reload keeps the alert state
+// of rules whose definition did not change.
+func SameDefinition(a, b *Rule) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Pos, y.Pos = Pos{}, Pos{}
+	x.templates, y.templates = nil, nil
+	return reflect.DeepEqual(x, y)
 }

@@ -5,11 +5,12 @@ set -euo pipefail
 
 want=()
 case "${1:-run}" in
-  run)      want=(iproute2 nftables) ;;
+  run)      want=(iproute2 nftables espeak-ng sox) ;;
   generate) want=(clang llvm libbpf-dev bpftool) ;;
   test)     want=(iproute2 nftables clang llvm libbpf-dev bpftool
                   espeak-ng sox libsox-fmt-mp3 opus-tools pocketsphinx pocketsphinx-en-us
-                  postgresql-15 postgresql-client-15 patroni python3-etcd etcd-server) ;;
+                  postgresql-15 postgresql-client-15 patroni python3-etcd etcd-server
+                  mariadb-server bpftrace) ;;
   *) echo "usage: $0 run|test|generate" >&2; exit 2 ;;
 esac
 

@@ -34,6 +34,20 @@ const (
 	IgnoredOutOfOrder = "out_of_order" // older than the last batch of its host
 )
 
+// Reasons a series of a batch is dropped before evaluation
+// (Report.Dropped).
+const (
+	DroppedNaN      = "nan"              // value (or histogram sum) is NaN
+	DroppedInf      = "inf"              // value (or histogram sum) is infinite
+	DroppedNegative = "negative_counter" // a counter's increase is negative
+	DroppedNoHist   = "no_histogram"     // a histogram series without its histogram
+)
+
+// DropReasons lists every reason a series is dropped.
+func DropReasons() []string {
+	return []string{DroppedNaN, DroppedInf, DroppedNegative, DroppedNoHist}
+}
+
 // DefaultGroupIdleTTL is how long an inactive alert group that gets no
 // samples is kept before it is forgotten.
 const DefaultGroupIdleTTL = time.Hour
@@ -55,26 +69,51 @@ type Engine struct {
 	idleTTL  time.Duration
 	hosts    map[hostKey]*host
 	active   []Active
+	announce []announcement   // scratch: the transitions of the batch being evaluated
+	tickers  bool             // some rule's detector judges time itself (detect.Ticker)
+	sigIndex map[string]int   // signal -> index into watched
+	ruleSig  []int            // per rule: its signal's index
+	watched  [][]*wire.Series // scratch: the batch's series, per signal
+	key      []byte           // scratch: a group key
+	round    uint64           // Eval calls so far
+	// topLabel is, per rule, the label that correlations name (peer,
+	// device, instance) when the rule does not group by it, or "".
+	topLabel []string
+}
+
+// announcement is a transition to announce once a batch is evaluated.
+type announcement struct {
+	rule int
+	g    *group
+	h    *host
+	tr   lifecycle.Transition
 }
 
 type hostKey struct{ cluster, host string }
 
 // host is what the engine remembers about one host.
 type host struct {
-	seq    uint64
-	start  time.Time
-	last   time.Time           // evaluation time of the last batch
-	groups []map[string]*group // per rule index: group key -> group
+	seq      uint64
+	start    time.Time
+	last     time.Time     // evaluation time of the last batch
+	arrived  time.Time     // the caller's clock when the last batch was evaluated
+	interval time.Duration // of the last batch
+	groups   []*groupSet   // per rule index, nil until the rule has a group here
 }
 
 // group is one alert: a rule and one set of values of its by labels.
 type group struct {
+	key         string            // the by values joined by 0xff
+	by          []string          // values of the rule's by labels
 	labels      map[string]string // the alert's labels
 	fingerprint string
 	det         detect.Detector
 	life        lifecycle.Alert
 	lastSeen    time.Time // when samples of this group last arrived
+	round       uint64    // the Eval call that last fed acc
+	acc         agg       // this interval's series of the group
 	value       float64   // last value fed to the detector
+	top         string    // peer, device or instance of the largest contributor, when not a by label
 	res         detect.Result
 }
 
@@ -105,6 +144,9 @@ type Report struct {
 	Restart bool
 	// Samples is the number of series evaluated.
 	Samples int
+	// Dropped counts the series left out of the evaluation, by reason
+	// (DroppedNaN, ...): a bad series must not poison its label set's stat.
+	Dropped map[string]int
 	// Groups is the number of alert groups whose detector was fed.
 	Groups int
 	// Errors are the rules that could not be evaluated (at most one per rule).
@@ -112,6 +154,68 @@ type Report struct {
 	// Alerts are the state changes to announce, in a stable order:
 	// rule order, then label set.
 	Alerts []*wire.Alert
+	// Changes are the alert groups whose lifecycle changed (pending,
+	// firing, quiet, resolved), to persist so that a restarted analyzer
+	// neither re-fires nor forgets them (see Restore).
+	Changes []GroupState
+}
+
+// GroupState is what must survive a restart of one alert group that is
+// pending or firing: its lifecycle, and the state of its host's batches
+// at the time. A group whose lifecycle is inactive is not kept.
+type GroupState struct {
+	Rule        string          `json:"rule"`
+	Fingerprint string          `json:"fingerprint"`
+	Cluster     string          `json:"cluster"`
+	Host        string          `json:"host"`
+	By          []string        `json:"by"` // values of the rule's by labels, in by order
+	Life        lifecycle.Alert `json:"life"`
+	Value       float64         `json:"value"`
+	// Seq, Start and Last are the host's last evaluated batch.
+	Seq   uint64    `json:"seq"`
+	Start time.Time `json:"start"`
+	Last  time.Time `json:"last"`
+}
+
+// Restore recreates alert groups from their persisted state, as after a
+// restart, with fresh detectors: a firing alert goes on firing (and
+// resolves normally), and the hosts' last batches are remembered so that
+// a batch evaluated before the restart is not evaluated again. States of
+// rules that no longer exist or whose labels changed are skipped. It
+// returns how many groups were restored. Call it before any Eval.
+func (e *Engine) Restore(states []GroupState) int {
+	n := 0
+	for _, st := range states {
+		i := slices.IndexFunc(e.rules, func(r *rules.Rule) bool { return r.Alert == st.Rule })
+		if i < 0 || len(st.By) != len(e.rules[i].By) || st.Life.State == lifecycle.Inactive {
+			continue
+		}
+		r := e.rules[i]
+		g := newGroup(r, st.By)
+		if g.fingerprint != st.Fingerprint {
+			continue // the rule's labels changed: another alert now
+		}
+		hk := hostKey{st.Cluster, st.Host}
+		h := e.hosts[hk]
+		if h == nil {
+			h = &host{groups: make([]*groupSet, len(e.rules))}
+			e.hosts[hk] = h
+		}
+		if st.Last.After(h.last) {
+			h.seq, h.start, h.last = st.Seq, st.Start, st.Last
+		}
+		if h.groups[i] == nil {
+			h.groups[i] = newGroupSet()
+		}
+		if old := h.groups[i].m[g.key]; old != nil {
+			e.count(i, old.life.State, lifecycle.Inactive)
+		}
+		g.life, g.value, g.lastSeen = st.Life, st.Value, st.Last
+		h.groups[i].put(g)
+		e.count(i, lifecycle.Inactive, g.life.State)
+		n++
+	}
+	return n
 }
 
 // New returns an engine for the rules of set.
@@ -121,14 +225,29 @@ func New(set *rules.Set, opts Options) *Engine {
 		bySignal: map[string][]int{},
 		idleTTL:  opts.GroupIdleTTL,
 		hosts:    map[hostKey]*host{},
+		sigIndex: map[string]int{},
 	}
 	if e.idleTTL <= 0 {
 		e.idleTTL = DefaultGroupIdleTTL
 	}
 	e.active = make([]Active, len(e.rules))
+	e.topLabel = make([]string, len(e.rules))
 	for i, r := range e.rules {
+		if l := infoOf(r.Signal).label; l != "" && !slices.Contains(r.By, l) {
+			e.topLabel[i] = l
+		}
 		e.bySignal[r.Signal] = append(e.bySignal[r.Signal], i)
+		sig, ok := e.sigIndex[r.Signal]
+		if !ok {
+			sig = len(e.watched)
+			e.sigIndex[r.Signal] = sig
+			e.watched = append(e.watched, nil)
+		}
+		e.ruleSig = append(e.ruleSig, sig)
 		e.active[i].Rule = r.Alert
+		if _, ok := r.Detector.New().(detect.Ticker); ok {
+			e.tickers = true
+		}
 	}
 	return e
 }
@@ -162,7 +281,7 @@ func (e *Engine) Eval(b *wire.Batch, now time.Time) (Report, error) {
 	hk := hostKey{b.Cluster, b.Host}
 	h := e.hosts[hk]
 	if h == nil {
-		h = &host{groups: make([]map[string]*group, len(e.rules))}
+		h = &host{groups: make([]*groupSet, len(e.rules))}
 		e.hosts[hk] = h
 	} else {
 		switch {
@@ -182,64 +301,83 @@ func (e *Engine) Eval(b *wire.Batch, now time.Time) (Report, error) {
 	if t.Before(h.last) {
 		t = h.last // the host's clock stepped back: keep time monotonic
 	}
-	h.last = t
+	h.last, h.arrived, h.interval = t, now, b.Interval
 
-	// Index the series the rules watch.
-	watched := map[string][]*wire.Series{}
+	// Index the series the rules watch, by signal.
+	for k := range e.watched {
+		e.watched[k] = e.watched[k][:0]
+	}
 	for i := range b.Series {
 		s := &b.Series[i]
-		if _, ok := e.bySignal[s.Signal]; ok {
-			watched[s.Signal] = append(watched[s.Signal], s)
+		sig, ok := e.sigIndex[s.Signal]
+		if !ok {
+			continue
 		}
+		if reason := badSeries(s); reason != "" {
+			if rep.Dropped == nil {
+				rep.Dropped = map[string]int{}
+			}
+			rep.Dropped[reason]++
+			continue
+		}
+		e.watched[sig] = append(e.watched[sig], s)
 	}
 	rep.Samples = len(b.Series)
+	e.announce = e.announce[:0]
+	e.round++
 	for i, r := range e.rules {
-		e.evalRule(&rep, i, r, b, h, watched[r.Signal], t, now)
+		e.evalRule(&rep, i, r, b, h, e.watched[e.ruleSig[i]], t)
 	}
+	for k := range e.watched {
+		clear(e.watched[k]) // do not keep the batch alive
+	}
+	e.announceAll(&rep, now)
 	return rep, nil
 }
 
-func (e *Engine) evalRule(rep *Report, i int, r *rules.Rule, b *wire.Batch, h *host, series []*wire.Series, t, now time.Time) {
+func (e *Engine) evalRule(rep *Report, i int, r *rules.Rule, b *wire.Batch, h *host, series []*wire.Series, t time.Time) {
 	groups := h.groups[i]
-	if len(series) == 0 && len(groups) == 0 {
+	if len(series) == 0 && groups.len() == 0 {
 		return
 	}
 	if groups == nil {
-		groups = map[string]*group{}
+		groups = newGroupSet()
 		h.groups[i] = groups
 	}
-	aggs := map[string]*agg{}
+	buckets := needsBuckets(r.Stat)
 	for _, s := range series {
-		key, vals := groupKey(r.By, b, s)
-		a := aggs[key]
-		if a == nil {
-			a = &agg{byValues: vals}
-			aggs[key] = a
-		}
-		a.add(s)
-	}
-	keys := slices.Collect(maps.Keys(groups))
-	for k := range aggs {
-		if groups[k] == nil {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-
-	var ruleErr error
-	timing := lifecycle.Timing{For: r.For, KeepFiringFor: r.KeepFiringFor}
-	for _, key := range keys {
-		g, a := groups[key], aggs[key]
+		e.key = appendGroupKey(e.key[:0], r.By, b, s)
+		g := groups.m[string(e.key)]
 		if g == nil {
-			g = newGroup(r, a.byValues)
-			groups[key] = g
+			g = newGroup(r, byValues(r.By, b, s))
+			g.key = string(e.key)
+			groups.put(g)
 		}
+		if g.round != e.round {
+			g.round = e.round
+			g.acc.reset()
+		}
+		g.acc.add(s, buckets)
+	}
+
+	var (
+		ruleErr error
+		idle    bool
+	)
+	for _, g := range groups.all() {
 		var (
 			v   float64
 			has bool
 		)
-		if a != nil {
+		fed := g.round == e.round
+		if fed {
+			a := &g.acc
 			g.lastSeen = t
+			if lbl := e.topLabel[i]; lbl != "" && a.top != nil {
+				if v := a.top.Label(lbl); v != g.top {
+					g.top = v
+				}
+			}
 			var err error
 			v, has, err = a.value(r.Signal, r.Stat, b.Interval)
 			if err == nil && has && (math.IsNaN(v) || math.IsInf(v, 0)) {
@@ -248,33 +386,104 @@ func (e *Engine) evalRule(rep *Report, i int, r *rules.Rule, b *wire.Batch, h *h
 			if err != nil && ruleErr == nil {
 				ruleErr = err
 			}
+			a.release()
 		} else if r.Stat.Additive() {
 			// Collectors send only what changed: no samples is no increase.
 			v, has = 0, true
+		} else if tk, ok := g.det.(detect.Ticker); ok {
+			// A detector of time itself (absence) judges the silence.
+			e.step(rep, i, r, g, h, b.Cluster, b.Host, t, tk.Tick(t), math.NaN())
 		}
 		if has {
 			g.value = v
-			g.res = g.det.Observe(t, v)
-			before := g.life.State
-			tr := g.life.Step(t, g.res.Firing, timing)
-			e.count(i, before, g.life.State)
-			rep.Groups++
-			if tr == lifecycle.Fired || tr == lifecycle.Resolved {
-				al, err := alertOf(r, g, tr, now)
-				if err != nil && ruleErr == nil {
-					ruleErr = err
-				}
-				rep.Alerts = append(rep.Alerts, al)
-			}
+			e.step(rep, i, r, g, h, b.Cluster, b.Host, t, g.det.Observe(t, v), v)
 		}
+		if !fed && g.life.State == lifecycle.Inactive && t.Sub(g.lastSeen) >= e.idleTTL {
+			idle = true
+		}
+	}
+	if idle {
 		// Forget label sets that went away, once nothing depends on them.
-		if a == nil && g.life.State == lifecycle.Inactive && t.Sub(g.lastSeen) >= e.idleTTL {
-			delete(groups, key)
-		}
+		groups.removeIf(func(g *group) bool {
+			return g.round != e.round && g.life.State == lifecycle.Inactive && t.Sub(g.lastSeen) >= e.idleTTL
+		})
 	}
 	if ruleErr != nil {
 		rep.Errors = append(rep.Errors, RuleError{Rule: r.Alert, Err: ruleErr})
 	}
+}
+
+// step steps group g of rule i on host h at time t with its detector's
+// verdict res on value v (NaN for a tick without a value), and records
+// the state change and the transition to announce.
+func (e *Engine) step(rep *Report, i int, r *rules.Rule, g *group, h *host, cluster, hostName string, t time.Time, res detect.Result, v float64) {
+	g.res = res
+	was := g.life
+	tr := g.life.Step(t, res.Firing, lifecycle.Timing{For: r.For, KeepFiringFor: r.KeepFiringFor})
+	e.count(i, was.State, g.life.State)
+	if g.life != was {
+		st := GroupState{
+			Rule: r.Alert, Fingerprint: g.fingerprint, Cluster: cluster, Host: hostName, By: g.by,
+			Life: g.life, Value: g.value, Seq: h.seq, Start: h.start, Last: h.last,
+		}
+		if math.IsNaN(st.Value) || math.IsInf(st.Value, 0) {
+			st.Value = 0 // JSON has no NaN
+		}
+		rep.Changes = append(rep.Changes, st)
+	}
+	rep.Groups++
+	if tr == lifecycle.Fired || tr == lifecycle.Resolved {
+		e.announce = append(e.announce, announcement{rule: i, g: g, h: h, tr: tr})
+	}
+}
+
+// Tick judges the silence of hosts that stopped sending, for the rules
+// whose detectors judge time itself (detect.Ticker, e.g. absence): each
+// host's time is taken as the end of its last batch plus the time the
+// analyzer's clock (now) has run since that batch arrived, so clock skew
+// between hosts does not matter. A host is ticked only once it is late
+// (no batch for more than its interval). Call it periodically.
+func (e *Engine) Tick(now time.Time) Report {
+	var rep Report
+	if !e.tickers {
+		return rep
+	}
+	e.announce = e.announce[:0]
+	hks := slices.SortedFunc(maps.Keys(e.hosts), func(a, b hostKey) int {
+		return strings.Compare(a.cluster+"\xff"+a.host, b.cluster+"\xff"+b.host)
+	})
+	for _, hk := range hks {
+		h := e.hosts[hk]
+		if h.arrived.IsZero() || now.Sub(h.arrived) <= h.interval {
+			continue
+		}
+		t := h.last.Add(now.Sub(h.arrived))
+		for i, r := range e.rules {
+			for _, g := range h.groups[i].all() {
+				if tk, ok := g.det.(detect.Ticker); ok {
+					e.step(&rep, i, r, g, h, hk.cluster, hk.host, t, tk.Tick(t), math.NaN())
+				}
+			}
+		}
+	}
+	e.announceAll(&rep, now)
+	return rep
+}
+
+// announceAll builds the announcements of the transitions of one
+// evaluation, once every rule has stepped, so that each sees what else is
+// anomalous on its host.
+func (e *Engine) announceAll(rep *Report, now time.Time) {
+	for _, an := range e.announce {
+		r := e.rules[an.rule]
+		al, err := alertOf(r, an.g, an.tr, now, correlation(e.rules, an.h, an.rule, an.g))
+		if err != nil && !slices.ContainsFunc(rep.Errors, func(re RuleError) bool { return re.Rule == r.Alert }) {
+			rep.Errors = append(rep.Errors, RuleError{Rule: r.Alert, Err: err})
+		}
+		rep.Alerts = append(rep.Alerts, al)
+	}
+	clear(e.announce)
+	e.announce = e.announce[:0]
 }
 
 // count keeps the active-alert counts in step with a lifecycle step.
@@ -297,10 +506,28 @@ func (e *Engine) count(i int, before, after lifecycle.State) {
 	}
 }
 
-// groupKey returns the key of the label set of series s under by, and the
-// by values. cluster and host come from the batch; other labels from the
-// series, "" when it lacks them.
-func groupKey(by []string, b *wire.Batch, s *wire.Series) (string, []string) {
+// appendGroupKey appends the key of the label set of series s under by:
+// the by values joined by 0xff. cluster and host come from the batch;
+// other labels from the series, "" when it lacks them.
+func appendGroupKey(dst []byte, by []string, b *wire.Batch, s *wire.Series) []byte {
+	for i, name := range by {
+		if i > 0 {
+			dst = append(dst, 0xff)
+		}
+		switch name {
+		case "cluster":
+			dst = append(dst, b.Cluster...)
+		case "host":
+			dst = append(dst, b.Host...)
+		default:
+			dst = append(dst, s.Label(name)...)
+		}
+	}
+	return dst
+}
+
+// byValues returns the values of the by labels of series s.
+func byValues(by []string, b *wire.Batch, s *wire.Series) []string {
 	vals := make([]string, len(by))
 	for i, name := range by {
 		switch name {
@@ -312,7 +539,7 @@ func groupKey(by []string, b *wire.Batch, s *wire.Series) (string, []string) {
 			vals[i] = s.Label(name)
 		}
 	}
-	return strings.Join(vals, "\xff"), vals
+	return vals
 }
 
 func newGroup(r *rules.Rule, byValues []string) *group {
@@ -324,7 +551,7 @@ func newGroup(r *rules.Rule, byValues []string) *group {
 	}
 	maps.Copy(labels, r.Labels)
 	labels["alertname"] = r.Alert
-	return &group{labels: labels, fingerprint: Fingerprint(r.Alert, labels), det: r.Detector.New()}
+	return &group{key: strings.Join(byValues, "\xff"), by: slices.Clone(byValues), labels: labels, fingerprint: Fingerprint(r.Alert, labels), det: r.Detector.New()}
 }
 
 // Fingerprint identifies an alert: a stable hash of its rule's name and its
@@ -343,7 +570,9 @@ func Fingerprint(rule string, labels map[string]string) string {
 }
 
 // alertOf builds the announcement of transition tr of group g.
-func alertOf(r *rules.Rule, g *group, tr lifecycle.Transition, now time.Time) (*wire.Alert, error) {
+// A firing alert's annotation `correlated` (AnnotationCorrelated) says
+// which other signals of its host are anomalous at the same time.
+func alertOf(r *rules.Rule, g *group, tr lifecycle.Transition, now time.Time, correlated string) (*wire.Alert, error) {
 	a := &wire.Alert{
 		Fingerprint: g.fingerprint,
 		Rule:        r.Alert,
@@ -362,9 +591,104 @@ func alertOf(r *rules.Rule, g *group, tr lifecycle.Transition, now time.Time) (*
 	if tr == lifecycle.Resolved {
 		a.State, a.EndsAt = wire.StateResolved, g.life.ResolvedAt
 	}
-	ann, err := r.Annotate(rules.TemplateData{
+	td := rules.TemplateData{
 		Labels: g.labels, Value: g.value, Threshold: g.res.Threshold, Baseline: g.res.Baseline, Score: g.res.Score,
-	})
+	}
+	if tr == lifecycle.Fired {
+		td.Correlated = correlated
+	}
+	ann, err := r.Annotate(td)
+	if correlated != "" && tr == lifecycle.Fired {
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[AnnotationCorrelated] = correlated
+	}
 	a.Annotations = ann
 	return a, err
+}
+
+// Firing returns the alerts that are firing now, as announcements stamped
+// now, in a stable order (rule order, then cluster, host and label set).
+// Their annotations are rendered with each group's latest value.
+func (e *Engine) Firing(now time.Time) []*wire.Alert {
+	var out []*wire.Alert
+	hks := slices.SortedFunc(maps.Keys(e.hosts), func(a, b hostKey) int {
+		return strings.Compare(a.cluster+"\xff"+a.host, b.cluster+"\xff"+b.host)
+	})
+	for i, r := range e.rules {
+		for _, hk := range hks {
+			h := e.hosts[hk]
+			for _, g := range h.groups[i].all() {
+				if g.life.State != lifecycle.Firing {
+					continue
+				}
+				al, _ := alertOf(r, g, lifecycle.Fired, now, correlation(e.rules, h, i, g)) // template errors are in the annotation text
+				out = append(out, al)
+			}
+		}
+	}
+	return out
+}
+
+// Adopt takes over the state of old, an engine of a previous rule set:
+// every host's sequence and time, and the alert groups (detector state and
+// lifecycle) of each rule whose definition did not change
+// (rules.SameDefinition). Rules that are new or changed start afresh;
+// alerts of removed or changed rules are dropped without an announcement.
+// It returns the number of rules whose state was kept. old must not be
+// used afterwards.
+func (e *Engine) Adopt(old *Engine) int {
+	if old == nil {
+		return 0
+	}
+	from := make([]int, len(e.rules)) // new rule index -> old index, or -1
+	kept := 0
+	for i, r := range e.rules {
+		from[i] = -1
+		for j, o := range old.rules {
+			if o.Alert == r.Alert && rules.SameDefinition(o, r) {
+				from[i] = j
+				kept++
+				break
+			}
+		}
+	}
+	for hk, oh := range old.hosts {
+		h := &host{seq: oh.seq, start: oh.start, last: oh.last, arrived: oh.arrived, interval: oh.interval, groups: make([]*groupSet, len(e.rules))}
+		for i, j := range from {
+			if j < 0 {
+				continue
+			}
+			h.groups[i] = oh.groups[j]
+			for _, g := range oh.groups[j].all() {
+				e.count(i, lifecycle.Inactive, g.life.State)
+			}
+		}
+		e.hosts[hk] = h
+	}
+	return kept
+}
+
+// badSeries says why a series cannot be evaluated, or "".
+func badSeries(s *wire.Series) string {
+	v := s.Value
+	switch s.Kind {
+	case wire.KindHistogram:
+		if s.Hist == nil {
+			return DroppedNoHist
+		}
+		v = s.Hist.Sum
+	case wire.KindCounter:
+		if v < 0 {
+			return DroppedNegative
+		}
+	}
+	switch {
+	case math.IsNaN(v):
+		return DroppedNaN
+	case math.IsInf(v, 0):
+		return DroppedInf
+	}
+	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mciv/mciv/internal/histo"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/rules"
 )
@@ -234,6 +235,19 @@ func TestStats(t *testing.T) {
 	hist := func(count uint64, sum float64, labels ...wire.Label) wire.Series {
 		return wire.Series{Signal: "sig", Kind: wire.KindHistogram, Labels: labels, Hist: &wire.Histogram{Count: count, Sum: sum}}
 	}
+	// observed is a histogram series of the values vs (in seconds).
+	observed := func(vs ...float64) wire.Series {
+		var r histo.Recorder
+		for _, v := range vs {
+			r.Observe(v)
+		}
+		return wire.Series{Signal: "sig", Kind: wire.KindHistogram, Hist: r.Snapshot()}
+	}
+	bucket := func(v float64) float64 { return histo.Value(histo.IndexOf(v)) }
+	hundred := make([]float64, 100) // 0.001 .. 0.100
+	for i := range hundred {
+		hundred[i] = float64(i+1) / 1000
+	}
 	counter := func(v float64) wire.Series { return wire.Series{Signal: "sig", Kind: wire.KindCounter, Value: v} }
 	gauge := func(v float64) wire.Series { return wire.Series{Signal: "sig", Kind: wire.KindGauge, Value: v} }
 	for _, tc := range []struct {
@@ -251,11 +265,25 @@ func TestStats(t *testing.T) {
 		{stat: rules.StatMean, series: []wire.Series{hist(0, 0)}, hold: true},
 		{stat: rules.StatMean, series: []wire.Series{gauge(1), gauge(4)}, want: 2.5},
 		{stat: rules.StatMax, series: []wire.Series{gauge(-3), gauge(-1)}, want: -1},
-		{stat: rules.StatMax, series: []wire.Series{hist(1, 1)}, wantErr: "needs the bucket layout"},
+		{stat: rules.StatMax, series: []wire.Series{observed(0.002, 0.5), observed(0.003)}, want: bucket(0.5)},
+		{stat: rules.StatMax, series: []wire.Series{hist(0, 0)}, hold: true},
+		{stat: rules.StatP50, series: []wire.Series{observed(hundred...)}, want: bucket(0.050)},
+		{stat: rules.StatP90, series: []wire.Series{observed(hundred...)}, want: bucket(0.090)},
+		{stat: rules.StatP99, series: []wire.Series{observed(hundred...)}, want: bucket(0.099)},
+		// Two hosts' worth of series of one label set are merged before the quantile.
+		{stat: rules.StatP99, series: []wire.Series{observed(hundred[:50]...), observed(hundred[50:]...)}, want: bucket(0.099)},
+		{stat: rules.StatP50, series: []wire.Series{observed(0.001, 0.001, 0.001), observed(1, 1)}, want: bucket(0.001)},
+		{stat: rules.StatP99, series: []wire.Series{hist(0, 0)}, hold: true},
+		{stat: rules.StatP99, series: []wire.Series{gauge(1)}, wantErr: "stat p99 does not apply to sig, a gauge"},
 		{stat: rules.StatMean, series: []wire.Series{counter(1)}, wantErr: "stat mean does not apply to sig, a counter"},
 		{stat: rules.StatRate, series: []wire.Series{gauge(1)}, wantErr: "stat rate does not apply to sig, a gauge"},
 		{stat: rules.StatCount, series: []wire.Series{gauge(1), counter(1)}, wantErr: "mixes series of different kinds"},
-		{stat: rules.StatMean, series: []wire.Series{gauge(math.Inf(1))}, wantErr: "mean of sig is +Inf"},
+		{stat: rules.StatMean, series: []wire.Series{gauge(math.MaxFloat64), gauge(math.MaxFloat64)}, wantErr: "mean of sig is +Inf"},
+		// Bad series are dropped: they do not poison their label set.
+		{stat: rules.StatMean, series: []wire.Series{gauge(math.Inf(1))}, hold: true},
+		{stat: rules.StatMean, series: []wire.Series{gauge(math.NaN()), gauge(math.Inf(-1)), gauge(3)}, want: 3},
+		{stat: rules.StatCount, series: []wire.Series{counter(-4), counter(math.NaN()), counter(2)}, want: 2},
+		{stat: rules.StatP99, series: []wire.Series{{Signal: "sig", Kind: wire.KindHistogram}, observed(0.5)}, want: bucket(0.5)},
 	} {
 		t.Run(fmt.Sprintf("%s %v", tc.stat, tc.series), func(t *testing.T) {
 			src := fmt.Sprintf("groups:\n- name: g\n  rules:\n  - alert: A\n    signal: sig\n    stat: %s\n    detector: {type: threshold, op: '>', value: 1e9}\n", tc.stat)
@@ -276,7 +304,7 @@ func TestStats(t *testing.T) {
 				t.Fatal(rep.Errors)
 			}
 			var g *group
-			for _, x := range e.hosts[hostKey{"c", "h"}].groups[0] {
+			for _, x := range e.hosts[hostKey{"c", "h"}].groups[0].all() {
 				g = x
 			}
 			if tc.hold {
@@ -314,7 +342,7 @@ func TestNonAdditiveStatHoldsWhenAbsent(t *testing.T) {
 func TestIdleGroupsAreForgotten(t *testing.T) {
 	src := strings.Replace(tcpRule, "by: [cluster, host]", "by: [cluster, host, peer]", 1)
 	e := New(mustRules(t, src), Options{GroupIdleTTL: 10 * time.Second})
-	groups := func() int { return len(e.hosts[hostKey{"c", "h"}].groups[0]) }
+	groups := func() int { return e.hosts[hostKey{"c", "h"}].groups[0].len() }
 	feed(t, e, batch("h", 0, retrans(1, "a"), retrans(1, "b")))
 	if groups() != 2 {
 		t.Fatalf("%d groups", groups())
@@ -331,7 +359,7 @@ func TestIdleGroupsAreForgotten(t *testing.T) {
 	for seq := 4; seq < 30; seq++ {
 		feed(t, e2, batch("h", seq))
 	}
-	if n := len(e2.hosts[hostKey{"c", "h"}].groups[0]); n != 1 || e2.Active()[0].Firing != 1 {
+	if n := e2.hosts[hostKey{"c", "h"}].groups[0].len(); n != 1 || e2.Active()[0].Firing != 1 {
 		t.Fatalf("firing group forgotten: %d groups, %+v", n, e2.Active())
 	}
 }
@@ -382,5 +410,22 @@ func TestFingerprint(t *testing.T) {
 		if other == a {
 			t.Fatal("collision")
 		}
+	}
+}
+
+func TestBadSeriesAreCounted(t *testing.T) {
+	src := "groups:\n- name: g\n  rules:\n  - alert: A\n    signal: sig\n    stat: mean\n    detector: {type: threshold, op: '>', value: 1}\n"
+	e := New(mustRules(t, src), Options{})
+	g := func(v float64) wire.Series { return wire.Series{Signal: "sig", Kind: wire.KindGauge, Value: v} }
+	rep, err := e.Eval(batch("h", 1, g(math.NaN()), g(math.NaN()), g(math.Inf(1)), g(0),
+		wire.Series{Signal: "sig", Kind: wire.KindCounter, Value: -1},
+		wire.Series{Signal: "sig", Kind: wire.KindHistogram},
+		wire.Series{Signal: "unwatched", Kind: wire.KindGauge, Value: math.NaN()}), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{DroppedNaN: 2, DroppedInf: 1, DroppedNegative: 1, DroppedNoHist: 1}
+	if !reflect.DeepEqual(rep.Dropped, want) || len(rep.Errors) != 0 {
+		t.Fatalf("dropped %v errors %v", rep.Dropped, rep.Errors)
 	}
 }

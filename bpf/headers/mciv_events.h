@@ -23,6 +23,9 @@
 
 enum event_kind {
 	EVENT_TCP_RETRANSMIT = 1,
+	EVENT_TCP_RESET_SENT = 2,     /* struct sock_event */
+	EVENT_TCP_RESET_RECEIVED = 3, /* struct sock_event */
+	EVENT_DB_SLOW_QUERY = 4,      /* struct query_event */
 };
 
 /* An event about one TCP socket. Addresses are in network byte order; an

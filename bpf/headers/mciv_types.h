@@ -81,9 +81,52 @@ struct sock_common {
 
 struct sock {
 	struct sock_common __sk_common;
+	__u16 sk_protocol;
 } __attribute__((preserve_access_index));
 
+/* TCP state of a socket (include/linux/tcp.h). */
+struct tcp_sock {
+	__u32 srtt_us; /* smoothed RTT in microseconds, shifted left by 3 */
+} __attribute__((preserve_access_index));
+
+#define IPPROTO_TCP 6
+
+/* TCP states (include/net/tcp_states.h). */
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_CLOSE 7
+
+/* ---- block layer ------------------------------------------------------- */
+
+struct gendisk {
+	int major;
+	int first_minor;
+} __attribute__((preserve_access_index));
+
+struct request_queue {
+	struct gendisk *disk;
+} __attribute__((preserve_access_index));
+
+struct request {
+	struct request_queue *q;
+	__u32 cmd_flags; /* blk_opf_t: the low 8 bits are the operation */
+} __attribute__((preserve_access_index));
+
+/* Block operations (include/linux/blk_types.h, enum req_op). */
+#define REQ_OP_MASK 0xff
+#define REQ_OP_READ 0
+#define REQ_OP_WRITE 1
+#define REQ_OP_FLUSH 2
+#define REQ_OP_DISCARD 3
+
 struct sk_buff;
+
+/* ---- tasks ----------------------------------------------------------- */
+
+struct task_struct {
+	struct task_struct *real_parent;
+	int tgid;
+} __attribute__((preserve_access_index));
 
 /* ---- classic tracepoint records ----------------------------------------
  *
@@ -128,6 +171,69 @@ struct trace_event_raw_tcp_event_sk_skb {
 	__u8 daddr[4];
 	__u8 saddr_v6[16];
 	__u8 daddr_v6[16];
+} __attribute__((preserve_access_index));
+
+/* tcp:tcp_send_reset and tcp:tcp_probe store addresses as a struct
+ * sockaddr_in or sockaddr_in6 in 28 bytes. */
+struct trace_event_raw_tcp_send_reset {
+	struct trace_entry ent;
+	const void *skbaddr;
+	const void *skaddr;
+	int state;
+	__u8 saddr[28];
+	__u8 daddr[28];
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_tcp_event_sk {
+	struct trace_entry ent;
+	const void *skaddr;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u8 saddr_v6[16];
+	__u8 daddr_v6[16];
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_tcp_probe {
+	struct trace_entry ent;
+	__u8 saddr[28];
+	__u8 daddr[28];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u32 srtt; /* microseconds, already shifted */
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_inet_sock_set_state {
+	struct trace_entry ent;
+	const void *skaddr;
+	int oldstate;
+	int newstate;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 protocol;
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u8 saddr_v6[16];
+	__u8 daddr_v6[16];
+} __attribute__((preserve_access_index));
+
+/* block:block_rq_issue and block:block_rq_complete share these fields. */
+struct trace_event_raw_block_rq {
+	struct trace_entry ent;
+	__u32 dev;
+	__u64 sector;
+	char rwbs[10];
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_block_rq_completion {
+	struct trace_entry ent;
+	__u32 dev;
+	__u64 sector;
+	char rwbs[10];
 } __attribute__((preserve_access_index));
 
 #endif /* MCIV_TYPES_H */

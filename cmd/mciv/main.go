@@ -64,7 +64,8 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(
 		upCmd(e), partCmd(e, "collector"), partCmd(e, "analyzer"), partCmd(e, "notifier"),
-		doctorCmd(e), tailCmd(e), demoCmd(e), rulesCmd(e),
+		doctorCmd(e), tailCmd(e), demoCmd(e), rulesCmd(e), replayCmd(e), recordCmd(e), sayCmd(e), silenceCmd(e),
+		failoverCmd(e),
 	)
 	return root
 }

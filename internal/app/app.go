@@ -11,16 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mciv/mciv/analyzer"
 	"github.com/mciv/mciv/collector"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/config"
-	"github.com/mciv/mciv/notifier"
-	"github.com/mciv/mciv/notifier/console"
-	slacknotify "github.com/mciv/mciv/notifier/slack"
 	"github.com/mciv/mciv/rules"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -149,26 +149,20 @@ func Run(ctx context.Context, opts Options) error {
 		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
 			return err
 		}
-		var integrations []notifier.Notifier
-		if opts.Console != nil {
-			integrations = append(integrations, console.New(opts.Console))
+		if _, err := startNotifier(ctx, cfg, opts.Console, nc.Conn, js, reg, logger, start); err != nil {
+			return err
 		}
-		if cfg.Slack.Enabled() {
-			sn, err := slacknotify.New(slacknotify.Config{Token: cfg.Slack.Token, Channel: cfg.Slack.Channel, APIURL: cfg.Slack.APIURL}, logger)
-			if err != nil {
-				return fmt.Errorf("notifier: %w", err)
-			}
-			integrations = append(integrations, sn)
-			logger.Info("slack notifications on", "slack", cfg.Slack.String())
-		}
-		d := notifier.NewDispatcher(notifier.DispatcherConfig{Durable: cfg.Notifier.Durable}, integrations, reg, logger.With("part", "notifier"))
-		start("notifier", func(ctx context.Context) error { return d.Run(ctx, js) })
 	}
 
+	var ruleSet *rules.Set // the analyzer's rules, for the failover actions they ask for
 	if opts.Parts.Analyzer {
-		set, err := loadRules(cfg.Analyzer.Rules)
-		if err != nil {
-			return fmt.Errorf("analyzer: %w", err)
+		acfg := analyzer.Config{RulePaths: cfg.Analyzer.Rules}
+		if len(cfg.Analyzer.Rules) == 0 { // the built-in defaults: nothing to reload
+			set, err := rules.LoadDefault()
+			if err != nil {
+				return fmt.Errorf("analyzer: %w", err)
+			}
+			acfg.Rules = set
 		}
 		nc, err := connect("analyzer")
 		if err != nil {
@@ -182,11 +176,27 @@ func Run(ctx context.Context, opts Options) error {
 		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
 			return err
 		}
-		a, err := analyzer.New(analyzer.Config{Rules: set}, js, reg, logger.With("part", "analyzer"))
+		a, err := analyzer.New(acfg, js, reg, logger.With("part", "analyzer"))
 		if err != nil {
 			return fmt.Errorf("analyzer: %w", err)
 		}
+		ruleSet = a.Rules()
 		start("analyzer", func(ctx context.Context) error { return a.Run(ctx, nc.Conn) })
+		// Always caught, so that a SIGHUP never kills mciv; with the
+		// built-in rules there is nothing to reload and it says so.
+		start("analyzer-reload", func(ctx context.Context) error { return reloadOnSIGHUP(ctx, a, logger) })
+	}
+
+	// Guarded failover: runs beside the analyzer when configured.
+	if opts.Parts.Analyzer && cfg.Failover.Enabled {
+		nc, err := connect("failover")
+		if err != nil {
+			return err
+		}
+		conns = append(conns, nc)
+		if err := startFailover(ctx, cfg, ruleSet, nc.Conn, logger, start); err != nil {
+			return err
+		}
 	}
 
 	if opts.Parts.Collector {
@@ -225,10 +235,34 @@ func Run(ctx context.Context, opts Options) error {
 	return errors.Join(errs...)
 }
 
-// loadRules loads rule files, or the built-in defaults when none are named.
-func loadRules(paths []string) (*rules.Set, error) {
-	if len(paths) == 0 {
-		return rules.LoadDefault()
+// reloadOnSIGHUP reloads the analyzer's rules files on every SIGHUP until
+// ctx ends. A rejected reload is logged by the analyzer and keeps the last
+// good rules.
+func reloadOnSIGHUP(ctx context.Context, a *analyzer.Analyzer, logger *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloadOn(ctx, hup, a, logger, nil)
+	return nil
+}
+
+// reloadOn reloads the analyzer's rules for every value received on sig
+// until ctx ends; done, when set, gets each reload's result.
+func reloadOn(ctx context.Context, sig <-chan os.Signal, a *analyzer.Analyzer, logger *slog.Logger, done func(string)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-sig:
+			res, err := a.Reload() // a rejected reload is logged and exported by the analyzer
+			if res == analyzer.ReloadUnchanged && err != nil {
+				logger.Info("rules reload on signal: nothing to do", "signal", s, "reason", err)
+			} else {
+				logger.Info("rules reload on signal", "signal", s, "result", res)
+			}
+			if done != nil {
+				done(res)
+			}
+		}
 	}
-	return rules.LoadFiles(paths...)
 }

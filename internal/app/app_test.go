@@ -167,19 +167,28 @@ func TestEndToEndRetransmitsToSlack(t *testing.T) {
 	if err := lab.ClearLoss(ctx); err != nil {
 		t.Fatal(err)
 	}
-	msgs, err = slack.WaitMessages(ctx, 2)
+	// On resolve the alert's message is updated in place and the change is
+	// threaded beneath it.
+	msgs, err = slack.WaitMessages(ctx, 3)
 	if err != nil {
-		t.Fatalf("no resolved message after the loss stopped: %v", err)
+		t.Fatalf("no resolved update after the loss stopped: %v", err)
 	}
-	if !strings.Contains(strings.ToLower(msgs[1].Text), "resolved") || !strings.Contains(msgs[1].Text, "e2e-host") {
-		t.Errorf("second Slack message is not the resolution: %q", msgs[1].Text)
+	upd, reply := msgs[1], msgs[2]
+	if upd.Method != "chat.update" || upd.TS != msgs[0].TS {
+		t.Errorf("second Slack call is not an update of the alert's message: %+v", upd)
+	}
+	if !strings.Contains(strings.ToLower(upd.Text), "resolved") || !strings.Contains(upd.Text, "e2e-host") {
+		t.Errorf("the updated message does not say resolved on e2e-host: %q", upd.Text)
+	}
+	if reply.ThreadTS != msgs[0].TS {
+		t.Errorf("the state change is not threaded under the alert: %+v", reply)
 	}
 	if got := metricSum(t, reg, "mciv_analyzer_bad_messages_total"); got != 1 {
 		t.Errorf("bad messages = %v, want exactly the one garbage message", got)
 	}
-	if n := len(slack.Messages()); n != 2 {
+	if n := len(slack.Messages()); n != 3 {
 		b, _ := json.Marshal(slack.Messages())
-		t.Errorf("Slack got %d messages, want 2 (firing, resolved): %s", n, b)
+		t.Errorf("Slack got %d calls, want 3 (post, update, thread reply): %s", n, b)
 	}
 }
 

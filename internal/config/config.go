@@ -11,7 +11,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/mciv/mciv/analyzer/failover/actuator"
 	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/notifier/escalation"
+	"github.com/mciv/mciv/notifier/inhibit"
+	"github.com/mciv/mciv/notifier/phone/twilio"
+	"github.com/mciv/mciv/notifier/route"
+	slacknotify "github.com/mciv/mciv/notifier/slack"
+	"github.com/mciv/mciv/notifier/voice"
 	"gopkg.in/yaml.v3"
 )
 
@@ -49,6 +56,14 @@ type Config struct {
 	Analyzer  Analyzer  `yaml:"analyzer"`
 	Notifier  Notifier  `yaml:"notifier"`
 	Slack     Slack     `yaml:"slack"`
+	// Voice speaks critical alerts (notifier/voice).
+	Voice voice.Config `yaml:"voice"`
+	// OnCall is the on-call schedule and escalation policies (notifier/escalation).
+	OnCall escalation.Config `yaml:"oncall"`
+	// Twilio places escalation calls (notifier/phone/twilio).
+	Twilio twilio.Config `yaml:"twilio"`
+	// Failover configures the guarded failover actuator (off by default).
+	Failover actuator.Config `yaml:"failover"`
 }
 
 // NATS says where the message bus is.
@@ -89,6 +104,14 @@ type Notifier struct {
 	Enabled *bool `yaml:"enabled"`
 	// Durable is the JetStream consumer name shared by notifier replicas.
 	Durable string `yaml:"durable"`
+	// Route is the routing tree (label matchers to receivers, grouping);
+	// absent: every alert to the default receiver (slack.channel).
+	Route *route.Route `yaml:"route"`
+	// Receivers are the destinations routes name.
+	Receivers []route.Receiver `yaml:"receivers"`
+	// InhibitRules mute alerts made redundant by others; absent: a
+	// critical alert mutes the warnings of the same host; [] for none.
+	InhibitRules []inhibit.Rule `yaml:"inhibit_rules"`
 }
 
 // Slack configures the Slack integration; it is on when Token and Channel are set.
@@ -97,6 +120,8 @@ type Slack struct {
 	Channel string `yaml:"channel"`
 	// APIURL points the client at another Slack-compatible API.
 	APIURL string `yaml:"api_url"`
+	// Interactivity is the endpoint for the message buttons.
+	Interactivity slacknotify.InteractivityConfig `yaml:"interactivity"`
 }
 
 // Enabled reports whether Slack is configured.
@@ -133,7 +158,7 @@ func Default() Config {
 
 // Load reads path (empty: no file) over the defaults, then applies the
 // environment (MCIV_SLACK_TOKEN, MCIV_SLACK_CHANNEL, MCIV_SLACK_API_URL,
-// MCIV_NATS_URL), then validates.
+// MCIV_NATS_URL, MCIV_TWILIO_AUTH_TOKEN), then validates.
 func Load(path string, getenv func(string) string) (Config, error) {
 	cfg := Default()
 	if path != "" {
@@ -146,16 +171,21 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		}
 	}
 	for env, dst := range map[string]*string{
-		"MCIV_SLACK_TOKEN":   &cfg.Slack.Token,
-		"MCIV_SLACK_CHANNEL": &cfg.Slack.Channel,
-		"MCIV_SLACK_API_URL": &cfg.Slack.APIURL,
-		"MCIV_NATS_URL":      &cfg.NATS.URL,
+		"MCIV_SLACK_TOKEN":          &cfg.Slack.Token,
+		"MCIV_SLACK_CHANNEL":        &cfg.Slack.Channel,
+		"MCIV_SLACK_API_URL":        &cfg.Slack.APIURL,
+		"MCIV_SLACK_SIGNING_SECRET": &cfg.Slack.Interactivity.SigningSecret,
+		"MCIV_NATS_URL":             &cfg.NATS.URL,
+		"MCIV_TWILIO_AUTH_TOKEN":    &cfg.Twilio.AuthToken,
 	} {
 		if v := getenv(env); v != "" {
 			*dst = v
 		}
 	}
 	if err := cfg.Validate(); err != nil {
+		if _, ok := errors.AsType[*route.Error](err); ok && path != "" {
+			return cfg, posError(path, err)
+		}
 		return cfg, fmt.Errorf("config %s: %w", nameOr(path), err)
 	}
 	return cfg, nil
@@ -175,9 +205,17 @@ func decode(path string, data []byte, cfg *Config) error {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file keeps the defaults
 		}
-		return fmt.Errorf("config %s: %w", path, err)
+		return posError(path, err)
 	}
 	return nil
+}
+
+// posError reports an error at a place in the file as file:line:col: msg.
+func posError(path string, err error) error {
+	if pe, ok := errors.AsType[*route.Error](err); ok {
+		return fmt.Errorf("%s:%d:%d: %s", path, pe.Line, pe.Column, pe.Msg)
+	}
+	return fmt.Errorf("config %s: %w", path, err)
 }
 
 // Validate checks the values that the components rely on.
@@ -201,8 +239,30 @@ func (c *Config) Validate() error {
 	if (c.Slack.Token == "") != (c.Slack.Channel == "") {
 		errs = append(errs, fmt.Errorf("slack: set both token and channel, or neither"))
 	}
+	if err := c.Voice.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.OnCall.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Twilio.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := route.New(c.Notifier.Route, c.Notifier.Receivers); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Slack.Interactivity.Listen != "" && c.Slack.Interactivity.SigningSecret == "" {
+		errs = append(errs, fmt.Errorf("slack.interactivity: listen is set but signing_secret (or MCIV_SLACK_SIGNING_SECRET) is not"))
+	}
 	if c.Notifier.Durable == "" {
 		errs = append(errs, fmt.Errorf("notifier.durable must not be empty"))
+	}
+	if c.Failover.Enabled {
+		f := c.Failover
+		f.SetDefaults()
+		if err := f.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

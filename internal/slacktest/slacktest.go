@@ -3,8 +3,10 @@
 // exercise the client library, its encoding and its error handling, and only
 // Slack itself is replaced.
 //
-// It speaks the methods mciv's notifier uses: chat.postMessage, chat.update
-// and auth.test, with form-encoded or JSON bodies (slack-go sends forms with
+// It speaks the methods mciv's notifier uses: chat.postMessage, chat.update,
+// auth.test and the three-step external file upload
+// (files.getUploadURLExternal, a POST of the bytes to the upload URL it
+// returned — served by this fake too — and files.completeUploadExternal), with form-encoded or JSON bodies (slack-go sends forms with
 // the token in the body; other clients send JSON with an Authorization:
 // Bearer header; both are accepted). It checks the token, records every
 // message with the ts it assigned, answers with Slack-shaped JSON, checks a
@@ -134,7 +136,9 @@ type Server struct {
 		retryAfter time.Duration
 	}
 	seq     int
-	changed chan struct{} // closed and replaced whenever messages grows
+	changed chan struct{}    // closed and replaced whenever messages or files grow
+	uploads map[string]*File // by file id: requested or uploaded, not yet shared
+	files   []File           // shared by files.completeUploadExternal, in order
 }
 
 // NewServer starts a fake Slack that accepts token. Close it when done.
@@ -144,9 +148,11 @@ func NewServer(token string) *Server {
 		byTS:     make(map[string]int),
 		channels: make(map[string]string),
 		changed:  make(chan struct{}),
+		uploads:  make(map[string]*File),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serve)
+	mux.HandleFunc("/upload/{id}", s.upload)
 	s.srv = httptest.NewServer(mux)
 	return s
 }
@@ -273,6 +279,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.postMessage(w, params)
 	case "chat.update":
 		s.update(w, params)
+	case "files.getUploadURLExternal":
+		s.getUploadURL(w, params)
+	case "files.completeUploadExternal":
+		s.completeUpload(w, params)
 	default:
 		s.answerError(w, method, http.StatusNotFound, errUnknownMethod)
 	}
@@ -385,6 +395,10 @@ func (s *Server) update(w http.ResponseWriter, p params) {
 
 func (s *Server) recordLocked(m Message) {
 	s.messages = append(s.messages, m)
+	s.notifyLocked()
+}
+
+func (s *Server) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
 }

@@ -1,10 +1,14 @@
 package slacktest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +214,59 @@ func TestWaitMessages(t *testing.T) {
 	msgs, err := s.WaitMessages(short, 3)
 	if !errors.Is(err, context.DeadlineExceeded) || len(msgs) != 2 {
 		t.Fatalf("WaitMessages for more than arrive: %d messages, %v", len(msgs), err)
+	}
+}
+
+func TestExternalUploadWithSlackGo(t *testing.T) {
+	srv := New(t, "xoxb-upload")
+	api := slack.New("xoxb-upload", slack.OptionAPIURL(srv.URL()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	data := []byte("\x89PNG\r\n\x1a\nfake")
+	f, err := api.UploadFileContext(ctx, slack.UploadFileParameters{
+		Filename: "chart.png", FileSize: len(data), Reader: bytes.NewReader(data),
+		Title: "chart", Channel: "C0NCALL", ThreadTimestamp: "1700000000.000100",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := srv.WaitFiles(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := files[0]
+	if got.ID != f.ID || !bytes.Equal(got.Data, data) || got.ChannelID != "C0NCALL" || got.ThreadTS != "1700000000.000100" || got.Title != "chart" || got.Filename != "chart.png" {
+		t.Errorf("shared file = %+v (summary %+v)", got, f)
+	}
+	// Completing an upload whose bytes never arrived fails.
+	if _, err := api.CompleteUploadExternalContext(ctx, slack.CompleteUploadExternalParameters{Files: []slack.FileSummary{{ID: "Fnope"}}, Channel: "C0NCALL"}); err == nil {
+		t.Error("completing an unknown upload succeeded")
+	}
+}
+
+func TestSignMatchesSlackGoVerifier(t *testing.T) {
+	body := ButtonPress{UserID: "U1", ChannelID: "C1", MessageTS: "1.2", ActionID: "ack"}.Body()
+	now := time.Now()
+	h := http.Header{}
+	h.Set("X-Slack-Request-Timestamp", strconv.FormatInt(now.Unix(), 10))
+	h.Set("X-Slack-Signature", Sign("s3cret", now, body))
+	v, err := slack.NewSecretsVerifier(h, "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = v.Write(body)
+	if err := v.Ensure(); err != nil {
+		t.Errorf("slack-go rejects our signature: %v", err)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal([]byte(form.Get("payload")), &cb); err != nil {
+		t.Fatal(err)
+	}
+	if cb.Type != slack.InteractionTypeBlockActions || cb.User.ID != "U1" || len(cb.ActionCallback.BlockActions) != 1 || cb.ActionCallback.BlockActions[0].ActionID != "ack" || cb.Container.MessageTs != "1.2" {
+		t.Errorf("slack-go decodes the payload as %+v", cb)
 	}
 }

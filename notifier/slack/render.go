@@ -65,8 +65,15 @@ func Render(a *wire.Alert) (text string, blocks []slackgo.Block) {
 	if description != "" {
 		body = append(body, escape(description))
 	}
+	var links []string
 	if u := a.Annotations[notifier.AnnotationRunbookURL]; u != "" {
-		body = append(body, fmt.Sprintf("<%s|Runbook>", escapeURL(u)))
+		links = append(links, fmt.Sprintf("<%s|Runbook>", escapeURL(u)))
+	}
+	if u := a.Annotations[notifier.AnnotationDashboard]; u != "" {
+		links = append(links, fmt.Sprintf("<%s|Dashboard>", escapeURL(u)))
+	}
+	if len(links) > 0 {
+		body = append(body, strings.Join(links, " • "))
 	}
 	if len(body) > 0 {
 		blocks = append(blocks, slackgo.NewSectionBlock(
@@ -91,16 +98,17 @@ func Render(a *wire.Alert) (text string, blocks []slackgo.Block) {
 	field("Severity", escape(severity))
 	field("Host", escape(host))
 	field("Cluster", escape(cluster))
-	field("Value", fmt.Sprintf("%s (threshold %s)", value, threshold))
+	if a.Baseline != 0 {
+		field("Value", fmt.Sprintf("%s vs baseline %s (threshold %s)", value, notifier.FormatValue(a.Baseline), threshold))
+	} else {
+		field("Value", fmt.Sprintf("%s (threshold %s)", value, threshold))
+	}
 	if a.Signal != "" {
 		sig := escape(a.Signal)
 		if a.Stat != "" {
 			sig = escape(a.Stat) + " of " + sig
 		}
 		field("Signal", sig)
-	}
-	if a.Baseline != 0 {
-		field("Baseline", notifier.FormatValue(a.Baseline))
 	}
 	if a.Score != 0 {
 		field("Anomaly score", notifier.FormatValue(a.Score))

@@ -10,12 +10,12 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/mciv/mciv/internal/ear"
 	"github.com/mciv/mciv/internal/testenv"
 	"github.com/mciv/mciv/notifier/tts"
 	"github.com/mciv/mciv/notifier/tts/espeak"
 	"github.com/mciv/mciv/notifier/tts/google"
 	"github.com/mciv/mciv/notifier/tts/google/googletest"
-	"github.com/mciv/mciv/notifier/tts/internal/ear"
 )
 
 func TestParseNames(t *testing.T) {

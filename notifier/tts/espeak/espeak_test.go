@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mciv/mciv/internal/ear"
 	"github.com/mciv/mciv/internal/testenv"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/speech"
 	"github.com/mciv/mciv/notifier/tts"
-	"github.com/mciv/mciv/notifier/tts/internal/ear"
 )
 
 func newEngine(t *testing.T, cfg Config) *Engine {

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mciv/mciv/internal/bus"
+)
+
+func TestSilenceAddListExpire(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	out, err := runCLI(ctx, "silence", "add", "--nats", srv.URL(), "--matcher", "host=db-1", "--matcher", `severity=~"warn.*"`, "--duration", "1h", "--comment", "kernel upgrade")
+	if err != nil {
+		t.Fatalf("add: %v\n%s", err, out)
+	}
+	id := strings.TrimSpace(out)
+	if id == "" {
+		t.Fatal("add printed no id")
+	}
+	out, err = runCLI(ctx, "silence", "list", "--nats", srv.URL())
+	if err != nil || !strings.Contains(out, id) || !strings.Contains(out, `host="db-1"`) || !strings.Contains(out, "active") || !strings.Contains(out, "kernel upgrade") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if out, err := runCLI(ctx, "silence", "expire", "--nats", srv.URL(), id); err != nil {
+		t.Fatalf("expire: %v\n%s", err, out)
+	}
+	out, err = runCLI(ctx, "silence", "list", "--nats", srv.URL())
+	if err != nil || strings.Contains(out, id) {
+		t.Fatalf("list after expire shows it: %v\n%s", err, out)
+	}
+	out, err = runCLI(ctx, "silence", "list", "--all", "--json", "--nats", srv.URL())
+	if err != nil || !strings.Contains(out, id) {
+		t.Fatalf("list --all: %v\n%s", err, out)
+	}
+	if _, err := runCLI(ctx, "silence", "add", "--nats", srv.URL(), "--matcher", "host~x"); err == nil {
+		t.Error("a bad matcher was accepted")
+	}
+}

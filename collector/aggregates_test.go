@@ -1,0 +1,87 @@
+package collector
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/mciv/mciv/bpf"
+	"github.com/mciv/mciv/internal/histo"
+)
+
+type fakeNames struct{}
+
+func (fakeNames) device(dev uint32) string  { return fmt.Sprintf("dev%d", dev) }
+func (fakeNames) instance(id uint32) string { return fmt.Sprintf("postgres:%d", id) }
+
+func v4(a, b, c, d byte) [16]byte { return [16]byte{a, b, c, d} }
+
+func TestAggregateSeriesHistogramAndCounters(t *testing.T) {
+	rtt := func(bucket uint32) bpf.TCPAggKey {
+		return bpf.TCPAggKey{Signal: bpf.AggTCPRTTSeconds, Family: afInet, Addr: v4(10, 0, 0, 1), Bucket: bucket}
+	}
+	ms := uint64(1_000_000)
+	deltas := map[bpf.TCPAggKey]uint64{
+		rtt(uint32(histo.Index(ms))):     3,
+		rtt(uint32(histo.Index(2 * ms))): 1,
+		rtt(bpf.AggSumBucket):            5 * ms,
+		{Signal: bpf.AggTCPResetsSent, Family: afInet, Addr: v4(10, 0, 0, 2), Aux: 5432, Aux2: 40000}:   2,
+		{Signal: bpf.AggDiskIOSeconds, Aux: 253 << 20, Aux2: bpf.DiskOpFlush, Bucket: 100}:              1,
+		{Signal: bpf.AggDiskIOSeconds, Aux: 253 << 20, Aux2: bpf.DiskOpFlush, Bucket: bpf.AggSumBucket}: 100,
+		{Signal: bpf.AggDBQuerySeconds, Aux: 5432, Aux2: protocolExtended, Bucket: 7}:                   1,
+		{Signal: bpf.AggDBQuerySeconds, Aux: 5432, Aux2: protocolExtended, Bucket: bpf.AggSumBucket}:    7,
+		{Signal: 999}: 1, // unknown: ignored
+	}
+	got, dropped := aggregateSeries(deltas, fakeNames{}, 10)
+	if len(dropped) != 0 {
+		t.Errorf("dropped %v", dropped)
+	}
+	want := []string{
+		"db_query_seconds{instance=postgres:5432,protocol=extended,}",
+		"disk_io_seconds{device=dev265289728,op=flush,}",
+		"tcp_resets_total{direction=sent,local_port=40000,peer=10.0.0.2:5432,}",
+		"tcp_rtt_seconds{peer=10.0.0.1,}",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d series: %+v", len(got), got)
+	}
+	for i, s := range got {
+		if k := s.Signal + "{" + labelString(s.Labels) + "}"; k != want[i] {
+			t.Errorf("series %d = %s, want %s", i, k, want[i])
+		}
+	}
+	h := got[3].Hist
+	if h.Count != 4 || math.Abs(h.Sum-0.005) > 1e-12 || len(h.Buckets) != 2 || h.Buckets[0].Index > h.Buckets[1].Index {
+		t.Errorf("rtt histogram %+v", h)
+	}
+	if p50 := histo.Quantile(h, 0.5); math.Abs(p50-0.001)/0.001 > 0.01 {
+		t.Errorf("p50 %v", p50)
+	}
+	if got[2].Value != 2 {
+		t.Errorf("resets %v", got[2].Value)
+	}
+}
+
+func TestAggregateSeriesLimit(t *testing.T) {
+	deltas := map[bpf.TCPAggKey]uint64{}
+	for i := range 10 {
+		k := bpf.TCPAggKey{Signal: bpf.AggTCPConnectErrors, Family: afInet, Addr: v4(10, 0, 0, byte(i)), Aux: 5432}
+		deltas[k] = uint64(100 - i) // 10.0.0.0 busiest
+	}
+	got, dropped := aggregateSeries(deltas, fakeNames{}, 3)
+	if dropped[signalConnectErrors] != 8 {
+		t.Errorf("dropped %v", dropped)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d series: %+v", len(got), got)
+	}
+	total := 0.0
+	peers := map[string]float64{}
+	for _, s := range got {
+		total += s.Value
+		peers[s.Label("peer")] = s.Value
+	}
+	if total != 955 || peers["10.0.0.0:5432"] != 100 || peers["10.0.0.1:5432"] != 99 || peers[overflowValue] != 955-199 {
+		t.Errorf("peers %v", peers)
+	}
+}

@@ -1,0 +1,274 @@
+package collector
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/mciv/mciv/internal/pglab"
+	"github.com/mciv/mciv/internal/testenv"
+)
+
+// BenchmarkPgbenchOverhead measures what the collector costs a real
+// PostgreSQL: pgbench -S throughput without any probe (A), with the
+// collector attached (B), and with bpftrace running the equivalent USDT
+// latency histogram (C), interleaved A B C A B C ... on one server. It
+// reports the throughput ratios B/A and C/A, and the collector's CPU per
+// 10,000 queries per second: its own process (user+system, reading the
+// maps and publishing) and its eBPF programs (run time from the kernel's
+// BPF statistics).
+func BenchmarkPgbenchOverhead(b *testing.B) {
+	testenv.RequireRoot(b)
+	testenv.RequireCommand(b, "pgbench", "psql", "bpftrace")
+	testenv.RequireFile(b, debianPostgres, "Debian's postgresql-15")
+	if err := MountTracefs(); err != nil {
+		testenv.Missing(b, err.Error())
+	}
+	testenv.ExclusiveKernel(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	pg, err := pglab.Start(ctx, pglab.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Stop()
+	if err := pg.InitBench(ctx, 1); err != nil {
+		b.Fatal(err)
+	}
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable BPF run time statistics: %v", err)
+	}
+	defer stats.Close()
+
+	const (
+		clients = 2
+		runFor  = 4 * time.Second
+	)
+	rounds := 6
+	if v, err := strconv.Atoi(os.Getenv("MCIV_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v // MCIV_BENCH_ROUNDS: fewer rounds for a quick look
+	}
+	run := func() (float64, error) {
+		rctx, cancel := context.WithTimeout(ctx, runFor+time.Minute)
+		defer cancel()
+		return pg.SelectOnly(rctx, clients, runFor)
+	}
+	var (
+		ratioB, ratioC           []float64
+		tpsA                     float64
+		cpuUser, cpuBPF, queries float64
+	)
+	for range b.N {
+		for round := range rounds {
+			// Each round runs A, B and C once, in a rotating order, so
+			// that drift on a shared machine hits each alike.
+			var a, bt, ct float64
+			steps := []func() error{
+				func() (err error) { a, err = run(); return err },
+				func() error {
+					t, user, bpfTime, err := withCollector(b, ctx, run)
+					bt = t
+					cpuUser += user.Seconds()
+					cpuBPF += bpfTime.Seconds()
+					queries += t * runFor.Seconds()
+					return err
+				},
+				func() (err error) { ct, err = withBpftrace(b, ctx, pg.Binary, run); return err },
+			}
+			for i := range steps {
+				if err := steps[(i+round)%len(steps)](); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Logf("round %d: tps none %.0f, collector %.0f (%.3f), bpftrace %.0f (%.3f)", round, a, bt, bt/a, ct, ct/a)
+			tpsA += a
+			ratioB = append(ratioB, bt/a)
+			ratioC = append(ratioC, ct/a)
+		}
+	}
+	b.ReportMetric(median(ratioB), "collector_tps_ratio")
+	b.ReportMetric(median(ratioC), "bpftrace_tps_ratio")
+	// CPU seconds per second at 10k qps, in percent of one core.
+	per10k := func(cpu float64) float64 { return cpu / queries * 10000 * 100 }
+	b.ReportMetric(per10k(cpuUser), "collector_cpu_pct_per_10kqps")
+	b.ReportMetric(per10k(cpuBPF), "ebpf_cpu_pct_per_10kqps")
+	b.ReportMetric(tpsA/float64(rounds*b.N), "baseline_tps")
+}
+
+// median returns the median of xs (which it sorts).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
+}
+
+// withCollector runs work while a collector (every object) is attached and
+// returns its result, the collector process's CPU time and the run time of
+// its PostgreSQL eBPF programs meanwhile.
+func withCollector(b *testing.B, ctx context.Context, work func() (float64, error)) (float64, time.Duration, time.Duration, error) {
+	c, err := New(Config{Cluster: "bench", Host: "pg"}, nopPublisher{}, nil, nil)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	// MCIV_BENCH_PG_PROBES=query__start,query__done: attach only these
+	// PostgreSQL probes, to see what each costs.
+	if v := os.Getenv("MCIV_BENCH_PG_PROBES"); v != "" {
+		want := strings.Split(v, ",")
+		c.pgProbes = slices.DeleteFunc(slices.Clone(pgProbes), func(p pgProbe) bool { return !slices.Contains(want, p.name) })
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(rctx) }()
+	defer func() { stop(); <-done }()
+	select {
+	case <-c.Started():
+	case <-ctx.Done():
+		return 0, 0, 0, ctx.Err()
+	}
+	if !c.anyAttached() {
+		return 0, 0, 0, fmt.Errorf("collector attached nothing: %+v", c.Hooks())
+	}
+	cpu0, err := processCPU()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	before := programStats(mcivPrograms)
+	tps, err := work()
+	cpu1, err2 := processCPU()
+	if err == nil {
+		err = err2
+	}
+	var bpfTime time.Duration
+	for name, st := range programStats(mcivPrograms) {
+		d := st.Runtime - before[name].Runtime
+		n := st.RunCount - before[name].RunCount
+		bpfTime += d
+		if n > 0 {
+			b.Logf("  %-16s %9d runs, %6.0f ns/run", name, n, float64(d.Nanoseconds())/float64(n))
+		}
+	}
+	return tps, cpu1 - cpu0, bpfTime, err
+}
+
+// withBpftrace runs work while bpftrace keeps a latency histogram of the
+// binary's query__start/query__done probes, as a user would without mciv.
+func withBpftrace(b *testing.B, ctx context.Context, binary string, work func() (float64, error)) (float64, error) {
+	script := fmt.Sprintf(`usdt:%[1]s:postgresql:query__start { @start[tid] = nsecs; }
+usdt:%[1]s:postgresql:query__done /@start[tid]/ { @query_ns = hist(nsecs - @start[tid]); delete(@start[tid]); }`, binary)
+	// -B line: bpftrace's "Attaching" line must not sit in a pipe buffer.
+	cmd := exec.CommandContext(ctx, "bpftrace", "-B", "line", "-e", script)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("bpftrace: %w", err)
+	}
+	defer func() {
+		// bpftrace may take its time (or ignore SIGINT while printing
+		// its maps): wait a bounded time, then kill it.
+		_ = cmd.Process.Signal(os.Interrupt)
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "Attaching") {
+				ready <- nil
+				for sc.Scan() { // drain until exit
+				}
+				return
+			}
+		}
+		ready <- fmt.Errorf("bpftrace exited before attaching")
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return 0, err
+		}
+	case <-time.After(time.Minute):
+		return 0, fmt.Errorf("bpftrace did not attach within a minute")
+	}
+	return work()
+}
+
+// processCPU returns this process's user+system CPU time.
+func processCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	// utime and stime are fields 14 and 15 of stat, 12 and 13 here.
+	ut, err1 := strconv.ParseUint(fields[11], 10, 64)
+	st, err2 := strconv.ParseUint(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse /proc/self/stat")
+	}
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck, nil
+}
+
+// mcivPrograms are the name prefixes of the collector's eBPF programs (the
+// kernel keeps 15 characters of a name).
+var mcivPrograms = []string{"pg_query", "tcp_", "inet_sock", "block_rq", "mysql_"}
+
+// programStats sums the statistics of the loaded eBPF programs whose
+// name starts with one of prefixes, by name.
+func programStats(prefixes []string) map[string]ebpf.ProgramStats {
+	out := make(map[string]ebpf.ProgramStats)
+	id := ebpf.ProgramID(0)
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			return out
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		if info, err := p.Info(); err == nil && slices.ContainsFunc(prefixes, func(x string) bool { return strings.HasPrefix(info.Name, x) }) {
+			if st, err := p.Stats(); err == nil {
+				sum := out[info.Name]
+				sum.Runtime += st.Runtime
+				sum.RunCount += st.RunCount
+				out[info.Name] = sum
+			}
+		}
+		p.Close()
+	}
+}
+
+// nopPublisher drops every message.
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(string, []byte) error { return nil }

@@ -1,0 +1,301 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/mciv/mciv/bpf"
+)
+
+// HookTypeUSDT is a uprobe on a USDT probe point, its semaphore honoured.
+const HookTypeUSDT = "usdt"
+
+// pgProbe is one PostgreSQL USDT probe mciv attaches, and its program.
+type pgProbe struct {
+	name    string // e.g. query__start
+	program string
+	withArg bool // the program reads the probe's first argument
+}
+
+// pgProbes are the probes of bpf/pg.bpf.c.
+var pgProbes = []pgProbe{
+	{"query__start", bpf.PGProgPgQueryStart, true},
+	{"query__done", bpf.PGProgPgQueryDone, false},
+	{"query__parse__start", bpf.PGProgPgQueryParseStart, true},
+	{"query__execute__start", bpf.PGProgPgQueryExecuteStart, false},
+	{"query__execute__done", bpf.PGProgPgQueryExecuteDone, false},
+}
+
+// pgHookName is the hook name of a PostgreSQL probe in HookStatus.
+func pgHookName(probe string) string { return "postgresql:" + probe }
+
+// pgObject is the PostgreSQL object, with the slow query threshold set.
+// Its programs are attached by a pgAttacher, not through hooks.
+func pgObject(threshold time.Duration) object {
+	return object{
+		name: "postgresql",
+		load: func() (*ebpf.CollectionSpec, error) {
+			spec, err := bpf.LoadPG()
+			if err != nil {
+				return nil, err
+			}
+			v, ok := spec.Variables["slow_query_ns"]
+			if !ok {
+				return nil, fmt.Errorf("pg object: no slow_query_ns variable")
+			}
+			if err := v.Set(uint64(threshold)); err != nil {
+				return nil, fmt.Errorf("pg object: set slow_query_ns: %w", err)
+			}
+			return spec, nil
+		},
+		hooks: func() []hookSpec { return nil },
+	}
+}
+
+// pgAttacher attaches the PostgreSQL programs to every server binary it is
+// shown, once per binary (a uprobe covers every process running it).
+type pgAttacher struct {
+	p      *probes
+	logger *slog.Logger
+	probes []pgProbe // the probes to attach, a subset of pgProbes
+
+	mu       sync.Mutex
+	progs    map[string]*ebpf.Program // by program name, loaded once
+	loadErr  error
+	attached map[fileID][]link.Link
+	failed   map[fileID]string // why a binary could not be attached
+	lastErr  map[string]string // per probe, the last error
+}
+
+func newPGAttacher(p *probes, logger *slog.Logger, probes []pgProbe) *pgAttacher {
+	a := &pgAttacher{p: p, logger: logger, probes: probes, progs: make(map[string]*ebpf.Program),
+		attached: make(map[fileID][]link.Link), failed: make(map[fileID]string), lastErr: make(map[string]string)}
+	for _, pr := range a.probes {
+		prog, err := p.loadProgram(pr.program)
+		if err != nil {
+			a.loadErr = fmt.Errorf("load %s: %w", pr.program, err)
+			break
+		}
+		a.progs[pr.program] = prog
+	}
+	return a
+}
+
+// attach attaches to bin unless done already; it reports whether it
+// attached now.
+func (a *pgAttacher) attach(bin pgBinary) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.attached[bin.id]; ok {
+		return false, nil
+	}
+	if _, ok := a.failed[bin.id]; ok {
+		return false, nil
+	}
+	links, err := a.attachBinary(bin.path)
+	if err != nil {
+		a.failed[bin.id] = err.Error()
+		return false, err
+	}
+	a.attached[bin.id] = links
+	return true, nil
+}
+
+func (a *pgAttacher) attachBinary(path string) ([]link.Link, error) {
+	if a.loadErr != nil {
+		return nil, a.loadErr
+	}
+	probes, err := readUSDTProbes(path)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	var links []link.Link
+	fail := func(err error) ([]link.Link, error) {
+		for _, l := range links {
+			l.Close()
+		}
+		return nil, err
+	}
+	for _, pr := range a.probes {
+		n := 0
+		for _, u := range probes {
+			if u.Provider != "postgresql" || u.Name != pr.name {
+				continue
+			}
+			cookie := uint64(argNone)
+			if pr.withArg {
+				args := u.Args
+				if i := indexSpace(args); i >= 0 {
+					args = args[:i]
+				}
+				if cookie, err = hostArgCookie(args); err != nil {
+					a.lastErr[pr.name] = err.Error()
+					return fail(fmt.Errorf("%s: %w", pr.name, err))
+				}
+			}
+			l, err := ex.Uprobe(pr.name, a.progs[pr.program], &link.UprobeOptions{
+				Address:      u.LocationOffset,
+				RefCtrOffset: u.SemaphoreOffset,
+				Cookie:       cookie,
+			})
+			if err != nil {
+				a.lastErr[pr.name] = explain("uprobe", err)
+				return fail(fmt.Errorf("attach %s at %#x: %w", pr.name, u.LocationOffset, err))
+			}
+			links = append(links, l)
+			n++
+		}
+		if n == 0 {
+			a.lastErr[pr.name] = "probe not in the binary"
+			return fail(fmt.Errorf("%s has no USDT probe postgresql:%s (built without --enable-dtrace?)", path, pr.name))
+		}
+	}
+	return links, nil
+}
+
+func indexSpace(s string) int {
+	for i := range len(s) {
+		if s[i] == ' ' {
+			return i
+		}
+	}
+	return -1
+}
+
+// statuses reports one row per probe: attached if attached to at least
+// one binary, else why not.
+func (a *pgAttacher) statuses() []HookStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var rows []HookStatus
+	for _, pr := range a.probes {
+		row := HookStatus{Name: pgHookName(pr.name), Type: HookTypeUSDT, Attached: len(a.attached) > 0}
+		if !row.Attached {
+			switch {
+			case a.loadErr != nil:
+				row.Error = explain(HookTypeUSDT, a.loadErr)
+			case a.lastErr[pr.name] != "":
+				row.Error = a.lastErr[pr.name]
+			case len(a.failed) > 0:
+				for _, e := range a.failed {
+					row.Error = e
+					break
+				}
+			default:
+				row.Error = "no PostgreSQL server binary found (installed or running); looked again every discovery interval"
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// close detaches from every binary and unloads the programs.
+func (a *pgAttacher) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ls := range a.attached {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	for _, p := range a.progs {
+		p.Close()
+	}
+	a.attached, a.progs = nil, nil
+}
+
+// dbAttachers attach the database probes; either may be nil when its
+// object did not load.
+type dbAttachers struct {
+	pg *pgAttacher
+	my *mysqlAttacher
+}
+
+func (d dbAttachers) close() {
+	if d.pg != nil {
+		d.pg.close()
+	}
+	if d.my != nil {
+		d.my.close()
+	}
+}
+
+// discoverDatabases attaches to new database server binaries and names
+// running instances every PostgresDiscoveryInterval until ctx ends.
+func (c *Collector) discoverDatabases(ctx context.Context, d dbAttachers, procRoot string) {
+	t := time.NewTicker(c.cfg.PostgresDiscoveryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.scanDatabasesOnce(d, procRoot)
+	}
+}
+
+// scanDatabasesOnce looks at the host once.
+func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
+	var rows []HookStatus
+	if a := d.pg; a != nil {
+		s := scanPostgres(procRoot, installedPostgres)
+		for _, b := range s.binaries {
+			c.logAttach("PostgreSQL", b, a.attach)
+		}
+		for pid, port := range s.postmasters {
+			c.names.instances.set(uint32(pid), pgInstance(port))
+		}
+		rows = append(rows, a.statuses()...)
+	}
+	if a := d.my; a != nil {
+		s := scanMySQL(procRoot, installedMySQL)
+		for _, b := range s.binaries {
+			c.logAttach("MySQL", b, a.attach)
+		}
+		for pid, port := range s.servers {
+			c.names.instances.set(uint32(pid), mysqlInstance(port))
+		}
+		rows = append(rows, a.statuses()...)
+	}
+	c.setDBStatuses(rows)
+}
+
+func (c *Collector) logAttach(what string, b pgBinary, attach func(pgBinary) (bool, error)) {
+	ok, err := attach(b)
+	switch {
+	case err != nil:
+		c.logger.Warn("cannot attach to a "+what+" binary: its queries are not measured", "binary", b.path, "err", err)
+	case ok:
+		c.logger.Info("attached to "+what+" probes", "binary", b.path)
+	}
+}
+
+// setDBStatuses replaces the database rows of Hooks.
+func (c *Collector) setDBStatuses(rows []HookStatus) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.statuses = slices.DeleteFunc(c.statuses, func(h HookStatus) bool {
+		return h.Type == HookTypeUSDT || h.Type == HookTypeUprobe || h.Type == HookTypeUretprobe
+	})
+	c.statuses = append(c.statuses, rows...)
+	for _, r := range rows {
+		up := 0.0
+		if r.Attached {
+			up = 1
+		}
+		c.m.hookUp.WithLabelValues(r.Name).Set(up)
+	}
+}

@@ -1,0 +1,272 @@
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/notifier/nflog"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	slackgo "github.com/slack-go/slack"
+)
+
+// Durable consumer names of the thread feed; replicas share them.
+const (
+	AcksDurable    = "mciv-notifier-slack-acks"
+	ActionsDurable = "mciv-notifier-slack-actions"
+)
+
+// maxSeen bounds Entry.Seen.
+const maxSeen = 64
+
+// RunThreads follows the acknowledgements (MCIV_ACKS, from Slack buttons
+// and phone keys) and the failover audit records (MCIV_ACTIONS) and puts
+// each into the Slack thread of its alert's group, updating the group's
+// message for acknowledgements and resolutions; once a minute it posts
+// repeat_interval reminders (see Repeat). It returns when ctx ends.
+func (n *Incidents) RunThreads(ctx context.Context, js jetstream.JetStream) error {
+	errc := make(chan error, 3)
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				errc <- nil
+				return
+			case <-t.C:
+				if err := n.Repeat(ctx); err != nil && ctx.Err() == nil {
+					n.logger.Warn("repeat_interval reminders failed", "err", err)
+				}
+			}
+		}
+	}()
+	go func() {
+		errc <- consumeLoop(ctx, js, bus.AcksStream, AcksDurable, wire.AcksWildcard, n.logger, func(ctx context.Context, data []byte) error {
+			ack, err := wire.DecodeAck(data)
+			if err != nil {
+				return errPermanent{err}
+			}
+			return n.handleAck(ctx, ack)
+		})
+	}()
+	go func() {
+		errc <- consumeLoop(ctx, js, bus.ActionsStream, ActionsDurable, wire.ActionsWildcard, n.logger, func(ctx context.Context, data []byte) error {
+			act, err := wire.DecodeAction(data)
+			if err != nil {
+				return errPermanent{err}
+			}
+			return n.handleAction(ctx, act)
+		})
+	}()
+	return errors.Join(<-errc, <-errc, <-errc)
+}
+
+// errPermanent marks a message that can never be handled.
+type errPermanent struct{ error }
+
+// consumeLoop feeds every message of a durable consumer to handle, one at a
+// time, acknowledging after success and retrying failures with backoff.
+func consumeLoop(ctx context.Context, js jetstream.JetStream, stream, durable, filter string, logger *slog.Logger, handle func(context.Context, []byte) error) error {
+	log := logger.With("stream", stream, "durable", durable)
+	wait := time.Second
+	for ctx.Err() == nil {
+		cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable: durable, DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait: time.Minute, FilterSubject: filter, Description: "mciv notifier: Slack thread feed",
+		})
+		if err != nil {
+			if errors.Is(err, jetstream.ErrConnectionClosed) {
+				return err
+			}
+			log.Warn("thread feed consumer failed; retrying", "err", err, "retry_in", wait)
+			if sleep(ctx, wait) != nil {
+				return nil
+			}
+			wait = min(2*wait, time.Minute)
+			continue
+		}
+		wait = time.Second
+		for ctx.Err() == nil {
+			msg, err := cons.Next(jetstream.FetchContext(ctx))
+			if ctx.Err() != nil {
+				if msg != nil {
+					_ = msg.Nak()
+				}
+				return nil
+			}
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoHeartbeat) {
+				continue
+			}
+			if err != nil {
+				log.Warn("thread feed: next message failed", "err", err)
+				break
+			}
+			herr := handle(ctx, msg.Data())
+			var perm errPermanent
+			switch {
+			case herr == nil:
+				actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				if err := msg.DoubleAck(actx); err != nil {
+					log.Warn("thread feed: ack failed", "err", err)
+				}
+				cancel()
+			case errors.As(herr, &perm):
+				log.Warn("thread feed: dropping an undecodable message", "subject", msg.Subject(), "err", herr)
+				_ = msg.Term()
+			default:
+				log.Warn("thread feed: handling failed; retrying", "subject", msg.Subject(), "err", herr)
+				_ = msg.NakWithDelay(5 * time.Second)
+			}
+		}
+	}
+	return nil
+}
+
+// handleAck records an acknowledgement in the groups of its alert, updates
+// their messages and replies in their threads.
+func (n *Incidents) handleAck(ctx context.Context, ack *wire.Ack) error {
+	keys, err := n.log.Groups(ctx, ack.Fingerprint)
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
+		var fresh bool
+		e, _, err := n.log.Modify(ctx, key, func(e *nflog.Entry) (*nflog.Entry, error) {
+			if e == nil || e.TS == "" || slices.Contains(e.Seen, ack.ID) {
+				fresh = false
+				return nil, nil
+			}
+			fresh = true
+			switch ack.Action {
+			case wire.AckAcknowledge:
+				if e.AckedBy == "" {
+					e.AckedBy, e.AckedAt = ack.By, ack.At
+				}
+			case wire.AckResolve:
+				if e.ResolvedBy == "" {
+					e.ResolvedBy = ack.By
+				}
+			}
+			e.Seen = append(e.Seen, ack.ID)
+			if len(e.Seen) > maxSeen {
+				e.Seen = e.Seen[len(e.Seen)-maxSeen:]
+			}
+			return e, nil
+		})
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			continue
+		}
+		if ack.Action == wire.AckAcknowledge || ack.Action == wire.AckResolve {
+			text, blocks := RenderGroup(e)
+			if err := n.call.do(ctx, "chat.update", e.ChannelID, func(ctx context.Context) error {
+				_, _, _, err := n.api.UpdateMessageContext(ctx, e.ChannelID, e.TS, slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(blocks...))
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		if err := n.reply(ctx, e.ChannelID, e.TS, AckText(ack)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AckText is the thread reply for an acknowledgement.
+func AckText(ack *wire.Ack) string {
+	who := mention(ack.By)
+	via := ""
+	if ack.Via != "" && ack.Via != "slack" {
+		via = " via " + escape(ack.Via)
+	}
+	switch ack.Action {
+	case wire.AckAcknowledge:
+		return fmt.Sprintf(":eyes: Acknowledged by %s%s", who, via)
+	case wire.AckResolve:
+		return fmt.Sprintf(":white_check_mark: Marked resolved by %s%s", who, via)
+	case wire.AckSilence:
+		until := ""
+		if !ack.Until.IsZero() {
+			until = " until " + slackDate(ack.Until)
+		}
+		return fmt.Sprintf(":no_bell: Silenced by %s%s%s", who, via, until)
+	case wire.AckApprove:
+		return fmt.Sprintf(":ok: Failover approved by %s%s", who, via)
+	}
+	return fmt.Sprintf("%s by %s%s", escape(string(ack.Action)), who, via)
+}
+
+// handleAction puts a failover audit record into the thread of its alert.
+func (n *Incidents) handleAction(ctx context.Context, act *wire.Action) error {
+	if act.Fingerprint == "" {
+		return nil
+	}
+	keys, err := n.log.Groups(ctx, act.Fingerprint)
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
+		e, _, err := n.log.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if e == nil || e.TS == "" || slices.Contains(e.Seen, "action-"+act.ID) {
+			continue
+		}
+		if err := n.reply(ctx, e.ChannelID, e.TS, ActionText(act)); err != nil {
+			return err
+		}
+		if _, _, err := n.log.Modify(ctx, key, func(e *nflog.Entry) (*nflog.Entry, error) {
+			if e == nil {
+				return nil, nil
+			}
+			e.Seen = append(e.Seen, "action-"+act.ID)
+			if len(e.Seen) > maxSeen {
+				e.Seen = e.Seen[len(e.Seen)-maxSeen:]
+			}
+			return e, nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ActionText is the thread reply for a failover decision.
+func ActionText(a *wire.Action) string {
+	var b strings.Builder
+	icon := ":gear:"
+	switch a.Decision {
+	case "refused":
+		icon = ":no_entry:"
+	case "pending_approval":
+		icon = ":raised_hand:"
+	case "acted":
+		icon = ":arrows_counterclockwise:"
+	}
+	fmt.Fprintf(&b, "%s %s %s", icon, escape(strings.ToUpper(a.Kind[:min(1, len(a.Kind))])+a.Kind[min(1, len(a.Kind)):]), escape(strings.ReplaceAll(a.Decision, "_", " ")))
+	if a.From != "" || a.To != "" {
+		fmt.Fprintf(&b, ": %s → %s", escape(a.From), escape(a.To))
+	}
+	if a.Outcome != "" {
+		fmt.Fprintf(&b, " (%s)", escape(a.Outcome))
+	}
+	if a.Reason != "" {
+		fmt.Fprintf(&b, " — %s", escape(a.Reason))
+	}
+	if a.Safeguard != "" {
+		fmt.Fprintf(&b, " [safeguard: %s]", escape(a.Safeguard))
+	}
+	return b.String()
+}

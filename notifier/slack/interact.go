@@ -1,0 +1,231 @@
+package slack
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/notifier"
+	"github.com/mciv/mciv/notifier/labels"
+	"github.com/mciv/mciv/notifier/nflog"
+	"github.com/mciv/mciv/notifier/silence"
+	"github.com/nats-io/nats.go/jetstream"
+	slackgo "github.com/slack-go/slack"
+)
+
+// MaxRequestAge is how far a request's timestamp may be from now: older
+// (or future) requests are refused as replays.
+const MaxRequestAge = 5 * time.Minute
+
+// InteractivityConfig configures the endpoint Slack posts button presses to
+// (the app's Interactivity Request URL).
+type InteractivityConfig struct {
+	// Listen is host:port of the HTTP endpoint; empty disables it.
+	Listen string `yaml:"listen"`
+	// Path is the URL path; default /slack/interactivity.
+	Path string `yaml:"path"`
+	// SigningSecret is the app's signing secret (or MCIV_SLACK_SIGNING_SECRET).
+	SigningSecret string `yaml:"signing_secret"`
+}
+
+// LogValue never shows the secret.
+func (c InteractivityConfig) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("listen", c.Listen), slog.String("path", c.Path), slog.Bool("signing_secret_set", c.SigningSecret != ""))
+}
+
+// Interactions handles Slack's interactivity requests: it verifies the
+// request signature, and for a press of one of the group message's buttons
+// publishes a wire.Ack to JetStream (MCIV_ACKS; the thread feed then updates
+// the message and replies in its thread) and, for Silence, creates the
+// silence at once.
+type Interactions struct {
+	secret   []byte
+	js       jetstream.JetStream
+	log      *nflog.Log
+	silences *silence.Store
+	now      func() time.Time
+	logger   *slog.Logger
+}
+
+// NewInteractions returns the handler; now may be nil (time.Now), logger nil.
+func NewInteractions(signingSecret string, js jetstream.JetStream, log *nflog.Log, silences *silence.Store, now func() time.Time, logger *slog.Logger) (*Interactions, error) {
+	if signingSecret == "" {
+		return nil, errors.New("slack interactivity: a signing secret is required")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Interactions{secret: []byte(signingSecret), js: js, log: log, silences: silences, now: now, logger: logger.With("part", "slack-interactivity")}, nil
+}
+
+// Verify checks Slack's v0 signature of body: the timestamp header within
+// MaxRequestAge of now, and X-Slack-Signature equal (in constant time) to
+// v0=hex(HMAC-SHA256(secret, "v0:"+timestamp+":"+body)).
+func (h *Interactions) Verify(header http.Header, body []byte) error {
+	tsHeader := header.Get("X-Slack-Request-Timestamp")
+	ts, err := strconv.ParseInt(tsHeader, 10, 64)
+	if err != nil {
+		return errors.New("missing or bad X-Slack-Request-Timestamp")
+	}
+	if age := h.now().Sub(time.Unix(ts, 0)); age > MaxRequestAge || age < -MaxRequestAge {
+		return fmt.Errorf("request timestamp %s away from now", age.Round(time.Second))
+	}
+	sig, ok := strings.CutPrefix(header.Get("X-Slack-Signature"), "v0=")
+	if !ok {
+		return errors.New("missing or unsupported X-Slack-Signature")
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil {
+		return errors.New("bad X-Slack-Signature")
+	}
+	mac := hmac.New(sha256.New, h.secret)
+	fmt.Fprintf(mac, "v0:%s:", tsHeader)
+	mac.Write(body)
+	if !hmac.Equal(got, mac.Sum(nil)) {
+		return errors.New("signature mismatch")
+	}
+	return nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, "cannot read body", http.StatusBadRequest)
+		return
+	}
+	if err := h.Verify(r.Header, body); err != nil {
+		h.logger.Warn("refusing an unverified interactivity request", "remote", r.RemoteAddr, "reason", err)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	var cb slackgo.InteractionCallback
+	if err := json.Unmarshal([]byte(form.Get("payload")), &cb); err != nil {
+		http.Error(w, "bad payload", http.StatusBadRequest)
+		return
+	}
+	if cb.Type != slackgo.InteractionTypeBlockActions {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	for _, act := range cb.ActionCallback.BlockActions {
+		if err := h.press(r.Context(), &cb, act); err != nil {
+			h.logger.Error("button press not handled", "action", act.ActionID, "user", cb.User.ID, "err", err)
+			http.Error(w, "could not handle the action; try again", http.StatusInternalServerError)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// press handles one button.
+func (h *Interactions) press(ctx context.Context, cb *slackgo.InteractionCallback, act *slackgo.BlockAction) error {
+	var (
+		action wire.AckAction
+		dur    time.Duration
+	)
+	switch {
+	case act.ActionID == ActionAcknowledge:
+		action = wire.AckAcknowledge
+	case act.ActionID == ActionResolve:
+		action = wire.AckResolve
+	case strings.HasPrefix(act.ActionID, ActionSilence):
+		d, err := time.ParseDuration(strings.TrimPrefix(act.ActionID, ActionSilence))
+		if err != nil || !slices.Contains(SilenceDurations, d) {
+			return fmt.Errorf("unknown silence button %q", act.ActionID)
+		}
+		action, dur = wire.AckSilence, d
+	default:
+		h.logger.Debug("ignoring an unknown action", "action", act.ActionID)
+		return nil
+	}
+	e, _, err := h.log.Get(ctx, act.Value)
+	if err != nil {
+		return err
+	}
+	if e == nil || len(e.Alerts) == 0 {
+		h.logger.Warn("button pressed for an unknown alert group", "group", act.Value)
+		return nil
+	}
+	primary := e.Sorted()[0]
+	now := h.now()
+	// One id per press: a retried delivery of the same press is stored once.
+	sum := sha256.Sum256([]byte(cb.TriggerID + "\x00" + act.ActionTs + "\x00" + cb.User.ID + "\x00" + act.ActionID + "\x00" + act.Value))
+	id := "slack-" + hex.EncodeToString(sum[:10])
+	ack := &wire.Ack{
+		Fingerprint: primary.Fingerprint, Cluster: clusterOf(primary), Action: action,
+		By: cb.User.ID, Via: "slack", At: now, ID: id,
+	}
+	if action == wire.AckSilence {
+		ack.Until = now.Add(dur)
+		if h.silences == nil {
+			return errors.New("silences are not available")
+		}
+		ms := silenceMatchers(e, primary)
+		if _, err := h.silences.Add(ctx, silence.Silence{
+			ID: id, Matchers: ms, StartsAt: now, EndsAt: ack.Until,
+			CreatedBy: "slack:" + cb.User.ID, Comment: "Silence " + silenceLabel(dur) + " button in Slack",
+		}); err != nil {
+			return err
+		}
+	}
+	data, err := wire.EncodeAck(ack)
+	if err != nil {
+		return err
+	}
+	if _, err := h.js.Publish(ctx, wire.AckSubject(ack.Cluster), data, jetstream.WithMsgID(ack.ID)); err != nil {
+		return fmt.Errorf("publish ack: %w", err)
+	}
+	h.logger.Info("button pressed", "action", action, "user", cb.User.ID, "group", act.Value, "ack_id", id)
+	return nil
+}
+
+func clusterOf(a *wire.Alert) string {
+	if c := a.Labels[notifier.LabelCluster]; c != "" && wire.ValidToken(c) == nil {
+		return c
+	}
+	return "default"
+}
+
+// silenceMatchers selects the group: its group_by labels, or, with none,
+// the labels of its first alert.
+func silenceMatchers(e *nflog.Entry, primary *wire.Alert) labels.Matchers {
+	ls := e.GroupLabels
+	if len(ls) == 0 {
+		ls = labels.Of(primary)
+	}
+	var ms labels.Matchers
+	for _, k := range slices.Sorted(maps.Keys(ls)) {
+		m, err := labels.New(k, labels.Equal, ls[k])
+		if err == nil {
+			ms = append(ms, m)
+		}
+	}
+	return ms
+}

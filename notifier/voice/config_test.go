@@ -1,0 +1,79 @@
+package voice
+
+import (
+	"bytes"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/notifier/tts"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	var c Config
+	if !c.On() {
+		t.Error("voice is on unless disabled")
+	}
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	if n, err := c.EngineNames(getenv); err != nil || !slices.Equal(n, []string{"espeak"}) {
+		t.Errorf("engines without Google credentials = %v, %v", n, err)
+	}
+	env["GOOGLE_APPLICATION_CREDENTIALS"] = "/k.json"
+	if n, _ := c.EngineNames(getenv); !slices.Equal(n, []string{"google", "espeak"}) {
+		t.Errorf("engines with GOOGLE_APPLICATION_CREDENTIALS = %v", n)
+	}
+	c.Engines = "espeak"
+	if n, _ := c.EngineNames(getenv); !slices.Equal(n, []string{"espeak"}) {
+		t.Errorf("configured engines = %v", n)
+	}
+	if f, _ := (Config{}).ClipFormat(); f != tts.FormatOggOpus {
+		t.Errorf("default format %v", f)
+	}
+	if s := (Config{}).SeverityList(); !slices.Equal(s, []string{"critical"}) {
+		t.Errorf("default severities %v", s)
+	}
+	if d := (Config{}).ClipDir("/data"); d != filepath.Join("/data", "voice", "clips") {
+		t.Errorf("clip dir %s", d)
+	}
+	if d := (Config{}).EnginesConfig("/data").CacheDir; d != "/data/voice/cache" {
+		t.Errorf("cache dir %s", d)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := (Config{Engines: "google,espeak", Format: "mp3"}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	err := Config{Engines: "polly", Format: "flac", Rate: -1}.Validate()
+	for _, want := range []string{"voice.engines", "voice.format", "voice.rate"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want %s", err, want)
+		}
+	}
+}
+
+func TestFromConfig(t *testing.T) {
+	testenv.RequireCommand(t, "espeak-ng", "sox")
+	dir := t.TempDir()
+	var out bytes.Buffer
+	n, closer, err := FromConfig(t.Context(), Config{Format: "wav"}, Setup{DataDir: dir, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	if err := n.Notify(t.Context(), alert("critical", wire.StateFiring)); err != nil {
+		t.Fatal(err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "voice", "clips", "*.wav"))
+	cached, _ := filepath.Glob(filepath.Join(dir, "voice", "cache", "*"))
+	if len(matches) != 1 || !strings.Contains(out.String(), matches[0]) || len(cached) == 0 {
+		t.Errorf("clips %v, cache %v, console %q", matches, cached, out.String())
+	}
+	if _, _, err := FromConfig(t.Context(), Config{Engines: "polly"}, Setup{DataDir: dir}); err == nil {
+		t.Error("FromConfig accepted an unknown engine")
+	}
+}
