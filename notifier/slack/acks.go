@@ -224,7 +224,13 @@ func (n *Incidents) handleAction(ctx context.Context, act *wire.Action) error {
 		if e == nil || e.TS == "" || slices.Contains(e.Seen, "action-"+act.ID) {
 			continue
 		}
-		if err := n.reply(ctx, e.ChannelID, e.TS, ActionText(act)); err != nil {
+		text := ActionText(act)
+		if act.Decision == "pending_approval" {
+			err = n.replyBlocks(ctx, e.ChannelID, e.TS, text, approvalBlocks(text, act))
+		} else {
+			err = n.reply(ctx, e.ChannelID, e.TS, text)
+		}
+		if err != nil {
 			return err
 		}
 		if _, _, err := n.log.Modify(ctx, key, func(e *nflog.Entry) (*nflog.Entry, error) {
@@ -269,4 +275,21 @@ func ActionText(a *wire.Action) string {
 		fmt.Fprintf(&b, " [safeguard: %s]", escape(a.Safeguard))
 	}
 	return b.String()
+}
+
+// approvalBlocks is a pending failover's thread reply: the decision and a
+// button that approves it (the actuator acts on the signed press's Ack).
+func approvalBlocks(text string, act *wire.Action) []slackgo.Block {
+	btn := slackgo.NewButtonBlockElement(ActionApprove, act.Fingerprint+" "+act.Cluster,
+		slackgo.NewTextBlockObject(slackgo.PlainTextType, "Approve failover", false, false))
+	btn.Style = slackgo.StyleDanger
+	btn.Confirm = slackgo.NewConfirmationBlockObject(
+		slackgo.NewTextBlockObject(slackgo.PlainTextType, "Approve failover?", false, false),
+		slackgo.NewTextBlockObject(slackgo.PlainTextType, truncate(act.Reason, 300), false, false),
+		slackgo.NewTextBlockObject(slackgo.PlainTextType, "Approve", false, false),
+		slackgo.NewTextBlockObject(slackgo.PlainTextType, "Cancel", false, false))
+	return []slackgo.Block{
+		slackgo.NewSectionBlock(slackgo.NewTextBlockObject(slackgo.MarkdownType, truncate(text, maxSectionText), false, false), nil, nil),
+		slackgo.NewActionBlock("mciv_failover_"+act.ID, btn),
+	}
 }

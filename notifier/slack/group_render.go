@@ -17,6 +17,9 @@ const (
 	ActionAcknowledge = "mciv_ack"
 	ActionResolve     = "mciv_resolve"
 	ActionSilence     = "mciv_silence_" // + duration: 1h, 4h, 24h
+	// ActionApprove approves a failover waiting for a human; its value is
+	// "<fingerprint> <cluster>" of the alert the actuator waits on.
+	ActionApprove = "mciv_approve_failover"
 )
 
 // SilenceDurations are the durations offered by the Silence buttons.

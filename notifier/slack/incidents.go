@@ -357,6 +357,15 @@ func (n *Incidents) reply(ctx context.Context, channelID, ts, text string) error
 	})
 }
 
+// replyBlocks posts a thread reply with Block Kit blocks and text as the fallback.
+func (n *Incidents) replyBlocks(ctx context.Context, channelID, ts, text string, blocks []slackgo.Block) error {
+	return n.call.do(ctx, "chat.postMessage (thread)", channelID, func(ctx context.Context) error {
+		_, _, err := n.api.PostMessageContext(ctx, channelID, slackgo.MsgOptionText(text, false),
+			slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionTS(ts))
+		return err
+	})
+}
+
 func (n *Incidents) upload(ctx context.Context, channelID, ts, filename string, data []byte, title string) error {
 	return n.call.do(ctx, "file upload", channelID, func(ctx context.Context) error {
 		_, err := n.api.UploadFileContext(ctx, slackgo.UploadFileParameters{

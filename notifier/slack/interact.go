@@ -150,6 +150,9 @@ func (h *Interactions) press(ctx context.Context, cb *slackgo.InteractionCallbac
 		action wire.AckAction
 		dur    time.Duration
 	)
+	if act.ActionID == ActionApprove {
+		return h.approve(ctx, cb, act)
+	}
 	switch {
 	case act.ActionID == ActionAcknowledge:
 		action = wire.AckAcknowledge
@@ -175,9 +178,7 @@ func (h *Interactions) press(ctx context.Context, cb *slackgo.InteractionCallbac
 	}
 	primary := e.Sorted()[0]
 	now := h.now()
-	// One id per press: a retried delivery of the same press is stored once.
-	sum := sha256.Sum256([]byte(cb.TriggerID + "\x00" + act.ActionTs + "\x00" + cb.User.ID + "\x00" + act.ActionID + "\x00" + act.Value))
-	id := "slack-" + hex.EncodeToString(sum[:10])
+	id := pressID(cb, act)
 	ack := &wire.Ack{
 		Fingerprint: primary.Fingerprint, Cluster: clusterOf(primary), Action: action,
 		By: cb.User.ID, Via: "slack", At: now, ID: id,
@@ -228,4 +229,33 @@ func silenceMatchers(e *nflog.Entry, primary *wire.Alert) labels.Matchers {
 		}
 	}
 	return ms
+}
+
+// approve publishes the approval of a pending failover: the button's value
+// names the alert ("<fingerprint> <cluster>") the actuator waits on.
+func (h *Interactions) approve(ctx context.Context, cb *slackgo.InteractionCallback, act *slackgo.BlockAction) error {
+	fp, cluster, ok := strings.Cut(act.Value, " ")
+	if !ok || fp == "" || wire.ValidToken(cluster) != nil {
+		return fmt.Errorf("approve button with a malformed value %q", act.Value)
+	}
+	ack := &wire.Ack{
+		Fingerprint: fp, Cluster: cluster, Action: wire.AckApprove,
+		By: cb.User.ID, Via: "slack", At: h.now(), ID: pressID(cb, act),
+	}
+	data, err := wire.EncodeAck(ack)
+	if err != nil {
+		return err
+	}
+	if _, err := h.js.Publish(ctx, wire.AckSubject(cluster), data, jetstream.WithMsgID(ack.ID)); err != nil {
+		return fmt.Errorf("publish approval: %w", err)
+	}
+	h.logger.Info("failover approved", "user", cb.User.ID, "fingerprint", fp, "cluster", cluster, "ack_id", ack.ID)
+	return nil
+}
+
+// pressID is one id per button press: a retried delivery of the same press
+// is stored once.
+func pressID(cb *slackgo.InteractionCallback, act *slackgo.BlockAction) string {
+	sum := sha256.Sum256([]byte(cb.TriggerID + "\x00" + act.ActionTs + "\x00" + cb.User.ID + "\x00" + act.ActionID + "\x00" + act.Value))
+	return "slack-" + hex.EncodeToString(sum[:10])
 }

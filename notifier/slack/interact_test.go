@@ -234,3 +234,45 @@ func TestFailoverActionInThread(t *testing.T) {
 		t.Errorf("thread: %+v", replies)
 	}
 }
+
+func TestApproveFailoverButton(t *testing.T) {
+	ctx := testCtx(t)
+	b := newButtonsEnv(t, ctx)
+	act := &wire.Action{ID: "act-approve", Cluster: "default", Fingerprint: "fpA", Kind: "switchover", Decision: "pending_approval",
+		From: "db-1", To: "db-2", Reason: "switching over default from db-1 to db-2: p99 12x baseline", At: b.clock.Now()}
+	data, err := wire.EncodeAction(act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.js.Publish(ctx, wire.ActionSubject("default"), data, jetstream.WithMsgID(act.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.slack.WaitMessages(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, replies := topLevel(b.slack.Current())
+	if len(replies) != 1 || !strings.Contains(replies[0].BlockText(), "Approve failover") || !strings.Contains(string(replies[0].Blocks), ActionApprove) {
+		t.Fatalf("the pending failover has no approve button in the thread: %+v", replies)
+	}
+	pressApprove := func(secret string) int {
+		body := slacktest.ButtonPress{UserID: "U777", ChannelID: b.channel, MessageTS: replies[0].TS, ActionID: ActionApprove, Value: "fpA default"}.Body()
+		st, _, err := slacktest.Post(ctx, b.url, secret, b.clock.Now(), body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := pressApprove("forged"); st != http.StatusUnauthorized {
+		t.Fatalf("forged approval: status %d", st)
+	}
+	if acks := acksIn(t, ctx, b.js); len(acks) != 0 {
+		t.Fatalf("a forged approval published %+v", acks)
+	}
+	if st := pressApprove(signingSecret); st != http.StatusOK {
+		t.Fatalf("approval: status %d", st)
+	}
+	acks := acksIn(t, ctx, b.js)
+	if len(acks) != 1 || acks[0].Action != wire.AckApprove || acks[0].Fingerprint != "fpA" || acks[0].Cluster != "default" || acks[0].By != "U777" {
+		t.Fatalf("acks: %+v", acks)
+	}
+}
