@@ -23,6 +23,9 @@ func startFailover(ctx context.Context, cfg config.Config, set *rules.Set, nc *n
 	fcfg := cfg.Failover
 	fcfg.Rules = failoverPolicies(set, cfg.Failover.Rules)
 	log := logger.With("part", "failover")
+	if len(fcfg.Rules) == 0 {
+		log.Warn("failover is enabled but no rule asks for it: add actions: [{failover: {}}] to a rule, or failover.rules")
+	}
 	drivers, err := actuator.PatroniDrivers(fcfg, os.Getenv, log)
 	if err != nil {
 		return fmt.Errorf("failover: %w", err)

@@ -232,9 +232,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("failover cluster %q: no patroni endpoints", name))
 		}
 	}
-	if c.Enabled && len(c.Rules) == 0 {
-		errs = append(errs, errors.New("failover is enabled but no rule asks for it"))
-	}
+	// Rules may ask for failover in their own `actions`, so an empty
+	// Rules map here is not an error; startFailover warns when no rule at
+	// all asks for it.
 	return errors.Join(errs...)
 }
 

@@ -22,7 +22,7 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		Clusters: map[string]PatroniCluster{"x": {}}}
 	bad.SetDefaults()
 	err := bad.Validate()
-	for _, want := range []string{"peer_match", "lease_margin", "no patroni endpoints", "no rule asks"} {
+	for _, want := range []string{"peer_match", "lease_margin", "no patroni endpoints"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}
