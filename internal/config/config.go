@@ -13,6 +13,7 @@ import (
 
 	"github.com/mciv/mciv/analyzer/failover/actuator"
 	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/internal/yamltime"
 	"github.com/mciv/mciv/notifier/escalation"
 	"github.com/mciv/mciv/notifier/inhibit"
 	"github.com/mciv/mciv/notifier/phone/twilio"
@@ -22,25 +23,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Duration is a time.Duration written as "1s", "500ms", "2m" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d:%d: duration: %w", n.Line, n.Column, err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d:%d: %w", n.Line, n.Column, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration as a string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+// Duration is a time.Duration written as "30s", "500ms", "2m" in YAML.
+type Duration = yamltime.Duration
 
 // Config is the whole configuration of mciv.
 type Config struct {

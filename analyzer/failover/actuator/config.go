@@ -5,31 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/mciv/mciv/internal/yamltime"
 )
 
-// Duration is a time.Duration written as "30m", "500ms" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d:%d: duration: %w", n.Line, n.Column, err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d:%d: %w", n.Line, n.Column, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration as a string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+// Duration is a time.Duration written as "30s", "500ms", "2m" in YAML.
+type Duration = yamltime.Duration
 
 // WhenPrimary is the only Policy.When the actuator knows: act only when the
 // alert's host is the cluster's current primary.
