@@ -21,6 +21,7 @@ type DiskAggKey struct {
 	Aux    uint32
 	Aux2   uint32
 	Addr   [16]uint8
+	Netns  uint32
 }
 
 type DiskIoStart struct {

@@ -21,6 +21,7 @@ type HistoTestAggKey struct {
 	Aux    uint32
 	Aux2   uint32
 	Addr   [16]uint8
+	Netns  uint32
 }
 
 // Names of all BPF objects in the ELF.

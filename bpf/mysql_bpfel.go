@@ -21,6 +21,7 @@ type MySQLAggKey struct {
 	Aux    uint32
 	Aux2   uint32
 	Addr   [16]uint8
+	Netns  uint32
 }
 
 type MySQLMysqlState struct {
@@ -41,6 +42,8 @@ type MySQLSockEvent struct {
 	TsNs   uint64
 	Saddr  [16]uint8
 	Daddr  [16]uint8
+	Netns  uint32
+	Pad    uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -21,6 +21,7 @@ type PGAggKey struct {
 	Aux    uint32
 	Aux2   uint32
 	Addr   [16]uint8
+	Netns  uint32
 }
 
 type PGQueryEvent struct {
@@ -54,6 +55,8 @@ type PGSockEvent struct {
 	TsNs   uint64
 	Saddr  [16]uint8
 	Daddr  [16]uint8
+	Netns  uint32
+	Pad    uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -5,9 +5,10 @@
  * tcp.bpf.c: TCP probes of mciv.
  *
  * tcp_retransmits_total: every retransmitted TCP segment is counted in an
- * LRU hash keyed by (peer address, peer port, local port), which the
- * collector reads once per interval, and is reported as a notable event
- * (4-tuple, state, time) through the shared events ring buffer.
+ * LRU hash keyed by (peer address, peer port, local port, network
+ * namespace inode), which the collector reads once per interval, and is
+ * reported as a notable event (4-tuple, state, namespace, time) through
+ * the shared events ring buffer.
  *
  * Two programs observe the same kernel event; the collector attaches the
  * first one the kernel accepts, never both:
@@ -18,6 +19,10 @@
  *
  * Retransmits fire in softirq or timer context: the current task is
  * whoever happened to run, so nothing here looks at the pid.
+ *
+ * Every TCP record and key carries the inode of the socket's network
+ * namespace (sk->__sk_common.skc_net.net->ns.inum); when the collector
+ * sets filter_netns, the probes keep only that namespace's sockets.
  *
  * Adding a probe: write its program(s) in this style (decode the hook's
  * arguments into a small struct, then share the counting and event code),
@@ -40,6 +45,11 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
  * that vanished or went backwards. */
 #define RETRANS_KEYS 16384
 
+/* Network namespace filter: when non-zero, only sockets of the network
+ * namespace with this inode are counted and reported. The collector sets
+ * it before loading (0 observes every namespace). */
+const volatile __u32 filter_netns = 0;
+
 /* Key of the retransmit counters. No implicit padding: every byte of a key
  * is hashed, so every byte must be written. */
 struct retrans_key {
@@ -48,6 +58,7 @@ struct retrans_key {
 	__u16 peer_port;  /* host byte order */
 	__u16 local_port; /* host byte order */
 	__u16 pad;        /* always zero */
+	__u32 netns;      /* network namespace inode, 0 unknown */
 };
 
 struct {
@@ -65,7 +76,23 @@ struct tcp_tuple {
 	__u16 sport; /* host byte order */
 	__u16 dport; /* host byte order */
 	__u8 state;
+	__u32 netns; /* network namespace inode of the socket, 0 unknown */
 };
+
+/* sk_netns returns the inode of the network namespace of sk, 0 if sk is
+ * NULL or cannot be read. Works from any program type (probe reads). */
+static __always_inline __u32 sk_netns(const struct sock *sk)
+{
+	if (!sk)
+		return 0;
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* netns_wanted reports whether the filter lets events of t through. */
+static __always_inline int netns_wanted(const struct tcp_tuple *t)
+{
+	return filter_netns == 0 || t->netns == filter_netns;
+}
 
 static __always_inline void count_retransmit(const struct tcp_tuple *t)
 {
@@ -76,6 +103,7 @@ static __always_inline void count_retransmit(const struct tcp_tuple *t)
 	key.family = t->family;
 	key.peer_port = t->dport;
 	key.local_port = t->sport;
+	key.netns = t->netns;
 
 	n = bpf_map_lookup_elem(&tcp_retransmits, &key);
 	if (n) {
@@ -105,12 +133,16 @@ static __always_inline void emit_retransmit(const struct tcp_tuple *t)
 	e->ts_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(e->saddr, t->saddr, sizeof(e->saddr));
 	__builtin_memcpy(e->daddr, t->daddr, sizeof(e->daddr));
+	e->netns = t->netns;
+	e->pad = 0;
 	bpf_ringbuf_submit(e, 0);
 }
 
 static __always_inline void on_retransmit(const struct tcp_tuple *t)
 {
 	if (t->family != AF_INET && t->family != AF_INET6)
+		return;
+	if (!netns_wanted(t))
 		return;
 	count_retransmit(t);
 	emit_retransmit(t);
@@ -129,6 +161,7 @@ int BPF_PROG(tcp_retransmit_skb_btf, const struct sock *sk)
 	t.state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	t.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	t.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t.netns = sk_netns(sk);
 	if (t.family == AF_INET) {
 		BPF_CORE_READ_INTO((__be32 *)t.saddr, sk, __sk_common.skc_rcv_saddr);
 		BPF_CORE_READ_INTO((__be32 *)t.daddr, sk, __sk_common.skc_daddr);
@@ -158,6 +191,7 @@ int BPF_PROG(tcp_retransmit_skb_btf, const struct sock *sk)
 		if (bpf_core_field_exists(rec->state))                         \
 			(t)->state = rec->state;                               \
 		(t)->sport = rec->sport;                                       \
+		(t)->netns = sk_netns((const struct sock *)rec->skaddr);       \
 		(t)->dport = rec->dport;                                       \
 		(t)->family = AF_INET6;                                        \
 		if (bpf_core_field_exists(rec->family))                        \
@@ -243,6 +277,7 @@ static __always_inline void peer_key(struct agg_key *k, __u16 signal, const stru
 	k->family = t->family;
 	k->aux = t->dport;
 	__builtin_memcpy(k->addr, t->daddr, sizeof(k->addr));
+	k->netns = t->netns;
 }
 
 static __always_inline void emit_sock_event(__u8 kind, const struct tcp_tuple *t)
@@ -259,6 +294,8 @@ static __always_inline void emit_sock_event(__u8 kind, const struct tcp_tuple *t
 	e->ts_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(e->saddr, t->saddr, sizeof(e->saddr));
 	__builtin_memcpy(e->daddr, t->daddr, sizeof(e->daddr));
+	e->netns = t->netns;
+	e->pad = 0;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -267,6 +304,8 @@ static __always_inline void on_reset(__u16 signal, __u8 kind, const struct tcp_t
 	struct agg_key k = {};
 
 	if (t->family != AF_INET && t->family != AF_INET6)
+		return;
+	if (!netns_wanted(t))
 		return;
 	peer_key(&k, signal, t);
 	k.aux2 = t->sport;
@@ -299,6 +338,7 @@ static __always_inline void read_sock_tuple(const struct sock *sk, struct tcp_tu
 	t->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->netns = sk_netns(sk);
 	if (t->family == AF_INET) {
 		BPF_CORE_READ_INTO((__be32 *)t->saddr, sk, __sk_common.skc_rcv_saddr);
 		BPF_CORE_READ_INTO((__be32 *)t->daddr, sk, __sk_common.skc_daddr);
@@ -315,6 +355,12 @@ int tcp_send_reset_tp(struct trace_event_raw_tcp_send_reset *rec)
 	__u16 f;
 
 	t.state = rec->state;
+	/* No socket for a reset answering a segment to a closed port: the
+	 * namespace is then the one of the device the segment arrived on. */
+	if (rec->skaddr)
+		t.netns = sk_netns((const struct sock *)rec->skaddr);
+	else
+		t.netns = BPF_CORE_READ((const struct sk_buff *)rec->skbaddr, dev, nd_net.net, ns.inum);
 	t.family = decode_sockaddr(rec->saddr, t.saddr, &t.sport);
 	f = decode_sockaddr(rec->daddr, t.daddr, &t.dport);
 	if (f != t.family)
@@ -343,6 +389,7 @@ int tcp_receive_reset_tp(struct trace_event_raw_tcp_event_sk *rec)
 	t.sport = rec->sport;
 	t.dport = rec->dport;
 	t.family = rec->family;
+	t.netns = sk_netns((const struct sock *)rec->skaddr);
 	if (t.family == AF_INET) {
 		BPF_CORE_READ_INTO((__u8(*)[4])t.saddr, rec, saddr);
 		BPF_CORE_READ_INTO((__u8(*)[4])t.daddr, rec, daddr);
@@ -359,6 +406,8 @@ static __always_inline void on_set_state(__u64 sk, int oldstate, int newstate, c
 	struct agg_key k = {};
 	__u64 now, *start;
 
+	if (!netns_wanted(t))
+		return;
 	if (newstate == TCP_SYN_SENT) {
 		now = bpf_ktime_get_ns();
 		bpf_map_update_elem(&connect_start, &sk, &now, BPF_ANY);
@@ -402,6 +451,7 @@ int inet_sock_set_state_tp(struct trace_event_raw_inet_sock_set_state *rec)
 	t.sport = rec->sport;
 	t.dport = rec->dport;
 	t.family = rec->family;
+	t.netns = sk_netns((const struct sock *)rec->skaddr);
 	if (t.family == AF_INET) {
 		BPF_CORE_READ_INTO((__u8(*)[4])t.saddr, rec, saddr);
 		BPF_CORE_READ_INTO((__u8(*)[4])t.daddr, rec, daddr);
@@ -418,6 +468,8 @@ static __always_inline void on_rtt(const struct tcp_tuple *t, __u64 srtt_us)
 	struct agg_key k = {};
 
 	if (t->family != AF_INET && t->family != AF_INET6)
+		return;
+	if (!netns_wanted(t))
 		return;
 	peer_key(&k, AGG_TCP_RTT_SECONDS, t);
 	/* By peer address only: the peer port of an accepted connection is
@@ -450,6 +502,8 @@ int tcp_probe_tp(struct trace_event_raw_tcp_probe *rec)
 	f = decode_sockaddr(rec->daddr, t.daddr, &t.dport);
 	if (f != t.family)
 		return 0;
+	if (bpf_core_field_exists(rec->skaddr))
+		t.netns = sk_netns((const struct sock *)rec->skaddr);
 	on_rtt(&t, rec->srtt);
 	return 0;
 }

@@ -21,6 +21,7 @@ type TCPAggKey struct {
 	Aux    uint32
 	Aux2   uint32
 	Addr   [16]uint8
+	Netns  uint32
 }
 
 type TCPRetransKey struct {
@@ -30,6 +31,7 @@ type TCPRetransKey struct {
 	PeerPort  uint16
 	LocalPort uint16
 	Pad       uint16
+	Netns     uint32
 }
 
 type TCPSockEvent struct {
@@ -42,6 +44,8 @@ type TCPSockEvent struct {
 	TsNs   uint64
 	Saddr  [16]uint8
 	Daddr  [16]uint8
+	Netns  uint32
+	Pad    uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -63,6 +67,7 @@ const (
 	TCPProgTcpRetransmitSkbBtf = "tcp_retransmit_skb_btf"
 	TCPProgTcpRetransmitSkbTp  = "tcp_retransmit_skb_tp"
 	TCPProgTcpSendResetTp      = "tcp_send_reset_tp"
+	TCPVarFilterNetns          = "filter_netns"
 )
 
 // LoadTCP returns the embedded CollectionSpec for TCP.
@@ -134,6 +139,7 @@ type TCPMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TCPVariableSpecs struct {
+	FilterNetns *ebpf.VariableSpec `ebpf:"filter_netns"`
 }
 
 // TCPObjects contains all objects after they have been loaded into the kernel.
@@ -179,6 +185,7 @@ func (m *TCPMaps) Close() error {
 //
 // It can be passed to LoadTCPObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TCPVariables struct {
+	FilterNetns *ebpf.Variable `ebpf:"filter_netns"`
 }
 
 // TCPPrograms contains all programs after they have been loaded into the kernel.

@@ -33,6 +33,7 @@ type aggSeries struct {
 	signal, family uint16
 	aux, aux2      uint32
 	addr           [16]byte
+	netns          uint32
 }
 
 // labelNamer names what the kernel keys by number.
@@ -71,7 +72,9 @@ type aggregated struct {
 // one series whose peer, device or instance is "other". It returns the
 // series sorted by signal and labels, and how many series were merged away
 // per signal.
-func aggregateSeries(deltas map[bpf.TCPAggKey]uint64, names labelNamer, maxPerSignal int) ([]wire.Series, map[string]int) {
+//
+// TCP series of a network namespace other than hostNS are labelled netns.
+func aggregateSeries(deltas map[bpf.TCPAggKey]uint64, names labelNamer, maxPerSignal int, hostNS uint32) ([]wire.Series, map[string]int) {
 	type parts struct {
 		buckets map[int32]uint64
 		sum     uint64
@@ -79,7 +82,7 @@ func aggregateSeries(deltas map[bpf.TCPAggKey]uint64, names labelNamer, maxPerSi
 	}
 	bySeries := make(map[aggSeries]*parts)
 	for k, n := range deltas {
-		s := aggSeries{signal: k.Signal, family: k.Family, aux: k.Aux, aux2: k.Aux2, addr: k.Addr}
+		s := aggSeries{signal: k.Signal, family: k.Family, aux: k.Aux, aux2: k.Aux2, addr: k.Addr, netns: k.Netns}
 		p := bySeries[s]
 		if p == nil {
 			p = &parts{}
@@ -105,6 +108,9 @@ func aggregateSeries(deltas map[bpf.TCPAggKey]uint64, names labelNamer, maxPerSi
 		name, labels, ok := describe(s, names)
 		if !ok {
 			continue
+		}
+		if v, ok := netnsLabel(s.netns, hostNS); ok && isTCP(s.signal) {
+			labels = addLabel(labels, wire.Label{Name: "netns", Value: v})
 		}
 		one := wire.Series{Signal: name, Labels: labels}
 		if isHistogram(s.signal) {
@@ -196,6 +202,22 @@ func labelString(ls []wire.Label) string {
 		b.WriteByte(',')
 	}
 	return b.String()
+}
+
+// isTCP reports whether signal is one of the TCP probes' (keyed by
+// network namespace).
+func isTCP(signal uint16) bool {
+	switch signal {
+	case bpf.AggTCPConnectSeconds, bpf.AggTCPRTTSeconds, bpf.AggTCPResetsSent, bpf.AggTCPResetsReceived, bpf.AggTCPConnectErrors:
+		return true
+	}
+	return false
+}
+
+// addLabel inserts l into ls, which is sorted by name, keeping the order.
+func addLabel(ls []wire.Label, l wire.Label) []wire.Label {
+	i, _ := slices.BinarySearchFunc(ls, l.Name, func(x wire.Label, name string) int { return cmp.Compare(x.Name, name) })
+	return slices.Insert(ls, i, l)
 }
 
 func isHistogram(signal uint16) bool {

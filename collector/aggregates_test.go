@@ -32,7 +32,7 @@ func TestAggregateSeriesHistogramAndCounters(t *testing.T) {
 		{Signal: bpf.AggDBQuerySeconds, Aux: 5432, Aux2: protocolExtended, Bucket: bpf.AggSumBucket}:    7,
 		{Signal: 999}: 1, // unknown: ignored
 	}
-	got, dropped := aggregateSeries(deltas, fakeNames{}, 10)
+	got, dropped := aggregateSeries(deltas, fakeNames{}, 10, 0)
 	if len(dropped) != 0 {
 		t.Errorf("dropped %v", dropped)
 	}
@@ -68,7 +68,7 @@ func TestAggregateSeriesLimit(t *testing.T) {
 		k := bpf.TCPAggKey{Signal: bpf.AggTCPConnectErrors, Family: afInet, Addr: v4(10, 0, 0, byte(i)), Aux: 5432}
 		deltas[k] = uint64(100 - i) // 10.0.0.0 busiest
 	}
-	got, dropped := aggregateSeries(deltas, fakeNames{}, 3)
+	got, dropped := aggregateSeries(deltas, fakeNames{}, 3, 0)
 	if dropped[signalConnectErrors] != 8 {
 		t.Errorf("dropped %v", dropped)
 	}

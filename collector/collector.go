@@ -66,6 +66,15 @@ type Config struct {
 	// PostgresDiscoveryInterval is how often running PostgreSQL servers
 	// are looked for. 0 means DefaultPostgresDiscoveryInterval.
 	PostgresDiscoveryInterval time.Duration
+	// NetNS, if set, is the path of a network namespace (such as
+	// /var/run/netns/NAME or /proc/PID/ns/net): the TCP probes then
+	// observe only sockets of that namespace, and that namespace is this
+	// collector's host. Empty: every namespace, the host being the
+	// collector's own (/proc/self/ns/net).
+	//
+	// TCP series and events of a namespace other than the host's carry a
+	// netns label, the namespace's inode number in decimal.
+	NetNS string
 }
 
 // Publisher sends one message. A *nats.Conn is one. It must be safe for
@@ -94,6 +103,11 @@ type Collector struct {
 	started chan struct{}
 
 	names names
+
+	// hostNetNS is the inode of the network namespace this collector
+	// treats as its host: TCP signals from it carry no netns label. 0 if
+	// unknown.
+	hostNetNS uint32
 
 	mu       sync.Mutex
 	statuses []HookStatus
@@ -143,17 +157,30 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	hostNetNS, err := netnsInode(selfNetNS)
+	if err != nil {
+		logger.Warn("cannot read this process's network namespace: every TCP signal will carry a netns label", "err", err)
+	}
+	objs := objects()
+	if cfg.NetNS != "" {
+		hostNetNS, err = netnsInode(cfg.NetNS)
+		if err != nil {
+			return nil, fmt.Errorf("collector: network namespace: %w", err)
+		}
+		objs = filterNetNS(objs, hostNetNS)
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	return &Collector{
+		hostNetNS:      hostNetNS,
 		cfg:            cfg,
 		pub:            pub,
 		logger:         logger,
 		m:              m,
 		budget:         eventBudget{max: cfg.MaxEventsPerInterval},
-		objects:        append(objects(), pgObject(cfg.SlowQueryThreshold), mysqlObject(cfg.SlowQueryThreshold)),
+		objects:        append(objs, pgObject(cfg.SlowQueryThreshold), mysqlObject(cfg.SlowQueryThreshold)),
 		pgProbes:       pgProbes,
 		names:          names{devices: &deviceNames{sysfs: "/sys"}, instances: &instanceNames{}},
 		samplesSubject: wire.SamplesSubject(cfg.Cluster, cfg.Host),
@@ -346,7 +373,7 @@ func (c *Collector) readRetransmits(p *probes, tracker *deltaTracker[bpf.TCPRetr
 		c.logger.Warn("cannot read retransmit counters this interval", "err", err)
 		return nil
 	}
-	return retransmitSeries(tracker.update(cur))
+	return retransmitSeries(tracker.update(cur), c.hostNetNS)
 }
 
 // readAggregates returns the series of the aggregates map (counters and
@@ -362,7 +389,7 @@ func (c *Collector) readAggregates(p *probes, tracker *deltaTracker[bpf.TCPAggKe
 		c.logger.Warn("cannot read the aggregates map this interval", "err", err)
 		return nil
 	}
-	series, dropped := aggregateSeries(tracker.update(cur), c.names, c.cfg.MaxSeriesPerSignal)
+	series, dropped := aggregateSeries(tracker.update(cur), c.names, c.cfg.MaxSeriesPerSignal, c.hostNetNS)
 	for signal, n := range dropped {
 		c.m.seriesDropped.WithLabelValues(signal).Add(float64(n))
 		c.logger.Debug("series over the per-signal limit merged into \"other\"", "signal", signal, "merged", n, "limit", c.cfg.MaxSeriesPerSignal)
@@ -396,7 +423,7 @@ func (c *Collector) readEvents(rd *ringbuf.Reader) {
 // handleRecord publishes one ring buffer record if the interval's budget
 // allows.
 func (c *Collector) handleRecord(raw []byte) {
-	ev, err := eventOf(raw, c.cfg.Cluster, c.cfg.Host, time.Now(), monotonicNow(), c.names)
+	ev, err := eventOf(raw, c.cfg.Cluster, c.cfg.Host, time.Now(), monotonicNow(), c.names, c.hostNetNS)
 	if err != nil {
 		c.m.eventsMalformed.Inc()
 		c.logger.Debug("malformed event record", "err", err)

@@ -110,11 +110,11 @@ func monoToWall(tsNs uint64, wallNow time.Time, monoNow time.Duration) time.Time
 
 // retransmitEvent turns a retransmit record into the event published on
 // the events subject.
-func retransmitEvent(ev bpf.TCPSockEvent, cluster, host string, at time.Time) *wire.Event {
+func retransmitEvent(ev bpf.TCPSockEvent, cluster, host string, at time.Time, hostNS uint32) *wire.Event {
 	peer := endpoint(ev.Family, ev.Daddr, ev.Dport)
 	local := endpoint(ev.Family, ev.Saddr, ev.Sport)
 	state := tcpStateName(ev.State)
-	return &wire.Event{
+	return withNetNS(&wire.Event{
 		Cluster: cluster,
 		Host:    host,
 		Time:    at,
@@ -122,19 +122,19 @@ func retransmitEvent(ev bpf.TCPSockEvent, cluster, host string, at time.Time) *w
 		Labels:  map[string]string{"peer": peer, "local": local, "state": state},
 		Value:   1,
 		Text:    fmt.Sprintf("TCP retransmit %s -> %s (%s)", local, peer, state),
-	}
+	}, ev.Netns, hostNS)
 }
 
 // resetEvent turns a reset record into the event published on the events
 // subject.
-func resetEvent(ev bpf.TCPSockEvent, cluster, host string, at time.Time) *wire.Event {
+func resetEvent(ev bpf.TCPSockEvent, cluster, host string, at time.Time, hostNS uint32) *wire.Event {
 	peer := endpoint(ev.Family, ev.Daddr, ev.Dport)
 	local := endpoint(ev.Family, ev.Saddr, ev.Sport)
 	dir, arrow := "sent", "->"
 	if ev.Kind == bpf.EventTCPResetReceived {
 		dir, arrow = "received", "<-"
 	}
-	return &wire.Event{
+	return withNetNS(&wire.Event{
 		Cluster: cluster,
 		Host:    host,
 		Time:    at,
@@ -142,11 +142,20 @@ func resetEvent(ev bpf.TCPSockEvent, cluster, host string, at time.Time) *wire.E
 		Labels:  map[string]string{"peer": peer, "local": local, "direction": dir},
 		Value:   1,
 		Text:    fmt.Sprintf("TCP reset %s %s %s", local, arrow, peer),
+	}, ev.Netns, hostNS)
+}
+
+// withNetNS labels e with the network namespace ns unless it is the host's
+// (or unknown), and returns e.
+func withNetNS(e *wire.Event, ns, hostNS uint32) *wire.Event {
+	if v, ok := netnsLabel(ns, hostNS); ok {
+		e.Labels["netns"] = v
 	}
+	return e
 }
 
 // eventOf decodes one ring buffer record into the event to publish.
-func eventOf(raw []byte, cluster, host string, now time.Time, mono time.Duration, names labelNamer) (*wire.Event, error) {
+func eventOf(raw []byte, cluster, host string, now time.Time, mono time.Duration, names labelNamer, hostNS uint32) (*wire.Event, error) {
 	if len(raw) > 0 && raw[0] == bpf.EventDBSlowQuery {
 		ev, err := decodeQueryEvent(raw)
 		if err != nil {
@@ -160,7 +169,7 @@ func eventOf(raw []byte, cluster, host string, now time.Time, mono time.Duration
 	}
 	at := monoToWall(ev.TsNs, now, mono)
 	if ev.Kind == bpf.EventTCPRetransmit {
-		return retransmitEvent(ev, cluster, host, at), nil
+		return retransmitEvent(ev, cluster, host, at, hostNS), nil
 	}
-	return resetEvent(ev, cluster, host, at), nil
+	return resetEvent(ev, cluster, host, at, hostNS), nil
 }

@@ -105,7 +105,7 @@ func TestDecodeSockEvent(t *testing.T) {
 
 func TestRetransmitEvent(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	e := retransmitEvent(sampleEvent(), "prod", "db-1", at)
+	e := retransmitEvent(sampleEvent(), "prod", "db-1", at, 0)
 	if e.Kind != "tcp_retransmit" || e.Cluster != "prod" || e.Host != "db-1" || !e.Time.Equal(at) {
 		t.Fatalf("%+v", e)
 	}
@@ -147,7 +147,7 @@ func TestResetEvents(t *testing.T) {
 	for kind, want := range map[uint8]string{bpf.EventTCPResetSent: "sent", bpf.EventTCPResetReceived: "received"} {
 		ev := sampleEvent()
 		ev.Kind = kind
-		e, err := eventOf(encodeEvent(t, ev), "prod", "db-1", time.Unix(100, 0), 0, names{devices: &deviceNames{}, instances: &instanceNames{}})
+		e, err := eventOf(encodeEvent(t, ev), "prod", "db-1", time.Unix(100, 0), 0, names{devices: &deviceNames{}, instances: &instanceNames{}}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +157,7 @@ func TestResetEvents(t *testing.T) {
 	}
 	ev := sampleEvent()
 	ev.Kind = 99
-	if _, err := eventOf(encodeEvent(t, ev), "prod", "db-1", time.Unix(100, 0), 0, names{}); err == nil {
+	if _, err := eventOf(encodeEvent(t, ev), "prod", "db-1", time.Unix(100, 0), 0, names{}, 0); err == nil {
 		t.Error("unknown kind decoded")
 	}
 }

@@ -116,32 +116,37 @@ func endpoint(family uint16, b [16]byte, port uint16) string {
 // retransmitSeries turns the increases of one interval into series, one per
 // (peer, local port), sorted, labels sorted by name. Keys that name the
 // same peer (IPv4 and IPv4-mapped) are added up.
-func retransmitSeries(deltas map[bpf.TCPRetransKey]uint64) []wire.Series {
-	type labels struct{ peer, localPort string }
+// A key of a network namespace other than hostNS is labelled netns.
+func retransmitSeries(deltas map[bpf.TCPRetransKey]uint64, hostNS uint32) []wire.Series {
+	type labels struct{ peer, localPort, netns string }
 	sums := make(map[labels]uint64, len(deltas))
 	for k, n := range deltas {
 		l := labels{
 			peer:      endpoint(k.Family, k.Peer, k.PeerPort),
 			localPort: strconv.Itoa(int(k.LocalPort)),
 		}
+		l.netns, _ = netnsLabel(k.Netns, hostNS)
 		sums[l] += n
 	}
 	out := make([]wire.Series, 0, len(sums))
 	for l, n := range sums {
+		ls := []wire.Label{{Name: "local_port", Value: l.localPort}}
+		if l.netns != "" {
+			ls = append(ls, wire.Label{Name: "netns", Value: l.netns})
+		}
+		ls = append(ls, wire.Label{Name: "peer", Value: l.peer})
 		out = append(out, wire.Series{
 			Signal: signalRetransmits,
 			Kind:   wire.KindCounter,
-			Labels: []wire.Label{
-				{Name: "local_port", Value: l.localPort},
-				{Name: "peer", Value: l.peer},
-			},
-			Value: float64(n),
+			Labels: ls,
+			Value:  float64(n),
 		})
 	}
 	slices.SortFunc(out, func(a, b wire.Series) int {
 		return cmp.Or(
-			cmp.Compare(a.Labels[1].Value, b.Labels[1].Value),
-			cmp.Compare(a.Labels[0].Value, b.Labels[0].Value),
+			cmp.Compare(a.Label("peer"), b.Label("peer")),
+			cmp.Compare(a.Label("local_port"), b.Label("local_port")),
+			cmp.Compare(a.Label("netns"), b.Label("netns")),
 		)
 	})
 	return out

@@ -27,7 +27,7 @@ func TestSlowQueryEvent(t *testing.T) {
 	raw := encodeQueryEvent(t, ev)
 	var in instanceNames
 	in.set(7, "postgres:5432")
-	e, err := eventOf(raw, "prod", "db-1", time.Unix(100, 0), 2*time.Second, names{devices: &deviceNames{}, instances: &in})
+	e, err := eventOf(raw, "prod", "db-1", time.Unix(100, 0), 2*time.Second, names{devices: &deviceNames{}, instances: &in}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestSlowQueryEvent(t *testing.T) {
 		t.Error("short record decoded")
 	}
 	ev.Text = [256]int8{}
-	e, err = eventOf(encodeQueryEvent(t, ev), "prod", "db-1", time.Unix(100, 0), 2*time.Second, names{devices: &deviceNames{}, instances: &in})
+	e, err = eventOf(encodeQueryEvent(t, ev), "prod", "db-1", time.Unix(100, 0), 2*time.Second, names{devices: &deviceNames{}, instances: &in}, 0)
 	if err != nil || e.Text != "(query text not captured)" {
 		t.Errorf("empty text: %+v %v", e, err)
 	}

@@ -39,6 +39,8 @@ struct sock_event {
 	__u64 ts_ns;    /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u8 saddr[16]; /* local address */
 	__u8 daddr[16]; /* peer address */
+	__u32 netns;    /* network namespace inode of the socket, 0 unknown */
+	__u32 pad;      /* always zero */
 };
 
 struct {

@@ -49,6 +49,7 @@ struct agg_key {
 	__u32 aux;     /* peer port, dev_t, instance: see enum agg_signal */
 	__u32 aux2;    /* local port, op, protocol: see enum agg_signal */
 	__u8 addr[16]; /* peer address, network byte order; IPv4 in [0:4] */
+	__u32 netns;   /* TCP signals: network namespace inode, 0 unknown */
 };
 
 struct {

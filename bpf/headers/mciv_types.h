@@ -59,6 +59,22 @@ struct in6_addr {
 	} in6_u;
 } __attribute__((preserve_access_index));
 
+/* A namespace's identity: inum is the inode number that
+ * /proc/PID/ns/net shows (include/linux/ns_common.h). */
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+/* A network namespace (include/net/net_namespace.h). */
+struct net {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+/* The socket's network namespace pointer (include/net/net_namespace.h). */
+typedef struct {
+	struct net *net;
+} __attribute__((preserve_access_index)) possible_net_t;
+
 /* The address and port part of every socket (include/net/sock.h). */
 struct sock_common {
 	union {
@@ -77,6 +93,7 @@ struct sock_common {
 	volatile unsigned char skc_state;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
+	possible_net_t skc_net; /* network namespace */
 } __attribute__((preserve_access_index));
 
 struct sock {
@@ -119,7 +136,15 @@ struct request {
 #define REQ_OP_FLUSH 2
 #define REQ_OP_DISCARD 3
 
-struct sk_buff;
+/* A network device (include/linux/netdevice.h): its namespace. */
+struct net_device {
+	possible_net_t nd_net;
+} __attribute__((preserve_access_index));
+
+/* A packet (include/linux/skbuff.h): the device it arrived on. */
+struct sk_buff {
+	struct net_device *dev;
+} __attribute__((preserve_access_index));
 
 /* ---- tasks ----------------------------------------------------------- */
 
@@ -198,6 +223,7 @@ struct trace_event_raw_tcp_event_sk {
 
 struct trace_event_raw_tcp_probe {
 	struct trace_entry ent;
+	const void *skaddr; /* not in every kernel's record */
 	__u8 saddr[28];
 	__u8 daddr[28];
 	__u16 sport;

@@ -214,6 +214,7 @@ func Run(ctx context.Context, opts Options) error {
 			Cluster: cfg.Cluster, Host: cfg.Host,
 			Interval:             time.Duration(cfg.Collector.Interval),
 			MaxEventsPerInterval: cfg.Collector.MaxEventsPerInterval,
+			NetNS:                cfg.Collector.NetNS,
 		}, nc.Conn, reg, logger.With("part", "collector"))
 		if err != nil {
 			return fmt.Errorf("collector: %w", err)

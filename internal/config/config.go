@@ -74,6 +74,10 @@ type Collector struct {
 	Interval Duration `yaml:"interval"`
 	// MaxEventsPerInterval bounds the notable events one host publishes per interval.
 	MaxEventsPerInterval int `yaml:"max_events_per_interval"`
+	// NetNS restricts the TCP signals to one network namespace (a path like
+	// /var/run/netns/NAME or /proc/PID/ns/net), which then counts as this
+	// host: one collector per namespace (containers, test hosts).
+	NetNS string `yaml:"netns"`
 }
 
 // Analyzer configures rule evaluation.
