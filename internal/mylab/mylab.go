@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mciv/mciv/internal/labproc"
 )
 
 // Defaults for Options.
@@ -47,8 +48,7 @@ type Server struct {
 
 	client string
 	root   string
-	cmd    *exec.Cmd
-	done   chan error
+	proc   *labproc.Process
 }
 
 // Start creates a data directory and starts a server on it, waiting until
@@ -89,55 +89,36 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	install.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	install.Dir = root
 	if out, err := install.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("mylab: %s: %w: %s", opts.InstallDB, err, lastLines(out)))
+		return fail(fmt.Errorf("mylab: %s: %w: %s", opts.InstallDB, err, labproc.Tail(out)))
 	}
-	port, err := freePort()
+	port, err := labproc.FreePort()
 	if err != nil {
 		return fail(err)
 	}
 	s.Port = port
 	var log bytes.Buffer
-	s.cmd = exec.Command(opts.Server, "--no-defaults", "--datadir="+s.Dir, "--port="+strconv.Itoa(port),
+	cmd := exec.Command(opts.Server, "--no-defaults", "--datadir="+s.Dir, "--port="+strconv.Itoa(port),
 		"--bind-address=127.0.0.1", "--socket="+filepath.Join(root, "mysqld.sock"),
 		"--pid-file="+filepath.Join(root, "mysqld.pid"), "--skip-grant-tables", "--skip-name-resolve",
 		"--innodb-buffer-pool-size=32M", "--skip-log-bin")
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, Setpgid: true}
-	s.cmd.Dir = root
-	s.cmd.Stdout, s.cmd.Stderr = &log, &log
-	if err := s.cmd.Start(); err != nil {
-		return fail(fmt.Errorf("mylab: start %s: %w", opts.Server, err))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if s.proc, err = labproc.Start(cmd); err != nil {
+		return fail(fmt.Errorf("mylab: %w", err))
 	}
-	s.done = make(chan error, 1)
-	go func() { s.done <- s.cmd.Wait() }()
-	if err := s.waitReady(ctx); err != nil {
+	if err := s.proc.WaitReady(ctx, time.Minute, func(ctx context.Context) error {
+		_, err := s.Query(ctx, "SELECT 1")
+		return err
+	}); err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("mylab: %w; server log: %s", err, lastLines(log.Bytes()))
+		return nil, fmt.Errorf("mylab: %w; server log: %s", err, labproc.Tail(log.Bytes()))
 	}
 	return s, nil
 }
 
-func (s *Server) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if _, err := s.Query(ctx, "SELECT 1"); err == nil {
-			return nil
-		}
-		select {
-		case err := <-s.done:
-			s.done <- err
-			return fmt.Errorf("server exited: %v", err)
-		case <-ctx.Done():
-			return fmt.Errorf("server not ready: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
-}
-
 // Pid is the server's process id.
-func (s *Server) Pid() int { return s.cmd.Process.Pid }
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Instance is the instance label mciv gives this server.
 func (s *Server) Instance() string { return "mysql:" + strconv.Itoa(s.Port) }
@@ -158,44 +139,14 @@ func (s *Server) Query(ctx context.Context, sql string) (string, error) {
 // Stop shuts the server down (SIGTERM, then a kill after 30 s) and removes
 // its directory. It is safe to call twice.
 func (s *Server) Stop() error {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return os.RemoveAll(s.root)
-	}
 	var errs []error
-	select {
-	case err := <-s.done:
-		s.done <- err
-	default:
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-s.done:
-			s.done <- err
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			s.done <- <-s.done
-			errs = append(errs, errors.New("mylab: server did not stop within 30s: killed"))
+	if s.proc != nil {
+		if err := s.proc.Stop(syscall.SIGTERM, 30*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("mylab: %w", err))
 		}
 	}
 	if err := os.RemoveAll(s.root); err != nil {
 		errs = append(errs, fmt.Errorf("mylab: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("mylab: free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func lastLines(out []byte) string {
-	const max = 2000
-	s := strings.TrimSpace(string(out))
-	if len(s) > max {
-		s = "..." + s[len(s)-max:]
-	}
-	return s
 }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/mciv/mciv/internal/labproc"
 )
 
 // InitBench creates pgbench's tables at the given scale (pgbench -i).
@@ -34,7 +36,7 @@ func (s *Server) SelectOnly(ctx context.Context, clients int, d time.Duration) (
 func parseTPS(out string) (float64, error) {
 	m := tpsLine.FindStringSubmatch(out)
 	if m == nil {
-		return 0, fmt.Errorf("pgbench: no tps in output: %s", lastLines([]byte(out)))
+		return 0, fmt.Errorf("pgbench: no tps in output: %s", labproc.Tail([]byte(out)))
 	}
 	return strconv.ParseFloat(m[1], 64)
 }

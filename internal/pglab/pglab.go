@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mciv/mciv/internal/labproc"
 )
 
 // DefaultBinDir is where Debian's postgresql-15 installs the server.
@@ -46,8 +47,7 @@ type Server struct {
 	Binary string
 
 	root string // temporary directory holding Dir
-	cmd  *exec.Cmd
-	done chan error
+	proc *labproc.Process
 	cred *syscall.Credential
 }
 
@@ -85,9 +85,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	initdb.Dir = root
 	if out, err := initdb.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("pglab: initdb: %w: %s", err, lastLines(out)))
+		return fail(fmt.Errorf("pglab: initdb: %w: %s", err, labproc.Tail(out)))
 	}
-	port, err := freePort()
+	port, err := labproc.FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -98,45 +98,25 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		args = append(args, "-c", k+"="+v)
 	}
 	var log bytes.Buffer
-	s.cmd = exec.Command(s.Binary, args...)
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
-	s.cmd.Dir = root
-	s.cmd.Stdout, s.cmd.Stderr = &log, &log
-	if err := s.cmd.Start(); err != nil {
-		return fail(fmt.Errorf("pglab: start postgres: %w", err))
+	cmd := exec.Command(s.Binary, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if s.proc, err = labproc.Start(cmd); err != nil {
+		return fail(fmt.Errorf("pglab: %w", err))
 	}
-	s.done = make(chan error, 1)
-	go func() { s.done <- s.cmd.Wait() }()
-	if err := s.waitReady(ctx); err != nil {
+	if err := s.proc.WaitReady(ctx, time.Minute, func(ctx context.Context) error {
+		_, err := s.Psql(ctx, "SELECT 1")
+		return err
+	}); err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("pglab: %w; server log: %s", err, lastLines(log.Bytes()))
+		return nil, fmt.Errorf("pglab: %w; server log: %s", err, labproc.Tail(log.Bytes()))
 	}
 	return s, nil
 }
 
-// waitReady polls until the server answers a query, it exits, or ctx ends.
-func (s *Server) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if _, err := s.Psql(ctx, "SELECT 1"); err == nil {
-			return nil
-		}
-		select {
-		case err := <-s.done:
-			s.done <- err
-			return fmt.Errorf("postgres exited: %v", err)
-		case <-ctx.Done():
-			return fmt.Errorf("postgres not ready: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
-}
-
 // Pid is the postmaster's process id.
-func (s *Server) Pid() int { return s.cmd.Process.Pid }
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Instance is the instance label mciv gives this server.
 func (s *Server) Instance() string { return "postgres:" + strconv.Itoa(s.Port) }
@@ -192,7 +172,7 @@ func (s *Server) pgbench(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "pgbench", args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("pgbench %s: %w: %s", strings.Join(args, " "), err, lastLines(out))
+		return string(out), fmt.Errorf("pgbench %s: %w: %s", strings.Join(args, " "), err, labproc.Tail(out))
 	}
 	return string(out), nil
 }
@@ -200,45 +180,14 @@ func (s *Server) pgbench(ctx context.Context, args ...string) (string, error) {
 // Stop shuts the server down (fast shutdown, then a kill after 30 s)
 // and removes its directory. It is safe to call twice.
 func (s *Server) Stop() error {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return os.RemoveAll(s.root)
-	}
 	var errs []error
-	select {
-	case err := <-s.done:
-		s.done <- err // already exited
-	default:
-		_ = s.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case err := <-s.done:
-			s.done <- err
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			s.done <- <-s.done
-			errs = append(errs, errors.New("pglab: postgres did not stop within 30s: killed"))
+	if s.proc != nil {
+		if err := s.proc.Stop(syscall.SIGINT, 30*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("pglab: %w", err))
 		}
 	}
 	if err := os.RemoveAll(s.root); err != nil {
 		errs = append(errs, fmt.Errorf("pglab: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pglab: free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// lastLines returns the end of a command's output for an error message.
-func lastLines(out []byte) string {
-	const max = 2000
-	s := strings.TrimSpace(string(out))
-	if len(s) > max {
-		s = "..." + s[len(s)-max:]
-	}
-	return s
 }
