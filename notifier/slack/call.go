@@ -101,7 +101,6 @@ func (c *caller) count(what, result string) {
 // were rate limited or failed with a server error did not take effect, so
 // retrying them does not duplicate.
 func (c *caller) do(ctx context.Context, what, channel string, fn func(ctx context.Context) error) error {
-	n := &Notifier{backoff: c.backoff}
 	for attempt := 1; ; attempt++ {
 		if channel != "" {
 			if err := c.limits.wait(ctx, channel); err != nil {
@@ -116,7 +115,7 @@ func (c *caller) do(ctx context.Context, what, channel string, fn func(ctx conte
 		if ctx.Err() != nil {
 			return fmt.Errorf("slack: %s: %w", what, errors.Join(ctx.Err(), err))
 		}
-		wait, retryAfter, retryable := n.retryDelay(err, attempt)
+		wait, retryAfter, retryable := retryDelay(err, attempt, c.backoff)
 		switch {
 		case !retryable:
 			c.count(what, callFailed)

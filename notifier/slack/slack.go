@@ -76,13 +76,11 @@ const maxRetryBackoff = 30 * time.Second
 
 // Notifier posts alerts to one Slack channel. It is safe for concurrent use.
 type Notifier struct {
-	api         *slackgo.Client
-	channel     string
-	logger      *slog.Logger
-	maxAttempts int
-	backoff     time.Duration
-	// wait waits d or until ctx ends; tests replace it.
-	wait func(ctx context.Context, d time.Duration) error
+	api     *slackgo.Client
+	channel string
+	logger  *slog.Logger
+	// call retries as Incidents does (no per-channel limiter: channel "").
+	call *caller
 }
 
 var _ notifier.Notifier = (*Notifier)(nil)
@@ -116,13 +114,12 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 		slackgo.OptionAPIURL(base),
 		slackgo.OptionHTTPClient(&http.Client{Timeout: cfg.RequestTimeout}),
 	)
+	log := logger.With("integration", "slack", "channel", cfg.Channel)
 	return &Notifier{
-		api:         api,
-		channel:     cfg.Channel,
-		logger:      logger.With("integration", "slack", "channel", cfg.Channel),
-		maxAttempts: cfg.MaxAttempts,
-		backoff:     cfg.RetryBackoff,
-		wait:        sleep,
+		api:     api,
+		channel: cfg.Channel,
+		logger:  log,
+		call:    &caller{maxAttempts: cfg.MaxAttempts, backoff: cfg.RetryBackoff, wait: sleep, logger: log},
 	}, nil
 }
 
@@ -174,37 +171,19 @@ func (n *Notifier) Notify(ctx context.Context, a *wire.Alert) error {
 	text, blocks := Render(a)
 	opts := []slackgo.MsgOption{slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(blocks...)}
 	log := n.logger.With("rule", a.Rule, "state", a.State, "fingerprint", a.Fingerprint)
-	for attempt := 1; ; attempt++ {
+	return n.call.do(ctx, "chat.postMessage to "+n.channel, "", func(ctx context.Context) error {
 		ch, ts, err := n.api.PostMessageContext(ctx, n.channel, opts...)
 		if err == nil {
-			log.Info("slack message posted", "channel_id", ch, "ts", ts, "attempts", attempt)
-			return nil
+			log.Info("slack message posted", "channel_id", ch, "ts", ts)
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("slack: chat.postMessage to %s: %w", n.channel, errors.Join(ctx.Err(), err))
-		}
-		wait, retryAfter, retryable := n.retryDelay(err, attempt)
-		if !retryable {
-			return fmt.Errorf("slack: chat.postMessage to %s: %w", n.channel, err)
-		}
-		if attempt >= n.maxAttempts {
-			return &retryError{err: fmt.Errorf("slack: chat.postMessage to %s failed %d times: %w", n.channel, attempt, err), after: retryAfter}
-		}
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
-			// Waiting here would outlast ctx: give the retry back to the caller.
-			return &retryError{err: fmt.Errorf("slack: chat.postMessage to %s: %w", n.channel, err), after: retryAfter}
-		}
-		log.Warn("slack call failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
-		if werr := n.wait(ctx, wait); werr != nil {
-			return fmt.Errorf("slack: chat.postMessage to %s: %w", n.channel, errors.Join(werr, err))
-		}
-	}
+		return err
+	})
 }
 
 // retryDelay says whether err is worth another call and how long to wait
 // first; retryAfter is set when Slack itself asked for the wait.
-func (n *Notifier) retryDelay(err error, attempt int) (wait, retryAfter time.Duration, retryable bool) {
-	backoff := n.backoff
+func retryDelay(err error, attempt int, base time.Duration) (wait, retryAfter time.Duration, retryable bool) {
+	backoff := base
 	for i := 1; i < attempt && backoff < maxRetryBackoff; i++ {
 		backoff *= 2
 	}

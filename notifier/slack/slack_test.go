@@ -76,7 +76,7 @@ func newTest(t *testing.T, cfg Config) (*Notifier, *slacktest.Server, *recorder,
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	n.wait = rec.wait
+	n.call.wait = rec.wait
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), token) || strings.Contains(logs.String(), "secret") {
 			t.Errorf("the log shows the token:\n%s", logs.String())
