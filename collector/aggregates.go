@@ -299,11 +299,15 @@ func diskOpName(op uint32) string {
 const (
 	protocolSimple   = 0
 	protocolExtended = 1
+	protocolUnknown  = 2 // socket-level timing that did not see the request
 )
 
 func protocolName(p uint32) string {
-	if p == protocolExtended {
+	switch p {
+	case protocolSimple:
+		return "simple"
+	case protocolExtended:
 		return "extended"
 	}
-	return "simple"
+	return "unknown"
 }

@@ -22,12 +22,14 @@ import (
 
 // BenchmarkPgbenchOverhead measures what the collector costs a real
 // PostgreSQL: pgbench -S throughput without any probe (A), with the
-// collector attached (B), and with bpftrace running the equivalent USDT
-// latency histogram (C), interleaved A B C A B C ... on one server. It
-// reports the throughput ratios B/A and C/A, and the collector's CPU per
-// 10,000 queries per second: its own process (user+system, reading the
-// maps and publishing) and its eBPF programs (run time from the kernel's
-// BPF statistics).
+// collector attached as it is by default (B: query latency from the
+// server's sockets), with bpftrace running the equivalent USDT latency
+// histogram (C), and with the collector measuring through the USDT probes
+// (D), interleaved A B C D, B C D A, ... on one server. It reports the
+// throughput ratios B/A, C/A and D/A, and the collector's CPU per 10,000
+// queries per second in its default mode: its own process (user+system,
+// reading the maps and publishing) and its eBPF programs (run time from
+// the kernel's BPF statistics).
 func BenchmarkPgbenchOverhead(b *testing.B) {
 	testenv.RequireRoot(b)
 	testenv.RequireCommand(b, "pgbench", "psql", "bpftrace")
@@ -66,7 +68,7 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 		return pg.SelectOnly(rctx, clients, runFor)
 	}
 	var (
-		ratioB, ratioC           []float64
+		ratioB, ratioC, ratioD   []float64
 		tpsA                     float64
 		cpuUser, cpuBPF, queries float64
 	)
@@ -74,11 +76,11 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 		for round := range rounds {
 			// Each round runs A, B and C once, in a rotating order, so
 			// that drift on a shared machine hits each alike.
-			var a, bt, ct float64
+			var a, bt, ct, dt float64
 			steps := []func() error{
 				func() (err error) { a, err = run(); return err },
 				func() error {
-					t, user, bpfTime, err := withCollector(b, ctx, run)
+					t, user, bpfTime, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run)
 					bt = t
 					cpuUser += user.Seconds()
 					cpuBPF += bpfTime.Seconds()
@@ -86,20 +88,26 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 					return err
 				},
 				func() (err error) { ct, err = withBpftrace(b, ctx, pg.Binary, run); return err },
+				func() (err error) {
+					dt, _, _, err = withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesUSDT}, run)
+					return err
+				},
 			}
 			for i := range steps {
 				if err := steps[(i+round)%len(steps)](); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.Logf("round %d: tps none %.0f, collector %.0f (%.3f), bpftrace %.0f (%.3f)", round, a, bt, bt/a, ct, ct/a)
+			fmt.Fprintf(os.Stderr, "round %d: tps none %.0f, collector %.0f (%.3f), bpftrace %.0f (%.3f), collector with USDT %.0f (%.3f)\n", round, a, bt, bt/a, ct, ct/a, dt, dt/a)
 			tpsA += a
 			ratioB = append(ratioB, bt/a)
 			ratioC = append(ratioC, ct/a)
+			ratioD = append(ratioD, dt/a)
 		}
 	}
 	b.ReportMetric(median(ratioB), "collector_tps_ratio")
 	b.ReportMetric(median(ratioC), "bpftrace_tps_ratio")
+	b.ReportMetric(median(ratioD), "collector_usdt_tps_ratio")
 	// CPU seconds per second at 10k qps, in percent of one core.
 	per10k := func(cpu float64) float64 { return cpu / queries * 10000 * 100 }
 	b.ReportMetric(per10k(cpuUser), "collector_cpu_pct_per_10kqps")
@@ -122,8 +130,8 @@ func median(xs []float64) float64 {
 // withCollector runs work while a collector (every object) is attached and
 // returns its result, the collector process's CPU time and the run time of
 // its PostgreSQL eBPF programs meanwhile.
-func withCollector(b *testing.B, ctx context.Context, work func() (float64, error)) (float64, time.Duration, time.Duration, error) {
-	c, err := New(Config{Cluster: "bench", Host: "pg"}, nopPublisher{}, nil, nil)
+func withCollector(b *testing.B, ctx context.Context, cfg Config, work func() (float64, error)) (float64, time.Duration, time.Duration, error) {
+	c, err := New(cfg, nopPublisher{}, nil, nil)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -239,7 +247,7 @@ func processCPU() (time.Duration, error) {
 
 // mcivPrograms are the name prefixes of the collector's eBPF programs (the
 // kernel keeps 15 characters of a name).
-var mcivPrograms = []string{"pg_query", "tcp_", "inet_sock", "block_rq", "mysql_"}
+var mcivPrograms = []string{"pg_query", "db_sock", "tcp_", "inet_sock", "block_rq", "mysql_"}
 
 // programStats sums the statistics of the loaded eBPF programs whose
 // name starts with one of prefixes, by name.

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,9 @@ type Config struct {
 	// TCP series and events of a namespace other than the host's carry a
 	// netns label, the namespace's inode number in decimal.
 	NetNS string
+	// PostgresProbes is how PostgreSQL query latency is measured:
+	// PostgresProbesSocket (the default, "") or PostgresProbesUSDT.
+	PostgresProbes string
 }
 
 // Publisher sends one message. A *nats.Conn is one. It must be safe for
@@ -154,6 +158,13 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 	if cfg.MaxSeriesPerSignal == 0 {
 		cfg.MaxSeriesPerSignal = DefaultMaxSeriesPerSignal
 	}
+	switch cfg.PostgresProbes {
+	case "":
+		cfg.PostgresProbes = PostgresProbesSocket
+	case PostgresProbesSocket, PostgresProbesUSDT:
+	default:
+		return nil, fmt.Errorf("collector: postgres probes %q: want %q or %q", cfg.PostgresProbes, PostgresProbesSocket, PostgresProbesUSDT)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -169,6 +180,11 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 		}
 		objs = filterNetNS(objs, hostNetNS)
 	}
+	if cfg.PostgresProbes == PostgresProbesUSDT {
+		objs = append(objs, pgObject(cfg.SlowQueryThreshold))
+	} else {
+		objs = append(objs, dbSockObject(cfg.SlowQueryThreshold, runtime.GOARCH))
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
@@ -180,7 +196,7 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 		logger:         logger,
 		m:              m,
 		budget:         eventBudget{max: cfg.MaxEventsPerInterval},
-		objects:        append(objs, pgObject(cfg.SlowQueryThreshold), mysqlObject(cfg.SlowQueryThreshold)),
+		objects:        append(objs, mysqlObject(cfg.SlowQueryThreshold)),
 		pgProbes:       pgProbes,
 		names:          names{devices: &deviceNames{sysfs: "/sys"}, instances: &instanceNames{}},
 		samplesSubject: wire.SamplesSubject(cfg.Cluster, cfg.Host),
@@ -215,10 +231,13 @@ func (c *Collector) Run(ctx context.Context) error {
 	if _, ok := p.specs[bpf.PGProgPgQueryStart]; ok {
 		dbs.pg = newPGAttacher(p, c.logger, c.pgProbes)
 	}
+	if m := p.maps[bpf.DBSockMapDbListeners]; m != nil && c.hookAttached("sock_recv_length") && c.hookAttached("sock_send_length") {
+		dbs.pgSock = newDBListeners(m, p.maps[bpf.DBSockMapDbPorts])
+	}
 	if _, ok := p.specs[bpf.MySQLProgMysqlDispatchEnter]; ok {
 		dbs.my = newMySQLAttacher(p)
 	}
-	if dbs.pg != nil || dbs.my != nil {
+	if dbs.pg != nil || dbs.pgSock != nil || dbs.my != nil {
 		c.scanDatabasesOnce(dbs, "/proc")
 		dctx, stop := context.WithCancel(ctx)
 		wg.Go(func() { c.discoverDatabases(dctx, dbs, "/proc") })
@@ -301,6 +320,16 @@ func (c *Collector) attachHook(p *probes, h hookSpec, objErr error) []HookStatus
 	}
 	c.m.hookUp.WithLabelValues(h.name).Set(up)
 	return tried
+}
+
+// hookAttached reports whether the named hook is attached.
+func (c *Collector) hookAttached(name string) bool {
+	for _, h := range c.Hooks() {
+		if h.Name == name && h.Attached {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Collector) anyAttached() bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -105,7 +106,7 @@ func Doctor(ctx context.Context) ([]HookStatus, []Problem, error) {
 	p := newProbes()
 	defer p.close()
 	var rows []HookStatus
-	for _, o := range append(objects(), pgObject(DefaultSlowQueryThreshold), mysqlObject(DefaultSlowQueryThreshold)) {
+	for _, o := range append(objects(), dbSockObject(DefaultSlowQueryThreshold, runtime.GOARCH), pgObject(DefaultSlowQueryThreshold), mysqlObject(DefaultSlowQueryThreshold)) {
 		spec, openErr := o.load()
 		if openErr == nil {
 			openErr = p.add(spec)

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +104,7 @@ func TestDoctor(t *testing.T) {
 		}
 	}
 	var want []string
-	for _, o := range objects() {
+	for _, o := range append(objects(), dbSockObject(DefaultSlowQueryThreshold, runtime.GOARCH)) {
 		for _, h := range o.hooks() {
 			want = append(want, h.name)
 		}

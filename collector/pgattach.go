@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -219,8 +221,9 @@ func (a *pgAttacher) close() {
 // dbAttachers attach the database probes; either may be nil when its
 // object did not load.
 type dbAttachers struct {
-	pg *pgAttacher
-	my *mysqlAttacher
+	pg     *pgAttacher  // PostgreSQL's USDT probes (PostgresProbesUSDT)
+	pgSock *dbListeners // PostgreSQL's sockets (PostgresProbesSocket)
+	my     *mysqlAttacher
 }
 
 func (d dbAttachers) close() {
@@ -250,15 +253,28 @@ func (c *Collector) discoverDatabases(ctx context.Context, d dbAttachers, procRo
 // scanDatabasesOnce looks at the host once.
 func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 	var rows []HookStatus
-	if a := d.pg; a != nil {
+	if d.pg != nil || d.pgSock != nil {
 		s := scanPostgres(procRoot, installedPostgres)
-		for _, b := range s.binaries {
-			c.logAttach("PostgreSQL", b, a.attach)
+		if a := d.pg; a != nil {
+			for _, b := range s.binaries {
+				c.logAttach("PostgreSQL", b, a.attach)
+			}
+			rows = append(rows, a.statuses()...)
 		}
+		var servers []pgServer
 		for pid, port := range s.postmasters {
+			ns, err := netnsInode(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "net"))
+			if err != nil || (c.cfg.NetNS != "" && ns != c.hostNetNS) {
+				continue // gone, or another host's (see Config.NetNS)
+			}
 			c.names.instances.set(uint32(pid), pgInstance(port))
+			servers = append(servers, pgServer{pid: pid, port: port, netns: ns})
 		}
-		rows = append(rows, a.statuses()...)
+		if d.pgSock != nil {
+			for _, err := range d.pgSock.syncPostgres(procRoot, servers) {
+				c.logger.Warn("PostgreSQL server measured without telling connection setup and walsenders apart", "err", err)
+			}
+		}
 	}
 	if a := d.my; a != nil {
 		s := scanMySQL(procRoot, installedMySQL)

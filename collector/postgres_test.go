@@ -2,7 +2,9 @@ package collector
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -36,12 +38,44 @@ func startPG(t *testing.T) *pglab.Server {
 // extended protocol against a real PostgreSQL 15 and checks the published
 // db_query_seconds: both protocols, p50 within 5 % of 50 ms; and that a
 // slow query with literals becomes a db_slow_query event without them.
+// Both ways of measuring (sockets, the default, and USDT probes) must.
 func TestPostgresQueryLatency(t *testing.T) {
 	requireKernel(t)
 	pg := startPG(t)
-	r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("postgresql"))
-	r.requireAttached(t, pgHookName("query__start"), pgHookName("query__execute__done"))
+	t.Run("socket", func(t *testing.T) {
+		r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"))
+		r.requireAttached(t, "sock_recv_length", "sock_send_length")
+		checkQueryLatency(t, pg, r)
+		checkOnlyQueriesCount(t, pg, r)
+	})
+	t.Run("socket tracepoint", func(t *testing.T) {
+		// The classic-tracepoint fallback: no registers, so no protocol
+		// and no text, but the same latency.
+		r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond},
+			func(objs []object) []object { return onlyWays(only("dbsock")(objs), HookTypeTracepoint) })
+		r.requireAttached(t, "sock_recv_length", "sock_send_length")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		const n = 10
+		if out, err := pg.Pgbench(ctx, "SELECT pg_sleep(0.05);", n, pglab.Extended); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		key := "db_query_seconds{instance=" + pg.Instance() + ",protocol=unknown,}"
+		sum := r.collect(t, 30*time.Second, func(sum map[string]*wire.Series) bool {
+			return sum[key] != nil && sum[key].Hist.Count >= n
+		})
+		if p50 := histo.Quantile(sum[key].Hist, 0.5); math.Abs(p50-0.05)/0.05 > 0.05 {
+			t.Errorf("p50 %.4f s, want 50 ms ± 5%%", p50)
+		}
+	})
+	t.Run("usdt", func(t *testing.T) {
+		r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond, PostgresProbes: PostgresProbesUSDT}, only("postgresql"))
+		r.requireAttached(t, pgHookName("query__start"), pgHookName("query__execute__done"))
+		checkQueryLatency(t, pg, r)
+	})
+}
 
+func checkQueryLatency(t *testing.T, pg *pglab.Server, r *running) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const n = 20
@@ -101,7 +135,7 @@ func TestPostgresQueryLatency(t *testing.T) {
 // measured under it.
 func TestPostgresStartedLater(t *testing.T) {
 	requireKernel(t)
-	r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 100 * time.Millisecond}, only("postgresql"))
+	r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 100 * time.Millisecond}, only("dbsock"))
 	pg := startPG(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for r.c.names.instances.name(uint32(pg.Pid())) != pg.Instance() {
@@ -119,4 +153,39 @@ func TestPostgresStartedLater(t *testing.T) {
 		s := sum["db_query_seconds{instance="+pg.Instance()+",protocol=simple,}"]
 		return s != nil && s.Hist.Count >= 1
 	})
+}
+
+// checkOnlyQueriesCount opens five connections that each run one query,
+// and one replication connection: exactly five requests must be measured
+// (not the TLS, startup and authentication exchanges, not the walsender).
+func checkOnlyQueriesCount(t *testing.T, pg *pglab.Server, r *running) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Let the earlier checks' samples drain first.
+	r.collect(t, 10*time.Second, func(map[string]*wire.Series) bool { return true })
+	r.collect(t, 10*time.Second, func(map[string]*wire.Series) bool { return true })
+	for range 5 {
+		if _, err := pg.Psql(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres replication=true", pg.Port)
+	if out, err := exec.CommandContext(ctx, "psql", conn, "-X", "-A", "-t", "-c", "IDENTIFY_SYSTEM").CombinedOutput(); err != nil {
+		t.Fatalf("replication connection: %v: %s", err, out)
+	}
+	count := func(sum map[string]*wire.Series) uint64 {
+		var n uint64
+		for k, s := range sum {
+			if strings.HasPrefix(k, "db_query_seconds{instance="+pg.Instance()+",") && s.Hist != nil {
+				n += s.Hist.Count
+			}
+		}
+		return n
+	}
+	first := r.collect(t, 20*time.Second, func(sum map[string]*wire.Series) bool { return count(sum) >= 5 })
+	batches := 0
+	more := r.collect(t, 10*time.Second, func(map[string]*wire.Series) bool { batches++; return batches >= 3 })
+	if n := count(first) + count(more); n != 5 {
+		t.Errorf("%d requests measured for five queries on five connections and one replication connection, want 5", n)
+	}
 }

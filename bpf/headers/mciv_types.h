@@ -31,6 +31,8 @@ typedef __u32 __wsum;
 
 /* Map types and update flags from the BPF UAPI (include/uapi/linux/bpf.h). */
 enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
@@ -245,6 +247,16 @@ struct trace_event_raw_inet_sock_set_state {
 	__u8 daddr[4];
 	__u8 saddr_v6[16];
 	__u8 daddr_v6[16];
+} __attribute__((preserve_access_index));
+
+/* sock:sock_recv_length and sock:sock_send_length. */
+struct trace_event_raw_sock_msg_length {
+	struct trace_entry ent;
+	void *sk;
+	__u16 family;
+	__u16 protocol;
+	int ret;
+	int flags;
 } __attribute__((preserve_access_index));
 
 /* block:block_rq_issue and block:block_rq_complete share these fields. */

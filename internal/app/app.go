@@ -215,6 +215,7 @@ func Run(ctx context.Context, opts Options) error {
 			Interval:             time.Duration(cfg.Collector.Interval),
 			MaxEventsPerInterval: cfg.Collector.MaxEventsPerInterval,
 			NetNS:                cfg.Collector.NetNS,
+			PostgresProbes:       cfg.Collector.PostgresProbes,
 		}, nc.Conn, reg, logger.With("part", "collector"))
 		if err != nil {
 			return fmt.Errorf("collector: %w", err)

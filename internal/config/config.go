@@ -78,6 +78,9 @@ type Collector struct {
 	// /var/run/netns/NAME or /proc/PID/ns/net), which then counts as this
 	// host: one collector per namespace (containers, test hosts).
 	NetNS string `yaml:"netns"`
+	// PostgresProbes is how PostgreSQL query latency is measured: "socket"
+	// (default: at the server's TCP sockets) or "usdt" (its USDT probes).
+	PostgresProbes string `yaml:"postgres_probes"`
 }
 
 // Analyzer configures rule evaluation.

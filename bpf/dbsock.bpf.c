@@ -1,0 +1,361 @@
+//go:build ignore
+
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * dbsock.bpf.c: database query latency measured at the server's sockets.
+ *
+ * db_query_seconds{instance, protocol}: a request is the bytes a server
+ * socket receives after it last sent; its latency runs from the first
+ * receive to the server's next send (the first byte of the answer). The
+ * kernel's sock:sock_recv_length and sock:sock_send_length tracepoints
+ * fire inside every recv/send on every socket; a socket is a database's
+ * when its local port and network namespace are in db_listeners, which
+ * the collector fills from the servers it discovers.
+ *
+ * This costs two tracepoint hits per query, where the USDT probes of
+ * pg.bpf.c cost two or more uprobe traps (each a breakpoint exception
+ * and a return to user space): on a 2-core VM an uprobe trap costs
+ * several microseconds, a tracepoint program a few hundred nanoseconds.
+ *
+ * What the tracepoints cannot see, the server's memory tells:
+ *   - which connections carry queries: a PostgreSQL backend is ready once
+ *     it has a database (MyDatabaseId != 0: the startup, TLS and password
+ *     exchanges before it are not queries); a walsender (am_walsender)
+ *     streams WAL and is never measured. The collector finds both
+ *     variables' addresses in the server binary's dynamic symbols;
+ *   - the protocol and, for slow queries, the text: the tp_btf programs
+ *     read the receiving task's syscall registers (recvfrom or read), so
+ *     they know the user buffer the request landed in: its first byte is
+ *     the message type ('Q' simple, 'P'/'B'/'E'... extended), and a slow
+ *     query's text is read from it when the answer is sent (PostgreSQL
+ *     does not read from the socket while a query runs). The classic
+ *     tracepoint fallback has no registers: protocol "unknown", no text.
+ *
+ * Slow queries (over slow_query_ns) go to the events ring buffer as
+ * struct query_event; the collector normalises the text before anything
+ * leaves the host.
+ */
+
+#include "mciv_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "mciv_events.h"
+#include "mciv_histo.h"
+#include "mciv_query.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define PROTOCOL_UNKNOWN 2 /* the request's first byte was not seen */
+#define MSG_PEEK 2
+
+/* Where the receiving task's syscall number and second argument (the
+ * buffer of recvfrom and read) are in its user pt_regs, in 8-byte slots,
+ * and the numbers of those two syscalls: set by the collector for its
+ * architecture before loading (0xff: do not read registers). */
+volatile const __u32 regs_nr_slot = 0xff;
+volatile const __u32 regs_buf_slot = 0xff;
+volatile const __u64 nr_recvfrom = ~0ULL;
+volatile const __u64 nr_read = ~0ULL;
+
+/* A server's listening port in one network namespace. */
+struct db_listener_key {
+	__u32 netns; /* network namespace inode */
+	__u16 port;  /* local port, host byte order */
+	__u16 pad;   /* always zero */
+};
+
+/* What the collector knows about a server. */
+struct db_listener {
+	__u32 instance;    /* the server's pid (PostgreSQL: the postmaster) */
+	__u32 pad;
+	__u64 ready_addr;  /* a 4-byte variable, non-zero once a connection carries queries; 0: after one exchange */
+	__u64 ignore_addr; /* a 1-byte variable, non-zero on connections never measured; 0: none */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct db_listener_key);
+	__type(value, struct db_listener);
+} db_listeners SEC(".maps");
+
+/* Every port in db_listeners, whatever the namespace, as a bitmap: one
+ * inlined array load turns away the sockets of every other program, before
+ * any hash lookup. Bit p%64 of element p/64 is port p. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} db_ports SEC(".maps");
+
+/* db_port reports whether some server listens on local port. */
+static __always_inline int db_port(__u16 port)
+{
+	__u32 i = port >> 6;
+	__u64 *bits = bpf_map_lookup_elem(&db_ports, &i);
+
+	return bits && (*bits >> (port & 63)) & 1;
+}
+
+enum db_sock_state {
+	DB_SOCK_NEW = 0,     /* connection setup: not measured yet */
+	DB_SOCK_READY = 1,   /* every request is measured */
+	DB_SOCK_IGNORED = 2, /* not a query connection */
+};
+
+/* One server connection. */
+struct db_sock {
+	__u64 cookie;   /* socket cookie (tp_btf), 0 (tracepoint): tells a reused pointer apart;
+	                 * compared only when both sides know it */
+	__u64 start_ns; /* first receive of the request in flight, 0 none */
+	__u64 buf;      /* user address the request landed at, 0 unknown */
+	__u64 ready_addr;
+	__u64 ignore_addr;
+	__u32 instance;
+	__u8 state;    /* enum db_sock_state */
+	__u8 protocol; /* of the request in flight */
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* struct sock pointer */
+	__type(value, struct db_sock);
+} db_socks SEC(".maps");
+
+/* Makes bpf2go emit Go types for the collector's side of the maps. */
+const struct db_listener_key *unused_db_listener_key __attribute__((unused));
+const struct db_listener *unused_db_listener __attribute__((unused));
+
+/* request_protocol tells the protocol from a request's first byte. */
+static __always_inline __u8 request_protocol(__u64 buf)
+{
+	char t = 0;
+
+	if (!buf || bpf_probe_read_user(&t, 1, (void *)buf))
+		return PROTOCOL_UNKNOWN;
+	switch (t) {
+	case 'Q':
+		return PROTOCOL_SIMPLE;
+	case 'P': case 'B': case 'E': case 'D': case 'S': case 'H': case 'C':
+		return PROTOCOL_EXTENDED;
+	}
+	return PROTOCOL_UNKNOWN;
+}
+
+/* user_buffer returns where the current recvfrom/read puts its bytes. */
+static __always_inline __u64 user_buffer(void)
+{
+	struct task_struct *task;
+	struct pt_regs *regs;
+	__u64 nr = 0, buf = 0;
+
+	if (regs_nr_slot >= 64 || regs_buf_slot >= 64)
+		return 0;
+	task = bpf_get_current_task_btf();
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!regs)
+		return 0;
+	if (bpf_probe_read_kernel(&nr, sizeof(nr), (void *)regs + regs_nr_slot * 8))
+		return 0;
+	nr &= 0xffffffff; /* arm64 keeps a 32-bit syscallno */
+	if (nr != nr_recvfrom && nr != nr_read)
+		return 0;
+	if (bpf_probe_read_kernel(&buf, sizeof(buf), (void *)regs + regs_buf_slot * 8))
+		return 0;
+	return buf;
+}
+
+/* listener_of returns the server sk belongs to, if any. tp_btf programs
+ * (btf set) read the socket directly; classic tracepoints through probe
+ * reads. */
+static __always_inline struct db_listener *listener_of(const struct sock *sk, int btf)
+{
+	struct db_listener_key lk = {};
+
+	lk.port = btf ? sk->__sk_common.skc_num : BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (!db_port(lk.port))
+		return 0;
+	if (btf)
+		lk.netns = sk->__sk_common.skc_net.net->ns.inum;
+	else
+		lk.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return bpf_map_lookup_elem(&db_listeners, &lk);
+}
+
+/* socket_cookie is sk's cookie for tp_btf programs, 0 for the others. */
+#define socket_cookie(sk, btf) ((btf) ? bpf_get_socket_cookie((void *)(sk)) : 0)
+
+/* on_recv notes the start of a request on a database socket. */
+static __always_inline void on_recv(const struct sock *sk, int btf)
+{
+	struct db_listener *l = listener_of(sk, btf);
+	struct db_sock *s, fresh = {};
+	__u64 key = (__u64)sk, cookie;
+
+	if (!l)
+		return;
+	cookie = socket_cookie(sk, btf);
+	s = bpf_map_lookup_elem(&db_socks, &key);
+	if (!s || (cookie && s->cookie != cookie)) {
+		fresh.cookie = cookie;
+		fresh.instance = l->instance;
+		fresh.ready_addr = l->ready_addr;
+		fresh.ignore_addr = l->ignore_addr;
+		bpf_map_update_elem(&db_socks, &key, &fresh, BPF_ANY);
+		s = bpf_map_lookup_elem(&db_socks, &key);
+		if (!s)
+			return;
+	}
+	if (s->state == DB_SOCK_IGNORED || s->start_ns)
+		return; /* not measured, or more of the request in flight */
+	s->start_ns = bpf_ktime_get_ns();
+	s->buf = 0;
+	s->protocol = PROTOCOL_UNKNOWN;
+	if (btf && s->state == DB_SOCK_READY) {
+		s->buf = user_buffer();
+		s->protocol = request_protocol(s->buf);
+	}
+}
+
+/* settle decides, at the end of a connection-setup exchange, whether the
+ * connection carries queries from now on. */
+static __always_inline void settle(struct db_sock *s)
+{
+	__u32 ready = 1;
+	__u8 ignore = 0;
+
+	if (s->ignore_addr && !bpf_probe_read_user(&ignore, 1, (void *)s->ignore_addr) && ignore) {
+		s->state = DB_SOCK_IGNORED;
+		return;
+	}
+	if (s->ready_addr && bpf_probe_read_user(&ready, sizeof(ready), (void *)s->ready_addr))
+		ready = 0;
+	if (ready)
+		s->state = DB_SOCK_READY;
+}
+
+/* slow_query_text finds the text of the request at buf: after the type
+ * byte and length of a Query ('Q') message, or after the statement name of
+ * a Parse ('P'); 0 for anything else. */
+static __always_inline __u64 slow_query_text(__u64 buf, __u8 protocol)
+{
+	char head[38] = {};
+	int i;
+
+	if (!buf || protocol == PROTOCOL_UNKNOWN)
+		return 0;
+	if (bpf_probe_read_user(head, sizeof(head), (void *)buf))
+		return 0;
+	if (head[0] == 'Q')
+		return buf + 5;
+	if (head[0] != 'P')
+		return 0;
+	for (i = 5; i < (int)sizeof(head); i++)
+		if (head[i] == 0)
+			return buf + i + 1;
+	return 0;
+}
+
+/* on_send ends the request in flight on a database socket, if any. */
+static __always_inline void on_send(const struct sock *sk, int btf)
+{
+	__u64 key = (__u64)sk, now, d, text, cookie;
+	struct agg_key k = {};
+	struct query_event *e;
+	struct db_sock *s;
+
+	if (!db_port(btf ? sk->__sk_common.skc_num : BPF_CORE_READ(sk, __sk_common.skc_num)))
+		return;
+	s = bpf_map_lookup_elem(&db_socks, &key);
+	if (!s || !s->start_ns)
+		return;
+	cookie = socket_cookie(sk, btf);
+	if (cookie && s->cookie && s->cookie != cookie)
+		return;
+	now = bpf_ktime_get_ns();
+	d = now - s->start_ns;
+	s->start_ns = 0;
+	if (s->state != DB_SOCK_READY) {
+		if (s->state == DB_SOCK_NEW)
+			settle(s);
+		return;
+	}
+	k.signal = AGG_DB_QUERY_SECONDS;
+	k.aux = s->instance;
+	k.aux2 = s->protocol;
+	agg_observe(&k, d);
+	if (d < slow_query_ns)
+		return;
+	e = reserve_event(sizeof(*e));
+	if (!e)
+		return;
+	e->kind = EVENT_DB_SLOW_QUERY;
+	e->protocol = s->protocol;
+	e->pad = 0;
+	e->pad2 = 0;
+	e->instance = s->instance;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->ts_ns = now;
+	e->duration_ns = d;
+	e->text[0] = 0;
+	text = slow_query_text(s->buf, s->protocol);
+	if (text && bpf_probe_read_user_str(e->text, sizeof(e->text), (void *)text) < 0)
+		e->text[0] = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int inet_tcp(const struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	return (family == AF_INET || family == AF_INET6) && sk->sk_protocol == IPPROTO_TCP;
+}
+
+/* ---- 1. tp_btf: the socket, and the task's registers ---------------- */
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(db_sock_recv_btf, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0 || (flags & MSG_PEEK) || !sk || !inet_tcp(sk))
+		return 0;
+	on_recv(sk, 1);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(db_sock_send_btf, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0 || !sk)
+		return 0;
+	on_send(sk, 1);
+	return 0;
+}
+
+/* ---- 2. classic tracepoints: the record ----------------------------- */
+
+SEC("tracepoint/sock/sock_recv_length")
+int db_sock_recv_tp(struct trace_event_raw_sock_msg_length *rec)
+{
+	const struct sock *sk = (const struct sock *)rec->sk;
+
+	if (rec->ret <= 0 || (rec->flags & MSG_PEEK) || !sk || rec->protocol != IPPROTO_TCP ||
+	    (rec->family != AF_INET && rec->family != AF_INET6))
+		return 0;
+	on_recv(sk, 0);
+	return 0;
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int db_sock_send_tp(struct trace_event_raw_sock_msg_length *rec)
+{
+	const struct sock *sk = (const struct sock *)rec->sk;
+
+	if (rec->ret <= 0 || !sk)
+		return 0;
+	on_send(sk, 0);
+	return 0;
+}

@@ -1,0 +1,137 @@
+package collector
+
+import (
+	"debug/elf"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/mciv/mciv/bpf"
+)
+
+func TestLoadBias(t *testing.T) {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var first uint64
+	found := false
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Off == 0 {
+			first, found = p.Vaddr&^(p.Align-1), true
+			break
+		}
+	}
+	if !found {
+		t.Fatal("this test binary has no loadable segment at offset 0")
+	}
+	maps := filepath.Join(t.TempDir(), "maps")
+	text := strings.Join([]string{
+		"5555aaaa0000-5555aaab0000 r--p 00001000 08:01 777 /x/postgres", // not offset 0
+		"5555bbbb0000-5555bbbc0000 r--p 00000000 08:01 999 /other",      // another inode
+		"5555cccc0000-5555cccd0000 r--p 00000000 08:01 777 /x/postgres",
+	}, "\n") + "\n"
+	if err := os.WriteFile(maps, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bias, err := loadBias(f, maps, 777)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(0x5555cccc0000) - first; bias != want {
+		t.Errorf("bias %#x, want %#x", bias, want)
+	}
+	if _, err := loadBias(f, maps, 123); err == nil || !strings.Contains(err.Error(), "not mapped") {
+		t.Errorf("unmapped inode: err %v", err)
+	}
+}
+
+// TestProcessVarAddrsPostgres finds MyDatabaseId and am_walsender in a
+// running postmaster, and checks them against its memory: both are zero
+// in the postmaster, and they lie in its writable mappings.
+func TestProcessVarAddrsPostgres(t *testing.T) {
+	requireKernel(t) // root, to read another user's /proc/PID/mem
+	pg := startPG(t)
+	addrs, err := processVarAddrs("/proc", pg.Pid(), pgReadyVar, pgIgnoreVar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := os.Open("/proc/" + strconv.Itoa(pg.Pid()) + "/mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	for _, name := range []string{pgReadyVar, pgIgnoreVar} {
+		a, ok := addrs[name]
+		if !ok {
+			t.Fatalf("%s not found in %v", name, addrs)
+		}
+		b := make([]byte, 4)
+		if _, err := mem.ReadAt(b[:1], int64(a)); err != nil {
+			t.Fatalf("%s at %#x: %v", name, a, err)
+		}
+		if b[0] != 0 {
+			t.Errorf("%s at %#x is %d in the postmaster, want 0", name, a, b[0])
+		}
+	}
+}
+
+// TestDBListenersSync fills the kernel maps and empties them again.
+func TestDBListenersSync(t *testing.T) {
+	requireKernel(t)
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := bpf.LoadDBSock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listeners, err := ebpf.NewMap(spec.Maps[bpf.DBSockMapDbListeners])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listeners.Close()
+	ports, err := ebpf.NewMap(spec.Maps[bpf.DBSockMapDbPorts])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ports.Close()
+	l := newDBListeners(listeners, ports)
+	self := os.Getpid() // a Go binary: no PostgreSQL variables, so no addresses
+	servers := []pgServer{{pid: self, port: 5432, netns: 42}, {pid: self, port: 6543, netns: 43}}
+	for _, err := range l.syncPostgres("/proc", servers) {
+		t.Log(err) // expected: none, the symbols are simply absent
+	}
+	var v bpf.DBSockDbListener
+	if err := listeners.Lookup(bpf.DBSockDbListenerKey{Netns: 42, Port: 5432}, &v); err != nil {
+		t.Fatalf("listener 42/5432: %v", err)
+	}
+	if v.Instance != uint32(self) || v.ReadyAddr != 0 || v.IgnoreAddr != 0 {
+		t.Errorf("listener %+v", v)
+	}
+	bit := func(port uint16) bool {
+		var w uint64
+		if err := ports.Lookup(uint32(port/64), &w); err != nil {
+			t.Fatal(err)
+		}
+		return w>>(port%64)&1 == 1
+	}
+	if !bit(5432) || !bit(6543) || bit(5433) {
+		t.Errorf("port bits: 5432 %v, 6543 %v, 5433 %v", bit(5432), bit(6543), bit(5433))
+	}
+	if errs := l.syncPostgres("/proc", servers[:1]); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if err := listeners.Lookup(bpf.DBSockDbListenerKey{Netns: 43, Port: 6543}, &v); err == nil {
+		t.Error("listener 43/6543 still there after its server went")
+	}
+	if bit(6543) || !bit(5432) {
+		t.Errorf("port bits after removal: 6543 %v, 5432 %v", bit(6543), bit(5432))
+	}
+}
