@@ -41,7 +41,10 @@ const (
 	cleanupTimeout = 10 * time.Second
 )
 
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+var (
+	validName  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	validTable = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
+)
 
 // Lab is one network namespace with an optional TCP workload inside.
 // Its methods are safe for concurrent use.
@@ -231,17 +234,95 @@ func (l *Lab) ClearLoss(ctx context.Context) error {
 // lossRuleset replaces the lab's table in one nft transaction ("add" then
 // "delete" makes the delete succeed whether or not the table existed).
 func lossRuleset(port, percent int) string {
-	return clearRuleset() + fmt.Sprintf(`table inet %s {
-	chain input {
-		type filter hook input priority filter; policy accept;
-		tcp dport %d numgen random mod 100 < %d drop
-	}
-}
-`, nftTable, port, percent)
+	return PortLoss{Table: nftTable, Port: port, Percent: percent}.ruleset()
 }
 
-func clearRuleset() string {
-	return fmt.Sprintf("add table inet %[1]s\ndelete table inet %[1]s\n", nftTable)
+func clearRuleset() string { return ClearRuleset(nftTable) }
+
+// PortLoss is an nftables rule that drops a share of the TCP packets
+// arriving for one destination port, on the input hook (so that the
+// senders really retransmit), in a table of its own.
+type PortLoss struct {
+	// Table is the inet table that holds the rule ("" is the lab's own
+	// table, mciv_lossnet). Ruleset replaces it whole.
+	Table string
+	// Port is the TCP destination port, 1 to 65535.
+	Port int
+	// Percent is the share of packets dropped, 1 to 100.
+	Percent int
+	// SkipLoopback leaves packets arriving on lo alone, so that local
+	// clients (127.0.0.1 inside the namespace) keep reaching the port and
+	// only traffic from other hosts or namespaces is lost.
+	SkipLoopback bool
+	// BothWays also drops the share of packets leaving from Port (the
+	// server's answers and data), not only those arriving to it.
+	BothWays bool
+}
+
+// Ruleset returns the nft script that installs p, replacing its table in
+// one transaction, for `nft -f -` (see Nft).
+func (p PortLoss) Ruleset() (string, error) {
+	if p.Percent < 1 || p.Percent > 100 {
+		return "", fmt.Errorf("lossnet: loss %d%%: want 1 to 100", p.Percent)
+	}
+	if p.Port <= 0 || p.Port > 65535 {
+		return "", fmt.Errorf("lossnet: port %d out of range", p.Port)
+	}
+	if p.Table != "" && !validTable.MatchString(p.Table) {
+		return "", fmt.Errorf("lossnet: nftables table name %q: want letters, digits, '_' (at most 63)", p.Table)
+	}
+	return p.ruleset(), nil
+}
+
+func (p PortLoss) ruleset() string {
+	table := p.Table
+	if table == "" {
+		table = nftTable
+	}
+	rule := func(iface, port string) string {
+		r := fmt.Sprintf("tcp %s %d numgen random mod 100 < %d drop", port, p.Port, p.Percent)
+		if p.Percent >= 100 {
+			// nft refuses "< 100" (numgen mod 100 is at most 99): drop all.
+			r = fmt.Sprintf("tcp %s %d drop", port, p.Port)
+		}
+		if p.SkipLoopback {
+			r = iface + ` != "lo" ` + r
+		}
+		return r
+	}
+	out := ""
+	if p.BothWays {
+		out = fmt.Sprintf(`
+	chain output {
+		type filter hook output priority filter; policy accept;
+		%s
+	}`, rule("oifname", "sport"))
+	}
+	return ClearRuleset(table) + fmt.Sprintf(`table inet %s {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		%s
+	}%s
+}
+`, table, rule("iifname", "dport"), out)
+}
+
+// ClearRuleset returns the nft script that deletes the inet table, whether
+// or not it exists ("add" then "delete" in one transaction).
+func ClearRuleset(table string) string {
+	return fmt.Sprintf("add table inet %[1]s\ndelete table inet %[1]s\n", table)
+}
+
+// Nft runs `nft -f -` with script inside the named network namespace (as
+// `ip netns` knows it), through `ip netns exec`. It needs root.
+func Nft(ctx context.Context, netns, script string) error {
+	if !validName.MatchString(netns) {
+		return fmt.Errorf("lossnet: namespace name %q: want letters, digits, '_', '.', '-' (at most 63)", netns)
+	}
+	if err := run(ctx, strings.NewReader(script), "ip", "netns", "exec", netns, "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("lossnet: nft in %s: %w", netns, err)
+	}
+	return nil
 }
 
 func (l *Lab) nft(ctx context.Context, script string) error {

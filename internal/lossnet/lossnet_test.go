@@ -200,3 +200,113 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+func TestPortLossRuleset(t *testing.T) {
+	got, err := PortLoss{Table: "mciv_fault", Port: 6432, Percent: 35, SkipLoopback: true}.Ruleset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"add table inet mciv_fault\ndelete table inet mciv_fault\n",
+		"table inet mciv_fault {",
+		"type filter hook input priority filter; policy accept;",
+		`iifname != "lo" tcp dport 6432 numgen random mod 100 < 35 drop`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ruleset lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "chain output") {
+		t.Errorf("one-way ruleset has an output chain:\n%s", got)
+	}
+	both, err := PortLoss{Table: "mciv_fault", Port: 6432, Percent: 35, SkipLoopback: true, BothWays: true}.Ruleset()
+	if err != nil || !strings.Contains(both, `iifname != "lo" tcp dport 6432 numgen random mod 100 < 35 drop`) ||
+		!strings.Contains(both, "type filter hook output priority filter; policy accept;") ||
+		!strings.Contains(both, `oifname != "lo" tcp sport 6432 numgen random mod 100 < 35 drop`) {
+		t.Errorf("both-ways ruleset (%v):\n%s", err, both)
+	}
+	// nft rejects "mod 100 < 100": 100% is a plain drop.
+	all, err := PortLoss{Port: 6432, Percent: 100}.Ruleset()
+	if err != nil || !strings.Contains(all, "\t\ttcp dport 6432 drop\n") || strings.Contains(all, "numgen") {
+		t.Errorf("100%% ruleset (%v):\n%s", err, all)
+	}
+	// The default table and no loopback exception: what the Lab installs.
+	def, err := PortLoss{Port: 5432, Percent: 20}.Ruleset()
+	if err != nil || def != lossRuleset(5432, 20) || strings.Contains(def, "iifname") {
+		t.Errorf("default PortLoss ruleset (%v):\n%s\nwant:\n%s", err, def, lossRuleset(5432, 20))
+	}
+	for _, bad := range []PortLoss{
+		{Port: 80, Percent: 0}, {Port: 80, Percent: 101}, {Port: 0, Percent: 10}, {Port: 65536, Percent: 10},
+		{Table: "x y", Port: 80, Percent: 10}, {Table: "1x", Port: 80, Percent: 10},
+	} {
+		if s, err := bad.Ruleset(); err == nil {
+			t.Errorf("%+v: no error, ruleset:\n%s", bad, s)
+		}
+	}
+	if got := ClearRuleset("t1"); got != "add table inet t1\ndelete table inet t1\n" {
+		t.Errorf("ClearRuleset = %q", got)
+	}
+}
+
+func TestNftRejectsBadNamespace(t *testing.T) {
+	for _, name := range []string{"", "../x", "a b"} {
+		if err := Nft(context.Background(), name, ClearRuleset("t")); err == nil {
+			t.Errorf("Nft(%q): no error", name)
+		}
+	}
+}
+
+// TestNftInNamespace installs and removes a PortLoss table in a named
+// namespace through Nft, next to the lab's own table.
+func TestNftInNamespace(t *testing.T) {
+	requireLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := New(ctx, "mciv-lossnet-nft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	script, err := PortLoss{Table: "mciv_nft_test", Port: 7000, Percent: 40, SkipLoopback: true, BothWays: true}.Ruleset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // replacing the table works as well as creating it
+		if err := Nft(ctx, l.Name(), script); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := l.Command(ctx, "nft", "list", "table", "inet", "mciv_nft_test").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `iifname != "lo" tcp dport 7000 numgen random mod 100 < 40 drop`) {
+		t.Fatalf("nft table after Nft (%v):\n%s", err, out)
+	}
+	if strings.Count(string(out), "numgen") != 1 {
+		t.Fatalf("want exactly one rule:\n%s", out)
+	}
+	all, err := PortLoss{Table: "mciv_nft_test", Port: 7000, Percent: 100}.Ruleset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Nft(ctx, l.Name(), all); err != nil {
+		t.Fatalf("100%% loss: %v", err)
+	}
+	out, err = l.Command(ctx, "nft", "list", "table", "inet", "mciv_nft_test").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "tcp dport 7000 drop") || strings.Contains(string(out), "numgen") {
+		t.Fatalf("nft table after 100%% loss (%v):\n%s", err, out)
+	}
+	// The host's ruleset does not have it.
+	if host, err := exec.CommandContext(ctx, "nft", "list", "tables").CombinedOutput(); err != nil || strings.Contains(string(host), "mciv_nft_test") {
+		t.Fatalf("host tables (%v):\n%s", err, host)
+	}
+	for range 2 { // clearing twice is fine
+		if err := Nft(ctx, l.Name(), ClearRuleset("mciv_nft_test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := l.Command(ctx, "nft", "list", "ruleset").CombinedOutput(); err != nil || strings.Contains(string(out), "mciv_nft_test") {
+		t.Fatalf("ruleset after clearing (%v):\n%s", err, out)
+	}
+	if err := Nft(ctx, "mciv-lossnet-absent", ClearRuleset("t")); err == nil {
+		t.Error("Nft in a namespace that does not exist: no error")
+	}
+}

@@ -9,6 +9,10 @@
 // process runs in its own process group; Stop kills them all and removes
 // the directory. Each process logs to <Dir>/logs/<name>.log, dumped by
 // DumpLogs and by Start when it fails.
+//
+// With Options.NetNS each member runs in a network namespace of its own,
+// joined to the host by a veth pair on a bridge, so that faults can be
+// injected into one member's network (Degrade, Heal); see netns.go.
 package patronilab
 
 import (
@@ -63,6 +67,13 @@ type Options struct {
 	FailureLog io.Writer
 	// KeepDir leaves the directory in place after Stop, for post-mortems.
 	KeepDir bool
+	// NetNS runs each member (Patroni and its PostgreSQL) in a network
+	// namespace of its own (named mpl<6 hex>-pg<i>), connected by a veth
+	// pair to a bridge in the host namespace, on a free /24 of 10.0.0.0/8:
+	// the bridge is .1 (etcd listens there), member i is .(10+i). It needs
+	// the ip, nft, nsenter and setpriv commands. Start first removes the
+	// namespaces and links of earlier labs whose process is gone.
+	NetNS bool
 }
 
 func (o *Options) setDefaults() {
@@ -108,10 +119,27 @@ type Member struct {
 	APIPort int
 	Dir     string // the node's directory (config, socket, pgpass)
 	DataDir string
+	// Addr is the member's IP address: "127.0.0.1" in loopback mode, its
+	// address on the lab's bridge in NetNS mode.
+	Addr string
+	// NetNS is the path of the member's network namespace
+	// (/var/run/netns/NAME), "" in loopback mode.
+	NetNS string
 }
 
+// addr is Addr, 127.0.0.1 if unset.
+func (m Member) addr() string {
+	if m.Addr == "" {
+		return "127.0.0.1"
+	}
+	return m.Addr
+}
+
+// hostPort is the member's address with port.
+func (m Member) hostPort(port int) string { return net.JoinHostPort(m.addr(), strconv.Itoa(port)) }
+
 // APIURL is the base URL of the member's REST API.
-func (m Member) APIURL() string { return "http://127.0.0.1:" + strconv.Itoa(m.APIPort) }
+func (m Member) APIURL() string { return "http://" + m.hostPort(m.APIPort) }
 
 // Cluster is a running lab. Its methods are safe for concurrent use.
 type Cluster struct {
@@ -126,6 +154,7 @@ type Cluster struct {
 	superPW  string
 	members  []Member
 	http     *http.Client
+	net      *labNet // nil in loopback mode
 
 	mu    sync.Mutex
 	procs map[string]*proc // "etcd" and member names
@@ -146,7 +175,7 @@ type proc struct {
 // logs to opts.FailureLog and cleans up.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	opts.setDefaults()
-	c, err := prepare(opts)
+	c, err := prepare(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +190,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-func prepare(opts Options) (*Cluster, error) {
+func prepare(ctx context.Context, opts Options) (*Cluster, error) {
 	for _, bin := range []*string{&opts.Patroni, &opts.Etcd} {
 		p, err := exec.LookPath(*bin)
 		if err != nil {
@@ -187,21 +216,40 @@ func prepare(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ln *labNet
+	etcdHost := "127.0.0.1"
+	if opts.NetNS {
+		ln, err = newLabNet(ctx, opts.Members, opts.Logger)
+		if err != nil {
+			return nil, err
+		}
+		etcdHost = ln.gateway().String()
+	}
 	dir, err := os.MkdirTemp(opts.Dir, "patronilab-")
 	if err != nil {
+		if ln != nil {
+			ln.release()
+		}
 		return nil, fmt.Errorf("patronilab: %w", err)
 	}
 	c := &Cluster{
 		opts: opts, dir: dir, log: opts.Logger.With("lab", filepath.Base(dir)),
 		uid: uint32(uid), gid: uint32(gid),
-		etcdURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		etcdURL:  "http://" + net.JoinHostPort(etcdHost, strconv.Itoa(ports[0])),
 		etcdPeer: fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
 		apiUser:  "patroni", apiPass: secret(), superPW: secret(),
 		http:  &http.Client{Timeout: 3 * time.Second},
 		procs: map[string]*proc{},
+		net:   ln,
+	}
+	if ln != nil {
+		ln.log = c.log
 	}
 	if err := c.layout(ports); err != nil {
 		_ = os.RemoveAll(dir)
+		if ln != nil {
+			ln.release()
+		}
 		return nil, err
 	}
 	return c, nil
@@ -222,6 +270,11 @@ func (c *Cluster) layout(ports []int) error {
 		m := Member{Name: fmt.Sprintf("pg%d", i), PGPort: ports[2+2*i], APIPort: ports[3+2*i]}
 		m.Dir = filepath.Join(c.dir, m.Name)
 		m.DataDir = filepath.Join(m.Dir, "data")
+		if c.net != nil {
+			m.Addr, m.NetNS = c.net.memberIP(i).String(), c.net.nsPath(i)
+		} else {
+			m.Addr = "127.0.0.1"
+		}
 		if err := os.Mkdir(m.Dir, 0o700); err != nil {
 			return fmt.Errorf("patronilab: %w", err)
 		}
@@ -244,11 +297,39 @@ func (c *Cluster) layout(ports []int) error {
 	return nil
 }
 
+// patroniConfig is member m's Patroni configuration, with etcd's client
+// port etcdPort (on the bridge's address in NetNS mode, else 127.0.0.1).
 func (c *Cluster) patroniConfig(m Member, etcdPort int) map[string]any {
 	o := c.opts
 	tags := map[string]any{}
 	for k, v := range o.Tags[m.Name] {
 		tags[k] = v
+	}
+	etcdHost := "127.0.0.1"
+	if c.net != nil {
+		etcdHost = c.net.gateway().String()
+	}
+	pgListen := m.hostPort(m.PGPort)
+	pgParams := map[string]any{
+		"unix_socket_directories": m.Dir,
+		"shared_buffers":          "16MB",
+	}
+	hba := []string{
+		"local all all trust",
+		"host replication replicator 127.0.0.1/32 md5",
+		"host all all 127.0.0.1/32 md5",
+	}
+	if c.net != nil {
+		// Patroni connects to its own PostgreSQL over the namespace's
+		// loopback (it prefers localhost when listed); everyone else over
+		// the member's address.
+		pgListen = "127.0.0.1," + pgListen
+		// Replicas report to the primary every second.
+		pgParams["wal_receiver_status_interval"] = "1s"
+		hba = append(hba,
+			"host replication replicator "+c.net.subnet.String()+" md5",
+			"host all all "+c.net.subnet.String()+" md5",
+		)
 	}
 	return map[string]any{
 		"scope":     o.Scope,
@@ -256,11 +337,11 @@ func (c *Cluster) patroniConfig(m Member, etcdPort int) map[string]any {
 		"name":      m.Name,
 		"log":       map[string]any{"level": "INFO"},
 		"restapi": map[string]any{
-			"listen":          fmt.Sprintf("127.0.0.1:%d", m.APIPort),
-			"connect_address": fmt.Sprintf("127.0.0.1:%d", m.APIPort),
+			"listen":          m.hostPort(m.APIPort),
+			"connect_address": m.hostPort(m.APIPort),
 			"authentication":  map[string]any{"username": c.apiUser, "password": c.apiPass},
 		},
-		"etcd3": map[string]any{"hosts": []string{fmt.Sprintf("127.0.0.1:%d", etcdPort)}},
+		"etcd3": map[string]any{"hosts": []string{net.JoinHostPort(etcdHost, strconv.Itoa(etcdPort))}},
 		"bootstrap": map[string]any{
 			"dcs": map[string]any{
 				"ttl": o.TTL, "loop_wait": o.LoopWait, "retry_timeout": o.RetryTimeout,
@@ -279,8 +360,8 @@ func (c *Cluster) patroniConfig(m Member, etcdPort int) map[string]any {
 			"initdb": []any{map[string]string{"encoding": "UTF8"}, map[string]string{"locale": "C"}, "data-checksums", "no-sync"},
 		},
 		"postgresql": map[string]any{
-			"listen":          fmt.Sprintf("127.0.0.1:%d", m.PGPort),
-			"connect_address": fmt.Sprintf("127.0.0.1:%d", m.PGPort),
+			"listen":          pgListen,
+			"connect_address": m.hostPort(m.PGPort),
 			"data_dir":        m.DataDir,
 			"bin_dir":         o.BinDir,
 			"pgpass":          filepath.Join(m.Dir, "pgpass"),
@@ -291,15 +372,8 @@ func (c *Cluster) patroniConfig(m Member, etcdPort int) map[string]any {
 				"replication": map[string]string{"username": "replicator", "password": c.superPW},
 				"rewind":      map[string]string{"username": "rewinder", "password": c.superPW},
 			},
-			"parameters": map[string]any{
-				"unix_socket_directories": m.Dir,
-				"shared_buffers":          "16MB",
-			},
-			"pg_hba": []string{
-				"local all all trust",
-				"host replication replicator 127.0.0.1/32 md5",
-				"host all all 127.0.0.1/32 md5",
-			},
+			"parameters": pgParams,
+			"pg_hba":     hba,
 		},
 		"watchdog": map[string]any{"mode": "off"},
 		"tags":     tags,
@@ -307,7 +381,12 @@ func (c *Cluster) patroniConfig(m Member, etcdPort int) map[string]any {
 }
 
 func (c *Cluster) start(ctx context.Context) error {
-	err := c.spawn("etcd", false, filepath.Join(c.dir, "etcd"), c.opts.Etcd,
+	if c.net != nil {
+		if err := c.net.create(ctx); err != nil {
+			return err
+		}
+	}
+	err := c.spawn("etcd", false, "", filepath.Join(c.dir, "etcd"), c.opts.Etcd,
 		"--name", "lab",
 		"--data-dir", filepath.Join(c.dir, "etcd", "data"),
 		"--listen-client-urls", c.etcdURL, "--advertise-client-urls", c.etcdURL,
@@ -331,7 +410,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	c.log.Info("etcd up", "url", c.etcdURL)
 	for _, m := range c.members {
-		if err := c.spawn(m.Name, true, m.Dir, c.opts.Patroni, filepath.Join(m.Dir, "patroni.yml")); err != nil {
+		if err := c.spawn(m.Name, true, m.NetNS, m.Dir, c.opts.Patroni, filepath.Join(m.Dir, "patroni.yml")); err != nil {
 			return err
 		}
 	}
@@ -342,8 +421,9 @@ func (c *Cluster) start(ctx context.Context) error {
 }
 
 // spawn starts a process in its own process group, as c's user when
-// asUser, with its output in logs/<name>.log.
-func (c *Cluster) spawn(name string, asUser bool, dir, bin string, args ...string) error {
+// asUser, inside the network namespace at netns unless "", with its output
+// in logs/<name>.log.
+func (c *Cluster) spawn(name string, asUser bool, netns, dir, bin string, args ...string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done {
@@ -355,6 +435,19 @@ func (c *Cluster) spawn(name string, asUser bool, dir, bin string, args ...strin
 		return fmt.Errorf("patronilab: %w", err)
 	}
 	defer lf.Close() // the child holds its own descriptor
+	if netns != "" {
+		// nsenter (root) enters the namespace and execs setpriv, which
+		// drops to the user, re-arms the parent-death signal (a change of
+		// credentials clears it) and execs bin: one process, our child.
+		wrap := []string{"--net=" + netns, "--"}
+		if asUser {
+			wrap = append(wrap, "setpriv", fmt.Sprintf("--reuid=%d", c.uid), fmt.Sprintf("--regid=%d", c.gid),
+				"--clear-groups", "--pdeathsig=KILL", "--")
+			asUser = false
+		}
+		args = append(append(wrap, bin), args...)
+		bin = "nsenter"
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = lf, lf
@@ -537,17 +630,37 @@ func (c *Cluster) Dir() string { return c.dir }
 // EtcdURL is etcd's client URL.
 func (c *Cluster) EtcdURL() string { return c.etcdURL }
 
-// ExecSQL runs sql on member through psql (over its Unix socket, as the
-// postgres superuser) and returns psql's unaligned, tuples-only output.
+// ClientEnv is the libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD,
+// PGSSLMODE, PGDATABASE) that connects a client such as pgbench to member's
+// PostgreSQL over TCP as the superuser.
+func (c *Cluster) ClientEnv(member string) ([]string, error) {
+	m, ok := c.member(member)
+	if !ok {
+		return nil, fmt.Errorf("patronilab: client env: no member %q", member)
+	}
+	return []string{"PGHOST=" + m.addr(), "PGPORT=" + strconv.Itoa(m.PGPort), "PGUSER=postgres",
+		"PGPASSWORD=" + c.superPW, "PGSSLMODE=disable", "PGDATABASE=postgres"}, nil
+}
+
+// ExecSQL runs sql on member through psql as the postgres superuser and
+// returns psql's unaligned, tuples-only output. In loopback mode psql
+// connects over the member's Unix socket; in NetNS mode over TCP to the
+// member's address, through the member's network (which Degrade affects).
 func (c *Cluster) ExecSQL(ctx context.Context, member, sql string) (string, error) {
 	m, ok := c.member(member)
 	if !ok {
 		return "", fmt.Errorf("patronilab: exec sql: no member %q", member)
 	}
+	host := m.Dir
+	env := []string{"PATH=/usr/bin:/bin", "PGCONNECT_TIMEOUT=5", "LC_ALL=C.UTF-8"}
+	if m.NetNS != "" {
+		host = m.addr()
+		env = append(env, "PGPASSWORD="+c.superPW, "PGSSLMODE=disable")
+	}
 	cmd := exec.CommandContext(ctx, filepath.Join(c.opts.BinDir, "psql"), "-X", "-A", "-t", "-q",
-		"-v", "ON_ERROR_STOP=1", "-h", m.Dir, "-p", strconv.Itoa(m.PGPort), "-U", "postgres", "-d", "postgres",
+		"-v", "ON_ERROR_STOP=1", "-h", host, "-p", strconv.Itoa(m.PGPort), "-U", "postgres", "-d", "postgres",
 		"-c", sql)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "PGCONNECT_TIMEOUT=5", "LC_ALL=C.UTF-8"}
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: c.uid, Gid: c.gid}}
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
@@ -650,7 +763,8 @@ func (c *Cluster) DumpLogs(w io.Writer) {
 	}
 }
 
-// Stop kills every process of the lab and removes its directory (unless
+// Stop kills every process of the lab, removes its network in NetNS mode
+// (fault tables, veths, bridge, namespaces) and its directory (unless
 // Options.KeepDir). It may be called more than once.
 func (c *Cluster) Stop() error {
 	c.mu.Lock()
@@ -701,6 +815,11 @@ func (c *Cluster) Stop() error {
 		case <-p.done:
 		case <-time.After(10 * time.Second):
 			errs = append(errs, fmt.Errorf("patronilab: %s (pid %d) did not exit", p.name, p.cmd.Process.Pid))
+		}
+	}
+	if c.net != nil {
+		if err := c.net.teardown(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if !c.opts.KeepDir {

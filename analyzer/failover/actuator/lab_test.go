@@ -73,6 +73,13 @@ type labRun struct {
 
 func startActuator(tb testing.TB, ctx context.Context, lab *patronilab.Cluster, js jetstream.JetStream, bucket string) *labRun {
 	tb.Helper()
+	return startActuatorWith(tb, ctx, lab, js, bucket, nil)
+}
+
+// startActuatorWith starts an actuator whose configuration edit (if not
+// nil) has changed from startActuator's.
+func startActuatorWith(tb testing.TB, ctx context.Context, lab *patronilab.Cluster, js jetstream.JetStream, bucket string, edit func(*Config)) *labRun {
+	tb.Helper()
 	user, pass := lab.APIAuth()
 	drv, err := patroni.New(patroni.Config{
 		Cluster: lab.Scope(), Endpoints: lab.APIURLs(), Username: user, Password: pass,
@@ -82,14 +89,18 @@ func startActuator(tb testing.TB, ctx context.Context, lab *patronilab.Cluster, 
 		tb.Fatal(err)
 	}
 	r := &labRun{lab: lab, js: js, decs: make(chan wire.Action, 16), done: make(chan error, 1)}
+	cfg := Config{
+		Enabled: true, Rules: map[string]Policy{"pg_latency": {When: WhenPrimary}},
+		Persist: Duration(2 * time.Second), EvidenceWait: Duration(4 * time.Second), Recheck: Duration(250 * time.Millisecond), Window: Duration(10 * time.Second), SeenWindow: Duration(5 * time.Second),
+		MinDegradedBatches: 2, Signals: []SignalThreshold{{Signal: "pg_query_latency_seconds", Min: 0.25}},
+		Durable: "actuator-" + bucket, KVBucket: bucket, MaxLagBytes: 16 << 20,
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
 	a, err := New(Options{
-		Config: Config{
-			Enabled: true, Rules: map[string]Policy{"pg_latency": {When: WhenPrimary}},
-			Persist: Duration(2 * time.Second), EvidenceWait: Duration(4 * time.Second), Recheck: Duration(250 * time.Millisecond), Window: Duration(10 * time.Second), SeenWindow: Duration(5 * time.Second),
-			MinDegradedBatches: 2, Signals: []SignalThreshold{{Signal: "pg_query_latency_seconds", Min: 0.25}},
-			Durable: "actuator-" + bucket, KVBucket: bucket, MaxLagBytes: 16 << 20,
-		},
-		JS: js, Drivers: map[string]failover.Driver{lab.Scope(): drv}, Holder: "lab-" + bucket,
+		Config: cfg,
+		JS:     js, Drivers: map[string]failover.Driver{lab.Scope(): drv}, Holder: "lab-" + bucket,
 		Logger:     slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		OnDecision: func(a wire.Action) { r.decs <- a },
 	})
