@@ -91,6 +91,9 @@ type Config struct {
 	// StateReplicas is the replication factor of the state bucket; zero
 	// means 1.
 	StateReplicas int
+	// OnReload, if set, is called with the new rules after each reload
+	// that applied (the failover actuator learns of new `actions` so).
+	OnReload func(*rules.Set)
 }
 
 // Analyzer evaluates rules on sample batches and publishes alert changes.

@@ -76,6 +76,9 @@ func (a *Analyzer) apply(set *rules.Set) {
 	a.m.reloadOK.Set(1)
 	a.m.reloadTime.Set(float64(a.cfg.Now().UnixNano()) / 1e9)
 	a.log.Info("rules reloaded", "rules", set.NumRules(), "groups", set.NumGroups(), "state_kept", kept)
+	if a.cfg.OnReload != nil {
+		a.cfg.OnReload(set)
+	}
 }
 
 // hashFiles hashes the names and contents of the rules files of paths, and

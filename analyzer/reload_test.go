@@ -1,6 +1,7 @@
 package analyzer
 
 import (
+	"github.com/mciv/mciv/rules"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,5 +111,37 @@ func TestReloadWithoutFiles(t *testing.T) {
 	a, _ := newAnalyzer(t, b, mustRules(t, tcpRule), &clock{})
 	if _, err := a.Reload(); err == nil {
 		t.Fatal("reload of built-in rules succeeded")
+	}
+}
+
+// TestReloadTellsOnReload: OnReload sees every applied reload, with the
+// new rules, and never a rejected one.
+func TestReloadTellsOnReload(t *testing.T) {
+	ctx := testContext(t)
+	b := startBus(t, ctx, true)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "r.yaml")
+	if err := os.WriteFile(file, []byte(tcpRule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	a, err := New(Config{RulePaths: []string{dir}, ReloadInterval: -1, OnReload: func(s *rules.Set) { got = append(got, s.NumRules()) }}, b.js, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(tcpRule+diskRule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := a.Reload(); res != ReloadApplied || err != nil {
+		t.Fatalf("reload: %s %v", res, err)
+	}
+	if err := os.WriteFile(file, []byte("groups: [oops"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := a.Reload(); res != ReloadRejected {
+		t.Fatalf("bad file: %s", res)
+	}
+	if len(got) != 1 || got[0] != 2 {
+		t.Errorf("OnReload saw %v, want one reload with 2 rules", got)
 	}
 }

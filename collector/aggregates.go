@@ -42,6 +42,9 @@ type labelNamer interface {
 	device(dev uint32) string
 	// instance names a database instance by its id.
 	instance(id uint32) string
+	// cgroup is the control group of a database instance ("" if none
+	// besides the root): a container's or a service's.
+	cgroup(id uint32) string
 }
 
 // readAggregates reads every value of the aggregates map.
@@ -273,10 +276,14 @@ func describe(s aggSeries, names labelNamer) (string, []wire.Label, bool) {
 			{Name: "op", Value: diskOpName(s.aux2)},
 		}, true
 	case bpf.AggDBQuerySeconds:
-		return signalDBQuery, []wire.Label{
+		labels := []wire.Label{
 			{Name: "instance", Value: names.instance(s.aux)},
 			{Name: "protocol", Value: protocolName(s.aux2)},
-		}, true
+		}
+		if cg := names.cgroup(s.aux); cg != "" {
+			labels = append([]wire.Label{{Name: "cgroup", Value: cg}}, labels...)
+		}
+		return signalDBQuery, labels, true
 	}
 	return "", nil, false
 }

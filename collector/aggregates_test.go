@@ -13,6 +13,12 @@ type fakeNames struct{}
 
 func (fakeNames) device(dev uint32) string  { return fmt.Sprintf("dev%d", dev) }
 func (fakeNames) instance(id uint32) string { return fmt.Sprintf("postgres:%d", id) }
+func (fakeNames) cgroup(id uint32) string {
+	if id == 7 {
+		return "/system.slice/postgresql@15-main.service"
+	}
+	return ""
+}
 
 func v4(a, b, c, d byte) [16]byte { return [16]byte{a, b, c, d} }
 
@@ -30,6 +36,8 @@ func TestAggregateSeriesHistogramAndCounters(t *testing.T) {
 		{Signal: bpf.AggDiskIOSeconds, Aux: 253 << 20, Aux2: bpf.DiskOpFlush, Bucket: bpf.AggSumBucket}: 100,
 		{Signal: bpf.AggDBQuerySeconds, Aux: 5432, Aux2: protocolExtended, Bucket: 7}:                   1,
 		{Signal: bpf.AggDBQuerySeconds, Aux: 5432, Aux2: protocolExtended, Bucket: bpf.AggSumBucket}:    7,
+		{Signal: bpf.AggDBQuerySeconds, Aux: 7, Aux2: protocolUnknown, Bucket: 7}:                       1,
+		{Signal: bpf.AggDBQuerySeconds, Aux: 7, Aux2: protocolUnknown, Bucket: bpf.AggSumBucket}:        7,
 		{Signal: 999}: 1, // unknown: ignored
 	}
 	got, dropped := aggregateSeries(deltas, fakeNames{}, 10, 0)
@@ -37,6 +45,7 @@ func TestAggregateSeriesHistogramAndCounters(t *testing.T) {
 		t.Errorf("dropped %v", dropped)
 	}
 	want := []string{
+		"db_query_seconds{cgroup=/system.slice/postgresql@15-main.service,instance=postgres:7,protocol=unknown,}",
 		"db_query_seconds{instance=postgres:5432,protocol=extended,}",
 		"disk_io_seconds{device=dev265289728,op=flush,}",
 		"tcp_resets_total{direction=sent,local_port=40000,peer=10.0.0.2:5432,}",
@@ -50,14 +59,14 @@ func TestAggregateSeriesHistogramAndCounters(t *testing.T) {
 			t.Errorf("series %d = %s, want %s", i, k, want[i])
 		}
 	}
-	h := got[3].Hist
+	h := got[4].Hist
 	if h.Count != 4 || math.Abs(h.Sum-0.005) > 1e-12 || len(h.Buckets) != 2 || h.Buckets[0].Index > h.Buckets[1].Index {
 		t.Errorf("rtt histogram %+v", h)
 	}
 	if p50 := histo.Quantile(h, 0.5); math.Abs(p50-0.001)/0.001 > 0.01 {
 		t.Errorf("p50 %v", p50)
 	}
-	if got[2].Value != 2 {
+	if got[3].Value != 2 {
 		t.Errorf("resets %v", got[2].Value)
 	}
 }

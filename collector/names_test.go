@@ -1,6 +1,10 @@
 package collector
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 func TestInstanceNames(t *testing.T) {
 	var in instanceNames
@@ -17,5 +21,33 @@ func TestInstanceNames(t *testing.T) {
 	}
 	if got := n.device(8 << 20); got != "8:0" {
 		t.Errorf("names.device = %q", got)
+	}
+}
+
+func TestProcessCgroup(t *testing.T) {
+	root := t.TempDir()
+	write := func(pid, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(root, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, pid, "cgroup"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("10", "0::/system.slice/postgresql@15-main.service\n")
+	write("11", "12:memory:/docker/abc\n1:name=systemd:/docker/abc\n0::/\n")
+	write("12", "0::/\n")
+	write("13", "4:memory:/kubepods/pod1/c1\n1:name=systemd:/kubepods/pod1/c1\n")
+	for pid, want := range map[int]string{
+		10: "/system.slice/postgresql@15-main.service",
+		11: "/docker/abc", // hybrid host, unified root: the systemd hierarchy's
+		12: "",            // the root
+		13: "/kubepods/pod1/c1",
+		14: "", // gone
+	} {
+		if got := processCgroup(root, pid); got != want {
+			t.Errorf("pid %d: %q, want %q", pid, got, want)
+		}
 	}
 }

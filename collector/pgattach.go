@@ -268,6 +268,7 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 				continue // gone, or another host's (see Config.NetNS)
 			}
 			c.names.instances.set(uint32(pid), pgInstance(port))
+			c.names.instances.setCgroup(uint32(pid), processCgroup(procRoot, pid))
 			servers = append(servers, pgServer{pid: pid, port: port, netns: ns})
 		}
 		if d.pgSock != nil {
@@ -283,6 +284,7 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 		}
 		for pid, port := range s.servers {
 			c.names.instances.set(uint32(pid), mysqlInstance(port))
+			c.names.instances.setCgroup(uint32(pid), processCgroup(procRoot, pid))
 		}
 		rows = append(rows, a.statuses()...)
 	}

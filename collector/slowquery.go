@@ -47,12 +47,16 @@ func slowQueryEvent(ev bpf.PGQueryEvent, cluster, host string, at time.Time, nam
 		text = "(query text not captured)"
 	}
 	d := time.Duration(ev.DurationNs)
+	labels := map[string]string{"instance": instance, "protocol": protocol}
+	if cg := names.cgroup(ev.Instance); cg != "" {
+		labels["cgroup"] = cg
+	}
 	return &wire.Event{
 		Cluster: cluster,
 		Host:    host,
 		Time:    at,
 		Kind:    eventKindSlowQuery,
-		Labels:  map[string]string{"instance": instance, "protocol": protocol},
+		Labels:  labels,
 		Value:   d.Seconds(),
 		Text:    text,
 	}

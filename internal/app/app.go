@@ -14,10 +14,12 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/mciv/mciv/analyzer"
+	"github.com/mciv/mciv/analyzer/failover/actuator"
 	"github.com/mciv/mciv/collector"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/config"
@@ -155,6 +157,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	var ruleSet *rules.Set // the analyzer's rules, for the failover actions they ask for
+	var failoverActuator atomic.Pointer[actuator.Actuator]
 	if opts.Parts.Analyzer {
 		acfg := analyzer.Config{RulePaths: cfg.Analyzer.Rules}
 		if len(cfg.Analyzer.Rules) == 0 { // the built-in defaults: nothing to reload
@@ -176,6 +179,13 @@ func Run(ctx context.Context, opts Options) error {
 		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
 			return err
 		}
+		// A reload that changes which rules ask for failover reaches the
+		// actuator (started below, once the first rules are known).
+		acfg.OnReload = func(set *rules.Set) {
+			if act := failoverActuator.Load(); act != nil {
+				act.SetRules(failoverPolicies(set, cfg.Failover.Rules))
+			}
+		}
 		a, err := analyzer.New(acfg, js, reg, logger.With("part", "analyzer"))
 		if err != nil {
 			return fmt.Errorf("analyzer: %w", err)
@@ -194,9 +204,11 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 		conns = append(conns, nc)
-		if err := startFailover(ctx, cfg, ruleSet, nc.Conn, logger, start); err != nil {
+		act, err := startFailover(ctx, cfg, ruleSet, nc.Conn, logger, start)
+		if err != nil {
 			return err
 		}
+		failoverActuator.Store(act)
 	}
 
 	if opts.Parts.Collector {

@@ -19,7 +19,7 @@ import (
 // rules whose `actions` ask for failover are acted on, as are those named
 // in failover.rules (which take precedence).
 func startFailover(ctx context.Context, cfg config.Config, set *rules.Set, nc *nats.Conn, logger *slog.Logger,
-	start func(string, func(context.Context) error)) error {
+	start func(string, func(context.Context) error)) (*actuator.Actuator, error) {
 	fcfg := cfg.Failover
 	fcfg.Rules = failoverPolicies(set, cfg.Failover.Rules)
 	log := logger.With("part", "failover")
@@ -28,21 +28,21 @@ func startFailover(ctx context.Context, cfg config.Config, set *rules.Set, nc *n
 	}
 	drivers, err := actuator.PatroniDrivers(fcfg, os.Getenv, log)
 	if err != nil {
-		return fmt.Errorf("failover: %w", err)
+		return nil, fmt.Errorf("failover: %w", err)
 	}
 	js, err := bus.JetStream(nc)
 	if err != nil {
-		return fmt.Errorf("failover: %w", err)
+		return nil, fmt.Errorf("failover: %w", err)
 	}
 	a, err := actuator.New(actuator.Options{Config: fcfg, JS: js, Drivers: drivers, Logger: log})
 	if err != nil {
-		return fmt.Errorf("failover: %w", err)
+		return nil, fmt.Errorf("failover: %w", err)
 	}
 	if err := a.Open(ctx); err != nil {
-		return fmt.Errorf("failover: %w", err)
+		return nil, fmt.Errorf("failover: %w", err)
 	}
 	start("failover", a.Run)
-	return nil
+	return a, nil
 }
 
 // failoverPolicies merges the failover actions of the rules with the

@@ -280,8 +280,9 @@ func TestNftInNamespace(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `iifname != "lo" tcp dport 7000 numgen random mod 100 < 40 drop`) {
 		t.Fatalf("nft table after Nft (%v):\n%s", err, out)
 	}
-	if strings.Count(string(out), "numgen") != 1 {
-		t.Fatalf("want exactly one rule:\n%s", out)
+	// Replaced, not added to: one rule per direction.
+	if strings.Count(string(out), "numgen") != 2 || !strings.Contains(string(out), `oifname != "lo" tcp sport 7000 numgen random mod 100 < 40 drop`) {
+		t.Fatalf("want exactly one rule each way:\n%s", out)
 	}
 	all, err := PortLoss{Table: "mciv_nft_test", Port: 7000, Percent: 100}.Ruleset()
 	if err != nil {

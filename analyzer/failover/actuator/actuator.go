@@ -81,6 +81,7 @@ type Actuator struct {
 	seq   atomic.Uint64 // numbers decisions for their audit ids
 
 	mu       sync.Mutex
+	rules    map[string]Policy            // by alert name; SetRules replaces it
 	firing   map[string]map[string]string // cluster → host → rule
 	resolved map[string]chan struct{}     // fingerprint → closed on resolve
 	locks    map[string]*sync.Mutex       // cluster → one decision at a time
@@ -101,7 +102,10 @@ func New(opts Options) (*Actuator, error) {
 		log: opts.Logger, onDec: opts.OnDecision,
 		obs:    NewObserver(cfg.Signals, max(cfg.Window.D(), cfg.SeenWindow.D())),
 		firing: map[string]map[string]string{}, resolved: map[string]chan struct{}{},
-		locks: map[string]*sync.Mutex{},
+		locks: map[string]*sync.Mutex{}, rules: map[string]Policy{},
+	}
+	for name, p := range cfg.Rules {
+		a.rules[name] = p
 	}
 	if a.clock == nil {
 		a.clock = realClock{}
@@ -188,7 +192,7 @@ func (a *Actuator) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("actuator: consume alerts: %w", err)
 	}
-	a.log.Info("failover actuator running", "holder", a.holder, "rules", len(a.cfg.Rules), "dry_run", a.cfg.DryRun)
+	a.log.Info("failover actuator running", "holder", a.holder, "rules", len(a.policies()), "dry_run", a.cfg.DryRun)
 	<-ctx.Done()
 	cc.Stop()
 	wg.Wait()
@@ -232,8 +236,37 @@ func (a *Actuator) track(al *wire.Alert) bool {
 		}
 		return false
 	}
-	_, ok := a.cfg.Rules[al.Rule]
+	_, ok := a.rules[al.Rule] // a.mu is held
 	return ok
+}
+
+// SetRules replaces the policies of the rules acted on (Config.Rules), as
+// when the analyzer reloaded its rules: alerts of a rule no longer listed
+// are ignored from now on, those of a new one acted on. Decisions under
+// way keep the policy they started with.
+func (a *Actuator) SetRules(rules map[string]Policy) {
+	cp := make(map[string]Policy, len(rules))
+	for name, p := range rules {
+		cp[name] = p
+	}
+	a.mu.Lock()
+	a.rules = cp
+	a.mu.Unlock()
+	a.log.Info("failover rules updated", "rules", len(cp))
+}
+
+// policy returns the policy of the rule named, if it is acted on.
+func (a *Actuator) policy(rule string) (Policy, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, ok := a.rules[rule]
+	return p, ok
+}
+
+func (a *Actuator) policies() map[string]Policy {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rules
 }
 
 func isClosed(ch chan struct{}) bool {
@@ -302,7 +335,7 @@ func (a *Actuator) Handle(ctx context.Context, al *wire.Alert) wire.Action {
 
 func (a *Actuator) decide(ctx context.Context, al *wire.Alert) *decision {
 	cluster, host := al.Labels["cluster"], al.Labels["host"]
-	policy := a.cfg.Rules[al.Rule]
+	policy, _ := a.policy(al.Rule)
 	d := &decision{start: a.clock.Now(), act: wire.Action{
 		Cluster: cluster, Fingerprint: al.Fingerprint, Rule: al.Rule, Kind: string(failover.ActionSwitchover),
 		From: host, Evidence: map[string]string{

@@ -509,3 +509,26 @@ func TestTwoActuators(t *testing.T) {
 		t.Fatalf("B later: %s %s", again.Decision, again.Safeguard)
 	}
 }
+
+// TestSetRules: a reload of the analyzer's rules changes which alerts the
+// actuator acts on, without a restart.
+func TestSetRules(t *testing.T) {
+	_, js := startNATS(t)
+	h := newHarness(t, js, bucket(), func(c *Config) { c.Rules = map[string]Policy{} })
+	h.healthyEvidence()
+	if h.act.Track(h.alert("db-1", 20*time.Second)) {
+		t.Fatal("an alert of a rule that asks for nothing is tracked")
+	}
+	h.act.SetRules(map[string]Policy{"pg_latency": {When: WhenPrimary, DryRun: true}})
+	got := h.handle(h.alert("db-1", 20*time.Second))
+	if got.Decision != DecisionDryRun {
+		t.Fatalf("after SetRules: decision %s by %s: %s", got.Decision, got.Safeguard, got.Reason)
+	}
+	if len(h.drv.Switches()) != 0 {
+		t.Errorf("dry run switched over: %+v", h.drv.Switches())
+	}
+	h.act.SetRules(nil)
+	if h.act.Track(h.alert("db-1", 20*time.Second)) {
+		t.Error("an alert of a rule removed by SetRules is still tracked")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/mciv/mciv/analyzer"
 	"github.com/mciv/mciv/analyzer/failover"
 	"github.com/mciv/mciv/collector"
+	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/patronilab"
 	"github.com/mciv/mciv/internal/testenv"
 	"github.com/mciv/mciv/internal/wire"
@@ -25,7 +26,7 @@ import (
 )
 
 // labRules is the rule of TestLabCollectorsSwitchover: a host that
-// retransmits more than 3 TCP segments a second for 2 s, and a failover
+// retransmits more than 5 TCP segments a second for 2 s, and a failover
 // when that host is the primary.
 const labRules = `groups:
   - name: lab
@@ -34,7 +35,7 @@ const labRules = `groups:
         signal: tcp_retransmits_total
         stat: rate
         by: [cluster, host]
-        detector: {type: threshold, op: ">", value: 3}
+        detector: {type: threshold, op: ">", value: 5}
         for: 2s
         keep_firing_for: 5s
         actions:
@@ -118,7 +119,7 @@ func TestLabCollectorsSwitchover(t *testing.T) {
 	})
 
 	// Clients of the primary: sixteen pgbench connections from the host that
-	// read 50 kB answers and now and then write (WAL streams to the
+	// read 100 kB answers and now and then write (WAL streams to the
 	// replicas, whose replies are their traffic towards the primary).
 	wctx, stopWorkload := context.WithCancel(ctx)
 	defer stopWorkload()
@@ -130,6 +131,11 @@ func TestLabCollectorsSwitchover(t *testing.T) {
 	case d := <-r.decs:
 		t.Fatalf("decision before any fault: %s by %s: %s", d.Decision, d.Safeguard, d.Reason)
 	case <-time.After(8 * time.Second):
+	}
+	if st, err := js.Stream(ctx, bus.AlertsStream); err != nil {
+		t.Fatal(err)
+	} else if info, err := st.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Fatalf("alerts before any fault (%v): %d; retransmits seen: %s", err, info.State.Msgs, watch())
 	}
 
 	start := time.Now()
@@ -229,10 +235,10 @@ func startLabWorkload(t *testing.T, ctx context.Context, lab *patronilab.Cluster
 		t.Fatal(err)
 	}
 	script := filepath.Join(t.TempDir(), "work.sql")
-	if err := os.WriteFile(script, []byte("SELECT repeat('x', 50000);\n\\set r random(1, 10)\n\\if :r = 1\nINSERT INTO mciv_probe VALUES (1);\n\\endif\n"), 0o644); err != nil {
+	if err := os.WriteFile(script, []byte("SELECT repeat('x', 100000);\n\\set r random(1, 10)\n\\if :r = 1\nINSERT INTO mciv_probe VALUES (1);\n\\endif\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, "pgbench", "-n", "-c", "16", "-j", "2", "-R", "1000", "-T", "600", "-P", "5", "-f", script)
+	cmd := exec.CommandContext(ctx, "pgbench", "-n", "-c", "16", "-j", "2", "-R", "200", "-T", "600", "-P", "5", "-f", script)
 	cmd.Env = append(os.Environ(), env...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
