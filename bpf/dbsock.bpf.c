@@ -107,8 +107,6 @@ enum db_sock_state {
 
 /* One server connection. */
 struct db_sock {
-	__u64 cookie;   /* socket cookie (tp_btf), 0 (tracepoint): tells a reused pointer apart;
-	                 * compared only when both sides know it */
 	__u64 start_ns; /* first receive of the request in flight, 0 none */
 	__u64 buf;      /* user address the request landed at, 0 unknown */
 	__u64 ready_addr;
@@ -119,6 +117,19 @@ struct db_sock {
 	__u16 pad;
 };
 
+/* The state of each database socket, kept with the socket itself (tp_btf
+ * programs): found without hashing, and gone when the socket is. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct db_sock);
+} db_sock_storage SEC(".maps");
+
+/* The same for the classic tracepoint programs, which may not use socket
+ * storage: keyed by the socket's address, evicted least recently used.
+ * A socket freed and its memory reused within one request could inherit
+ * a state; the fallback accepts that. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -169,48 +180,56 @@ static __always_inline __u64 user_buffer(void)
 	return buf;
 }
 
-/* listener_of returns the server sk belongs to, if any. tp_btf programs
- * (btf set) read the socket directly; classic tracepoints through probe
- * reads. */
-static __always_inline struct db_listener *listener_of(const struct sock *sk, int btf)
+/* local_port returns sk's local port. tp_btf programs (btf set) read the
+ * socket directly; classic tracepoints through probe reads. */
+static __always_inline __u16 local_port(const struct sock *sk, int btf)
+{
+	return btf ? sk->__sk_common.skc_num : BPF_CORE_READ(sk, __sk_common.skc_num);
+}
+
+/* db_sock_of returns the state of database socket sk (whose local port
+ * is one of db_ports); with create, it makes one for a socket of a known
+ * server. */
+static __always_inline struct db_sock *db_sock_of(const struct sock *sk, __u16 port, int btf, int create)
 {
 	struct db_listener_key lk = {};
+	struct db_sock *s, fresh = {};
+	struct db_listener *l;
+	__u64 key = (__u64)sk;
 
-	lk.port = btf ? sk->__sk_common.skc_num : BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (!db_port(lk.port))
-		return 0;
+	if (btf)
+		s = bpf_sk_storage_get(&db_sock_storage, (void *)sk, 0, 0);
+	else
+		s = bpf_map_lookup_elem(&db_socks, &key);
+	if (s || !create)
+		return s;
+	lk.port = port;
 	if (btf)
 		lk.netns = sk->__sk_common.skc_net.net->ns.inum;
 	else
 		lk.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	return bpf_map_lookup_elem(&db_listeners, &lk);
+	l = bpf_map_lookup_elem(&db_listeners, &lk);
+	if (!l)
+		return 0;
+	fresh.instance = l->instance;
+	fresh.ready_addr = l->ready_addr;
+	fresh.ignore_addr = l->ignore_addr;
+	if (btf)
+		return bpf_sk_storage_get(&db_sock_storage, (void *)sk, &fresh, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	bpf_map_update_elem(&db_socks, &key, &fresh, BPF_ANY);
+	return bpf_map_lookup_elem(&db_socks, &key);
 }
-
-/* socket_cookie is sk's cookie for tp_btf programs, 0 for the others. */
-#define socket_cookie(sk, btf) ((btf) ? bpf_get_socket_cookie((void *)(sk)) : 0)
 
 /* on_recv notes the start of a request on a database socket. */
 static __always_inline void on_recv(const struct sock *sk, int btf)
 {
-	struct db_listener *l = listener_of(sk, btf);
-	struct db_sock *s, fresh = {};
-	__u64 key = (__u64)sk, cookie;
+	__u16 port = local_port(sk, btf);
+	struct db_sock *s;
 
-	if (!l)
+	if (!db_port(port))
 		return;
-	cookie = socket_cookie(sk, btf);
-	s = bpf_map_lookup_elem(&db_socks, &key);
-	if (!s || (cookie && s->cookie != cookie)) {
-		fresh.cookie = cookie;
-		fresh.instance = l->instance;
-		fresh.ready_addr = l->ready_addr;
-		fresh.ignore_addr = l->ignore_addr;
-		bpf_map_update_elem(&db_socks, &key, &fresh, BPF_ANY);
-		s = bpf_map_lookup_elem(&db_socks, &key);
-		if (!s)
-			return;
-	}
-	if (s->state == DB_SOCK_IGNORED || s->start_ns)
+	s = db_sock_of(sk, port, btf, 1);
+	if (!s || s->state == DB_SOCK_IGNORED || s->start_ns)
 		return; /* not measured, or more of the request in flight */
 	s->start_ns = bpf_ktime_get_ns();
 	s->buf = 0;
@@ -263,18 +282,16 @@ static __always_inline __u64 slow_query_text(__u64 buf, __u8 protocol)
 /* on_send ends the request in flight on a database socket, if any. */
 static __always_inline void on_send(const struct sock *sk, int btf)
 {
-	__u64 key = (__u64)sk, now, d, text, cookie;
+	__u16 port = local_port(sk, btf);
+	__u64 now, d, text;
 	struct agg_key k = {};
 	struct query_event *e;
 	struct db_sock *s;
 
-	if (!db_port(btf ? sk->__sk_common.skc_num : BPF_CORE_READ(sk, __sk_common.skc_num)))
+	if (!db_port(port))
 		return;
-	s = bpf_map_lookup_elem(&db_socks, &key);
+	s = db_sock_of(sk, port, btf, 0);
 	if (!s || !s->start_ns)
-		return;
-	cookie = socket_cookie(sk, btf);
-	if (cookie && s->cookie && s->cookie != cookie)
 		return;
 	now = bpf_ktime_get_ns();
 	d = now - s->start_ns;

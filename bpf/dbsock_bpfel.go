@@ -41,7 +41,6 @@ type DBSockDbListenerKey struct {
 
 type DBSockDbSock struct {
 	_          structs.HostLayout
-	Cookie     uint64
 	StartNs    uint64
 	Buf        uint64
 	ReadyAddr  uint64
@@ -73,6 +72,7 @@ const (
 	DBSockMapAggregates          = "aggregates"
 	DBSockMapDbListeners         = "db_listeners"
 	DBSockMapDbPorts             = "db_ports"
+	DBSockMapDbSockStorage       = "db_sock_storage"
 	DBSockMapDbSocks             = "db_socks"
 	DBSockMapEvents              = "events"
 	DBSockMapEventsDropped       = "events_dropped"
@@ -145,6 +145,7 @@ type DBSockMapSpecs struct {
 	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
 	DbListeners   *ebpf.MapSpec `ebpf:"db_listeners"`
 	DbPorts       *ebpf.MapSpec `ebpf:"db_ports"`
+	DbSockStorage *ebpf.MapSpec `ebpf:"db_sock_storage"`
 	DbSocks       *ebpf.MapSpec `ebpf:"db_socks"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	EventsDropped *ebpf.MapSpec `ebpf:"events_dropped"`
@@ -187,6 +188,7 @@ type DBSockMaps struct {
 	Aggregates    *ebpf.Map `ebpf:"aggregates"`
 	DbListeners   *ebpf.Map `ebpf:"db_listeners"`
 	DbPorts       *ebpf.Map `ebpf:"db_ports"`
+	DbSockStorage *ebpf.Map `ebpf:"db_sock_storage"`
 	DbSocks       *ebpf.Map `ebpf:"db_socks"`
 	Events        *ebpf.Map `ebpf:"events"`
 	EventsDropped *ebpf.Map `ebpf:"events_dropped"`
@@ -197,6 +199,7 @@ func (m *DBSockMaps) Close() error {
 		m.Aggregates,
 		m.DbListeners,
 		m.DbPorts,
+		m.DbSockStorage,
 		m.DbSocks,
 		m.Events,
 		m.EventsDropped,

@@ -25,8 +25,10 @@ import (
 // collector attached as it is by default (B: query latency from the
 // server's sockets), with bpftrace running the equivalent USDT latency
 // histogram (C), and with the collector measuring through the USDT probes
-// (D), interleaved A B C D, B C D A, ... on one server. It reports the
-// throughput ratios B/A, C/A and D/A, and the collector's CPU per 10,000
+// (D), interleaved A B A C A D A, then C D B, D B C ... with an A run
+// between any two others, on one server. It reports the median throughput
+// ratios B/A, C/A and D/A (each to the mean of the A runs on either side),
+// and the collector's CPU per 10,000
 // queries per second in its default mode: its own process (user+system,
 // reading the maps and publishing) and its eBPF programs (run time from
 // the kernel's BPF statistics, on only for one last run of B).
@@ -64,38 +66,55 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 		defer cancel()
 		return pg.SelectOnly(rctx, clients, runFor)
 	}
+	// The probed runs, each between two runs without any probe (A): a
+	// run's ratio is to the mean of the A runs just before and after it,
+	// so that drift of the shared machine cancels out. Their order
+	// rotates every round.
+	type variant struct {
+		name   string
+		run    func() (float64, error)
+		ratios []float64
+	}
+	variants := []*variant{
+		{name: "collector", run: func() (float64, error) {
+			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run)
+			return t, err
+		}},
+		{name: "bpftrace", run: func() (float64, error) { return withBpftrace(b, ctx, pg.Binary, run) }},
+		{name: "collector with USDT", run: func() (float64, error) {
+			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesUSDT}, run)
+			return t, err
+		}},
+	}
 	var (
-		ratioB, ratioC, ratioD   []float64
-		tpsA                     float64
+		tpsA, nA                 float64
 		cpuUser, cpuBPF, queries float64
 	)
+	before, err := run()
+	if err != nil {
+		b.Fatal(err)
+	}
 	for range b.N {
 		for round := range rounds {
-			// Each round runs A, B, C and D once, in a rotating order, so
-			// that drift on a shared machine hits each alike.
-			var a, bt, ct, dt float64
-			steps := []func() error{
-				func() (err error) { a, err = run(); return err },
-				func() (err error) {
-					bt, _, _, err = withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run)
-					return err
-				},
-				func() (err error) { ct, err = withBpftrace(b, ctx, pg.Binary, run); return err },
-				func() (err error) {
-					dt, _, _, err = withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesUSDT}, run)
-					return err
-				},
-			}
-			for i := range steps {
-				if err := steps[(i+round)%len(steps)](); err != nil {
+			line := fmt.Sprintf("round %d:", round)
+			for i := range variants {
+				v := variants[(i+round)%len(variants)]
+				t, err := v.run()
+				if err != nil {
 					b.Fatal(err)
 				}
+				after, err := run()
+				if err != nil {
+					b.Fatal(err)
+				}
+				ratio := t / ((before + after) / 2)
+				v.ratios = append(v.ratios, ratio)
+				line += fmt.Sprintf(" none %.0f, %s %.0f (%.3f),", before, v.name, t, ratio)
+				tpsA += before
+				nA++
+				before = after
 			}
-			fmt.Fprintf(os.Stderr, "round %d: tps none %.0f, collector %.0f (%.3f), bpftrace %.0f (%.3f), collector with USDT %.0f (%.3f)\n", round, a, bt, bt/a, ct, ct/a, dt, dt/a)
-			tpsA += a
-			ratioB = append(ratioB, bt/a)
-			ratioC = append(ratioC, ct/a)
-			ratioD = append(ratioD, dt/a)
+			fmt.Fprintln(os.Stderr, strings.TrimSuffix(line, ","))
 		}
 	}
 	// The CPU the collector costs, in one more run with the kernel's BPF
@@ -106,19 +125,19 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 		b.Fatalf("enable BPF run time statistics: %v", err)
 	}
 	t, user, bpfTime, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run)
-	stats.Close()
+	_ = stats.Close()
 	if err != nil {
 		b.Fatal(err)
 	}
 	cpuUser, cpuBPF, queries = user.Seconds(), bpfTime.Seconds(), t*runFor.Seconds()
-	b.ReportMetric(median(ratioB), "collector_tps_ratio")
-	b.ReportMetric(median(ratioC), "bpftrace_tps_ratio")
-	b.ReportMetric(median(ratioD), "collector_usdt_tps_ratio")
+	b.ReportMetric(median(variants[0].ratios), "collector_tps_ratio")
+	b.ReportMetric(median(variants[1].ratios), "bpftrace_tps_ratio")
+	b.ReportMetric(median(variants[2].ratios), "collector_usdt_tps_ratio")
 	// CPU seconds per second at 10k qps, in percent of one core.
 	per10k := func(cpu float64) float64 { return cpu / queries * 10000 * 100 }
 	b.ReportMetric(per10k(cpuUser), "collector_cpu_pct_per_10kqps")
 	b.ReportMetric(per10k(cpuBPF), "ebpf_cpu_pct_per_10kqps")
-	b.ReportMetric(tpsA/float64(rounds*b.N), "baseline_tps")
+	b.ReportMetric(tpsA/nA, "baseline_tps")
 }
 
 // median returns the median of xs (which it sorts).
