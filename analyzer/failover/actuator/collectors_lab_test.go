@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mciv/mciv/analyzer"
 	"github.com/mciv/mciv/analyzer/failover"
 	"github.com/mciv/mciv/collector"
-	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/patronilab"
 	"github.com/mciv/mciv/internal/testenv"
 	"github.com/mciv/mciv/internal/wire"
@@ -54,132 +54,212 @@ const labRules = `groups:
 // the replicas as the vantage points. Nothing in the evidence is made up
 // by the test.
 func TestLabCollectorsSwitchover(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireCommand(t, "patroni", "etcd", "nft", "nsenter", "pgbench")
-	testenv.RequireFile(t, "/usr/lib/postgresql/15/bin/postgres", "PostgreSQL 15 (apt-get install postgresql-15)")
-	testenv.RequireFile(t, "/sys/kernel/btf/vmlinux", "the kernel's BTF, for CO-RE eBPF")
-	if err := collector.MountTracefs(); err != nil {
-		testenv.Missing(t, "tracefs: "+err.Error())
-	}
-	testenv.ExclusiveKernel(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-
-	lab, err := patronilab.Start(ctx, patronilab.Options{NetNS: true, FailureLog: tbWriter{t}})
-	if err != nil {
-		t.Fatalf("patronilab: %v", err)
+	l := startCollectorsLab(t, ctx)
+	took, d := l.switchoverOnce(t, ctx)
+	t.Logf("fault start → new leader %s in %s; audit: %s", d.To, took.Round(time.Millisecond), d.Reason)
+	a := lastAuditOf(t, l.js, l.lab.Scope())
+	if a.ID != d.ID || a.Decision != DecisionActed || !strings.Contains(a.Reason, "confirmed by") {
+		t.Errorf("audit stream has %s %s %q, want %s acted", a.ID, a.Decision, a.Reason, d.ID)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			lab.DumpLogs(tbWriter{t})
+}
+
+// BenchmarkCollectorsFaultToSwitchover measures, on the lab of
+// TestLabCollectorsSwitchover (real collectors, analyzer and actuator),
+// the time from the fault's start to Patroni reporting the chosen
+// candidate as leader, detection included. Run with -benchtime=Nx.
+func BenchmarkCollectorsFaultToSwitchover(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(b.N+2)*2*time.Minute)
+	defer cancel()
+	l := startCollectorsLab(b, ctx)
+	var times []time.Duration
+	for range b.N {
+		if err := l.lab.WaitReady(ctx); err != nil {
+			b.Fatal(err)
+		}
+		took, _ := l.switchoverOnce(b, ctx)
+		times = append(times, took)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	b.ReportMetric(times[len(times)/2].Seconds(), "median_s")
+	b.ReportMetric(times[len(times)-1].Seconds(), "worst_s")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("fault→leader: %v", times)
+}
+
+// collectorsLab is a Patroni cluster in network namespaces with one eBPF
+// collector per member, NATS and the analyzer running labRules.
+type collectorsLab struct {
+	lab    *patronilab.Cluster
+	js     jetstream.JetStream
+	watch  func() string // retransmits seen so far, per host and peer
+	firing *firingWatch
+}
+
+// firingWatch remembers when the analyzer last published a firing alert.
+type firingWatch struct {
+	mu   sync.Mutex
+	last time.Time
+	what string
+}
+
+func (f *firingWatch) since(t time.Time) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.what, f.last.After(t)
+}
+
+func watchFiring(tb testing.TB, nc *nats.Conn, cluster string) *firingWatch {
+	tb.Helper()
+	f := &firingWatch{}
+	sub, err := nc.Subscribe(wire.AlertSubject(cluster, "*"), func(m *nats.Msg) {
+		a, err := wire.DecodeAlert(m.Data)
+		if err != nil || a.State != wire.StateFiring {
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.last, f.what = time.Now(), a.Rule+" on "+a.Labels["host"]
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = sub.Unsubscribe() })
+	return f
+}
+
+func startCollectorsLab(tb testing.TB, ctx context.Context) *collectorsLab {
+	tb.Helper()
+	testenv.RequireRoot(tb)
+	testenv.RequireCommand(tb, "patroni", "etcd", "nft", "nsenter", "pgbench")
+	testenv.RequireFile(tb, "/usr/lib/postgresql/15/bin/postgres", "PostgreSQL 15 (apt-get install postgresql-15)")
+	testenv.RequireFile(tb, "/sys/kernel/btf/vmlinux", "the kernel's BTF, for CO-RE eBPF")
+	if err := collector.MountTracefs(); err != nil {
+		testenv.Missing(tb, "tracefs: "+err.Error())
+	}
+	testenv.ExclusiveKernel(tb)
+	lab, err := patronilab.Start(ctx, patronilab.Options{NetNS: true, FailureLog: tbWriter{tb}})
+	if err != nil {
+		tb.Fatalf("patronilab: %v", err)
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			lab.DumpLogs(tbWriter{tb})
 		}
 		if err := lab.Stop(); err != nil {
-			t.Errorf("lab stop: %v", err)
+			tb.Errorf("lab stop: %v", err)
 		}
 	})
-	old := mustLeader(t, ctx, lab)
-	if _, err := lab.ExecSQL(ctx, old, "CREATE TABLE IF NOT EXISTS mciv_probe(x int); INSERT INTO mciv_probe VALUES (1);"); err != nil {
-		t.Fatal(err)
+	if _, err := lab.ExecSQL(ctx, mustLeader(tb, ctx, lab), "CREATE TABLE IF NOT EXISTS mciv_probe(x int); INSERT INTO mciv_probe VALUES (1);"); err != nil {
+		tb.Fatal(err)
 	}
-	_, js := startNATS(t)
-	logger := slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	// What the collectors report, for the log: retransmits per host and
-	// peer, per second of fault.
-	watch := watchRetransmits(t, js.Conn(), lab.Scope())
+	_, js := startNATS(tb)
+	logger := slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	l := &collectorsLab{lab: lab, js: js, watch: watchRetransmits(tb, js.Conn(), lab.Scope()), firing: watchFiring(tb, js.Conn(), lab.Scope())}
 
 	// One collector per member, each the host of its own namespace.
 	cctx, stopCollectors := context.WithCancel(ctx)
-	defer stopCollectors()
+	tb.Cleanup(stopCollectors)
 	for _, m := range lab.MemberNames() {
-		startLabCollector(t, cctx, js.Conn(), lab, m, logger)
+		startLabCollector(tb, cctx, js.Conn(), lab, m, logger)
 	}
 
 	// The analyzer, with the rule above.
-	path := filepath.Join(t.TempDir(), "lab.yaml")
+	path := filepath.Join(tb.TempDir(), "lab.yaml")
 	if err := os.WriteFile(path, []byte(labRules), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	set, err := rules.LoadFiles(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	an, err := analyzer.New(analyzer.Config{Rules: set, NoState: true}, js, nil, logger)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	actx, stopAnalyzer := context.WithCancel(ctx)
 	anDone := make(chan error, 1)
 	go func() { anDone <- an.Run(actx, js.Conn()) }()
-	t.Cleanup(func() { stopAnalyzer(); <-anDone })
+	tb.Cleanup(func() { stopAnalyzer(); <-anDone })
+	return l
+}
 
-	r := startActuatorWith(t, ctx, lab, js, bucket(), func(c *Config) {
+// switchoverOnce runs clients against the current primary, checks a quiet
+// spell, degrades the primary's port and returns the time from the fault's
+// start until Patroni reports the actuator's candidate as leader, and the
+// decision. It heals the old primary before returning.
+func (l *collectorsLab) switchoverOnce(tb testing.TB, ctx context.Context) (time.Duration, wire.Action) {
+	tb.Helper()
+	lab, js := l.lab, l.js
+	old := mustLeader(tb, ctx, lab)
+	r := startActuatorWith(tb, ctx, lab, js, bucket(), func(c *Config) {
 		c.Rules = map[string]Policy{"LabRetransmits": {When: WhenPrimary}}
 		c.Signals = nil // the defaults: retransmits, connect errors, RTT
 	})
+	defer r.stop() // one actuator at a time; its cleanup waits for it
 
 	// Clients of the primary: sixteen pgbench connections from the host that
 	// read 100 kB answers and now and then write (WAL streams to the
 	// replicas, whose replies are their traffic towards the primary).
 	wctx, stopWorkload := context.WithCancel(ctx)
 	defer stopWorkload()
-	workload := startLabWorkload(t, wctx, lab, old)
+	workload := startLabWorkload(tb, wctx, lab, old)
 
 	// A quiet spell: with the workload running and nothing wrong, no
-	// decision at all.
+	// decision and no alert firing at all.
+	quiet := time.Now()
 	select {
 	case d := <-r.decs:
-		t.Fatalf("decision before any fault: %s by %s: %s", d.Decision, d.Safeguard, d.Reason)
+		tb.Fatalf("decision before any fault: %s by %s: %s", d.Decision, d.Safeguard, d.Reason)
 	case <-time.After(8 * time.Second):
 	}
-	if st, err := js.Stream(ctx, bus.AlertsStream); err != nil {
-		t.Fatal(err)
-	} else if info, err := st.Info(ctx); err != nil || info.State.Msgs != 0 {
-		t.Fatalf("alerts before any fault (%v): %d; retransmits seen: %s", err, info.State.Msgs, watch())
+	if what, fired := l.firing.since(quiet); fired {
+		tb.Fatalf("alert %s fired before any fault; retransmits seen: %s", what, l.watch())
 	}
 
 	start := time.Now()
 	if err := lab.Degrade(ctx, old, 5); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer func() { _ = lab.Heal(context.Background(), old) }()
-	var d wire.Action
 	defer func() {
-		if t.Failed() {
-			t.Logf("retransmits seen: %s; pgbench: %s", watch(), workload())
+		if tb.Failed() {
+			tb.Logf("retransmits seen: %s; pgbench: %s", l.watch(), workload())
 		}
 	}()
 	// The goal is 15 s from fault to new leader; a minute is plenty.
 	dctx, dcancel := context.WithTimeout(ctx, time.Minute)
 	defer dcancel()
+	var d wire.Action
 	for {
-		d = r.waitDecision(t, dctx)
+		d = r.waitDecision(tb, dctx)
 		if d.Safeguard != string(GuardPrimary) {
 			break
 		}
 		// An alert about a replica (its own retransmits towards the
 		// sick primary): rightly refused, and not the decision awaited.
-		t.Logf("refused, about a replica: %s", d.Reason)
+		tb.Logf("refused, about a replica: %s", d.Reason)
 	}
 	decided := time.Since(start)
-	t.Logf("decision %s/%s after %s: %s; evidence %v", d.Decision, d.Outcome, decided.Round(time.Millisecond), d.Reason, d.Evidence)
+	tb.Logf("decision %s/%s after %s: %s; evidence %v", d.Decision, d.Outcome, decided.Round(time.Millisecond), d.Reason, d.Evidence)
 	if d.Decision != DecisionActed || d.Outcome != string(failover.OutcomeSucceeded) {
-		t.Fatalf("decision %s/%s by %s: %s %v", d.Decision, d.Outcome, d.Safeguard, d.Reason, d.Evidence)
+		tb.Fatalf("decision %s/%s by %s: %s %v", d.Decision, d.Outcome, d.Safeguard, d.Reason, d.Evidence)
 	}
 	if d.From != old || d.To == old || d.To == "" {
-		t.Errorf("switchover from %q to %q, old primary %q", d.From, d.To, old)
+		tb.Errorf("switchover from %q to %q, old primary %q", d.From, d.To, old)
 	}
 	replicasAgreeing := 0
 	for _, m := range lab.MemberNames() {
 		if v, ok := d.Evidence["vantage."+m]; ok {
 			if m == old {
-				t.Errorf("the primary's own view counted as a vantage point: %s", v)
+				tb.Errorf("the primary's own view counted as a vantage point: %s", v)
 			}
 			replicasAgreeing++
 		}
 	}
 	if replicasAgreeing == 0 {
-		t.Errorf("no replica's collector in the evidence: %v", d.Evidence)
+		tb.Errorf("no replica's collector in the evidence: %v", d.Evidence)
 	}
 	for {
 		l, err := lab.Leader(ctx)
@@ -187,21 +267,19 @@ func TestLabCollectorsSwitchover(t *testing.T) {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("leader never became %s", d.To)
+			tb.Fatalf("leader never became %s", d.To)
 		}
 		time.Sleep(50 * time.Millisecond) // polling, not an assertion
 	}
-	t.Logf("fault start → new leader %s in %s (decision after %s); retransmits seen: %s; pgbench: %s",
-		d.To, time.Since(start).Round(time.Millisecond), decided.Round(time.Millisecond), watch(), workload())
-	a := lastAuditOf(t, js, lab.Scope())
-	if a.ID != d.ID || a.Decision != DecisionActed || !strings.Contains(a.Reason, "confirmed by") {
-		t.Errorf("audit stream has %s %s %q, want %s acted", a.ID, a.Decision, a.Reason, d.ID)
-	}
+	took := time.Since(start)
+	tb.Logf("fault start → new leader %s in %s (decision after %s); retransmits seen: %s",
+		d.To, took.Round(time.Millisecond), decided.Round(time.Millisecond), l.watch())
+	return took, d
 }
 
 // startLabCollector runs an eBPF collector for member, scoped to its
 // network namespace, publishing on nc until ctx ends.
-func startLabCollector(t *testing.T, ctx context.Context, nc *nats.Conn, lab *patronilab.Cluster, member string, logger *slog.Logger) {
+func startLabCollector(t testing.TB, ctx context.Context, nc *nats.Conn, lab *patronilab.Cluster, member string, logger *slog.Logger) {
 	t.Helper()
 	c, err := collector.New(collector.Config{
 		Cluster: lab.Scope(), Host: member, NetNS: lab.NetNSPath(member),
@@ -228,7 +306,7 @@ func startLabCollector(t *testing.T, ctx context.Context, nc *nats.Conn, lab *pa
 
 // startLabWorkload runs pgbench against member until ctx ends; the
 // returned function tells how it went (its output so far).
-func startLabWorkload(t *testing.T, ctx context.Context, lab *patronilab.Cluster, member string) func() string {
+func startLabWorkload(t testing.TB, ctx context.Context, lab *patronilab.Cluster, member string) func() string {
 	t.Helper()
 	env, err := lab.ClientEnv(member)
 	if err != nil {
@@ -274,7 +352,7 @@ func (l *lockedBuffer) String() string {
 
 // watchRetransmits sums tcp_retransmits_total per host and peer from the
 // cluster's sample batches; the returned function reports the sums.
-func watchRetransmits(t *testing.T, nc *nats.Conn, cluster string) func() string {
+func watchRetransmits(t testing.TB, nc *nats.Conn, cluster string) func() string {
 	t.Helper()
 	var mu sync.Mutex
 	sums := map[string]float64{}
