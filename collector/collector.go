@@ -77,7 +77,9 @@ type Config struct {
 	// netns label, the namespace's inode number in decimal.
 	NetNS string
 	// PostgresProbes is how PostgreSQL query latency is measured:
-	// PostgresProbesSocket (the default, "") or PostgresProbesUSDT.
+	// PostgresProbesSocket (the default, "") or PostgresProbesUSDT. In
+	// socket mode, a kernel without the socket tracepoints gets the USDT
+	// probes instead.
 	PostgresProbes string
 }
 
@@ -180,11 +182,13 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 		}
 		objs = filterNetNS(objs, hostNetNS)
 	}
-	if cfg.PostgresProbes == PostgresProbesUSDT {
-		objs = append(objs, pgObject(cfg.SlowQueryThreshold))
-	} else {
+	if cfg.PostgresProbes == PostgresProbesSocket {
+		// The USDT object comes too, as the fallback on kernels without
+		// the socket tracepoints (before Linux 6.3): its programs are
+		// loaded only if it is used.
 		objs = append(objs, dbSockObject(cfg.SlowQueryThreshold, runtime.GOARCH))
 	}
+	objs = append(objs, pgObject(cfg.SlowQueryThreshold))
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
@@ -228,11 +232,14 @@ func (c *Collector) Run(ctx context.Context) error {
 	defer p.close()
 	var wg sync.WaitGroup
 	var dbs dbAttachers
-	if _, ok := p.specs[bpf.PGProgPgQueryStart]; ok {
-		dbs.pg = newPGAttacher(p, c.logger, c.pgProbes)
-	}
 	if m := p.maps[bpf.DBSockMapDbListeners]; m != nil && c.hookAttached("sock_recv_length") && c.hookAttached("sock_send_length") {
 		dbs.pgSock = newDBListeners(m, p.maps[bpf.DBSockMapDbPorts])
+	}
+	if _, ok := p.specs[bpf.PGProgPgQueryStart]; ok && dbs.pgSock == nil {
+		if c.cfg.PostgresProbes == PostgresProbesSocket {
+			c.logger.Warn("PostgreSQL query latency falls back to the USDT probes: the socket tracepoints are not attached (see `mciv doctor`)")
+		}
+		dbs.pg = newPGAttacher(p, c.logger, c.pgProbes)
 	}
 	if _, ok := p.specs[bpf.MySQLProgMysqlDispatchEnter]; ok {
 		dbs.my = newMySQLAttacher(p)

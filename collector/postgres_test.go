@@ -68,6 +68,28 @@ func TestPostgresQueryLatency(t *testing.T) {
 			t.Errorf("p50 %.4f s, want 50 ms ± 5%%", p50)
 		}
 	})
+	t.Run("socket hooks missing: USDT fallback", func(t *testing.T) {
+		// A kernel without the socket tracepoints (before Linux 6.3):
+		// the default configuration measures through the USDT probes.
+		noSocketHooks := func(objs []object) []object {
+			kept := only("dbsock", "postgresql")(objs)
+			for i, o := range kept {
+				if o.name == "dbsock" {
+					kept[i] = onlyWays([]object{o}, "none")[0]
+				}
+			}
+			return kept
+		}
+		r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, noSocketHooks)
+		r.requireAttached(t, pgHookName("query__start"), pgHookName("query__execute__done"))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if out, err := pg.Pgbench(ctx, "SELECT pg_sleep(0.01);", 5, pglab.Simple); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		key := "db_query_seconds{instance=" + pg.Instance() + ",protocol=simple,}"
+		r.collect(t, 30*time.Second, func(sum map[string]*wire.Series) bool { return sum[key] != nil && sum[key].Hist.Count >= 5 })
+	})
 	t.Run("usdt", func(t *testing.T) {
 		r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond, PostgresProbes: PostgresProbesUSDT}, only("postgresql"))
 		r.requireAttached(t, pgHookName("query__start"), pgHookName("query__execute__done"))
