@@ -70,6 +70,7 @@ type DBSockSockEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	DBSockMapAggregates          = "aggregates"
+	DBSockMapDbAggregates        = "db_aggregates"
 	DBSockMapDbListeners         = "db_listeners"
 	DBSockMapDbPorts             = "db_ports"
 	DBSockMapDbSockStorage       = "db_sock_storage"
@@ -143,6 +144,7 @@ type DBSockProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type DBSockMapSpecs struct {
 	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
+	DbAggregates  *ebpf.MapSpec `ebpf:"db_aggregates"`
 	DbListeners   *ebpf.MapSpec `ebpf:"db_listeners"`
 	DbPorts       *ebpf.MapSpec `ebpf:"db_ports"`
 	DbSockStorage *ebpf.MapSpec `ebpf:"db_sock_storage"`
@@ -186,6 +188,7 @@ func (o *DBSockObjects) Close() error {
 // It can be passed to LoadDBSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DBSockMaps struct {
 	Aggregates    *ebpf.Map `ebpf:"aggregates"`
+	DbAggregates  *ebpf.Map `ebpf:"db_aggregates"`
 	DbListeners   *ebpf.Map `ebpf:"db_listeners"`
 	DbPorts       *ebpf.Map `ebpf:"db_ports"`
 	DbSockStorage *ebpf.Map `ebpf:"db_sock_storage"`
@@ -197,6 +200,7 @@ type DBSockMaps struct {
 func (m *DBSockMaps) Close() error {
 	return _DBSockClose(
 		m.Aggregates,
+		m.DbAggregates,
 		m.DbListeners,
 		m.DbPorts,
 		m.DbSockStorage,

@@ -64,6 +64,25 @@ func readAggregates(m *ebpf.Map) (map[bpf.TCPAggKey]uint64, error) {
 	return cur, nil
 }
 
+// addPerCPUAggregates adds to cur the values of a per-CPU map with the
+// aggregates' keys (such as dbsock's db_aggregates), summed over CPUs.
+func addPerCPUAggregates(cur map[bpf.TCPAggKey]uint64, m *ebpf.Map) error {
+	var (
+		k    bpf.TCPAggKey
+		vals []uint64
+	)
+	it := m.Iterate()
+	for it.Next(&k, &vals) {
+		for _, v := range vals {
+			cur[k] += v
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read per-CPU aggregates: %w", err)
+	}
+	return nil
+}
+
 // aggregated is one series being assembled from the deltas of its keys.
 type aggregated struct {
 	series wire.Series

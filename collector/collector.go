@@ -420,6 +420,11 @@ func (c *Collector) readAggregates(p *probes, tracker *deltaTracker[bpf.TCPAggKe
 		return nil
 	}
 	cur, err := readAggregates(m)
+	if err == nil {
+		if db := p.maps[bpf.DBSockMapDbAggregates]; db != nil {
+			err = addPerCPUAggregates(cur, db)
+		}
+	}
 	if err != nil {
 		c.m.mapReadErrors.Inc()
 		c.logger.Warn("cannot read the aggregates map this interval", "err", err)
