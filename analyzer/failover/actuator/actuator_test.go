@@ -532,3 +532,44 @@ func TestSetRules(t *testing.T) {
 		t.Error("an alert of a rule removed by SetRules is still tracked")
 	}
 }
+
+// TestCrashDuringSwitchover: an actuator dies while the driver call is in
+// flight (Patroni may be switching over or not). A restarted actuator on
+// the same KV state must not call the driver again for the same fault:
+// the cooldown was started before the call.
+func TestCrashDuringSwitchover(t *testing.T) {
+	_, js := startNATS(t)
+	b := bucket()
+	first := newHarness(t, js, b, nil)
+	first.healthyEvidence()
+	inCall, release := make(chan struct{}), make(chan struct{})
+	first.drv.onSwitch = func(req failover.Request) (failover.Result, error) {
+		close(inCall)
+		<-release // the process is gone: the call never returns
+		return failover.Result{}, context.Canceled
+	}
+	al := first.alert("db-1", 20*time.Second)
+	if !first.act.Track(al) {
+		t.Fatal("alert not tracked")
+	}
+	crashed := make(chan struct{})
+	go func() {
+		defer close(crashed)
+		first.act.Handle(context.Background(), al)
+	}()
+	t.Cleanup(func() { close(release); <-crashed })
+	<-inCall
+
+	restarted := newHarness(t, js, b, nil)
+	restarted.healthyEvidence()
+	got := restarted.handle(restarted.alert("db-1", 20*time.Second))
+	// The cooldown, not only the lease: the lease expires, the cooldown
+	// lasts its 30 minutes.
+	if got.Decision != DecisionRefused || got.Safeguard != string(GuardCooldown) {
+		t.Fatalf("restarted actuator: %s by %s: %s", got.Decision, got.Safeguard, got.Reason)
+	}
+	if n := len(restarted.drv.Switches()); n != 0 {
+		t.Fatalf("restarted actuator called the driver %d times", n)
+	}
+	t.Logf("restarted actuator refused: %s", got.Reason)
+}
