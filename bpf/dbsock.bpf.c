@@ -149,23 +149,6 @@ struct {
 	__type(value, __u64);
 } db_aggregates SEC(".maps");
 
-/* db_add adds n to this CPU's value of key. The add is atomic all the
- * same: another program on this CPU may have preempted this one. */
-static __always_inline void db_add(const struct agg_key *key, __u64 n)
-{
-	__u64 *v = bpf_map_lookup_elem(&db_aggregates, key);
-
-	if (v) {
-		__sync_fetch_and_add(v, n);
-		return;
-	}
-	if (bpf_map_update_elem(&db_aggregates, key, &n, BPF_NOEXIST) == -EEXIST) {
-		v = bpf_map_lookup_elem(&db_aggregates, key);
-		if (v)
-			__sync_fetch_and_add(v, n);
-	}
-}
-
 /* Makes bpf2go emit Go types for the collector's side of the maps. */
 const struct db_listener_key *unused_db_listener_key __attribute__((unused));
 const struct db_listener *unused_db_listener __attribute__((unused));
@@ -333,23 +316,12 @@ static __always_inline void on_send(const struct sock *sk, int btf)
 	k.signal = AGG_DB_QUERY_SECONDS;
 	k.aux = s->instance;
 	k.aux2 = s->protocol;
-	k.bucket = histo_index(d);
-	db_add(&k, 1);
-	k.bucket = AGG_SUM_BUCKET;
-	db_add(&k, d);
+	agg_observe_to(&db_aggregates, &k, d);
 	if (d < slow_query_ns)
 		return;
-	e = reserve_event(sizeof(*e));
+	e = reserve_slow_query(s->instance, s->protocol, now, d);
 	if (!e)
 		return;
-	e->kind = EVENT_DB_SLOW_QUERY;
-	e->protocol = s->protocol;
-	e->pad = 0;
-	e->pad2 = 0;
-	e->instance = s->instance;
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	e->ts_ns = now;
-	e->duration_ns = d;
 	e->text[0] = 0;
 	text = slow_query_text(s->buf, s->protocol);
 	if (text && bpf_probe_read_user_str(e->text, sizeof(e->text), (void *)text) < 0)

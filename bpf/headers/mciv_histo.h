@@ -103,22 +103,30 @@ static __always_inline __u32 histo_index(__u64 v)
 	return (m - HISTO_SUB_BITS + 1) * HISTO_SUB + mantissa;
 }
 
-/* agg_add adds n to the value of key, creating it if needed. */
-static __always_inline void agg_add(const struct agg_key *key, __u64 n)
+/* agg_add_to adds n to the value of key in map (the shared aggregates, or
+ * a per-CPU map with the same keys), creating it if needed. */
+static __always_inline void agg_add_to(void *map, const struct agg_key *key, __u64 n)
 {
-	__u64 *v = bpf_map_lookup_elem(&aggregates, key);
+	__u64 *v = bpf_map_lookup_elem(map, key);
 
 	if (v) {
 		__sync_fetch_and_add(v, n);
 		return;
 	}
-	/* Another CPU may insert the key at the same moment: then add to
-	 * the value it created. */
-	if (bpf_map_update_elem(&aggregates, key, &n, BPF_NOEXIST) == -EEXIST) {
-		v = bpf_map_lookup_elem(&aggregates, key);
+	/* Another CPU (or, in a per-CPU map, a program that preempted this
+	 * one) may insert the key at the same moment: then add to the value
+	 * it created. */
+	if (bpf_map_update_elem(map, key, &n, BPF_NOEXIST) == -EEXIST) {
+		v = bpf_map_lookup_elem(map, key);
 		if (v)
 			__sync_fetch_and_add(v, n);
 	}
+}
+
+/* agg_add adds n to the value of key in the shared aggregates map. */
+static __always_inline void agg_add(const struct agg_key *key, __u64 n)
+{
+	agg_add_to(&aggregates, key, n);
 }
 
 /* agg_count adds one to the counter of key (its bucket is set to 0). */
@@ -128,14 +136,21 @@ static __always_inline void agg_count(struct agg_key *key)
 	agg_add(key, 1);
 }
 
-/* agg_observe records value_ns in the histogram of key (its bucket is
- * overwritten). */
-static __always_inline void agg_observe(struct agg_key *key, __u64 value_ns)
+/* agg_observe_to records value_ns in the histogram of key in map (its
+ * bucket is overwritten). */
+static __always_inline void agg_observe_to(void *map, struct agg_key *key, __u64 value_ns)
 {
 	key->bucket = histo_index(value_ns);
-	agg_add(key, 1);
+	agg_add_to(map, key, 1);
 	key->bucket = AGG_SUM_BUCKET;
-	agg_add(key, value_ns);
+	agg_add_to(map, key, value_ns);
+}
+
+/* agg_observe records value_ns in the histogram of key in the shared
+ * aggregates map (its bucket is overwritten). */
+static __always_inline void agg_observe(struct agg_key *key, __u64 value_ns)
+{
+	agg_observe_to(&aggregates, key, value_ns);
 }
 
 #endif /* MCIV_HISTO_H */

@@ -35,6 +35,26 @@ struct query_event {
 /* Makes bpf2go emit a Go type for the ring buffer record. */
 const struct query_event *unused_query_event __attribute__((unused));
 
+/* reserve_slow_query returns a slow query event of instance with all but
+ * its text filled in (the caller fills the text and submits it), or 0 if
+ * the ring buffer is full (counted). */
+static __always_inline struct query_event *reserve_slow_query(__u32 instance, __u8 protocol, __u64 now, __u64 duration_ns)
+{
+	struct query_event *e = reserve_event(sizeof(*e));
+
+	if (!e)
+		return 0;
+	e->kind = EVENT_DB_SLOW_QUERY;
+	e->protocol = protocol;
+	e->pad = 0;
+	e->pad2 = 0;
+	e->instance = instance;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->ts_ns = now;
+	e->duration_ns = duration_ns;
+	return e;
+}
+
 /* query_observe records one query of instance that started at start_ns,
  * and reports it with text (QUERY_TEXT_MAX bytes) if it was slow. */
 static __always_inline void query_observe(__u32 instance, __u8 protocol, __u64 start_ns, const char *text)
@@ -49,17 +69,9 @@ static __always_inline void query_observe(__u32 instance, __u8 protocol, __u64 s
 	agg_observe(&k, d);
 	if (d < slow_query_ns)
 		return;
-	e = reserve_event(sizeof(*e));
+	e = reserve_slow_query(instance, protocol, now, d);
 	if (!e)
 		return;
-	e->kind = EVENT_DB_SLOW_QUERY;
-	e->protocol = protocol;
-	e->pad = 0;
-	e->pad2 = 0;
-	e->instance = instance;
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	e->ts_ns = now;
-	e->duration_ns = d;
 	bpf_probe_read_kernel(e->text, QUERY_TEXT_MAX, text);
 	bpf_ringbuf_submit(e, 0);
 }

@@ -132,28 +132,13 @@ func watchFiring(tb testing.TB, nc *nats.Conn, cluster string) *firingWatch {
 func startCollectorsLab(tb testing.TB, ctx context.Context) *collectorsLab {
 	tb.Helper()
 	testenv.RequireRoot(tb)
-	testenv.RequireCommand(tb, "patroni", "etcd", "nft", "nsenter", "pgbench")
-	testenv.RequireFile(tb, "/usr/lib/postgresql/15/bin/postgres", "PostgreSQL 15 (apt-get install postgresql-15)")
+	testenv.RequireCommand(tb, "nft", "nsenter", "pgbench")
 	testenv.RequireFile(tb, "/sys/kernel/btf/vmlinux", "the kernel's BTF, for CO-RE eBPF")
 	if err := collector.MountTracefs(); err != nil {
 		testenv.Missing(tb, "tracefs: "+err.Error())
 	}
 	testenv.ExclusiveKernel(tb)
-	lab, err := patronilab.Start(ctx, patronilab.Options{NetNS: true, FailureLog: tbWriter{tb}})
-	if err != nil {
-		tb.Fatalf("patronilab: %v", err)
-	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			lab.DumpLogs(tbWriter{tb})
-		}
-		if err := lab.Stop(); err != nil {
-			tb.Errorf("lab stop: %v", err)
-		}
-	})
-	if _, err := lab.ExecSQL(ctx, mustLeader(tb, ctx, lab), "CREATE TABLE IF NOT EXISTS mciv_probe(x int); INSERT INTO mciv_probe VALUES (1);"); err != nil {
-		tb.Fatal(err)
-	}
+	lab := startLabWith(tb, ctx, patronilab.Options{NetNS: true})
 	_, js := startNATS(tb)
 	logger := slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	l := &collectorsLab{lab: lab, js: js, watch: watchRetransmits(tb, js.Conn(), lab.Scope()), firing: watchFiring(tb, js.Conn(), lab.Scope())}

@@ -31,10 +31,19 @@ func (w tbWriter) Write(p []byte) (int, error) {
 
 func startLab(tb testing.TB, ctx context.Context) *patronilab.Cluster {
 	tb.Helper()
+	return startLabWith(tb, ctx, patronilab.Options{})
+}
+
+// startLabWith starts a lab with opts (its FailureLog set to tb), dumps
+// its logs if the test fails, stops it at the end, and creates the probe
+// table on its leader.
+func startLabWith(tb testing.TB, ctx context.Context, opts patronilab.Options) *patronilab.Cluster {
+	tb.Helper()
 	testenv.RequireRoot(tb)
 	testenv.RequireCommand(tb, "patroni", "etcd")
 	testenv.RequireFile(tb, "/usr/lib/postgresql/15/bin/postgres", "PostgreSQL 15 (apt-get install postgresql-15)")
-	lab, err := patronilab.Start(ctx, patronilab.Options{FailureLog: tbWriter{tb}})
+	opts.FailureLog = tbWriter{tb}
+	lab, err := patronilab.Start(ctx, opts)
 	if err != nil {
 		tb.Fatalf("patronilab: %v", err)
 	}
