@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type DBSockAggHist struct {
+	_     structs.HostLayout
+	Count uint64
+	Sum   uint64
+}
+
 type DBSockAggKey struct {
 	_      structs.HostLayout
 	Bucket uint32
@@ -24,10 +30,16 @@ type DBSockAggKey struct {
 	Netns  uint32
 }
 
+type DBSockDbHistRow struct {
+	_       structs.HostLayout
+	Buckets [1792]uint64
+	Sum     uint64
+}
+
 type DBSockDbListener struct {
 	_          structs.HostLayout
 	Instance   uint32
-	Pad        uint32
+	Slot       uint32
 	ReadyAddr  uint64
 	IgnoreAddr uint64
 }
@@ -48,7 +60,7 @@ type DBSockDbSock struct {
 	Instance   uint32
 	State      uint8
 	Protocol   uint8
-	Pad        uint16
+	Slot       uint16
 }
 
 type DBSockSockEvent struct {
@@ -70,13 +82,14 @@ type DBSockSockEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	DBSockMapAggregates          = "aggregates"
-	DBSockMapDbAggregates        = "db_aggregates"
+	DBSockMapDbHist              = "db_hist"
 	DBSockMapDbListeners         = "db_listeners"
 	DBSockMapDbPorts             = "db_ports"
 	DBSockMapDbSockStorage       = "db_sock_storage"
 	DBSockMapDbSocks             = "db_socks"
 	DBSockMapEvents              = "events"
 	DBSockMapEventsDropped       = "events_dropped"
+	DBSockMapHotAggregates       = "hot_aggregates"
 	DBSockProgDbSockRecvBtf      = "db_sock_recv_btf"
 	DBSockProgDbSockRecvTp       = "db_sock_recv_tp"
 	DBSockProgDbSockSendBtf      = "db_sock_send_btf"
@@ -86,6 +99,7 @@ const (
 	DBSockVarRegsBufSlot         = "regs_buf_slot"
 	DBSockVarRegsNrSlot          = "regs_nr_slot"
 	DBSockVarSlowQueryNs         = "slow_query_ns"
+	DBSockVarUnusedDbHistRow     = "unused_db_hist_row"
 	DBSockVarUnusedDbListener    = "unused_db_listener"
 	DBSockVarUnusedDbListenerKey = "unused_db_listener_key"
 	DBSockVarUnusedQueryEvent    = "unused_query_event"
@@ -144,13 +158,14 @@ type DBSockProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type DBSockMapSpecs struct {
 	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
-	DbAggregates  *ebpf.MapSpec `ebpf:"db_aggregates"`
+	DbHist        *ebpf.MapSpec `ebpf:"db_hist"`
 	DbListeners   *ebpf.MapSpec `ebpf:"db_listeners"`
 	DbPorts       *ebpf.MapSpec `ebpf:"db_ports"`
 	DbSockStorage *ebpf.MapSpec `ebpf:"db_sock_storage"`
 	DbSocks       *ebpf.MapSpec `ebpf:"db_socks"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	EventsDropped *ebpf.MapSpec `ebpf:"events_dropped"`
+	HotAggregates *ebpf.MapSpec `ebpf:"hot_aggregates"`
 }
 
 // DBSockVariableSpecs contains global variables before they are loaded into the kernel.
@@ -162,6 +177,7 @@ type DBSockVariableSpecs struct {
 	RegsBufSlot         *ebpf.VariableSpec `ebpf:"regs_buf_slot"`
 	RegsNrSlot          *ebpf.VariableSpec `ebpf:"regs_nr_slot"`
 	SlowQueryNs         *ebpf.VariableSpec `ebpf:"slow_query_ns"`
+	UnusedDbHistRow     *ebpf.VariableSpec `ebpf:"unused_db_hist_row"`
 	UnusedDbListener    *ebpf.VariableSpec `ebpf:"unused_db_listener"`
 	UnusedDbListenerKey *ebpf.VariableSpec `ebpf:"unused_db_listener_key"`
 	UnusedQueryEvent    *ebpf.VariableSpec `ebpf:"unused_query_event"`
@@ -188,25 +204,27 @@ func (o *DBSockObjects) Close() error {
 // It can be passed to LoadDBSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DBSockMaps struct {
 	Aggregates    *ebpf.Map `ebpf:"aggregates"`
-	DbAggregates  *ebpf.Map `ebpf:"db_aggregates"`
+	DbHist        *ebpf.Map `ebpf:"db_hist"`
 	DbListeners   *ebpf.Map `ebpf:"db_listeners"`
 	DbPorts       *ebpf.Map `ebpf:"db_ports"`
 	DbSockStorage *ebpf.Map `ebpf:"db_sock_storage"`
 	DbSocks       *ebpf.Map `ebpf:"db_socks"`
 	Events        *ebpf.Map `ebpf:"events"`
 	EventsDropped *ebpf.Map `ebpf:"events_dropped"`
+	HotAggregates *ebpf.Map `ebpf:"hot_aggregates"`
 }
 
 func (m *DBSockMaps) Close() error {
 	return _DBSockClose(
 		m.Aggregates,
-		m.DbAggregates,
+		m.DbHist,
 		m.DbListeners,
 		m.DbPorts,
 		m.DbSockStorage,
 		m.DbSocks,
 		m.Events,
 		m.EventsDropped,
+		m.HotAggregates,
 	)
 }
 
@@ -219,6 +237,7 @@ type DBSockVariables struct {
 	RegsBufSlot         *ebpf.Variable `ebpf:"regs_buf_slot"`
 	RegsNrSlot          *ebpf.Variable `ebpf:"regs_nr_slot"`
 	SlowQueryNs         *ebpf.Variable `ebpf:"slow_query_ns"`
+	UnusedDbHistRow     *ebpf.Variable `ebpf:"unused_db_hist_row"`
 	UnusedDbListener    *ebpf.Variable `ebpf:"unused_db_listener"`
 	UnusedDbListenerKey *ebpf.Variable `ebpf:"unused_db_listener_key"`
 	UnusedQueryEvent    *ebpf.Variable `ebpf:"unused_query_event"`

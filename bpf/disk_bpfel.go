@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type DiskAggHist struct {
+	_     structs.HostLayout
+	Count uint64
+	Sum   uint64
+}
+
 type DiskAggKey struct {
 	_      structs.HostLayout
 	Bucket uint32
@@ -36,6 +42,7 @@ type DiskIoStart struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	DiskMapAggregates          = "aggregates"
+	DiskMapHotAggregates       = "hot_aggregates"
 	DiskMapIoStart             = "io_start"
 	DiskProgBlockRqCompleteBtf = "block_rq_complete_btf"
 	DiskProgBlockRqCompleteTp  = "block_rq_complete_tp"
@@ -95,8 +102,9 @@ type DiskProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DiskMapSpecs struct {
-	Aggregates *ebpf.MapSpec `ebpf:"aggregates"`
-	IoStart    *ebpf.MapSpec `ebpf:"io_start"`
+	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
+	HotAggregates *ebpf.MapSpec `ebpf:"hot_aggregates"`
+	IoStart       *ebpf.MapSpec `ebpf:"io_start"`
 }
 
 // DiskVariableSpecs contains global variables before they are loaded into the kernel.
@@ -125,13 +133,15 @@ func (o *DiskObjects) Close() error {
 //
 // It can be passed to LoadDiskObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DiskMaps struct {
-	Aggregates *ebpf.Map `ebpf:"aggregates"`
-	IoStart    *ebpf.Map `ebpf:"io_start"`
+	Aggregates    *ebpf.Map `ebpf:"aggregates"`
+	HotAggregates *ebpf.Map `ebpf:"hot_aggregates"`
+	IoStart       *ebpf.Map `ebpf:"io_start"`
 }
 
 func (m *DiskMaps) Close() error {
 	return _DiskClose(
 		m.Aggregates,
+		m.HotAggregates,
 		m.IoStart,
 	)
 }

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type HistoTestAggHist struct {
+	_     structs.HostLayout
+	Count uint64
+	Sum   uint64
+}
+
 type HistoTestAggKey struct {
 	_      structs.HostLayout
 	Bucket uint32
@@ -29,6 +35,7 @@ type HistoTestAggKey struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	HistoTestMapAggregates    = "aggregates"
+	HistoTestMapHotAggregates = "hot_aggregates"
 	HistoTestProgHistoIndexOf = "histo_index_of"
 )
 
@@ -81,7 +88,8 @@ type HistoTestProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HistoTestMapSpecs struct {
-	Aggregates *ebpf.MapSpec `ebpf:"aggregates"`
+	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
+	HotAggregates *ebpf.MapSpec `ebpf:"hot_aggregates"`
 }
 
 // HistoTestVariableSpecs contains global variables before they are loaded into the kernel.
@@ -110,12 +118,14 @@ func (o *HistoTestObjects) Close() error {
 //
 // It can be passed to LoadHistoTestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HistoTestMaps struct {
-	Aggregates *ebpf.Map `ebpf:"aggregates"`
+	Aggregates    *ebpf.Map `ebpf:"aggregates"`
+	HotAggregates *ebpf.Map `ebpf:"hot_aggregates"`
 }
 
 func (m *HistoTestMaps) Close() error {
 	return _HistoTestClose(
 		m.Aggregates,
+		m.HotAggregates,
 	)
 }
 

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type MySQLAggHist struct {
+	_     structs.HostLayout
+	Count uint64
+	Sum   uint64
+}
+
 type MySQLAggKey struct {
 	_      structs.HostLayout
 	Bucket uint32
@@ -53,6 +59,7 @@ const (
 	MySQLMapAggregates           = "aggregates"
 	MySQLMapEvents               = "events"
 	MySQLMapEventsDropped        = "events_dropped"
+	MySQLMapHotAggregates        = "hot_aggregates"
 	MySQLMapMysqlQueries         = "mysql_queries"
 	MySQLMapMysqlZero            = "mysql_zero"
 	MySQLProgMysqlDispatchEnter  = "mysql_dispatch_enter"
@@ -114,6 +121,7 @@ type MySQLMapSpecs struct {
 	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	EventsDropped *ebpf.MapSpec `ebpf:"events_dropped"`
+	HotAggregates *ebpf.MapSpec `ebpf:"hot_aggregates"`
 	MysqlQueries  *ebpf.MapSpec `ebpf:"mysql_queries"`
 	MysqlZero     *ebpf.MapSpec `ebpf:"mysql_zero"`
 }
@@ -149,6 +157,7 @@ type MySQLMaps struct {
 	Aggregates    *ebpf.Map `ebpf:"aggregates"`
 	Events        *ebpf.Map `ebpf:"events"`
 	EventsDropped *ebpf.Map `ebpf:"events_dropped"`
+	HotAggregates *ebpf.Map `ebpf:"hot_aggregates"`
 	MysqlQueries  *ebpf.Map `ebpf:"mysql_queries"`
 	MysqlZero     *ebpf.Map `ebpf:"mysql_zero"`
 }
@@ -158,6 +167,7 @@ func (m *MySQLMaps) Close() error {
 		m.Aggregates,
 		m.Events,
 		m.EventsDropped,
+		m.HotAggregates,
 		m.MysqlQueries,
 		m.MysqlZero,
 	)

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type PGAggHist struct {
+	_     structs.HostLayout
+	Count uint64
+	Sum   uint64
+}
+
 type PGAggKey struct {
 	_      structs.HostLayout
 	Bucket uint32
@@ -66,6 +72,7 @@ const (
 	PGMapAggregates           = "aggregates"
 	PGMapEvents               = "events"
 	PGMapEventsDropped        = "events_dropped"
+	PGMapHotAggregates        = "hot_aggregates"
 	PGMapQueries              = "queries"
 	PGMapQueryZero            = "query_zero"
 	PGProgPgQueryDone         = "pg_query_done"
@@ -133,6 +140,7 @@ type PGMapSpecs struct {
 	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	EventsDropped *ebpf.MapSpec `ebpf:"events_dropped"`
+	HotAggregates *ebpf.MapSpec `ebpf:"hot_aggregates"`
 	Queries       *ebpf.MapSpec `ebpf:"queries"`
 	QueryZero     *ebpf.MapSpec `ebpf:"query_zero"`
 }
@@ -168,6 +176,7 @@ type PGMaps struct {
 	Aggregates    *ebpf.Map `ebpf:"aggregates"`
 	Events        *ebpf.Map `ebpf:"events"`
 	EventsDropped *ebpf.Map `ebpf:"events_dropped"`
+	HotAggregates *ebpf.Map `ebpf:"hot_aggregates"`
 	Queries       *ebpf.Map `ebpf:"queries"`
 	QueryZero     *ebpf.Map `ebpf:"query_zero"`
 }
@@ -177,6 +186,7 @@ func (m *PGMaps) Close() error {
 		m.Aggregates,
 		m.Events,
 		m.EventsDropped,
+		m.HotAggregates,
 		m.Queries,
 		m.QueryZero,
 	)

@@ -148,6 +148,28 @@ static __always_inline void on_retransmit(const struct tcp_tuple *t)
 	emit_retransmit(t);
 }
 
+/* read_sock_tuple decodes a socket's addresses. For tp_btf programs only:
+ * the verifier lets them read their socket argument with plain loads
+ * (CO-RE relocated, a fault reads zero), which cost a fraction of the
+ * probe reads a classic tracepoint needs. */
+static __always_inline void read_sock_tuple(const struct sock *sk, struct tcp_tuple *t)
+{
+	const struct sock_common *c = &sk->__sk_common;
+
+	t->family = c->skc_family;
+	t->state = c->skc_state;
+	t->sport = c->skc_num;
+	t->dport = bpf_ntohs(c->skc_dport);
+	t->netns = c->skc_net.net->ns.inum;
+	if (t->family == AF_INET) {
+		*(__be32 *)t->saddr = c->skc_rcv_saddr;
+		*(__be32 *)t->daddr = c->skc_daddr;
+	} else {
+		__builtin_memcpy(t->saddr, &c->skc_v6_rcv_saddr, sizeof(t->saddr));
+		__builtin_memcpy(t->daddr, &c->skc_v6_daddr, sizeof(t->daddr));
+	}
+}
+
 /* ---- 1. tp_btf ----------------------------------------------------------- */
 
 SEC("tp_btf/tcp_retransmit_skb")
@@ -157,18 +179,7 @@ int BPF_PROG(tcp_retransmit_skb_btf, const struct sock *sk)
 
 	if (!sk)
 		return 0;
-	t.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	t.state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	t.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	t.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	t.netns = sk_netns(sk);
-	if (t.family == AF_INET) {
-		BPF_CORE_READ_INTO((__be32 *)t.saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__be32 *)t.daddr, sk, __sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)t.saddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO((struct in6_addr *)t.daddr, sk, __sk_common.skc_v6_daddr);
-	}
+	read_sock_tuple(sk, &t);
 	on_retransmit(&t);
 	return 0;
 }
@@ -236,12 +247,23 @@ int tcp_retransmit_skb_tp(void *ctx)
  * CLOSE counts an error.
  *
  * tcp_rtt_seconds: tcp:tcp_probe fires for each segment received on an
- * established socket; the smoothed RTT of one segment in RTT_SAMPLE_EVERY
- * (per CPU) goes into a histogram per peer. The smoothed RTT changes
- * slowly, so the sample keeps the distribution and costs a fraction.
+ * established socket; the smoothed RTT of a sample of them goes into a
+ * histogram per peer. The smoothed RTT changes slowly (an average over
+ * about eight segments already), so a sample keeps the distribution and
+ * costs a fraction: a recorded sample (the tuple, the netns, a hash map
+ * update) costs several times what the test whether to record does. The
+ * tp_btf program records each socket's first RTT_SAMPLE_FIRST segments and
+ * then every RTT_SAMPLE_EVERY-th, by the socket's own segment count (no
+ * memory of its own to touch on the segments it skips): a histogram of
+ * samples, in which a short connection weighs a few samples and a busy one
+ * one in RTT_SAMPLE_EVERY of its segments. The classic tracepoint, which
+ * cannot read the socket cheaply, records one segment in RTT_TP_SAMPLE_EVERY
+ * per CPU.
  */
 
-#define RTT_SAMPLE_EVERY 8 /* a power of two */
+#define RTT_SAMPLE_FIRST 4
+#define RTT_SAMPLE_EVERY 64   /* a power of two */
+#define RTT_TP_SAMPLE_EVERY 8 /* a power of two */
 
 /* Segments seen per CPU, for the RTT sampling. */
 struct {
@@ -259,7 +281,7 @@ static __always_inline int rtt_sampled(void)
 	if (!n)
 		return 0;
 	*n += 1; /* per-CPU slot: no atomic needed */
-	return (*n & (RTT_SAMPLE_EVERY - 1)) == 0;
+	return (*n & (RTT_TP_SAMPLE_EVERY - 1)) == 0;
 }
 
 /* Sockets in SYN_SENT and when they entered it. */
@@ -331,22 +353,6 @@ static __always_inline __u16 decode_sockaddr(const __u8 *sa, __u8 addr[16], __u1
 	return family;
 }
 
-/* read_sock_tuple decodes a socket's addresses (for tp_btf programs). */
-static __always_inline void read_sock_tuple(const struct sock *sk, struct tcp_tuple *t)
-{
-	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	t->state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	t->netns = sk_netns(sk);
-	if (t->family == AF_INET) {
-		BPF_CORE_READ_INTO((__be32 *)t->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__be32 *)t->daddr, sk, __sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)t->saddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO((struct in6_addr *)t->daddr, sk, __sk_common.skc_v6_daddr);
-	}
-}
 
 SEC("tracepoint/tcp/tcp_send_reset")
 int tcp_send_reset_tp(struct trace_event_raw_tcp_send_reset *rec)
@@ -475,18 +481,26 @@ static __always_inline void on_rtt(const struct tcp_tuple *t, __u64 srtt_us)
 	/* By peer address only: the peer port of an accepted connection is
 	 * ephemeral and would make a series per connection. */
 	k.aux = 0;
-	agg_observe(&k, srtt_us * 1000);
+	agg_observe_hot(&k, srtt_us * 1000);
 }
 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_probe_btf, const struct sock *sk)
 {
 	struct tcp_tuple t = {};
+	struct tcp_sock *tp;
+	__u32 n;
 
-	if (!sk || !rtt_sampled())
+	if (!sk)
+		return 0;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return 0;
+	n = tp->segs_in;
+	if (n > RTT_SAMPLE_FIRST && (n & (RTT_SAMPLE_EVERY - 1)))
 		return 0;
 	read_sock_tuple(sk, &t);
-	on_rtt(&t, BPF_CORE_READ((const struct tcp_sock *)sk, srtt_us) >> 3);
+	on_rtt(&t, tp->srtt_us >> 3);
 	return 0;
 }
 

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type TCPAggHist struct {
+	_     structs.HostLayout
+	Count uint64
+	Sum   uint64
+}
+
 type TCPAggKey struct {
 	_      structs.HostLayout
 	Bucket uint32
@@ -56,6 +62,7 @@ const (
 	TCPMapConnectStart         = "connect_start"
 	TCPMapEvents               = "events"
 	TCPMapEventsDropped        = "events_dropped"
+	TCPMapHotAggregates        = "hot_aggregates"
 	TCPMapRttSegments          = "rtt_segments"
 	TCPMapTcpRetransmits       = "tcp_retransmits"
 	TCPProgInetSockSetStateBtf = "inet_sock_set_state_btf"
@@ -131,6 +138,7 @@ type TCPMapSpecs struct {
 	ConnectStart   *ebpf.MapSpec `ebpf:"connect_start"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	EventsDropped  *ebpf.MapSpec `ebpf:"events_dropped"`
+	HotAggregates  *ebpf.MapSpec `ebpf:"hot_aggregates"`
 	RttSegments    *ebpf.MapSpec `ebpf:"rtt_segments"`
 	TcpRetransmits *ebpf.MapSpec `ebpf:"tcp_retransmits"`
 }
@@ -166,6 +174,7 @@ type TCPMaps struct {
 	ConnectStart   *ebpf.Map `ebpf:"connect_start"`
 	Events         *ebpf.Map `ebpf:"events"`
 	EventsDropped  *ebpf.Map `ebpf:"events_dropped"`
+	HotAggregates  *ebpf.Map `ebpf:"hot_aggregates"`
 	RttSegments    *ebpf.Map `ebpf:"rtt_segments"`
 	TcpRetransmits *ebpf.Map `ebpf:"tcp_retransmits"`
 }
@@ -176,6 +185,7 @@ func (m *TCPMaps) Close() error {
 		m.ConnectStart,
 		m.Events,
 		m.EventsDropped,
+		m.HotAggregates,
 		m.RttSegments,
 		m.TcpRetransmits,
 	)

@@ -64,21 +64,26 @@ func readAggregates(m *ebpf.Map) (map[bpf.TCPAggKey]uint64, error) {
 	return cur, nil
 }
 
-// addPerCPUAggregates adds to cur the values of a per-CPU map with the
-// aggregates' keys (such as dbsock's db_aggregates), summed over CPUs.
-func addPerCPUAggregates(cur map[bpf.TCPAggKey]uint64, m *ebpf.Map) error {
+// addHotAggregates adds to cur the values of the hot_aggregates map: per
+// CPU, and each bucket with its own sum. They become the aggregates map's
+// form: a bucket key's value is its count summed over CPUs, and the key
+// with bucket AggSumBucket holds the sum of every bucket's sum.
+func addHotAggregates(cur map[bpf.TCPAggKey]uint64, m *ebpf.Map) error {
 	var (
 		k    bpf.TCPAggKey
-		vals []uint64
+		vals []bpf.TCPAggHist
 	)
 	it := m.Iterate()
 	for it.Next(&k, &vals) {
+		sum := k
+		sum.Bucket = bpf.AggSumBucket
 		for _, v := range vals {
-			cur[k] += v
+			cur[k] += v.Count
+			cur[sum] += v.Sum
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("read per-CPU aggregates: %w", err)
+		return fmt.Errorf("read %s: %w", bpf.TCPMapHotAggregates, err)
 	}
 	return nil
 }

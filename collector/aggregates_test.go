@@ -5,6 +5,9 @@ import (
 	"math"
 	"testing"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+
 	"github.com/mciv/mciv/bpf"
 	"github.com/mciv/mciv/internal/histo"
 )
@@ -92,5 +95,52 @@ func TestAggregateSeriesLimit(t *testing.T) {
 	}
 	if total != 955 || peers["10.0.0.0:5432"] != 100 || peers["10.0.0.1:5432"] != 99 || peers[overflowValue] != 955-199 {
 		t.Errorf("peers %v", peers)
+	}
+}
+
+// TestAddHotAggregates reads a real hot_aggregates map: each bucket's count
+// and sum, per CPU, become the aggregates map's bucket keys and one sum key.
+func TestAddHotAggregates(t *testing.T) {
+	requireKernel(t)
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := bpf.LoadTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ebpf.NewMap(spec.Maps[bpf.TCPMapHotAggregates])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ncpu := ebpf.MustPossibleCPU()
+	key := func(bucket uint32) bpf.TCPAggKey {
+		return bpf.TCPAggKey{Signal: bpf.AggTCPRTTSeconds, Family: afInet, Addr: v4(10, 0, 0, 1), Bucket: bucket}
+	}
+	put := func(bucket uint32, count, sum uint64) {
+		vals := make([]bpf.TCPAggHist, ncpu)
+		for i := range vals {
+			vals[i] = bpf.TCPAggHist{Count: count, Sum: sum}
+		}
+		if err := m.Put(key(bucket), vals); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(100, 2, 300)
+	put(200, 1, 5000)
+	cur := map[bpf.TCPAggKey]uint64{key(5): 9} // what the aggregates map held
+	if err := addHotAggregates(cur, m); err != nil {
+		t.Fatal(err)
+	}
+	n := uint64(ncpu)
+	want := map[bpf.TCPAggKey]uint64{key(5): 9, key(100): 2 * n, key(200): n, key(bpf.AggSumBucket): 5300 * n}
+	if len(cur) != len(want) {
+		t.Errorf("got %v, want %v", cur, want)
+	}
+	for k, v := range want {
+		if cur[k] != v {
+			t.Errorf("bucket %d: %d, want %d", k.Bucket, cur[k], v)
+		}
 	}
 }

@@ -233,7 +233,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var dbs dbAttachers
 	if m := p.maps[bpf.DBSockMapDbListeners]; m != nil && c.hookAttached("sock_recv_length") && c.hookAttached("sock_send_length") {
-		dbs.pgSock = newDBListeners(m, p.maps[bpf.DBSockMapDbPorts])
+		dbs.pgSock = newDBListeners(m, p.maps[bpf.DBSockMapDbPorts], p.maps[bpf.DBSockMapDbHist])
 	}
 	if _, ok := p.specs[bpf.PGProgPgQueryStart]; ok && dbs.pgSock == nil {
 		if c.cfg.PostgresProbes == PostgresProbesSocket {
@@ -271,7 +271,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			wg.Go(func() { c.readEvents(rd) })
 		}
 	}
-	c.loop(ctx, p)
+	c.loop(ctx, p, dbs.pgSock)
 	return nil
 }
 
@@ -348,8 +348,9 @@ func (c *Collector) anyAttached() bool {
 	return false
 }
 
-// loop publishes one batch per interval until ctx ends.
-func (c *Collector) loop(ctx context.Context, p *probes) {
+// loop publishes one batch per interval until ctx ends; pgSock (nil if
+// none) holds the PostgreSQL servers' query latency histograms.
+func (c *Collector) loop(ctx context.Context, p *probes, pgSock *dbListeners) {
 	var (
 		tracker     deltaTracker[bpf.TCPRetransKey]
 		aggTracker  deltaTracker[bpf.TCPAggKey]
@@ -368,7 +369,7 @@ func (c *Collector) loop(ctx context.Context, p *probes) {
 		end := time.Now()
 		series := []wire.Series{upSeries()}
 		series = append(series, c.readRetransmits(p, &tracker)...)
-		series = append(series, c.readAggregates(p, &aggTracker)...)
+		series = append(series, c.readAggregates(p, pgSock, &aggTracker)...)
 		if m := p.maps[bpf.TCPMapEventsDropped]; m != nil {
 			if n, err := readDropped(m); err != nil {
 				c.m.mapReadErrors.Inc()
@@ -412,18 +413,22 @@ func (c *Collector) readRetransmits(p *probes, tracker *deltaTracker[bpf.TCPRetr
 	return retransmitSeries(tracker.update(cur), c.hostNetNS)
 }
 
-// readAggregates returns the series of the aggregates map (counters and
-// histograms of every probe) for one interval.
-func (c *Collector) readAggregates(p *probes, tracker *deltaTracker[bpf.TCPAggKey]) []wire.Series {
+// readAggregates returns the series of the aggregates maps (counters and
+// histograms of every probe, and the database servers' histograms of
+// pgSock if not nil) for one interval.
+func (c *Collector) readAggregates(p *probes, pgSock *dbListeners, tracker *deltaTracker[bpf.TCPAggKey]) []wire.Series {
 	m := p.maps[bpf.TCPMapAggregates]
 	if m == nil {
 		return nil
 	}
 	cur, err := readAggregates(m)
 	if err == nil {
-		if db := p.maps[bpf.DBSockMapDbAggregates]; db != nil {
-			err = addPerCPUAggregates(cur, db)
+		if hot := p.maps[bpf.TCPMapHotAggregates]; hot != nil {
+			err = addHotAggregates(cur, hot)
 		}
+	}
+	if err == nil && pgSock != nil {
+		err = pgSock.addHistograms(cur)
 	}
 	if err != nil {
 		c.m.mapReadErrors.Inc()

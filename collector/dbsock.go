@@ -183,21 +183,97 @@ func loadBias(f *elf.File, mapsPath string, ino uint64) (uint64, error) {
 	return 0, fmt.Errorf("%s: executable (inode %d) not mapped at offset 0", mapsPath, ino)
 }
 
+// The layout of dbsock's db_hist rows (bpf/dbsock.bpf.c): the first
+// dbHistInstances servers each have one row per protocol; a row's buckets
+// are histo's from dbHistFirst on.
+const (
+	dbHistInstances = 5
+	dbHistProtocols = 3
+	dbHistFirst     = 320 // histo.Index(1024)
+	dbNoSlot        = 0xffff
+)
+
 // dbListeners keeps the kernel's db_listeners map (and its port bitmap,
-// db_ports) equal to the database servers the collector watches. Safe for
-// concurrent use.
+// db_ports) equal to the database servers the collector watches, gives the
+// first servers their rows of the db_hist histograms and reads them. Safe
+// for concurrent use.
 type dbListeners struct {
 	m     *ebpf.Map
 	ports *ebpf.Map
+	hist  *ebpf.Map // db_hist; nil: every server's latency in hot_aggregates
 
 	mu    sync.Mutex
 	have  map[bpf.DBSockDbListenerKey]bpf.DBSockDbListener
 	words [1024]uint64                 // the port bitmap as written
 	vars  map[int]bpf.DBSockDbListener // by server pid: its variables, read once
+	slots [dbHistInstances]int         // the pid each slot of db_hist is for, 0 free
+	used  [dbHistInstances]bool        // the slot held counts once: zero it before reuse
 }
 
-func newDBListeners(m, ports *ebpf.Map) *dbListeners {
-	return &dbListeners{m: m, ports: ports, have: map[bpf.DBSockDbListenerKey]bpf.DBSockDbListener{}, vars: map[int]bpf.DBSockDbListener{}}
+func newDBListeners(m, ports, hist *ebpf.Map) *dbListeners {
+	return &dbListeners{m: m, ports: ports, hist: hist, have: map[bpf.DBSockDbListenerKey]bpf.DBSockDbListener{}, vars: map[int]bpf.DBSockDbListener{}}
+}
+
+// takeSlot gives pid a free slot of db_hist, zeroed, or returns dbNoSlot
+// when none is left (or no db_hist).
+func (l *dbListeners) takeSlot(pid int) (uint32, error) {
+	if l.hist == nil {
+		return dbNoSlot, nil
+	}
+	for i, owner := range l.slots {
+		if owner != 0 {
+			continue
+		}
+		if l.used[i] {
+			// Counts of the server that had it: the new one starts
+			// from zero.
+			zero := make([]bpf.DBSockDbHistRow, ebpf.MustPossibleCPU())
+			for p := range dbHistProtocols {
+				if err := l.hist.Put(uint32(i*dbHistProtocols+p), zero); err != nil {
+					return dbNoSlot, fmt.Errorf("clear histogram slot %d: %w", i, err)
+				}
+			}
+		}
+		l.slots[i], l.used[i] = pid, true
+		return uint32(i), nil
+	}
+	return dbNoSlot, nil
+}
+
+// addHistograms adds to cur the db_query_seconds of the servers with a
+// slot of db_hist, summed over CPUs, under the aggregates map's keys.
+func (l *dbListeners) addHistograms(cur map[bpf.TCPAggKey]uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hist == nil {
+		return nil
+	}
+	var rows []bpf.DBSockDbHistRow
+	for slot, pid := range l.slots {
+		if pid == 0 {
+			continue
+		}
+		for proto := range dbHistProtocols {
+			if err := l.hist.Lookup(uint32(slot*dbHistProtocols+proto), &rows); err != nil {
+				return fmt.Errorf("read %s slot %d: %w", bpf.DBSockMapDbHist, slot, err)
+			}
+			k := bpf.TCPAggKey{Signal: bpf.AggDBQuerySeconds, Aux: uint32(pid), Aux2: uint32(proto)}
+			sum := k
+			sum.Bucket = bpf.AggSumBucket
+			for _, r := range rows {
+				for b, n := range r.Buckets {
+					if n != 0 {
+						k.Bucket = uint32(dbHistFirst + b)
+						cur[k] += n
+					}
+				}
+				if r.Sum != 0 {
+					cur[sum] += r.Sum
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // pgServer is one running PostgreSQL server to measure.
@@ -218,6 +294,19 @@ func (l *dbListeners) syncPostgres(procRoot string, servers []pgServer) []error 
 	live := make(map[int]bool, len(servers))
 	for _, s := range servers {
 		live[s.pid] = true
+	}
+	// Servers gone first, so that a new one may have the slot they free.
+	for pid := range l.vars {
+		if !live[pid] {
+			delete(l.vars, pid)
+			for i, owner := range l.slots {
+				if owner == pid {
+					l.slots[i] = 0
+				}
+			}
+		}
+	}
+	for _, s := range servers {
 		v, ok := l.vars[s.pid]
 		if !ok {
 			v = bpf.DBSockDbListener{Instance: uint32(s.pid)}
@@ -226,14 +315,12 @@ func (l *dbListeners) syncPostgres(procRoot string, servers []pgServer) []error 
 				errs = append(errs, fmt.Errorf("postgres pid %d: %w", s.pid, err))
 			}
 			v.ReadyAddr, v.IgnoreAddr = addrs[pgReadyVar], addrs[pgIgnoreVar]
+			if v.Slot, err = l.takeSlot(s.pid); err != nil {
+				errs = append(errs, fmt.Errorf("postgres pid %d: %w", s.pid, err))
+			}
 			l.vars[s.pid] = v
 		}
 		want[bpf.DBSockDbListenerKey{Netns: s.netns, Port: uint16(s.port)}] = v
-	}
-	for pid := range l.vars {
-		if !live[pid] {
-			delete(l.vars, pid)
-		}
 	}
 	for k := range l.have {
 		if _, ok := want[k]; !ok {

@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/mciv/mciv/bpf"
+	"github.com/mciv/mciv/internal/histo"
 )
 
 func TestLoadBias(t *testing.T) {
@@ -102,7 +104,7 @@ func TestDBListenersSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ports.Close()
-	l := newDBListeners(listeners, ports)
+	l := newDBListeners(listeners, ports, nil)
 	self := os.Getpid() // a Go binary: no PostgreSQL variables, so no addresses
 	servers := []pgServer{{pid: self, port: 5432, netns: 42}, {pid: self, port: 6543, netns: 43}}
 	for _, err := range l.syncPostgres("/proc", servers) {
@@ -133,5 +135,117 @@ func TestDBListenersSync(t *testing.T) {
 	}
 	if bit(6543) || !bit(5432) {
 		t.Errorf("port bits after removal: 6543 %v, 5432 %v", bit(6543), bit(5432))
+	}
+}
+
+// TestDBHistSlots gives the first servers their rows of db_hist, reads
+// their counts as aggregates keys, and clears a slot before it serves
+// another server.
+func TestDBHistSlots(t *testing.T) {
+	requireKernel(t)
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := bpf.LoadDBSock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := spec.Maps[bpf.DBSockMapDbHist].MaxEntries; n != dbHistInstances*dbHistProtocols {
+		t.Fatalf("db_hist has %d rows, the collector expects %d", n, dbHistInstances*dbHistProtocols)
+	}
+	maps := map[string]*ebpf.Map{}
+	for _, name := range []string{bpf.DBSockMapDbListeners, bpf.DBSockMapDbPorts, bpf.DBSockMapDbHist} {
+		m, err := ebpf.NewMap(spec.Maps[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		maps[name] = m
+	}
+	l := newDBListeners(maps[bpf.DBSockMapDbListeners], maps[bpf.DBSockMapDbPorts], maps[bpf.DBSockMapDbHist])
+	// Pids no process has: their variables cannot be read (errors
+	// expected), their listeners are added all the same.
+	const base = 1 << 22
+	var servers []pgServer
+	for i := range dbHistInstances + 1 {
+		servers = append(servers, pgServer{pid: base + i, port: 5432 + i, netns: 7})
+	}
+	l.syncPostgres("/proc", servers)
+	slotOf := func(port int) uint32 {
+		var v bpf.DBSockDbListener
+		if err := maps[bpf.DBSockMapDbListeners].Lookup(bpf.DBSockDbListenerKey{Netns: 7, Port: uint16(port)}, &v); err != nil {
+			t.Fatalf("listener of port %d: %v", port, err)
+		}
+		return v.Slot
+	}
+	seen := map[uint32]bool{}
+	for i := range dbHistInstances {
+		s := slotOf(5432 + i)
+		if s >= dbHistInstances || seen[s] {
+			t.Errorf("server %d: slot %d (taken: %v)", i, s, seen)
+		}
+		seen[s] = true
+	}
+	if s := slotOf(5432 + dbHistInstances); s != dbNoSlot {
+		t.Errorf("server beyond the slots has slot %d, want %#x", s, dbNoSlot)
+	}
+
+	// Counts on two CPUs of the first server's extended-protocol row.
+	first := slotOf(5432)
+	rows := make([]bpf.DBSockDbHistRow, ebpf.MustPossibleCPU())
+	rows[0].Buckets[10], rows[0].Sum = 3, 3000
+	if len(rows) > 1 {
+		rows[1].Buckets[10], rows[1].Sum = 2, 2000
+	}
+	want := uint64(3)
+	if len(rows) > 1 {
+		want = 5
+	}
+	row := first*dbHistProtocols + 1
+	if err := maps[bpf.DBSockMapDbHist].Put(row, rows); err != nil {
+		t.Fatal(err)
+	}
+	cur := map[bpf.TCPAggKey]uint64{}
+	if err := l.addHistograms(cur); err != nil {
+		t.Fatal(err)
+	}
+	k := bpf.TCPAggKey{Signal: bpf.AggDBQuerySeconds, Aux: base, Aux2: 1, Bucket: dbHistFirst + 10}
+	if cur[k] != want {
+		t.Errorf("bucket %d of server 0: %d, want %d (all: %v)", k.Bucket, cur[k], want, cur)
+	}
+	k.Bucket = bpf.AggSumBucket
+	if cur[k] != want*1000 {
+		t.Errorf("sum of server 0: %d, want %d", cur[k], want*1000)
+	}
+	if len(cur) != 2 {
+		t.Errorf("%d keys, want 2: %v", len(cur), cur)
+	}
+
+	// The first server goes, a new one comes: it gets the freed slot,
+	// cleared.
+	next := append(slices.Clone(servers[1:]), pgServer{pid: base + 100, port: 7000, netns: 7})
+	l.syncPostgres("/proc", next)
+	if s := slotOf(7000); s != first {
+		t.Fatalf("new server has slot %d, want the freed %d", s, first)
+	}
+	cur = map[bpf.TCPAggKey]uint64{}
+	if err := l.addHistograms(cur); err != nil {
+		t.Fatal(err)
+	}
+	if len(cur) != 0 {
+		t.Errorf("a reused slot still holds the old server's counts: %v", cur)
+	}
+}
+
+// TestDBHistLayout checks the collector's reading of db_hist rows against
+// the C layout: the first bucket is histo's for 1 us, the last for just
+// under 2^38 ns.
+func TestDBHistLayout(t *testing.T) {
+	if got := histo.Index(1024); got != dbHistFirst {
+		t.Errorf("histo.Index(1 us) = %d, dbHistFirst = %d", got, dbHistFirst)
+	}
+	var row bpf.DBSockDbHistRow
+	if last := histo.Index(1<<38 - 1); int(last) != dbHistFirst+len(row.Buckets)-1 {
+		t.Errorf("histo.Index(2^38-1) = %d, the last row bucket is %d", last, dbHistFirst+len(row.Buckets)-1)
 	}
 }

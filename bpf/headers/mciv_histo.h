@@ -14,6 +14,12 @@
  * is one key with bucket 0. The collector reads the map once per interval
  * and publishes the increases. Like the events ring buffer, the map is
  * created once and shared by every object (map replacement).
+ *
+ * Histograms observed on every packet or query (RTT, query latency) go to
+ * hot_aggregates instead: the same keys, but one value per CPU, so that
+ * no cache line moves between CPUs, and each bucket's value carries its
+ * own count and sum, so that an observation is one hash lookup instead of
+ * two. The collector sums the CPUs and the buckets' sums.
  */
 #ifndef MCIV_HISTO_H
 #define MCIV_HISTO_H
@@ -59,6 +65,23 @@ struct {
 	__type(value, __u64);
 } aggregates SEC(".maps");
 
+/* Bound on the distinct keys of hot_aggregates (each takes 16 bytes per
+ * CPU). */
+#define AGG_HOT_KEYS 8192
+
+/* A bucket of a hot histogram: its observations and their sum. */
+struct agg_hist {
+	__u64 count;
+	__u64 sum;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, AGG_HOT_KEYS);
+	__type(key, struct agg_key);
+	__type(value, struct agg_hist);
+} hot_aggregates SEC(".maps");
+
 /* histo_msb returns the index of the most significant set bit of v > 0,
  * without a loop: a binary search over shifts. */
 static __always_inline __u32 histo_msb(__u64 v)
@@ -103,30 +126,23 @@ static __always_inline __u32 histo_index(__u64 v)
 	return (m - HISTO_SUB_BITS + 1) * HISTO_SUB + mantissa;
 }
 
-/* agg_add_to adds n to the value of key in map (the shared aggregates, or
- * a per-CPU map with the same keys), creating it if needed. */
-static __always_inline void agg_add_to(void *map, const struct agg_key *key, __u64 n)
+/* agg_add adds n to the value of key in the shared aggregates map,
+ * creating it if needed. */
+static __always_inline void agg_add(const struct agg_key *key, __u64 n)
 {
-	__u64 *v = bpf_map_lookup_elem(map, key);
+	__u64 *v = bpf_map_lookup_elem(&aggregates, key);
 
 	if (v) {
 		__sync_fetch_and_add(v, n);
 		return;
 	}
-	/* Another CPU (or, in a per-CPU map, a program that preempted this
-	 * one) may insert the key at the same moment: then add to the value
-	 * it created. */
-	if (bpf_map_update_elem(map, key, &n, BPF_NOEXIST) == -EEXIST) {
-		v = bpf_map_lookup_elem(map, key);
+	/* Another CPU may insert the key at the same moment: then add to the
+	 * value it created. */
+	if (bpf_map_update_elem(&aggregates, key, &n, BPF_NOEXIST) == -EEXIST) {
+		v = bpf_map_lookup_elem(&aggregates, key);
 		if (v)
 			__sync_fetch_and_add(v, n);
 	}
-}
-
-/* agg_add adds n to the value of key in the shared aggregates map. */
-static __always_inline void agg_add(const struct agg_key *key, __u64 n)
-{
-	agg_add_to(&aggregates, key, n);
 }
 
 /* agg_count adds one to the counter of key (its bucket is set to 0). */
@@ -136,21 +152,38 @@ static __always_inline void agg_count(struct agg_key *key)
 	agg_add(key, 1);
 }
 
-/* agg_observe_to records value_ns in the histogram of key in map (its
- * bucket is overwritten). */
-static __always_inline void agg_observe_to(void *map, struct agg_key *key, __u64 value_ns)
-{
-	key->bucket = histo_index(value_ns);
-	agg_add_to(map, key, 1);
-	key->bucket = AGG_SUM_BUCKET;
-	agg_add_to(map, key, value_ns);
-}
-
 /* agg_observe records value_ns in the histogram of key in the shared
  * aggregates map (its bucket is overwritten). */
 static __always_inline void agg_observe(struct agg_key *key, __u64 value_ns)
 {
-	agg_observe_to(&aggregates, key, value_ns);
+	key->bucket = histo_index(value_ns);
+	agg_add(key, 1);
+	key->bucket = AGG_SUM_BUCKET;
+	agg_add(key, value_ns);
+}
+
+/* agg_observe_hot records value_ns in the histogram of key in
+ * hot_aggregates (its bucket is overwritten). */
+static __always_inline void agg_observe_hot(struct agg_key *key, __u64 value_ns)
+{
+	struct agg_hist fresh = {.count = 1, .sum = value_ns}, *h;
+
+	key->bucket = histo_index(value_ns);
+	h = bpf_map_lookup_elem(&hot_aggregates, key);
+	if (!h) {
+		/* A program that preempted this one on this CPU may insert
+		 * the key at the same moment: then add to the value it
+		 * created. */
+		if (bpf_map_update_elem(&hot_aggregates, key, &fresh, BPF_NOEXIST) != -EEXIST)
+			return;
+		h = bpf_map_lookup_elem(&hot_aggregates, key);
+		if (!h)
+			return;
+	}
+	/* Atomic even on this CPU's value: a program preempting this one
+	 * may add to the same bucket. */
+	__sync_fetch_and_add(&h->count, 1);
+	__sync_fetch_and_add(&h->sum, value_ns);
 }
 
 #endif /* MCIV_HISTO_H */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
  * mciv_query.h: what every database probe shares: the query latency
- * histogram (db_query_seconds in the aggregates map) and the slow query
+ * histogram (db_query_seconds in hot_aggregates) and the slow query
  * event with the query's text, above slow_query_ns.
  */
 #ifndef MCIV_QUERY_H
@@ -66,7 +66,7 @@ static __always_inline void query_observe(__u32 instance, __u8 protocol, __u64 s
 	k.signal = AGG_DB_QUERY_SECONDS;
 	k.aux = instance;
 	k.aux2 = protocol;
-	agg_observe(&k, d);
+	agg_observe_hot(&k, d);
 	if (d < slow_query_ns)
 		return;
 	e = reserve_slow_query(instance, protocol, now, d);

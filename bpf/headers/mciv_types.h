@@ -111,7 +111,9 @@ struct sock {
 
 /* TCP state of a socket (include/linux/tcp.h). */
 struct tcp_sock {
-	__u32 srtt_us; /* smoothed RTT in microseconds, shifted left by 3 */
+	__u32 srtt_us;         /* smoothed RTT in microseconds, shifted left by 3 */
+	__u64 tcp_clock_cache; /* the last tcp_clock_ns(): CLOCK_MONOTONIC when TCP last received or transmitted */
+	__u32 segs_in;         /* segments received */
 } __attribute__((preserve_access_index));
 
 #define IPPROTO_TCP 6
