@@ -4,9 +4,9 @@
 /*
  * disk.bpf.c: block I/O latency of mciv.
  *
- * disk_io_seconds{device, op}: the time from a request's issue to the
- * device until its completion, in a histogram per (device, operation) in
- * the shared aggregates map (headers/mciv_histo.h).
+ * disk_io_seconds{device, op, cgroup}: the time from a request's issue to
+ * the device until its completion, in a histogram per (device, operation,
+ * cgroup charged) in the shared aggregates map (headers/mciv_histo.h).
  *
  * Two pairs of programs, the collector attaches one pair:
  *   1. tp_btf/block_rq_issue + tp_btf/block_rq_complete, keyed by the
@@ -37,8 +37,9 @@ enum disk_op {
 
 struct io_start {
 	__u64 ts_ns;
-	__u32 dev; /* kernel dev_t: major << 20 | minor */
-	__u32 op;  /* enum disk_op */
+	__u32 dev;     /* kernel dev_t: major << 20 | minor */
+	__u32 op;      /* enum disk_op */
+	__u64 cgroup;  /* id of the cgroup the I/O is charged to, 0 unknown */
 };
 
 /* Requests in flight: struct request * for tp_btf, (dev, sector) hashed
@@ -60,6 +61,7 @@ static __always_inline void io_done(__u64 id)
 	k.signal = AGG_DISK_IO_SECONDS;
 	k.aux = s->dev;
 	k.aux2 = s->op;
+	k.cgroup = s->cgroup;
 	agg_observe(&k, bpf_ktime_get_ns() - s->ts_ns);
 	bpf_map_delete_elem(&io_start, &id);
 }
@@ -91,6 +93,11 @@ int BPF_PROG(block_rq_issue_btf, struct request *rq)
 	}
 	s.dev = ((__u32)BPF_CORE_READ(rq, q, disk, major) << 20) |
 		(__u32)BPF_CORE_READ(rq, q, disk, first_minor);
+	/* The cgroup the I/O is charged to: its io controller's (cgroup
+	 * v2's, or v1 blkio's on hosts that mount it). The root's requests
+	 * and those without a bio (a flush) have the root's or none. */
+	if (bpf_core_field_exists(struct bio, bi_blkg))
+		s.cgroup = BPF_CORE_READ(rq, bio, bi_blkg, blkcg, css.cgroup, kn, id);
 	s.ts_ns = bpf_ktime_get_ns();
 	bpf_map_update_elem(&io_start, &id, &s, BPF_ANY);
 	return 0;

@@ -28,13 +28,16 @@ type DiskAggKey struct {
 	Aux2   uint32
 	Addr   [16]uint8
 	Netns  uint32
+	Pad    uint32
+	Cgroup uint64
 }
 
 type DiskIoStart struct {
-	_    structs.HostLayout
-	TsNs uint64
-	Dev  uint32
-	Op   uint32
+	_      structs.HostLayout
+	TsNs   uint64
+	Dev    uint32
+	Op     uint32
+	Cgroup uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -28,6 +28,8 @@ type PGAggKey struct {
 	Aux2   uint32
 	Addr   [16]uint8
 	Netns  uint32
+	Pad    uint32
+	Cgroup uint64
 }
 
 type PGQueryEvent struct {

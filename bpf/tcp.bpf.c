@@ -59,6 +59,8 @@ struct retrans_key {
 	__u16 local_port; /* host byte order */
 	__u16 pad;        /* always zero */
 	__u32 netns;      /* network namespace inode, 0 unknown */
+	__u32 pad2;       /* always zero */
+	__u64 cgroup;     /* cgroup id of the socket, 0 unknown */
 };
 
 struct {
@@ -76,7 +78,8 @@ struct tcp_tuple {
 	__u16 sport; /* host byte order */
 	__u16 dport; /* host byte order */
 	__u8 state;
-	__u32 netns; /* network namespace inode of the socket, 0 unknown */
+	__u32 netns;  /* network namespace inode of the socket, 0 unknown */
+	__u64 cgroup; /* cgroup (v2) id of the socket (tp_btf only), 0 unknown */
 };
 
 /* sk_netns returns the inode of the network namespace of sk, 0 if sk is
@@ -104,6 +107,7 @@ static __always_inline void count_retransmit(const struct tcp_tuple *t)
 	key.peer_port = t->dport;
 	key.local_port = t->sport;
 	key.netns = t->netns;
+	key.cgroup = t->cgroup;
 
 	n = bpf_map_lookup_elem(&tcp_retransmits, &key);
 	if (n) {
@@ -161,6 +165,10 @@ static __always_inline void read_sock_tuple(const struct sock *sk, struct tcp_tu
 	t->sport = c->skc_num;
 	t->dport = bpf_ntohs(c->skc_dport);
 	t->netns = c->skc_net.net->ns.inum;
+	/* The cgroup the socket was created in; an accepted socket has its
+	 * listener's. */
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup) && sk->sk_cgrp_data.cgroup)
+		t->cgroup = sk->sk_cgrp_data.cgroup->kn->id;
 	if (t->family == AF_INET) {
 		*(__be32 *)t->saddr = c->skc_rcv_saddr;
 		*(__be32 *)t->daddr = c->skc_daddr;
@@ -300,6 +308,7 @@ static __always_inline void peer_key(struct agg_key *k, __u16 signal, const stru
 	k->aux = t->dport;
 	__builtin_memcpy(k->addr, t->daddr, sizeof(k->addr));
 	k->netns = t->netns;
+	k->cgroup = t->cgroup;
 }
 
 static __always_inline void emit_sock_event(__u8 kind, const struct tcp_tuple *t)

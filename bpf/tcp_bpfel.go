@@ -28,6 +28,8 @@ type TCPAggKey struct {
 	Aux2   uint32
 	Addr   [16]uint8
 	Netns  uint32
+	Pad    uint32
+	Cgroup uint64
 }
 
 type TCPRetransKey struct {
@@ -38,6 +40,8 @@ type TCPRetransKey struct {
 	LocalPort uint16
 	Pad       uint16
 	Netns     uint32
+	Pad2      uint32
+	Cgroup    uint64
 }
 
 type TCPSockEvent struct {

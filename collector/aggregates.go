@@ -34,6 +34,7 @@ type aggSeries struct {
 	aux, aux2      uint32
 	addr           [16]byte
 	netns          uint32
+	cgroup         uint64
 }
 
 // labelNamer names what the kernel keys by number.
@@ -45,6 +46,9 @@ type labelNamer interface {
 	// cgroup is the control group of a database instance ("" if none
 	// besides the root): a container's or a service's.
 	cgroup(id uint32) string
+	// cgroupPath names a cgroup id of hierarchy h ("" for the root or
+	// an unknown id).
+	cgroupPath(h cgroupHierarchy, id uint64) string
 }
 
 // readAggregates reads every value of the aggregates map.
@@ -109,7 +113,7 @@ func aggregateSeries(deltas map[bpf.TCPAggKey]uint64, names labelNamer, maxPerSi
 	}
 	bySeries := make(map[aggSeries]*parts)
 	for k, n := range deltas {
-		s := aggSeries{signal: k.Signal, family: k.Family, aux: k.Aux, aux2: k.Aux2, addr: k.Addr, netns: k.Netns}
+		s := aggSeries{signal: k.Signal, family: k.Family, aux: k.Aux, aux2: k.Aux2, addr: k.Addr, netns: k.Netns, cgroup: k.Cgroup}
 		p := bySeries[s]
 		if p == nil {
 			p = &parts{}
@@ -138,6 +142,9 @@ func aggregateSeries(deltas map[bpf.TCPAggKey]uint64, names labelNamer, maxPerSi
 		}
 		if v, ok := netnsLabel(s.netns, hostNS); ok && isTCP(s.signal) {
 			labels = addLabel(labels, wire.Label{Name: "netns", Value: v})
+		}
+		if cg := cgroupLabel(s, names); cg != "" {
+			labels = addLabel(labels, wire.Label{Name: "cgroup", Value: cg})
 		}
 		one := wire.Series{Signal: name, Labels: labels}
 		if isHistogram(s.signal) {
@@ -208,9 +215,11 @@ func merge(bySignal map[string]map[string]*aggregated, a *aggregated) {
 	}
 }
 
-// overflowLabels replaces the values of the unbounded labels.
+// overflowLabels replaces the values of the unbounded labels, and drops
+// the cgroup, which some series of a signal lack: the overflow is one
+// series whatever the cgroups.
 func overflowLabels(ls []wire.Label) []wire.Label {
-	out := slices.Clone(ls)
+	out := slices.DeleteFunc(slices.Clone(ls), func(l wire.Label) bool { return l.Name == "cgroup" })
 	for i := range out {
 		switch out[i].Name {
 		case "peer", "device", "instance", "local_port":
@@ -310,6 +319,19 @@ func describe(s aggSeries, names labelNamer) (string, []wire.Label, bool) {
 		return signalDBQuery, labels, true
 	}
 	return "", nil, false
+}
+
+// cgroupLabel names the cgroup of a TCP series (the socket's) or a disk
+// series (the cgroup the I/O is charged to); "" for none. A database
+// series has its instance's cgroup from describe.
+func cgroupLabel(s aggSeries, names labelNamer) string {
+	switch {
+	case isTCP(s.signal):
+		return names.cgroupPath(cgroupSockets, s.cgroup)
+	case s.signal == bpf.AggDiskIOSeconds:
+		return names.cgroupPath(cgroupIO, s.cgroup)
+	}
+	return ""
 }
 
 func diskOpName(op uint32) string {

@@ -23,6 +23,16 @@ func (fakeNames) cgroup(id uint32) string {
 	return ""
 }
 
+func (fakeNames) cgroupPath(h cgroupHierarchy, id uint64) string {
+	switch {
+	case id == 0:
+		return ""
+	case h == cgroupIO:
+		return fmt.Sprintf("/io/%d", id)
+	}
+	return fmt.Sprintf("/cg/%d", id)
+}
+
 func v4(a, b, c, d byte) [16]byte { return [16]byte{a, b, c, d} }
 
 func TestAggregateSeriesHistogramAndCounters(t *testing.T) {
@@ -142,5 +152,34 @@ func TestAddHotAggregates(t *testing.T) {
 		if cur[k] != v {
 			t.Errorf("bucket %d: %d, want %d", k.Bucket, cur[k], v)
 		}
+	}
+}
+
+// TestAggregateSeriesCgroup labels TCP series with the socket's cgroup and
+// disk series with the I/O's, keeps them apart from the root's, and merges
+// them into "other" beyond the series limit.
+func TestAggregateSeriesCgroup(t *testing.T) {
+	rtt := bpf.TCPAggKey{Signal: bpf.AggTCPRTTSeconds, Family: afInet, Addr: v4(10, 0, 0, 1), Bucket: 100}
+	inCgroup := rtt
+	inCgroup.Cgroup = 5
+	disk := bpf.TCPAggKey{Signal: bpf.AggDiskIOSeconds, Aux: 8 << 20, Aux2: bpf.DiskOpWrite, Bucket: 100, Cgroup: 9}
+	deltas := map[bpf.TCPAggKey]uint64{rtt: 1, inCgroup: 2, disk: 3}
+	got, _ := aggregateSeries(deltas, fakeNames{}, 10, 0)
+	var keys []string
+	for _, s := range got {
+		keys = append(keys, s.Signal+"{"+labelString(s.Labels)+"}")
+	}
+	want := []string{
+		"disk_io_seconds{cgroup=/io/9,device=dev8388608,op=write,}",
+		"tcp_rtt_seconds{cgroup=/cg/5,peer=10.0.0.1,}",
+		"tcp_rtt_seconds{peer=10.0.0.1,}",
+	}
+	if fmt.Sprint(keys) != fmt.Sprint(want) {
+		t.Errorf("series %v, want %v", keys, want)
+	}
+	// A limit of one RTT series: both merge into one "other" series.
+	got, dropped := aggregateSeries(map[bpf.TCPAggKey]uint64{rtt: 1, inCgroup: 2}, fakeNames{}, 1, 0)
+	if len(got) != 1 || got[0].Label("peer") != overflowValue || got[0].Label("cgroup") != "" || got[0].Hist.Count != 3 || dropped[signalRTT] != 2 {
+		t.Errorf("over the limit: %+v, dropped %v", got, dropped)
 	}
 }

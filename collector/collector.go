@@ -202,7 +202,7 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 		budget:         eventBudget{max: cfg.MaxEventsPerInterval},
 		objects:        append(objs, mysqlObject(cfg.SlowQueryThreshold)),
 		pgProbes:       pgProbes,
-		names:          names{devices: &deviceNames{sysfs: "/sys"}, instances: &instanceNames{}},
+		names:          names{devices: &deviceNames{sysfs: "/sys"}, instances: &instanceNames{}, cgroups: newCgroupNames("/proc/self/mountinfo")},
 		samplesSubject: wire.SamplesSubject(cfg.Cluster, cfg.Host),
 		eventsSubject:  wire.EventsSubject(cfg.Cluster, cfg.Host),
 		started:        make(chan struct{}),
@@ -410,7 +410,7 @@ func (c *Collector) readRetransmits(p *probes, tracker *deltaTracker[bpf.TCPRetr
 		c.logger.Warn("cannot read retransmit counters this interval", "err", err)
 		return nil
 	}
-	return retransmitSeries(tracker.update(cur), c.hostNetNS)
+	return retransmitSeries(tracker.update(cur), c.hostNetNS, c.names)
 }
 
 // readAggregates returns the series of the aggregates maps (counters and

@@ -13,11 +13,15 @@ import (
 type names struct {
 	devices   *deviceNames
 	instances *instanceNames
+	cgroups   *cgroupNames // nil: no cgroup labels on TCP and disk signals
 }
 
 func (n names) device(dev uint32) string  { return n.devices.name(dev) }
 func (n names) instance(id uint32) string { return n.instances.name(id) }
 func (n names) cgroup(id uint32) string   { return n.instances.cgroupOf(id) }
+func (n names) cgroupPath(h cgroupHierarchy, id uint64) string {
+	return n.cgroups.name(h, id)
+}
 
 // instanceNames maps the instance ids the kernel keys database samples by
 // (the postmaster's pid for PostgreSQL) to instance labels such as

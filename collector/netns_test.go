@@ -30,7 +30,7 @@ func TestNetNSLabel(t *testing.T) {
 		{Peer: peer, Family: afInet, PeerPort: 80, LocalPort: 5000, Netns: 7}:  1,
 		{Peer: peer, Family: afInet, PeerPort: 80, LocalPort: 5000, Netns: 99}: 2,
 	}
-	got := retransmitSeries(deltas, 7)
+	got := retransmitSeries(deltas, 7, fakeNames{})
 	if len(got) != 2 {
 		t.Fatalf("series %+v", got)
 	}

@@ -117,20 +117,25 @@ func endpoint(family uint16, b [16]byte, port uint16) string {
 // (peer, local port), sorted, labels sorted by name. Keys that name the
 // same peer (IPv4 and IPv4-mapped) are added up.
 // A key of a network namespace other than hostNS is labelled netns.
-func retransmitSeries(deltas map[bpf.TCPRetransKey]uint64, hostNS uint32) []wire.Series {
-	type labels struct{ peer, localPort, netns string }
+func retransmitSeries(deltas map[bpf.TCPRetransKey]uint64, hostNS uint32, names labelNamer) []wire.Series {
+	type labels struct{ peer, localPort, netns, cgroup string }
 	sums := make(map[labels]uint64, len(deltas))
 	for k, n := range deltas {
 		l := labels{
 			peer:      endpoint(k.Family, k.Peer, k.PeerPort),
 			localPort: strconv.Itoa(int(k.LocalPort)),
+			cgroup:    names.cgroupPath(cgroupSockets, k.Cgroup),
 		}
 		l.netns, _ = netnsLabel(k.Netns, hostNS)
 		sums[l] += n
 	}
 	out := make([]wire.Series, 0, len(sums))
 	for l, n := range sums {
-		ls := []wire.Label{{Name: "local_port", Value: l.localPort}}
+		var ls []wire.Label
+		if l.cgroup != "" {
+			ls = append(ls, wire.Label{Name: "cgroup", Value: l.cgroup})
+		}
+		ls = append(ls, wire.Label{Name: "local_port", Value: l.localPort})
 		if l.netns != "" {
 			ls = append(ls, wire.Label{Name: "netns", Value: l.netns})
 		}
@@ -147,6 +152,7 @@ func retransmitSeries(deltas map[bpf.TCPRetransKey]uint64, hostNS uint32) []wire
 			cmp.Compare(a.Label("peer"), b.Label("peer")),
 			cmp.Compare(a.Label("local_port"), b.Label("local_port")),
 			cmp.Compare(a.Label("netns"), b.Label("netns")),
+			cmp.Compare(a.Label("cgroup"), b.Label("cgroup")),
 		)
 	})
 	return out

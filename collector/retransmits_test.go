@@ -76,7 +76,7 @@ func TestRetransmitSeries(t *testing.T) {
 		key(afInet6, "::1", 5432, 40001):              1,
 		key(afInet, "10.0.0.9", 6432, 5432):           4,
 	}
-	got := retransmitSeries(deltas, 0)
+	got := retransmitSeries(deltas, 0, fakeNames{})
 	want := []wire.Series{
 		{Signal: "tcp_retransmits_total", Kind: wire.KindCounter, Value: 4, Labels: []wire.Label{{Name: "local_port", Value: "5432"}, {Name: "peer", Value: "10.0.0.9:6432"}}},
 		{Signal: "tcp_retransmits_total", Kind: wire.KindCounter, Value: 5, Labels: []wire.Label{{Name: "local_port", Value: "40000"}, {Name: "peer", Value: "127.0.0.1:5432"}}},
@@ -85,7 +85,7 @@ func TestRetransmitSeries(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", got, want)
 	}
-	if s := retransmitSeries(nil, 0); len(s) != 0 {
+	if s := retransmitSeries(nil, 0, fakeNames{}); len(s) != 0 {
 		t.Fatalf("no deltas: %v", s)
 	}
 }

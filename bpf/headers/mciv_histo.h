@@ -56,6 +56,8 @@ struct agg_key {
 	__u32 aux2;    /* local port, op, protocol: see enum agg_signal */
 	__u8 addr[16]; /* peer address, network byte order; IPv4 in [0:4] */
 	__u32 netns;   /* TCP signals: network namespace inode, 0 unknown */
+	__u32 pad;     /* always zero */
+	__u64 cgroup;  /* TCP and disk signals: cgroup id of the socket or I/O, 0 unknown */
 };
 
 struct {

@@ -104,9 +104,31 @@ struct sock_common {
 	possible_net_t skc_net; /* network namespace */
 } __attribute__((preserve_access_index));
 
+/* ---- control groups --------------------------------------------------- */
+
+/* A cgroup's id is the inode number of its directory in the cgroup file
+ * system (include/linux/kernfs.h: 64 bits since Linux 5.5). */
+struct kernfs_node {
+	__u64 id;
+} __attribute__((preserve_access_index));
+
+struct cgroup {
+	struct kernfs_node *kn;
+} __attribute__((preserve_access_index));
+
+struct cgroup_subsys_state {
+	struct cgroup *cgroup;
+} __attribute__((preserve_access_index));
+
+/* The cgroup (v2) a socket was created in (include/linux/cgroup-defs.h). */
+struct sock_cgroup_data {
+	struct cgroup *cgroup;
+} __attribute__((preserve_access_index));
+
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol;
+	struct sock_cgroup_data sk_cgrp_data;
 } __attribute__((preserve_access_index));
 
 /* TCP state of a socket (include/linux/tcp.h). */
@@ -134,9 +156,24 @@ struct request_queue {
 	struct gendisk *disk;
 } __attribute__((preserve_access_index));
 
+/* The io controller's state of a cgroup (block/blk-cgroup.h). */
+struct blkcg {
+	struct cgroup_subsys_state css;
+} __attribute__((preserve_access_index));
+
+struct blkcg_gq {
+	struct blkcg *blkcg;
+} __attribute__((preserve_access_index));
+
+/* A block I/O: the cgroup it is charged to (CONFIG_BLK_CGROUP). */
+struct bio {
+	struct blkcg_gq *bi_blkg;
+} __attribute__((preserve_access_index));
+
 struct request {
 	struct request_queue *q;
 	__u32 cmd_flags; /* blk_opf_t: the low 8 bits are the operation */
+	struct bio *bio;
 } __attribute__((preserve_access_index));
 
 /* Block operations (include/linux/blk_types.h, enum req_op). */
