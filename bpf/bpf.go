@@ -20,7 +20,7 @@ package bpf
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel -type sock_event -type agg_key -type agg_hist TCP tcp.bpf.c -- -I./headers -Wall -Werror
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel Disk disk.bpf.c -- -I./headers -Wall -Werror
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel -type query_event PG pg.bpf.c -- -I./headers -Wall -Werror
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel -type db_listener_key -type db_listener -type db_hist_row DBSock dbsock.bpf.c -- -I./headers -Wall -Werror
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel -type db_listener_key -type db_listener -type db_hist_row -type db_unix_key DBSock dbsock.bpf.c -- -I./headers -Wall -Werror
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel MySQL mysql.bpf.c -- -I./headers -Wall -Werror
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel HistoTest histo_test.bpf.c -- -I./headers -Wall -Werror
 

@@ -9,8 +9,10 @@
  * receive to the server's next send (the first byte of the answer). The
  * kernel's sock:sock_recv_length and sock:sock_send_length tracepoints
  * fire inside every recv/send on every socket; a socket is a database's
- * when its local port and network namespace are in db_listeners, which
- * the collector fills from the servers it discovers.
+ * when its local port and network namespace are in db_listeners, or (a
+ * Unix socket, tp_btf only) when the file it is bound to is in
+ * db_unix_listeners: the collector fills both from the servers it
+ * discovers.
  *
  * This costs two tracepoint hits per query, where the USDT probes of
  * pg.bpf.c cost two or more uprobe traps (each a breakpoint exception
@@ -89,9 +91,25 @@ struct {
 	__type(value, struct db_listener);
 } db_listeners SEC(".maps");
 
+/* A server's listening Unix socket: the file it is bound to. */
+struct db_unix_key {
+	__u64 ino; /* inode number of the socket file */
+	__u32 dev; /* its file system's device, kernel dev_t */
+	__u32 pad; /* always zero */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct db_unix_key);
+	__type(value, struct db_listener);
+} db_unix_listeners SEC(".maps");
+
 /* Every port in db_listeners, whatever the namespace, as a bitmap: one
  * inlined array load turns away the sockets of every other program, before
- * any hash lookup. Bit p%64 of element p/64 is port p. */
+ * any hash lookup. Bit p%64 of element p/64 is port p. Bit 0 (no TCP
+ * socket has port 0) says that db_unix_listeners is not empty: Unix
+ * sockets, whose port is 0, are looked at only then. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1024);
@@ -204,6 +222,7 @@ static __always_inline void db_observe(const struct db_sock *s, __u64 d)
 const struct db_listener_key *unused_db_listener_key __attribute__((unused));
 const struct db_listener *unused_db_listener __attribute__((unused));
 const struct db_hist_row *unused_db_hist_row __attribute__((unused));
+const struct db_unix_key *unused_db_unix_key __attribute__((unused));
 
 /* request_protocol tells the protocol from a request's first byte. */
 static __always_inline __u8 request_protocol(__u64 buf)
@@ -258,6 +277,36 @@ static __always_inline int inet_tcp(const struct sock *sk)
 	return (family == AF_INET || family == AF_INET6) && sk->sk_protocol == IPPROTO_TCP;
 }
 
+/* unix_db_sock returns the state of Unix socket sk, made now: a server's
+ * connection when the file it is bound to is a listener's of
+ * db_unix_listeners, else a state that ignores it from now on (so that
+ * the next receive costs one storage lookup, not this one). tp_btf only. */
+static __always_inline struct db_sock *unix_db_sock(const struct sock *sk)
+{
+	struct db_unix_key k = {};
+	struct db_sock fresh = {.state = DB_SOCK_IGNORED, .slot = DB_NO_SLOT};
+	struct db_listener *l = 0;
+	struct unix_sock *u = bpf_skc_to_unix_sock((void *)sk);
+	struct dentry *d;
+
+	if (!u)
+		return 0;
+	d = u->path.dentry;
+	if (d && d->d_inode) {
+		k.ino = d->d_inode->i_ino;
+		k.dev = d->d_inode->i_sb->s_dev;
+		l = bpf_map_lookup_elem(&db_unix_listeners, &k);
+	}
+	if (l) {
+		fresh.state = DB_SOCK_NEW;
+		fresh.instance = l->instance;
+		fresh.slot = l->slot < DB_HIST_INSTANCES ? l->slot : DB_NO_SLOT;
+		fresh.ready_addr = l->ready_addr;
+		fresh.ignore_addr = l->ignore_addr;
+	}
+	return bpf_sk_storage_get(&db_sock_storage, (void *)sk, &fresh, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
 /* db_sock_of returns the state of database socket sk (whose local port
  * is one of db_ports); with create, it makes one for a socket of a known
  * server. */
@@ -274,6 +323,8 @@ static __always_inline struct db_sock *db_sock_of(const struct sock *sk, __u16 p
 		s = bpf_map_lookup_elem(&db_socks, &key);
 	if (s || !create)
 		return s;
+	if (btf && sk->__sk_common.skc_family == AF_UNIX)
+		return unix_db_sock(sk);
 	if (btf && !inet_tcp(sk)) /* the classic tracepoint checked its record */
 		return 0;
 	lk.port = port;

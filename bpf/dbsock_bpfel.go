@@ -65,6 +65,13 @@ type DBSockDbSock struct {
 	Slot       uint16
 }
 
+type DBSockDbUnixKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type DBSockSockEvent struct {
 	_      structs.HostLayout
 	Kind   uint8
@@ -89,6 +96,7 @@ const (
 	DBSockMapDbPorts             = "db_ports"
 	DBSockMapDbSockStorage       = "db_sock_storage"
 	DBSockMapDbSocks             = "db_socks"
+	DBSockMapDbUnixListeners     = "db_unix_listeners"
 	DBSockMapEvents              = "events"
 	DBSockMapEventsDropped       = "events_dropped"
 	DBSockMapHotAggregates       = "hot_aggregates"
@@ -104,6 +112,7 @@ const (
 	DBSockVarUnusedDbHistRow     = "unused_db_hist_row"
 	DBSockVarUnusedDbListener    = "unused_db_listener"
 	DBSockVarUnusedDbListenerKey = "unused_db_listener_key"
+	DBSockVarUnusedDbUnixKey     = "unused_db_unix_key"
 	DBSockVarUnusedQueryEvent    = "unused_query_event"
 )
 
@@ -159,15 +168,16 @@ type DBSockProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DBSockMapSpecs struct {
-	Aggregates    *ebpf.MapSpec `ebpf:"aggregates"`
-	DbHist        *ebpf.MapSpec `ebpf:"db_hist"`
-	DbListeners   *ebpf.MapSpec `ebpf:"db_listeners"`
-	DbPorts       *ebpf.MapSpec `ebpf:"db_ports"`
-	DbSockStorage *ebpf.MapSpec `ebpf:"db_sock_storage"`
-	DbSocks       *ebpf.MapSpec `ebpf:"db_socks"`
-	Events        *ebpf.MapSpec `ebpf:"events"`
-	EventsDropped *ebpf.MapSpec `ebpf:"events_dropped"`
-	HotAggregates *ebpf.MapSpec `ebpf:"hot_aggregates"`
+	Aggregates      *ebpf.MapSpec `ebpf:"aggregates"`
+	DbHist          *ebpf.MapSpec `ebpf:"db_hist"`
+	DbListeners     *ebpf.MapSpec `ebpf:"db_listeners"`
+	DbPorts         *ebpf.MapSpec `ebpf:"db_ports"`
+	DbSockStorage   *ebpf.MapSpec `ebpf:"db_sock_storage"`
+	DbSocks         *ebpf.MapSpec `ebpf:"db_socks"`
+	DbUnixListeners *ebpf.MapSpec `ebpf:"db_unix_listeners"`
+	Events          *ebpf.MapSpec `ebpf:"events"`
+	EventsDropped   *ebpf.MapSpec `ebpf:"events_dropped"`
+	HotAggregates   *ebpf.MapSpec `ebpf:"hot_aggregates"`
 }
 
 // DBSockVariableSpecs contains global variables before they are loaded into the kernel.
@@ -182,6 +192,7 @@ type DBSockVariableSpecs struct {
 	UnusedDbHistRow     *ebpf.VariableSpec `ebpf:"unused_db_hist_row"`
 	UnusedDbListener    *ebpf.VariableSpec `ebpf:"unused_db_listener"`
 	UnusedDbListenerKey *ebpf.VariableSpec `ebpf:"unused_db_listener_key"`
+	UnusedDbUnixKey     *ebpf.VariableSpec `ebpf:"unused_db_unix_key"`
 	UnusedQueryEvent    *ebpf.VariableSpec `ebpf:"unused_query_event"`
 }
 
@@ -205,15 +216,16 @@ func (o *DBSockObjects) Close() error {
 //
 // It can be passed to LoadDBSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DBSockMaps struct {
-	Aggregates    *ebpf.Map `ebpf:"aggregates"`
-	DbHist        *ebpf.Map `ebpf:"db_hist"`
-	DbListeners   *ebpf.Map `ebpf:"db_listeners"`
-	DbPorts       *ebpf.Map `ebpf:"db_ports"`
-	DbSockStorage *ebpf.Map `ebpf:"db_sock_storage"`
-	DbSocks       *ebpf.Map `ebpf:"db_socks"`
-	Events        *ebpf.Map `ebpf:"events"`
-	EventsDropped *ebpf.Map `ebpf:"events_dropped"`
-	HotAggregates *ebpf.Map `ebpf:"hot_aggregates"`
+	Aggregates      *ebpf.Map `ebpf:"aggregates"`
+	DbHist          *ebpf.Map `ebpf:"db_hist"`
+	DbListeners     *ebpf.Map `ebpf:"db_listeners"`
+	DbPorts         *ebpf.Map `ebpf:"db_ports"`
+	DbSockStorage   *ebpf.Map `ebpf:"db_sock_storage"`
+	DbSocks         *ebpf.Map `ebpf:"db_socks"`
+	DbUnixListeners *ebpf.Map `ebpf:"db_unix_listeners"`
+	Events          *ebpf.Map `ebpf:"events"`
+	EventsDropped   *ebpf.Map `ebpf:"events_dropped"`
+	HotAggregates   *ebpf.Map `ebpf:"hot_aggregates"`
 }
 
 func (m *DBSockMaps) Close() error {
@@ -224,6 +236,7 @@ func (m *DBSockMaps) Close() error {
 		m.DbPorts,
 		m.DbSockStorage,
 		m.DbSocks,
+		m.DbUnixListeners,
 		m.Events,
 		m.EventsDropped,
 		m.HotAggregates,
@@ -242,6 +255,7 @@ type DBSockVariables struct {
 	UnusedDbHistRow     *ebpf.Variable `ebpf:"unused_db_hist_row"`
 	UnusedDbListener    *ebpf.Variable `ebpf:"unused_db_listener"`
 	UnusedDbListenerKey *ebpf.Variable `ebpf:"unused_db_listener_key"`
+	UnusedDbUnixKey     *ebpf.Variable `ebpf:"unused_db_unix_key"`
 	UnusedQueryEvent    *ebpf.Variable `ebpf:"unused_query_event"`
 }
 

@@ -233,7 +233,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var dbs dbAttachers
 	if m := p.maps[bpf.DBSockMapDbListeners]; m != nil && c.hookAttached("sock_recv_length") && c.hookAttached("sock_send_length") {
-		dbs.pgSock = newDBListeners(m, p.maps[bpf.DBSockMapDbPorts], p.maps[bpf.DBSockMapDbHist])
+		dbs.pgSock = newDBListeners(dbListenerMaps{tcp: m, unix: p.maps[bpf.DBSockMapDbUnixListeners], ports: p.maps[bpf.DBSockMapDbPorts], hist: p.maps[bpf.DBSockMapDbHist]})
 	}
 	if _, ok := p.specs[bpf.PGProgPgQueryStart]; ok && dbs.pgSock == nil {
 		if c.cfg.PostgresProbes == PostgresProbesSocket {

@@ -199,19 +199,32 @@ const (
 // for concurrent use.
 type dbListeners struct {
 	m     *ebpf.Map
+	unix  *ebpf.Map // db_unix_listeners; nil: Unix sockets not measured
 	ports *ebpf.Map
 	hist  *ebpf.Map // db_hist; nil: every server's latency in hot_aggregates
 
-	mu    sync.Mutex
-	have  map[bpf.DBSockDbListenerKey]bpf.DBSockDbListener
-	words [1024]uint64                 // the port bitmap as written
-	vars  map[int]bpf.DBSockDbListener // by server pid: its variables, read once
-	slots [dbHistInstances]int         // the pid each slot of db_hist is for, 0 free
-	used  [dbHistInstances]bool        // the slot held counts once: zero it before reuse
+	mu       sync.Mutex
+	have     map[bpf.DBSockDbListenerKey]bpf.DBSockDbListener
+	haveUnix map[bpf.DBSockDbUnixKey]bpf.DBSockDbListener
+	words    [1024]uint64                 // the port bitmap as written
+	vars     map[int]bpf.DBSockDbListener // by server pid: its variables, read once
+	slots    [dbHistInstances]int         // the pid each slot of db_hist is for, 0 free
+	used     [dbHistInstances]bool        // the slot held counts once: zero it before reuse
 }
 
-func newDBListeners(m, ports, hist *ebpf.Map) *dbListeners {
-	return &dbListeners{m: m, ports: ports, hist: hist, have: map[bpf.DBSockDbListenerKey]bpf.DBSockDbListener{}, vars: map[int]bpf.DBSockDbListener{}}
+// dbListenerMaps are the kernel maps dbListeners keeps; unix and hist may
+// be nil.
+type dbListenerMaps struct {
+	tcp, unix, ports, hist *ebpf.Map
+}
+
+func newDBListeners(m dbListenerMaps) *dbListeners {
+	return &dbListeners{
+		m: m.tcp, unix: m.unix, ports: m.ports, hist: m.hist,
+		have:     map[bpf.DBSockDbListenerKey]bpf.DBSockDbListener{},
+		haveUnix: map[bpf.DBSockDbUnixKey]bpf.DBSockDbListener{},
+		vars:     map[int]bpf.DBSockDbListener{},
+	}
 }
 
 // takeSlot gives pid a free slot of db_hist, zeroed, or returns dbNoSlot
@@ -280,6 +293,7 @@ func (l *dbListeners) addHistograms(cur map[bpf.TCPAggKey]uint64) error {
 type pgServer struct {
 	pid, port int
 	netns     uint32
+	unix      []bpf.DBSockDbUnixKey // the files of its Unix sockets
 }
 
 // syncPostgres makes the map hold exactly the servers given (read under
@@ -291,6 +305,7 @@ func (l *dbListeners) syncPostgres(procRoot string, servers []pgServer) []error 
 	defer l.mu.Unlock()
 	var errs []error
 	want := make(map[bpf.DBSockDbListenerKey]bpf.DBSockDbListener, len(servers))
+	wantUnix := make(map[bpf.DBSockDbUnixKey]bpf.DBSockDbListener)
 	live := make(map[int]bool, len(servers))
 	for _, s := range servers {
 		live[s.pid] = true
@@ -321,27 +336,41 @@ func (l *dbListeners) syncPostgres(procRoot string, servers []pgServer) []error 
 			l.vars[s.pid] = v
 		}
 		want[bpf.DBSockDbListenerKey{Netns: s.netns, Port: uint16(s.port)}] = v
+		for _, k := range s.unix {
+			wantUnix[k] = v
+		}
 	}
-	for k := range l.have {
+	errs = append(errs, syncMap(l.m, l.have, want)...)
+	if l.unix != nil {
+		errs = append(errs, syncMap(l.unix, l.haveUnix, wantUnix)...)
+	}
+	return append(errs, l.syncPorts()...)
+}
+
+// syncMap makes the kernel map m, whose contents are have, hold exactly
+// want, and keeps have up to date.
+func syncMap[K comparable, V comparable](m *ebpf.Map, have, want map[K]V) []error {
+	var errs []error
+	for k := range have {
 		if _, ok := want[k]; !ok {
-			if err := l.m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				errs = append(errs, fmt.Errorf("forget listener %d/%d: %w", k.Netns, k.Port, err))
+			if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, fmt.Errorf("forget listener %+v: %w", k, err))
 				continue
 			}
-			delete(l.have, k)
+			delete(have, k)
 		}
 	}
 	for k, v := range want {
-		if old, ok := l.have[k]; ok && old == v {
+		if old, ok := have[k]; ok && old == v {
 			continue
 		}
-		if err := l.m.Put(k, v); err != nil {
-			errs = append(errs, fmt.Errorf("add listener %d/%d: %w", k.Netns, k.Port, err))
+		if err := m.Put(k, v); err != nil {
+			errs = append(errs, fmt.Errorf("add listener %+v: %w", k, err))
 			continue
 		}
-		l.have[k] = v
+		have[k] = v
 	}
-	return append(errs, l.syncPorts()...)
+	return errs
 }
 
 // syncPorts writes the words of the port bitmap that changed.
@@ -349,6 +378,9 @@ func (l *dbListeners) syncPorts() []error {
 	var words [1024]uint64
 	for k := range l.have {
 		words[k.Port/64] |= 1 << (k.Port % 64)
+	}
+	if len(l.haveUnix) > 0 {
+		words[0] |= 1 // port 0: some server listens on a Unix socket
 	}
 	var errs []error
 	for i, w := range words {

@@ -104,9 +104,15 @@ func TestDBListenersSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ports.Close()
-	l := newDBListeners(listeners, ports, nil)
+	unixListeners, err := ebpf.NewMap(spec.Maps[bpf.DBSockMapDbUnixListeners])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unixListeners.Close()
+	l := newDBListeners(dbListenerMaps{tcp: listeners, unix: unixListeners, ports: ports})
 	self := os.Getpid() // a Go binary: no PostgreSQL variables, so no addresses
-	servers := []pgServer{{pid: self, port: 5432, netns: 42}, {pid: self, port: 6543, netns: 43}}
+	sock := bpf.DBSockDbUnixKey{Ino: 1234, Dev: 8 << 20}
+	servers := []pgServer{{pid: self, port: 5432, netns: 42}, {pid: self, port: 6543, netns: 43, unix: []bpf.DBSockDbUnixKey{sock}}}
 	for _, err := range l.syncPostgres("/proc", servers) {
 		t.Log(err) // expected: none, the symbols are simply absent
 	}
@@ -124,8 +130,11 @@ func TestDBListenersSync(t *testing.T) {
 		}
 		return w>>(port%64)&1 == 1
 	}
-	if !bit(5432) || !bit(6543) || bit(5433) {
-		t.Errorf("port bits: 5432 %v, 6543 %v, 5433 %v", bit(5432), bit(6543), bit(5433))
+	if !bit(5432) || !bit(6543) || bit(5433) || !bit(0) {
+		t.Errorf("port bits: 5432 %v, 6543 %v, 5433 %v, 0 (Unix) %v", bit(5432), bit(6543), bit(5433), bit(0))
+	}
+	if err := unixListeners.Lookup(sock, &v); err != nil || v.Instance != uint32(self) {
+		t.Errorf("Unix listener: %+v %v", v, err)
 	}
 	if errs := l.syncPostgres("/proc", servers[:1]); len(errs) != 0 {
 		t.Fatal(errs)
@@ -133,8 +142,11 @@ func TestDBListenersSync(t *testing.T) {
 	if err := listeners.Lookup(bpf.DBSockDbListenerKey{Netns: 43, Port: 6543}, &v); err == nil {
 		t.Error("listener 43/6543 still there after its server went")
 	}
-	if bit(6543) || !bit(5432) {
-		t.Errorf("port bits after removal: 6543 %v, 5432 %v", bit(6543), bit(5432))
+	if bit(6543) || !bit(5432) || bit(0) {
+		t.Errorf("port bits after removal: 6543 %v, 5432 %v, 0 (Unix) %v", bit(6543), bit(5432), bit(0))
+	}
+	if err := unixListeners.Lookup(sock, &v); err == nil {
+		t.Error("Unix listener still there after its server went")
 	}
 }
 
@@ -162,7 +174,7 @@ func TestDBHistSlots(t *testing.T) {
 		defer m.Close()
 		maps[name] = m
 	}
-	l := newDBListeners(maps[bpf.DBSockMapDbListeners], maps[bpf.DBSockMapDbPorts], maps[bpf.DBSockMapDbHist])
+	l := newDBListeners(dbListenerMaps{tcp: maps[bpf.DBSockMapDbListeners], ports: maps[bpf.DBSockMapDbPorts], hist: maps[bpf.DBSockMapDbHist]})
 	// Pids no process has: their variables cannot be read (errors
 	// expected), their listeners are added all the same.
 	const base = 1 << 22

@@ -269,7 +269,12 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 			}
 			c.names.instances.set(uint32(pid), pgInstance(port))
 			c.names.instances.setCgroup(uint32(pid), processCgroup(procRoot, pid))
-			servers = append(servers, pgServer{pid: pid, port: port, netns: ns})
+			srv := pgServer{pid: pid, port: port, netns: ns}
+			if d.pgSock != nil {
+				// Its Unix sockets' files; none read: TCP only.
+				srv.unix, _ = unixListeners(procRoot, pid)
+			}
+			servers = append(servers, srv)
 		}
 		if d.pgSock != nil {
 			for _, err := range d.pgSock.syncPostgres(procRoot, servers) {

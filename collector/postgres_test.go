@@ -47,6 +47,7 @@ func TestPostgresQueryLatency(t *testing.T) {
 		r.requireAttached(t, "sock_recv_length", "sock_send_length")
 		checkQueryLatency(t, pg, r)
 		checkOnlyQueriesCount(t, pg, r)
+		checkUnixSocket(t, pg, r)
 	})
 	t.Run("socket tracepoint", func(t *testing.T) {
 		// The classic-tracepoint fallback: no registers, so no protocol
@@ -209,5 +210,46 @@ func checkOnlyQueriesCount(t *testing.T, pg *pglab.Server, r *running) {
 	more := r.collect(t, 10*time.Second, func(map[string]*wire.Series) bool { batches++; return batches >= 3 })
 	if n := count(first) + count(more); n != 5 {
 		t.Errorf("%d requests measured for five queries on five connections and one replication connection, want 5", n)
+	}
+}
+
+// checkUnixSocket runs pg_sleep(0.05) through the server's Unix socket:
+// its latency must be measured like TCP's, a slow query reported with its
+// text, and the connections' setup exchanges left out.
+func checkUnixSocket(t *testing.T, pg *pglab.Server, r *running) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r.collect(t, 10*time.Second, func(map[string]*wire.Series) bool { return true }) // drain
+	u := pg.OverUnix()
+	const n = 10
+	if out, err := u.Pgbench(ctx, "SELECT pg_sleep(0.05);", n, pglab.Extended); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if _, err := u.Psql(ctx, "SELECT pg_sleep(0.12) WHERE 'unix' = 'unix'"); err != nil {
+		t.Fatal(err)
+	}
+	key := "db_query_seconds{instance=" + pg.Instance() + ",protocol=extended,}"
+	sum := r.collect(t, 20*time.Second, func(sum map[string]*wire.Series) bool {
+		return sum[key] != nil && sum[key].Hist.Count >= n
+	})
+	h := sum[key].Hist
+	if p50 := histo.Quantile(h, 0.5); math.Abs(p50-0.05)/0.05 > 0.05 || h.Count != n {
+		t.Errorf("over the Unix socket: count %d (want %d), p50 %.4f s (want 50 ms ± 5%%)", h.Count, n, p50)
+	}
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case e := <-r.events:
+			if e.Kind != eventKindSlowQuery || !strings.Contains(e.Text, "WHERE $") {
+				continue
+			}
+			t.Logf("slow query over the Unix socket: %+v", e)
+			if strings.Contains(e.Text, "unix") || e.Labels["protocol"] != "simple" || e.Value < 0.12 {
+				t.Errorf("slow query over the Unix socket: %+v", e)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no db_slow_query event for the query over the Unix socket")
+		}
 	}
 }

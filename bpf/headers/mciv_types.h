@@ -104,6 +104,33 @@ struct sock_common {
 	possible_net_t skc_net; /* network namespace */
 } __attribute__((preserve_access_index));
 
+/* ---- Unix sockets ---------------------------------------------------- */
+
+#define AF_UNIX 1
+
+struct super_block {
+	__u32 s_dev; /* the file system's device, kernel dev_t */
+} __attribute__((preserve_access_index));
+
+struct inode {
+	unsigned long i_ino;
+	struct super_block *i_sb;
+} __attribute__((preserve_access_index));
+
+struct dentry {
+	struct inode *d_inode;
+} __attribute__((preserve_access_index));
+
+struct path {
+	struct dentry *dentry;
+} __attribute__((preserve_access_index));
+
+/* A Unix socket (include/net/af_unix.h): the file it is bound to. A
+ * connection a server accepted shares its listener's path. */
+struct unix_sock {
+	struct path path;
+} __attribute__((preserve_access_index));
+
 /* ---- control groups --------------------------------------------------- */
 
 /* A cgroup's id is the inode number of its directory in the cgroup file

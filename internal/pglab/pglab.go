@@ -46,9 +46,21 @@ type Server struct {
 	// Binary is the postgres executable.
 	Binary string
 
-	root string // temporary directory holding Dir
+	root string // temporary directory holding Dir, and the Unix socket
+	host string // what psql and pgbench connect to: "" for 127.0.0.1
 	proc *labproc.Process
 	cred *syscall.Credential
+}
+
+// SocketDir is the directory of the server's Unix socket.
+func (s *Server) SocketDir() string { return s.root }
+
+// OverUnix returns a view of the server whose Psql and Pgbench connect
+// through its Unix socket instead of TCP. Stop the server, not the view.
+func (s *Server) OverUnix() *Server {
+	u := *s
+	u.host = s.root
+	return &u
 }
 
 // Start creates a cluster and starts a server on it, waiting until it
@@ -123,7 +135,11 @@ func (s *Server) Instance() string { return "postgres:" + strconv.Itoa(s.Port) }
 
 // connArgs are the psql/pgbench connection options.
 func (s *Server) connArgs() []string {
-	return []string{"-h", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-U", "postgres"}
+	host := s.host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return []string{"-h", host, "-p", strconv.Itoa(s.Port), "-U", "postgres"}
 }
 
 // Psql runs sql with psql -c (the simple query protocol) and returns its

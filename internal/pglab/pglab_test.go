@@ -3,6 +3,7 @@ package pglab
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,18 @@ func TestServerLifecycle(t *testing.T) {
 		if err != nil || !strings.Contains(out, "number of transactions actually processed: 5") {
 			t.Fatalf("pgbench %s: %v\n%s", p, err, out)
 		}
+	}
+	// The same through the Unix socket: the server sees no client
+	// address.
+	u := s.OverUnix()
+	if out, err := u.Psql(ctx, "SELECT coalesce(inet_client_addr()::text, 'unix')"); err != nil || out != "unix" {
+		t.Fatalf("psql over the Unix socket: %q %v", out, err)
+	}
+	if out, err := s.Psql(ctx, "SELECT inet_client_addr()"); err != nil || out != "127.0.0.1" {
+		t.Fatalf("psql over TCP after OverUnix: %q %v", out, err)
+	}
+	if _, err := os.Stat(s.SocketDir() + "/.s.PGSQL." + strconv.Itoa(s.Port)); err != nil {
+		t.Fatalf("socket file: %v", err)
 	}
 	if s.Instance() == "" || s.Pid() <= 0 {
 		t.Fatal("no instance or pid")
