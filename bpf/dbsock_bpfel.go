@@ -84,6 +84,7 @@ type DBSockSockEvent struct {
 	Daddr  [16]uint8
 	Netns  uint32
 	Pad    uint32
+	Cgroup uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -52,6 +52,7 @@ type MySQLSockEvent struct {
 	Daddr  [16]uint8
 	Netns  uint32
 	Pad    uint32
+	Cgroup uint64
 }
 
 // Names of all BPF objects in the ELF.

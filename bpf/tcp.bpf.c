@@ -139,6 +139,7 @@ static __always_inline void emit_retransmit(const struct tcp_tuple *t)
 	__builtin_memcpy(e->daddr, t->daddr, sizeof(e->daddr));
 	e->netns = t->netns;
 	e->pad = 0;
+	e->cgroup = t->cgroup;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -327,6 +328,7 @@ static __always_inline void emit_sock_event(__u8 kind, const struct tcp_tuple *t
 	__builtin_memcpy(e->daddr, t->daddr, sizeof(e->daddr));
 	e->netns = t->netns;
 	e->pad = 0;
+	e->cgroup = t->cgroup;
 	bpf_ringbuf_submit(e, 0);
 }
 

@@ -56,6 +56,7 @@ type TCPSockEvent struct {
 	Daddr  [16]uint8
 	Netns  uint32
 	Pad    uint32
+	Cgroup uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -211,14 +211,18 @@ func TestCgroupLabelsEndToEnd(t *testing.T) {
 		ioDir, ioName = testCgroup(t, ioRoot)
 		dirs = append(dirs, ioDir)
 	}
+	closed := freePort(t)
 	runInCgroups(t, fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d
 for i in $(seq 20); do echo ping >&3; read -r line <&3; done
 exec 3>&-
-dd if=/dev/zero of=%s bs=4096 count=32 oflag=direct,dsync status=none`, port, filepath.Join(dir, "data")), dirs...)
+(exec 4<>/dev/tcp/127.0.0.1/%d) 2>/dev/null
+dd if=/dev/zero of=%s bs=4096 count=32 oflag=direct,dsync status=none`, port, closed, filepath.Join(dir, "data")), dirs...)
 
 	peer := fmt.Sprintf("127.0.0.1:%d", port)
+	closedPeer := fmt.Sprintf("127.0.0.1:%d", closed)
 	want := []string{
 		"tcp_connect_seconds{cgroup=" + sockName + ",peer=" + peer + ",}",
+		"tcp_connect_errors_total{cgroup=" + sockName + ",peer=" + closedPeer + ",}",
 		"tcp_rtt_seconds{cgroup=" + sockName + ",peer=127.0.0.1,}",
 		"disk_io_seconds{cgroup=" + ioName + ",device=*,op=write,}",
 	}
@@ -232,10 +236,25 @@ dd if=/dev/zero of=%s bs=4096 count=32 oflag=direct,dsync status=none`, port, fi
 	})
 	for _, w := range want {
 		s := findSeries(sum, w)
-		if s.Hist == nil || s.Hist.Count < 1 {
-			t.Errorf("%s: %+v", w, s.Hist)
+		if (s.Hist == nil || s.Hist.Count < 1) && s.Value < 1 {
+			t.Errorf("%s: %+v", w, s)
 			continue
 		}
-		t.Logf("%s: count %d", w, s.Hist.Count)
+		t.Logf("%s: found", w)
+	}
+	// The reset the client received is an event with its cgroup.
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-r.events:
+			if e.Kind == eventKindReset && e.Labels["direction"] == "received" && e.Labels["peer"] == closedPeer {
+				if e.Labels["cgroup"] != sockName {
+					t.Errorf("reset event %+v, want cgroup %s", e, sockName)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no reset event for the client's connection to a closed port")
+		}
 	}
 }

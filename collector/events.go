@@ -168,8 +168,14 @@ func eventOf(raw []byte, cluster, host string, now time.Time, mono time.Duration
 		return nil, err
 	}
 	at := monoToWall(ev.TsNs, now, mono)
+	var e *wire.Event
 	if ev.Kind == bpf.EventTCPRetransmit {
-		return retransmitEvent(ev, cluster, host, at, hostNS), nil
+		e = retransmitEvent(ev, cluster, host, at, hostNS)
+	} else {
+		e = resetEvent(ev, cluster, host, at, hostNS)
 	}
-	return resetEvent(ev, cluster, host, at, hostNS), nil
+	if cg := names.cgroupPath(cgroupSockets, ev.Cgroup); cg != "" {
+		e.Labels["cgroup"] = cg
+	}
+	return e, nil
 }

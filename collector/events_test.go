@@ -155,7 +155,13 @@ func TestResetEvents(t *testing.T) {
 			t.Errorf("%s: %+v", want, e)
 		}
 	}
+	// A socket in a cgroup: its events carry the cgroup's name.
 	ev := sampleEvent()
+	ev.Cgroup = 5
+	if e, err := eventOf(encodeEvent(t, ev), "prod", "db-1", time.Unix(100, 0), 0, fakeNames{}, 0); err != nil || e.Labels["cgroup"] != "/cg/5" {
+		t.Errorf("event of a socket in cgroup 5: %+v %v", e, err)
+	}
+	ev = sampleEvent()
 	ev.Kind = 99
 	if _, err := eventOf(encodeEvent(t, ev), "prod", "db-1", time.Unix(100, 0), 0, names{}, 0); err == nil {
 		t.Error("unknown kind decoded")

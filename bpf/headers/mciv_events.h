@@ -41,6 +41,7 @@ struct sock_event {
 	__u8 daddr[16]; /* peer address */
 	__u32 netns;    /* network namespace inode of the socket, 0 unknown */
 	__u32 pad;      /* always zero */
+	__u64 cgroup;   /* cgroup (v2) id of the socket, 0 unknown */
 };
 
 struct {
