@@ -18,7 +18,9 @@ type deviceNames struct {
 }
 
 // name returns the device name of a kernel dev_t (major << 20 | minor),
-// e.g. "vda", or "MAJ:MIN" if sysfs does not know it.
+// e.g. "vda", or "MAJ:MIN" if sysfs does not know it. A partition (which
+// the classic block tracepoints report) is named by its disk, as the
+// tp_btf programs report it: one series per disk whatever the hooks.
 func (d *deviceNames) name(dev uint32) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -30,7 +32,14 @@ func (d *deviceNames) name(dev uint32) string {
 	}
 	major, minor := dev>>20, dev&(1<<20-1)
 	n := fmt.Sprintf("%d:%d", major, minor)
-	if name, err := devName(filepath.Join(d.sysfs, "dev", "block", n, "uevent")); err == nil && name != "" {
+	dir := filepath.Join(d.sysfs, "dev", "block", n)
+	if _, err := os.Stat(filepath.Join(dir, "partition")); err == nil {
+		// /sys/dev/block/MAJ:MIN links to .../<disk>/<partition>.
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = filepath.Dir(real)
+		}
+	}
+	if name, err := devName(filepath.Join(dir, "uevent")); err == nil && name != "" {
 		n = name
 	}
 	d.cache[dev] = n
