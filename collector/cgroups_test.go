@@ -14,10 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mciv/mciv/internal/testenv"
-	"github.com/mciv/mciv/internal/wire"
 )
 
 func inode(t *testing.T, path string) uint64 {
@@ -173,18 +170,7 @@ func TestCgroupLabelsEndToEnd(t *testing.T) {
 			t.Fatalf("enable the io controller: %v", err)
 		}
 	}
-	dir, err := os.MkdirTemp("/var/tmp", "mciv-cgroup-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Type == unix.TMPFS_MAGIC || st.Type == unix.OVERLAYFS_SUPER_MAGIC {
-		testenv.Missing(t, "/var/tmp is not on a block device")
-	}
+	dir := blockDeviceDir(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -226,14 +212,7 @@ dd if=/dev/zero of=%s bs=4096 count=32 oflag=direct,dsync status=none`, port, cl
 		"tcp_rtt_seconds{cgroup=" + sockName + ",peer=127.0.0.1,}",
 		"disk_io_seconds{cgroup=" + ioName + ",device=*,op=write,}",
 	}
-	sum := r.collect(t, 20*time.Second, func(sum map[string]*wire.Series) bool {
-		for _, w := range want {
-			if findSeries(sum, w) == nil {
-				return false
-			}
-		}
-		return true
-	})
+	sum := r.collectSeries(t, 20*time.Second, want...)
 	for _, w := range want {
 		s := findSeries(sum, w)
 		if (s.Hist == nil || s.Hist.Count < 1) && s.Value < 1 {

@@ -84,8 +84,10 @@ func TestProcessVarAddrsPostgres(t *testing.T) {
 	}
 }
 
-// TestDBListenersSync fills the kernel maps and empties them again.
-func TestDBListenersSync(t *testing.T) {
+// dbSockMaps creates the named maps of the dbsock object (closed when
+// the test ends) and returns its spec.
+func dbSockMaps(t *testing.T, names ...string) (*ebpf.CollectionSpec, map[string]*ebpf.Map) {
+	t.Helper()
 	requireKernel(t)
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
@@ -94,21 +96,22 @@ func TestDBListenersSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	listeners, err := ebpf.NewMap(spec.Maps[bpf.DBSockMapDbListeners])
-	if err != nil {
-		t.Fatal(err)
+	maps := make(map[string]*ebpf.Map, len(names))
+	for _, name := range names {
+		m, err := ebpf.NewMap(spec.Maps[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		maps[name] = m
 	}
-	defer listeners.Close()
-	ports, err := ebpf.NewMap(spec.Maps[bpf.DBSockMapDbPorts])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ports.Close()
-	unixListeners, err := ebpf.NewMap(spec.Maps[bpf.DBSockMapDbUnixListeners])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unixListeners.Close()
+	return spec, maps
+}
+
+// TestDBListenersSync fills the kernel maps and empties them again.
+func TestDBListenersSync(t *testing.T) {
+	_, maps := dbSockMaps(t, bpf.DBSockMapDbListeners, bpf.DBSockMapDbPorts, bpf.DBSockMapDbUnixListeners)
+	listeners, ports, unixListeners := maps[bpf.DBSockMapDbListeners], maps[bpf.DBSockMapDbPorts], maps[bpf.DBSockMapDbUnixListeners]
 	l := newDBListeners(dbListenerMaps{tcp: listeners, unix: unixListeners, ports: ports})
 	self := os.Getpid() // a Go binary: no PostgreSQL variables, so no addresses
 	sock := bpf.DBSockDbUnixKey{Ino: 1234, Dev: 8 << 20}
@@ -154,25 +157,9 @@ func TestDBListenersSync(t *testing.T) {
 // their counts as aggregates keys, and clears a slot before it serves
 // another server.
 func TestDBHistSlots(t *testing.T) {
-	requireKernel(t)
-	if err := rlimit.RemoveMemlock(); err != nil {
-		t.Fatal(err)
-	}
-	spec, err := bpf.LoadDBSock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec, maps := dbSockMaps(t, bpf.DBSockMapDbListeners, bpf.DBSockMapDbPorts, bpf.DBSockMapDbHist)
 	if n := spec.Maps[bpf.DBSockMapDbHist].MaxEntries; n != dbHistInstances*dbHistProtocols {
 		t.Fatalf("db_hist has %d rows, the collector expects %d", n, dbHistInstances*dbHistProtocols)
-	}
-	maps := map[string]*ebpf.Map{}
-	for _, name := range []string{bpf.DBSockMapDbListeners, bpf.DBSockMapDbPorts, bpf.DBSockMapDbHist} {
-		m, err := ebpf.NewMap(spec.Maps[name])
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
-		maps[name] = m
 	}
 	l := newDBListeners(dbListenerMaps{tcp: maps[bpf.DBSockMapDbListeners], ports: maps[bpf.DBSockMapDbPorts], hist: maps[bpf.DBSockMapDbHist]})
 	// Pids no process has: their variables cannot be read (errors

@@ -20,18 +20,7 @@ import (
 func TestDiskIOEndToEnd(t *testing.T) {
 	requireKernel(t)
 	testenv.ExclusiveKernel(t)
-	dir, err := os.MkdirTemp("/var/tmp", "mciv-disk-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Type == unix.TMPFS_MAGIC || st.Type == unix.OVERLAYFS_SUPER_MAGIC {
-		testenv.Missing(t, "/var/tmp is not on a block device")
-	}
+	dir := blockDeviceDir(t)
 	for _, typ := range []string{"", HookTypeTracepoint} {
 		name := typ
 		if name == "" {
@@ -61,6 +50,25 @@ func TestDiskIOEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blockDeviceDir returns a directory (removed when the test ends) on a
+// file system with a block device under it: writes there reach a disk.
+func blockDeviceDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "mciv-disk-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type == unix.TMPFS_MAGIC || st.Type == unix.OVERLAYFS_SUPER_MAGIC {
+		testenv.Missing(t, "/var/tmp is not on a block device")
+	}
+	return dir
 }
 
 // directWrites writes n 4 KiB blocks with O_DIRECT, each followed by

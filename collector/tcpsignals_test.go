@@ -83,14 +83,7 @@ func testTCPSignals(t *testing.T, r *running) {
 		"tcp_connect_seconds{peer=" + openPeer + ",}",
 		"tcp_rtt_seconds{peer=127.0.0.1,}",
 	}
-	sum := r.collect(t, 20*time.Second, func(sum map[string]*wire.Series) bool {
-		for _, w := range want {
-			if findSeries(sum, w) == nil {
-				return false
-			}
-		}
-		return true
-	})
+	sum := r.collectSeries(t, 20*time.Second, want...)
 	for _, w := range want {
 		s := findSeries(sum, w)
 		switch s.Kind {
@@ -125,6 +118,20 @@ func testTCPSignals(t *testing.T, r *running) {
 
 // findSeries finds a series by "signal{name=value,...}" where a value of
 // * matches any value.
+// collectSeries collects batches until a series matches each of the
+// patterns (see matchPattern), or fails t after timeout.
+func (r *running) collectSeries(t *testing.T, timeout time.Duration, patterns ...string) map[string]*wire.Series {
+	t.Helper()
+	return r.collect(t, timeout, func(sum map[string]*wire.Series) bool {
+		for _, p := range patterns {
+			if findSeries(sum, p) == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func findSeries(sum map[string]*wire.Series, pattern string) *wire.Series {
 	for k, s := range sum {
 		if matchPattern(pattern, k) {
