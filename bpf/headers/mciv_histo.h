@@ -69,7 +69,7 @@ struct {
 
 /* Bound on the distinct keys of hot_aggregates (each takes 16 bytes per
  * CPU). */
-#define AGG_HOT_KEYS 8192
+#define AGG_HOT_KEYS 16384
 
 /* A bucket of a hot histogram: its observations and their sum. */
 struct agg_hist {
