@@ -21,35 +21,25 @@ func TestDiskIOEndToEnd(t *testing.T) {
 	requireKernel(t)
 	testenv.ExclusiveKernel(t)
 	dir := blockDeviceDir(t)
-	for _, typ := range []string{"", HookTypeTracepoint} {
-		name := typ
-		if name == "" {
-			name = "preferred"
-		}
-		t.Run(name, func(t *testing.T) {
-			edit := only("disk")
-			if typ != "" {
-				edit = func(objs []object) []object { return onlyWays(only("disk")(objs), typ) }
-			}
-			r := runKernelCollector(t, Config{}, edit)
-			r.requireAttached(t, "block_rq_issue", "block_rq_complete")
-			directWrites(t, filepath.Join(dir, name), 64)
-			named := regexp.MustCompile(`^[a-z]`)
-			sum := r.collect(t, 20*time.Second, func(sum map[string]*wire.Series) bool {
-				for _, s := range sum {
-					if s.Signal == signalDiskIO && s.Label("op") == "write" && named.MatchString(s.Label("device")) && s.Hist.Count >= 8 {
-						return true
-					}
-				}
-				return false
-			})
-			for k, s := range sum {
-				if s.Signal == signalDiskIO {
-					t.Logf("%s: count %d sum %.6fs", k, s.Hist.Count, s.Hist.Sum)
+	eachWay(t, "disk", func(t *testing.T, name string, edit func([]object) []object) {
+		r := runKernelCollector(t, Config{}, edit)
+		r.requireAttached(t, "block_rq_issue", "block_rq_complete")
+		directWrites(t, filepath.Join(dir, name), 64)
+		named := regexp.MustCompile(`^[a-z]`)
+		sum := r.collect(t, 20*time.Second, func(sum map[string]*wire.Series) bool {
+			for _, s := range sum {
+				if s.Signal == signalDiskIO && s.Label("op") == "write" && named.MatchString(s.Label("device")) && s.Hist.Count >= 8 {
+					return true
 				}
 			}
+			return false
 		})
-	}
+		for k, s := range sum {
+			if s.Signal == signalDiskIO {
+				t.Logf("%s: count %d sum %.6fs", k, s.Hist.Count, s.Hist.Sum)
+			}
+		}
+	})
 }
 
 // blockDeviceDir returns a directory (removed when the test ends) on a

@@ -212,6 +212,21 @@ func retransmitsTo(b *wire.Batch, peer string) (n float64, localPort string) {
 	return n, localPort
 }
 
+// eachWay runs test as two subtests on the named object only: "preferred",
+// with the collector's choice of hooks (tp_btf where it can), and
+// "tracepoint", with classic tracepoints only. edit selects the objects.
+func eachWay(t *testing.T, objName string, test func(t *testing.T, name string, edit func([]object) []object)) {
+	t.Helper()
+	for _, typ := range []string{"", HookTypeTracepoint} {
+		name, edit := "preferred", only(objName)
+		if typ != "" {
+			name = typ
+			edit = func(objs []object) []object { return onlyWays(only(objName)(objs), typ) }
+		}
+		t.Run(name, func(t *testing.T) { test(t, name, edit) })
+	}
+}
+
 // onlyWays restricts every hook of objs to the ways of attaching of type
 // typ.
 func onlyWays(objs []object, typ string) []object {

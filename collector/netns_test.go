@@ -164,6 +164,16 @@ func testNetNS(t *testing.T, edit func([]object) []object) {
 
 	var allSeries, allEvent, scopedSeries, scopedEvent bool
 	otherSeen := 0
+	// otherBatch checks a batch of the empty namespace's collector: it
+	// must carry no retransmit.
+	otherBatch := func(b *wire.Batch) {
+		for _, s := range b.Series {
+			if s.Signal == signalRetransmits {
+				t.Fatalf("collector of the empty namespace: %s{%s}", s.Signal, labelString(s.Labels))
+			}
+		}
+		otherSeen++
+	}
 	for !allSeries || !allEvent || !scopedSeries || !scopedEvent {
 		select {
 		case b := <-all.batches:
@@ -199,12 +209,7 @@ func testNetNS(t *testing.T, edit func([]object) []object) {
 				scopedEvent = true
 			}
 		case b := <-other.batches:
-			for _, s := range b.Series {
-				if s.Signal == signalRetransmits {
-					t.Fatalf("collector of the empty namespace: %s{%s}", s.Signal, labelString(s.Labels))
-				}
-			}
-			otherSeen++
+			otherBatch(b)
 		case e := <-other.events:
 			t.Fatalf("collector of the empty namespace: event %s %v", e.Kind, e.Labels)
 		case <-ctx.Done():
@@ -217,12 +222,7 @@ func testNetNS(t *testing.T, edit func([]object) []object) {
 	for done := false; !done; {
 		select {
 		case b := <-other.batches:
-			for _, s := range b.Series {
-				if s.Signal == signalRetransmits {
-					t.Fatalf("collector of the empty namespace: %s{%s}", s.Signal, labelString(s.Labels))
-				}
-			}
-			otherSeen++
+			otherBatch(b)
 		case e := <-other.events:
 			t.Fatalf("collector of the empty namespace: event %s %v", e.Kind, e.Labels)
 		case <-deadline:
@@ -250,19 +250,9 @@ func labelValue(ls []wire.Label, name string) (string, bool) {
 func TestNetNSScopedTCPSignals(t *testing.T) {
 	requireKernel(t)
 	testenv.ExclusiveKernel(t)
-	for _, typ := range []string{"", HookTypeTracepoint} {
-		name := typ
-		if name == "" {
-			name = "preferred"
-		}
-		t.Run(name, func(t *testing.T) {
-			edit := only("tcp")
-			if typ != "" {
-				edit = func(objs []object) []object { return onlyWays(only("tcp")(objs), typ) }
-			}
-			r := runKernelCollector(t, Config{NetNS: selfNetNS}, edit)
-			r.requireAttached(t, "tcp_send_reset", "tcp_receive_reset", "inet_sock_set_state", "tcp_probe")
-			testTCPSignals(t, r)
-		})
-	}
+	eachWay(t, "tcp", func(t *testing.T, _ string, edit func([]object) []object) {
+		r := runKernelCollector(t, Config{NetNS: selfNetNS}, edit)
+		r.requireAttached(t, "tcp_send_reset", "tcp_receive_reset", "inet_sock_set_state", "tcp_probe")
+		testTCPSignals(t, r)
+	})
 }

@@ -19,21 +19,11 @@ import (
 func TestTCPSignalsEndToEnd(t *testing.T) {
 	requireKernel(t)
 	testenv.ExclusiveKernel(t)
-	for _, typ := range []string{"", HookTypeTracepoint} {
-		name := typ
-		if name == "" {
-			name = "preferred"
-		}
-		t.Run(name, func(t *testing.T) {
-			edit := only("tcp")
-			if typ != "" {
-				edit = func(objs []object) []object { return onlyWays(only("tcp")(objs), typ) }
-			}
-			r := runKernelCollector(t, Config{}, edit)
-			r.requireAttached(t, "tcp_send_reset", "tcp_receive_reset", "inet_sock_set_state", "tcp_probe")
-			testTCPSignals(t, r)
-		})
-	}
+	eachWay(t, "tcp", func(t *testing.T, _ string, edit func([]object) []object) {
+		r := runKernelCollector(t, Config{}, edit)
+		r.requireAttached(t, "tcp_send_reset", "tcp_receive_reset", "inet_sock_set_state", "tcp_probe")
+		testTCPSignals(t, r)
+	})
 }
 
 func testTCPSignals(t *testing.T, r *running) {
