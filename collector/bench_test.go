@@ -7,7 +7,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,8 +34,16 @@ import (
 // reading the maps and publishing) and its eBPF programs (run time from
 // the kernel's BPF statistics, on only for one last run of B).
 //
-// MCIV_BENCH_SKIP_HOOKS=tcp_probe,...: B without these kernel hooks, to
-// see what each costs.
+// Knobs, all optional:
+//   - MCIV_BENCH_ROUNDS: rounds (default 6); 0 for only the CPU run, whose
+//     log has each eBPF program's ns per run.
+//   - MCIV_BENCH_VARIANTS=collector,bpftrace,usdt: only these of B, C, D,
+//     for more rounds of one comparison in the same time.
+//   - MCIV_BENCH_CLIENTS: pgbench's clients and threads (default 2).
+//   - MCIV_BENCH_SKIP_HOOKS=tcp_probe,...: B without these kernel hooks,
+//     to see what each costs.
+//
+// BenchmarkPgbenchOverheadToggled measures B/A more finely.
 func BenchmarkPgbenchOverhead(b *testing.B) {
 	testenv.RequireRoot(b)
 	testenv.RequireCommand(b, "pgbench", "psql", "bpftrace")
@@ -54,14 +62,13 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 	if err := pg.InitBench(ctx, 1); err != nil {
 		b.Fatal(err)
 	}
-	const (
-		clients = 2
-		runFor  = 4 * time.Second
-	)
+	const runFor = 4 * time.Second
+	clients := 2
+	if v, err := strconv.Atoi(os.Getenv("MCIV_BENCH_CLIENTS")); err == nil && v > 0 {
+		clients = v
+	}
 	rounds := 6
 	if v, err := strconv.Atoi(os.Getenv("MCIV_BENCH_ROUNDS")); err == nil && v >= 0 {
-		// MCIV_BENCH_ROUNDS: fewer rounds for a quick look; 0 for only
-		// the CPU run, whose log has each program's ns per run.
 		rounds = v
 	}
 	run := func() (float64, error) {
@@ -75,19 +82,27 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 	// rotates every round.
 	type variant struct {
 		name   string
+		metric string
 		run    func() (float64, error)
 		ratios []float64
 	}
 	variants := []*variant{
-		{name: "collector", run: func() (float64, error) {
+		{name: "collector", metric: "collector_tps_ratio", run: func() (float64, error) {
 			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run)
 			return t, err
 		}},
-		{name: "bpftrace", run: func() (float64, error) { return withBpftrace(b, ctx, pg.Binary, run) }},
-		{name: "collector with USDT", run: func() (float64, error) {
+		{name: "bpftrace", metric: "bpftrace_tps_ratio", run: func() (float64, error) { return withBpftrace(b, ctx, pg.Binary, run) }},
+		{name: "usdt", metric: "collector_usdt_tps_ratio", run: func() (float64, error) {
 			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesUSDT}, run)
 			return t, err
 		}},
+	}
+	if v := os.Getenv("MCIV_BENCH_VARIANTS"); v != "" {
+		want := strings.Split(v, ",")
+		variants = slices.DeleteFunc(variants, func(v *variant) bool { return !slices.Contains(want, v.name) })
+		if len(variants) == 0 {
+			b.Fatalf("MCIV_BENCH_VARIANTS=%s: no such variant", v)
+		}
 	}
 	var (
 		tpsA, nA                 float64
@@ -134,9 +149,9 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 	}
 	cpuUser, cpuBPF, queries = user.Seconds(), bpfTime.Seconds(), t*runFor.Seconds()
 	if rounds > 0 {
-		b.ReportMetric(median(variants[0].ratios), "collector_tps_ratio")
-		b.ReportMetric(median(variants[1].ratios), "bpftrace_tps_ratio")
-		b.ReportMetric(median(variants[2].ratios), "collector_usdt_tps_ratio")
+		for _, v := range variants {
+			b.ReportMetric(median(v.ratios), v.metric)
+		}
 	}
 	// CPU seconds per second at 10k qps, in percent of one core.
 	per10k := func(cpu float64) float64 { return cpu / queries * 10000 * 100 }
@@ -144,6 +159,138 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 	b.ReportMetric(per10k(cpuBPF), "ebpf_cpu_pct_per_10kqps")
 	if nA > 0 {
 		b.ReportMetric(tpsA/nA, "baseline_tps")
+	}
+}
+
+// BenchmarkPgbenchOverheadToggled measures what the collector's kernel
+// hooks cost a real PostgreSQL, more finely than BenchmarkPgbenchOverhead
+// can: runs seconds apart differ by several percent on a shared machine,
+// neighbouring seconds far less. One pgbench -S run reports its throughput
+// every second, while a collector, running throughout in its default mode,
+// has its hooks detached and attached in turns of three seconds, each turn
+// starting right after a report. The first second of a turn (it holds the
+// switch) is dropped. Each turn with the hooks is compared with the mean
+// of the turns without them on either side, and the median of these ratios
+// is reported (collector_hooks_tps_ratio). The collector's process runs in
+// both, so its CPU is not in the ratio: BenchmarkPgbenchOverhead reports
+// it.
+//
+// MCIV_BENCH_TOGGLE_SECONDS: the run's length (default 90).
+func BenchmarkPgbenchOverheadToggled(b *testing.B) {
+	testenv.RequireRoot(b)
+	testenv.RequireCommand(b, "pgbench", "psql")
+	testenv.RequireFile(b, debianPostgres, "Debian's postgresql-15")
+	if err := MountTracefs(); err != nil {
+		testenv.Missing(b, err.Error())
+	}
+	testenv.ExclusiveKernel(b)
+	seconds := 90
+	if v, err := strconv.Atoi(os.Getenv("MCIV_BENCH_TOGGLE_SECONDS")); err == nil && v >= 12 {
+		seconds = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second+5*time.Minute)
+	defer cancel()
+	pg, err := pglab.Start(ctx, pglab.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Stop()
+	if err := pg.InitBench(ctx, 1); err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.mu.Lock()
+		p := c.attached
+		c.mu.Unlock()
+		const turn = 3 // seconds
+		var (
+			turns     [][]float64 // the kept seconds of each turn; odd turns have the hooks
+			reports   int
+			switchErr error
+		)
+		p.pause()
+		_, err = pg.SelectOnlyProgress(ctx, 2, time.Duration(seconds)*time.Second, func(tps float64) {
+			t := reports / turn
+			for len(turns) <= t {
+				turns = append(turns, nil)
+			}
+			if reports%turn != 0 {
+				turns[t] = append(turns[t], tps)
+			}
+			reports++
+			if reports%turn != 0 {
+				return
+			}
+			if (reports/turn)%2 == 1 {
+				if err := p.resume(); err != nil && switchErr == nil {
+					switchErr = err
+				}
+			} else {
+				p.pause()
+			}
+		})
+		if err := p.resume(); err != nil && switchErr == nil {
+			switchErr = err
+		}
+		stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if switchErr != nil {
+			b.Fatal(switchErr)
+		}
+		ratios := turnRatios(turns)
+		if len(ratios) == 0 {
+			b.Fatalf("no turn with the hooks between two without: %v", turns)
+		}
+		line := "turns (tps without, with the hooks, ...):"
+		for _, t := range turns {
+			line += fmt.Sprintf(" %.0f", mean(t))
+		}
+		fmt.Fprintln(os.Stderr, line)
+		fmt.Fprintf(os.Stderr, "ratios: %.3f\n", ratios)
+		b.ReportMetric(median(ratios), "collector_hooks_tps_ratio")
+		b.ReportMetric(float64(len(ratios)), "turns_with_hooks")
+	}
+}
+
+// turnRatios returns, for each odd turn (with the hooks) that has an even
+// turn (without) on either side, the ratio of its mean throughput to the
+// mean of theirs. Empty turns are skipped.
+func turnRatios(turns [][]float64) []float64 {
+	var out []float64
+	for t := 1; t+1 < len(turns); t += 2 {
+		if len(turns[t-1]) == 0 || len(turns[t]) == 0 || len(turns[t+1]) == 0 {
+			continue
+		}
+		out = append(out, mean(turns[t])/((mean(turns[t-1])+mean(turns[t+1]))/2))
+	}
+	return out
+}
+
+// mean returns the mean of xs, NaN for none.
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(len(xs))
+}
+
+func TestTurnRatios(t *testing.T) {
+	turns := [][]float64{{100, 100}, {90, 94}, {110, 90}, {}, {100}, {97}}
+	got := turnRatios(turns)
+	// Turn 1: 92 against (100+100)/2; turn 3 is empty; turn 5 has no
+	// turn after it.
+	if len(got) != 1 || math.Abs(got[0]-0.92) > 1e-9 {
+		t.Fatalf("ratios %v, want [0.92]", got)
 	}
 }
 
@@ -163,41 +310,11 @@ func median(xs []float64) float64 {
 // returns its result, the collector process's CPU time and the run time of
 // its PostgreSQL eBPF programs meanwhile.
 func withCollector(b *testing.B, ctx context.Context, cfg Config, work func() (float64, error)) (float64, time.Duration, time.Duration, error) {
-	c, err := New(cfg, nopPublisher{}, nil, nil)
+	_, stop, err := startCollector(ctx, cfg)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	if v := os.Getenv("MCIV_BENCH_SKIP_HOOKS"); v != "" && cfg.PostgresProbes != PostgresProbesUSDT {
-		skip := strings.Split(v, ",")
-		for i, o := range c.objects {
-			hooks := o.hooks
-			c.objects[i].hooks = func() []hookSpec {
-				return slices.DeleteFunc(hooks(), func(h hookSpec) bool { return slices.Contains(skip, h.name) })
-			}
-		}
-	}
-	// MCIV_BENCH_PG_PROBES=query__start,query__done: attach only these
-	// PostgreSQL probes, to see what each costs.
-	if v := os.Getenv("MCIV_BENCH_PG_PROBES"); v != "" {
-		want := strings.Split(v, ",")
-		c.pgProbes = slices.DeleteFunc(slices.Clone(pgProbes), func(p pgProbe) bool { return !slices.Contains(want, p.name) })
-	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(rctx) }()
-	defer func() { stop(); <-done }()
-	select {
-	case <-c.Started():
-	case <-ctx.Done():
-		return 0, 0, 0, ctx.Err()
-	}
-	if !c.anyAttached() {
-		return 0, 0, 0, fmt.Errorf("collector attached nothing: %+v", c.Hooks())
-	}
-	// Loading the objects (the kernel's BTF above all) leaves garbage
-	// that the next collection would charge to the measured run: collect
-	// it now, so that the run measures the collector's steady state.
-	runtime.GC()
+	defer stop()
 	cpu0, err := processCPU()
 	if err != nil {
 		return 0, 0, 0, err
@@ -218,6 +335,50 @@ func withCollector(b *testing.B, ctx context.Context, cfg Config, work func() (f
 		}
 	}
 	return tps, cpu1 - cpu0, bpfTime, err
+}
+
+// startCollector runs a collector (every object) until stop, and returns
+// once it has attached its hooks and found the running servers.
+func startCollector(ctx context.Context, cfg Config) (c *Collector, stop func(), err error) {
+	c, err = New(cfg, nopPublisher{}, nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if v := os.Getenv("MCIV_BENCH_SKIP_HOOKS"); v != "" && cfg.PostgresProbes != PostgresProbesUSDT {
+		skip := strings.Split(v, ",")
+		for i, o := range c.objects {
+			hooks := o.hooks
+			c.objects[i].hooks = func() []hookSpec {
+				return slices.DeleteFunc(hooks(), func(h hookSpec) bool { return slices.Contains(skip, h.name) })
+			}
+		}
+	}
+	// MCIV_BENCH_PG_PROBES=query__start,query__done: attach only these
+	// PostgreSQL probes, to see what each costs.
+	if v := os.Getenv("MCIV_BENCH_PG_PROBES"); v != "" {
+		want := strings.Split(v, ",")
+		c.pgProbes = slices.DeleteFunc(slices.Clone(pgProbes), func(p pgProbe) bool { return !slices.Contains(want, p.name) })
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(rctx) }()
+	stop = func() { cancel(); <-done }
+	select {
+	case <-c.Started():
+	case <-ctx.Done():
+		stop()
+		return nil, nil, ctx.Err()
+	}
+	if !c.anyAttached() {
+		stop()
+		return nil, nil, fmt.Errorf("collector attached nothing: %+v", c.Hooks())
+	}
+	// Loading the objects (the kernel's BTF above all) leaves garbage,
+	// which the runtime would collect and hand back to the system in the
+	// background while the work runs: do both now, so that the work
+	// measures the collector's steady state.
+	debug.FreeOSMemory()
+	return c, stop, nil
 }
 
 // withBpftrace runs work while bpftrace keeps a latency histogram of the

@@ -117,6 +117,9 @@ type Collector struct {
 
 	mu       sync.Mutex
 	statuses []HookStatus
+	// attached holds the loaded objects while Run runs (nil before and
+	// after): the overhead benchmark pauses and resumes their hooks.
+	attached *probes
 }
 
 // New checks cfg and registers the collector's metrics on reg (nil: not
@@ -229,7 +232,15 @@ func (c *Collector) Run(ctx context.Context) error {
 		return errors.New("collector: Run called twice")
 	}
 	p := c.attach()
-	defer p.close()
+	c.mu.Lock()
+	c.attached = p
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.attached = nil
+		c.mu.Unlock()
+		p.close()
+	}()
 	var wg sync.WaitGroup
 	var dbs dbAttachers
 	if m := p.maps[bpf.DBSockMapDbListeners]; m != nil && c.hookAttached("sock_recv_length") && c.hookAttached("sock_send_length") {

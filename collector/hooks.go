@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -194,8 +195,12 @@ type probes struct {
 	cache *btf.Cache
 	maps  map[string]*ebpf.Map
 	specs map[string]*ebpf.CollectionSpec // by program name
+	// progs[i] is attached by links[i], made by ways[i]; links[i] is nil
+	// while paused.
+	mu    sync.Mutex
 	progs []*ebpf.Program
 	links []link.Link
+	ways  []attachWay
 }
 
 func newProbes() *probes {
@@ -271,9 +276,45 @@ func (p *probes) try(w attachWay) error {
 		prog.Close()
 		return err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.progs = append(p.progs, prog)
 	p.links = append(p.links, l)
+	p.ways = append(p.ways, w)
 	return nil
+}
+
+// pause detaches every hook and keeps the programs and maps, so that the
+// hooks cost nothing until resume. The overhead benchmark uses it to
+// measure with and without the hooks inside one workload run.
+func (p *probes) pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, l := range p.links {
+		if l != nil {
+			l.Close()
+			p.links[i] = nil
+		}
+	}
+}
+
+// resume attaches again, the same way, every hook that pause detached.
+func (p *probes) resume() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for i, l := range p.links {
+		if l != nil {
+			continue
+		}
+		l, err := p.ways[i].attach(p.progs[i])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("attach %s again: %w", p.ways[i].program, err))
+			continue
+		}
+		p.links[i] = l
+	}
+	return errors.Join(errs...)
 }
 
 // attachFirst attaches the first way of h that works and returns one row
@@ -292,13 +333,17 @@ func (p *probes) attachFirst(h hookSpec) []HookStatus {
 
 // detachAll closes every link and program, keeping the maps.
 func (p *probes) detachAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, l := range p.links {
-		l.Close()
+		if l != nil {
+			l.Close()
+		}
 	}
 	for _, prog := range p.progs {
 		prog.Close()
 	}
-	p.links, p.progs = nil, nil
+	p.links, p.progs, p.ways = nil, nil, nil
 }
 
 // close detaches everything and closes the maps.

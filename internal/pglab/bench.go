@@ -1,10 +1,15 @@
 package pglab
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mciv/mciv/internal/labproc"
@@ -39,4 +44,54 @@ func parseTPS(out string) (float64, error) {
 		return 0, fmt.Errorf("pgbench: no tps in output: %s", labproc.Tail([]byte(out)))
 	}
 	return strconv.ParseFloat(m[1], 64)
+}
+
+// progressLine is one of pgbench's progress reports (-P).
+var progressLine = regexp.MustCompile(`^progress: [0-9.]+ s, ([0-9.]+) tps`)
+
+// SelectOnlyProgress runs the workload of SelectOnly with a progress
+// report every second, and calls each with the throughput of every second
+// as its report arrives (on the goroutine that reads them; pgbench goes on
+// meanwhile). It returns the throughput of the whole run.
+func (s *Server) SelectOnlyProgress(ctx context.Context, clients int, d time.Duration, each func(tps float64)) (float64, error) {
+	args := append(s.connArgs(), "-n", "-S", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(clients),
+		"-T", strconv.Itoa(int(d.Seconds())), "-P", "1", "postgres")
+	cmd := exec.CommandContext(ctx, "pgbench", args...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	progress, err := cmd.StderrPipe()
+	if err != nil {
+		return 0, fmt.Errorf("pgbench: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("pgbench: %w", err)
+	}
+	var rest strings.Builder
+	readErr := readProgress(progress, each, &rest)
+	if err := cmd.Wait(); err != nil {
+		return 0, fmt.Errorf("pgbench %s: %w: %s", strings.Join(args, " "), err, labproc.Tail([]byte(rest.String())))
+	}
+	if readErr != nil {
+		return 0, fmt.Errorf("pgbench progress: %w", readErr)
+	}
+	return parseTPS(out.String())
+}
+
+// readProgress calls each with the throughput of every progress report
+// in r, and copies the other lines to rest.
+func readProgress(r io.Reader, each func(tps float64), rest io.Writer) error {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		m := progressLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			fmt.Fprintln(rest, sc.Text())
+			continue
+		}
+		tps, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			return fmt.Errorf("%q: %w", sc.Text(), err)
+		}
+		each(tps)
+	}
+	return sc.Err()
 }
