@@ -45,23 +45,8 @@ import (
 //
 // BenchmarkPgbenchOverheadToggled measures B/A more finely.
 func BenchmarkPgbenchOverhead(b *testing.B) {
-	testenv.RequireRoot(b)
-	testenv.RequireCommand(b, "pgbench", "psql", "bpftrace")
-	testenv.RequireFile(b, debianPostgres, "Debian's postgresql-15")
-	if err := MountTracefs(); err != nil {
-		testenv.Missing(b, err.Error())
-	}
-	testenv.ExclusiveKernel(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	pg, err := pglab.Start(ctx, pglab.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pg.Stop()
-	if err := pg.InitBench(ctx, 1); err != nil {
-		b.Fatal(err)
-	}
+	testenv.RequireCommand(b, "bpftrace")
+	ctx, pg := benchServer(b, 20*time.Minute)
 	const runFor = 4 * time.Second
 	clients := 2
 	if v, err := strconv.Atoi(os.Getenv("MCIV_BENCH_CLIENTS")); err == nil && v > 0 {
@@ -177,27 +162,11 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 //
 // MCIV_BENCH_TOGGLE_SECONDS: the run's length (default 90).
 func BenchmarkPgbenchOverheadToggled(b *testing.B) {
-	testenv.RequireRoot(b)
-	testenv.RequireCommand(b, "pgbench", "psql")
-	testenv.RequireFile(b, debianPostgres, "Debian's postgresql-15")
-	if err := MountTracefs(); err != nil {
-		testenv.Missing(b, err.Error())
-	}
-	testenv.ExclusiveKernel(b)
 	seconds := 90
 	if v, err := strconv.Atoi(os.Getenv("MCIV_BENCH_TOGGLE_SECONDS")); err == nil && v >= 12 {
 		seconds = v
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second+5*time.Minute)
-	defer cancel()
-	pg, err := pglab.Start(ctx, pglab.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pg.Stop()
-	if err := pg.InitBench(ctx, 1); err != nil {
-		b.Fatal(err)
-	}
+	ctx, pg := benchServer(b, time.Duration(seconds)*time.Second+5*time.Minute)
 	for range b.N {
 		c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg"})
 		if err != nil {
@@ -256,6 +225,31 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 		b.ReportMetric(median(ratios), "collector_hooks_tps_ratio")
 		b.ReportMetric(float64(len(ratios)), "turns_with_hooks")
 	}
+}
+
+// benchServer checks what the overhead benchmarks need, and starts a
+// PostgreSQL with pgbench's tables, alone on the kernel's hooks, stopped
+// at the end of the benchmark; its context ends after timeout.
+func benchServer(b *testing.B, timeout time.Duration) (context.Context, *pglab.Server) {
+	b.Helper()
+	testenv.RequireRoot(b)
+	testenv.RequireCommand(b, "pgbench", "psql")
+	testenv.RequireFile(b, debianPostgres, "Debian's postgresql-15")
+	if err := MountTracefs(); err != nil {
+		testenv.Missing(b, err.Error())
+	}
+	testenv.ExclusiveKernel(b)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	b.Cleanup(cancel)
+	pg, err := pglab.Start(ctx, pglab.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pg.Stop() })
+	if err := pg.InitBench(ctx, 1); err != nil {
+		b.Fatal(err)
+	}
+	return ctx, pg
 }
 
 // turnRatios returns, for each odd turn (with the hooks) that has an even

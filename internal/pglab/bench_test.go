@@ -36,17 +36,7 @@ func TestReadProgress(t *testing.T) {
 }
 
 func TestSelectOnlyProgress(t *testing.T) {
-	require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	s, err := Start(ctx, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	if err := s.InitBench(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	ctx, s := benchServer(t)
 	var reports []float64
 	tps, err := s.SelectOnlyProgress(ctx, 1, 3*time.Second, func(v float64) { reports = append(reports, v) })
 	if err != nil || tps <= 0 {
@@ -63,19 +53,27 @@ func TestSelectOnlyProgress(t *testing.T) {
 }
 
 func TestSelectOnly(t *testing.T) {
-	require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	s, err := Start(ctx, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
-	if err := s.InitBench(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	ctx, s := benchServer(t)
 	tps, err := s.SelectOnly(ctx, 1, time.Second)
 	if err != nil || tps <= 0 {
 		t.Fatalf("tps %v, %v", tps, err)
 	}
+}
+
+// benchServer starts a server with pgbench's tables, stopped at the end of
+// the test, and a context that ends with it.
+func benchServer(t *testing.T) (context.Context, *Server) {
+	t.Helper()
+	require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	s, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	if err := s.InitBench(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, s
 }
