@@ -48,14 +48,8 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 	testenv.RequireCommand(b, "bpftrace")
 	ctx, pg := benchServer(b, 20*time.Minute)
 	const runFor = 4 * time.Second
-	clients := 2
-	if v, err := strconv.Atoi(os.Getenv("MCIV_BENCH_CLIENTS")); err == nil && v > 0 {
-		clients = v
-	}
-	rounds := 6
-	if v, err := strconv.Atoi(os.Getenv("MCIV_BENCH_ROUNDS")); err == nil && v >= 0 {
-		rounds = v
-	}
+	clients := envInt("MCIV_BENCH_CLIENTS", 2, 1)
+	rounds := envInt("MCIV_BENCH_ROUNDS", 6, 0)
 	run := func() (float64, error) {
 		rctx, cancel := context.WithTimeout(ctx, runFor+time.Minute)
 		defer cancel()
@@ -162,10 +156,7 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 //
 // MCIV_BENCH_TOGGLE_SECONDS: the run's length (default 90).
 func BenchmarkPgbenchOverheadToggled(b *testing.B) {
-	seconds := 90
-	if v, err := strconv.Atoi(os.Getenv("MCIV_BENCH_TOGGLE_SECONDS")); err == nil && v >= 12 {
-		seconds = v
-	}
+	seconds := envInt("MCIV_BENCH_TOGGLE_SECONDS", 90, 12)
 	ctx, pg := benchServer(b, time.Duration(seconds)*time.Second+5*time.Minute)
 	for range b.N {
 		c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg"})
@@ -250,6 +241,15 @@ func benchServer(b *testing.B, timeout time.Duration) (context.Context, *pglab.S
 		b.Fatal(err)
 	}
 	return ctx, pg
+}
+
+// envInt returns the integer in environment variable name, or def when it
+// is unset, not a number, or below least.
+func envInt(name string, def, least int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v >= least {
+		return v
+	}
+	return def
 }
 
 // turnRatios returns, for each odd turn (with the hooks) that has an even

@@ -28,13 +28,19 @@ var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection t
 // SelectOnly runs pgbench's built-in select-only workload (-S) with
 // clients connections for d and returns transactions per second.
 func (s *Server) SelectOnly(ctx context.Context, clients int, d time.Duration) (float64, error) {
-	args := append(s.connArgs(), "-n", "-S", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(clients),
-		"-T", strconv.Itoa(int(d.Seconds())), "postgres")
-	out, err := s.pgbench(ctx, args...)
+	out, err := s.pgbench(ctx, s.selectOnlyArgs(clients, d)...)
 	if err != nil {
 		return 0, err
 	}
 	return parseTPS(out)
+}
+
+// selectOnlyArgs are pgbench's arguments for the select-only workload,
+// with extra options before the database name.
+func (s *Server) selectOnlyArgs(clients int, d time.Duration, extra ...string) []string {
+	args := append(s.connArgs(), "-n", "-S", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(clients),
+		"-T", strconv.Itoa(int(d.Seconds())))
+	return append(append(args, extra...), "postgres")
 }
 
 // parseTPS reads the throughput from pgbench's output.
@@ -54,8 +60,7 @@ var progressLine = regexp.MustCompile(`^progress: [0-9.]+ s, ([0-9.]+) tps`)
 // as its report arrives (on the goroutine that reads them; pgbench goes on
 // meanwhile). It returns the throughput of the whole run.
 func (s *Server) SelectOnlyProgress(ctx context.Context, clients int, d time.Duration, each func(tps float64)) (float64, error) {
-	args := append(s.connArgs(), "-n", "-S", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(clients),
-		"-T", strconv.Itoa(int(d.Seconds())), "-P", "1", "postgres")
+	args := s.selectOnlyArgs(clients, d, "-P", "1")
 	cmd := exec.CommandContext(ctx, "pgbench", args...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
