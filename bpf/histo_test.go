@@ -9,7 +9,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/mciv/mciv/internal/histo"
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/testenv"
 )
 
 // histoTestValues are the values the kernel's histo_index is checked on:

@@ -17,8 +17,8 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/mciv/mciv/internal/pglab"
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/pglab"
+	"github.com/mciv/mciv/internal/lab/testenv"
 )
 
 // BenchmarkPgbenchOverhead measures what the collector costs a real

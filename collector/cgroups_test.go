@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/testenv"
 )
 
 func inode(t *testing.T, path string) uint64 {

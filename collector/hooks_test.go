@@ -8,7 +8,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/mciv/mciv/bpf"
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/testenv"
 )
 
 func TestCheckBlockRqIssue(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/internal/histo"
-	"github.com/mciv/mciv/internal/mylab"
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/mylab"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 )
 

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/bpf"
-	"github.com/mciv/mciv/internal/lossnet"
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/lossnet"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 )
 

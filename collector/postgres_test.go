@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/internal/histo"
-	"github.com/mciv/mciv/internal/pglab"
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/pglab"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 )
 

@@ -3,7 +3,7 @@ package collector
 import (
 	"testing"
 
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/testenv"
 )
 
 // debianPostgres is the binary of Debian's postgresql-15 package.

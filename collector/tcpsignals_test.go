@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 )
 

@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/internal/bus"
-	"github.com/mciv/mciv/internal/slacktest"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier"
 	"github.com/mciv/mciv/notifier/console"
 	"github.com/mciv/mciv/notifier/slack"
+	"github.com/mciv/mciv/notifier/slack/slacktest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/internal/slacktest"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier"
 	"github.com/mciv/mciv/notifier/inhibit"
@@ -14,6 +13,7 @@ import (
 	"github.com/mciv/mciv/notifier/nflog"
 	"github.com/mciv/mciv/notifier/silence"
 	"github.com/mciv/mciv/notifier/slack"
+	"github.com/mciv/mciv/notifier/slack/slacktest"
 )
 
 // These tests run the grouped Slack integration (slack.Incidents) under

@@ -10,7 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/mciv/mciv/analyzer/detect"
+	"github.com/mciv/mciv/detect"
 )
 
 // Detector options by the kind of value they take.

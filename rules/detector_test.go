@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/analyzer/detect"
+	"github.com/mciv/mciv/detect"
 )
 
 // detectorFile is a rules file with one rule whose detector is det.

@@ -8,7 +8,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/mciv/mciv/analyzer/detect"
+	"github.com/mciv/mciv/detect"
 )
 
 const goodFile = `groups:

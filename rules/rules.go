@@ -32,7 +32,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/mciv/mciv/analyzer/detect"
+	"github.com/mciv/mciv/detect"
 )
 
 // Stat is the statistic a rule computes from each interval's series of its

@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mciv/mciv/analyzer/detect"
 	"github.com/mciv/mciv/analyzer/lifecycle"
+	"github.com/mciv/mciv/detect"
 	"github.com/mciv/mciv/rules"
 )
 

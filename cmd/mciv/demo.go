@@ -3,8 +3,8 @@ package main
 import (
 	"time"
 
-	"github.com/mciv/mciv/internal/config"
-	"github.com/mciv/mciv/internal/demo"
+	"github.com/mciv/mciv/app/config"
+	"github.com/mciv/mciv/app/demo"
 	"github.com/spf13/cobra"
 )
 

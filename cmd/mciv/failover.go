@@ -6,7 +6,7 @@ import (
 	"os/user"
 	"time"
 
-	"github.com/mciv/mciv/analyzer/failover/actuator"
+	"github.com/mciv/mciv/failover/actuator"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/spf13/cobra"
 )

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/internal/bus"
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 )
 

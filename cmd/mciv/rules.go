@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mciv/mciv/analyzer/ruletest"
 	"github.com/mciv/mciv/rules"
-	"github.com/mciv/mciv/rules/ruletest"
 	"github.com/spf13/cobra"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mciv/mciv/internal/config"
+	"github.com/mciv/mciv/app/config"
 	"github.com/mciv/mciv/notifier/tts"
 	"github.com/mciv/mciv/notifier/tts/engines"
 )

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/testenv"
 )
 
 // runMciv runs the command line with args and returns stdout and stderr.

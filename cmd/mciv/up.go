@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 
+	"github.com/mciv/mciv/app"
+	"github.com/mciv/mciv/app/config"
 	"github.com/mciv/mciv/collector"
-	"github.com/mciv/mciv/internal/app"
-	"github.com/mciv/mciv/internal/config"
 	"github.com/spf13/cobra"
 )
 

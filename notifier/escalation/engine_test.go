@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/internal/twiliotest"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/phone"
 	"github.com/mciv/mciv/notifier/phone/twilio"
+	"github.com/mciv/mciv/notifier/phone/twilio/twiliotest"
 )
 
 const (

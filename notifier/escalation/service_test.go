@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/internal/twiliotest"
 	"github.com/mciv/mciv/notifier/phone/twilio"
+	"github.com/mciv/mciv/notifier/phone/twilio/twiliotest"
 )
 
 // TestService runs the whole thing as a notifier would: Twilio's REST API

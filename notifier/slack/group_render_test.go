@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/internal/slacktest"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/nflog"
+	"github.com/mciv/mciv/notifier/slack/slacktest"
 	slackgo "github.com/slack-go/slack"
 )
 

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/internal/bus"
-	"github.com/mciv/mciv/internal/slacktest"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier"
 	"github.com/mciv/mciv/notifier/nflog"
+	"github.com/mciv/mciv/notifier/slack/slacktest"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/internal/bus"
-	"github.com/mciv/mciv/internal/slacktest"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/inhibit"
 	"github.com/mciv/mciv/notifier/silence"
+	"github.com/mciv/mciv/notifier/slack/slacktest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/internal/slacktest"
 	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/notifier/slack/slacktest"
 	"go.uber.org/goleak"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/tts"
 )

@@ -14,8 +14,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/mciv/mciv/internal/ear"
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/ear"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/tts"
 	"github.com/mciv/mciv/notifier/tts/engines"

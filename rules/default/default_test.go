@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/analyzer/detect"
+	"github.com/mciv/mciv/detect"
 	"github.com/mciv/mciv/rules"
 	defaultrules "github.com/mciv/mciv/rules/default"
 )

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/internal/twiliotest"
 	"github.com/mciv/mciv/notifier/phone"
+	"github.com/mciv/mciv/notifier/phone/twilio/twiliotest"
 )
 
 const (

@@ -10,8 +10,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/mciv/mciv/internal/ear"
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/ear"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/notifier/tts"
 	"github.com/mciv/mciv/notifier/tts/espeak"
 	"github.com/mciv/mciv/notifier/tts/google"

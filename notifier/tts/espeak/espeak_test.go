@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/internal/ear"
-	"github.com/mciv/mciv/internal/testenv"
+	"github.com/mciv/mciv/internal/lab/ear"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/speech"
 	"github.com/mciv/mciv/notifier/tts"

@@ -1,0 +1,282 @@
+// Package app wires mciv's components together: the embedded or external
+// NATS, the collector, the analyzer, the notifier and the metrics endpoint.
+// `mciv up` runs all of them; `mciv collector|analyzer|notifier` run one.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mciv/mciv/analyzer"
+	"github.com/mciv/mciv/app/config"
+	"github.com/mciv/mciv/collector"
+	"github.com/mciv/mciv/failover/actuator"
+	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/rules"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Parts says which components run in this process.
+type Parts struct {
+	Collector, Analyzer, Notifier bool
+}
+
+// All is every component: the all-in-one mode.
+var All = Parts{Collector: true, Analyzer: true, Notifier: true}
+
+// Options configures a run.
+type Options struct {
+	Config config.Config
+	Parts  Parts
+	Logger *slog.Logger
+	// Console receives alerts as text lines; nil means no console output.
+	Console io.Writer
+	// Registry gets every component's metrics; nil makes a new one.
+	Registry *prometheus.Registry
+	// Ready, when set, is called once every part has started.
+	Ready func(Info)
+}
+
+// Info describes a started run.
+type Info struct {
+	// NATSURL is the URL of the bus the parts use.
+	NATSURL string
+	// MetricsAddr is where /metrics is served ("" when disabled).
+	MetricsAddr string
+	// Collector is the running collector (nil when it does not run here).
+	Collector *collector.Collector
+}
+
+// Run starts the configured parts and blocks until ctx ends, then shuts them
+// down in order: producers first, the bus last. A part that cannot run on
+// this host (the collector without root, say) is reported and skipped; the
+// others run.
+func Run(ctx context.Context, opts Options) error {
+	cfg := opts.Config
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+
+	url := cfg.NATS.URL
+	if url == "" {
+		emb, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: cfg.DataDir, Listen: cfg.NATS.Listen, ServerName: "mciv-" + cfg.Host}, logger)
+		if err != nil {
+			return err
+		}
+		defer emb.Shutdown()
+		url = emb.URL()
+	}
+	connect := func(part string) (*natsConn, error) {
+		nc, err := bus.Connect(ctx, url, bus.ConnectOptions{
+			Name:      "mciv-" + part + " " + cfg.Cluster + "/" + cfg.Host,
+			CredsFile: cfg.NATS.Creds, NKeyFile: cfg.NATS.NKey, Logger: logger.With("part", part),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", part, err)
+		}
+		return &natsConn{nc}, nil
+	}
+
+	info := Info{NATSURL: url}
+	var metricsSrv *http.Server
+	if cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = metricsSrv.Serve(ln) }()
+		info.MetricsAddr = ln.Addr().String()
+		logger.Info("serving metrics", "url", "http://"+info.MetricsAddr+"/metrics")
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	start := func(part string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("part stopped", "part", part, "err", err)
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", part, err))
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	var conns []*natsConn
+	defer func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}()
+
+	if opts.Parts.Notifier {
+		nc, err := connect("notifier")
+		if err != nil {
+			return err
+		}
+		conns = append(conns, nc)
+		js, err := bus.JetStream(nc.Conn)
+		if err != nil {
+			return err
+		}
+		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
+			return err
+		}
+		if _, err := startNotifier(ctx, cfg, opts.Console, nc.Conn, js, reg, logger, start); err != nil {
+			return err
+		}
+	}
+
+	var ruleSet *rules.Set // the analyzer's rules, for the failover actions they ask for
+	var failoverActuator atomic.Pointer[actuator.Actuator]
+	if opts.Parts.Analyzer {
+		acfg := analyzer.Config{RulePaths: cfg.Analyzer.Rules}
+		if len(cfg.Analyzer.Rules) == 0 { // the built-in defaults: nothing to reload
+			set, err := rules.LoadDefault()
+			if err != nil {
+				return fmt.Errorf("analyzer: %w", err)
+			}
+			acfg.Rules = set
+		}
+		nc, err := connect("analyzer")
+		if err != nil {
+			return err
+		}
+		conns = append(conns, nc)
+		js, err := bus.JetStream(nc.Conn)
+		if err != nil {
+			return err
+		}
+		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
+			return err
+		}
+		// A reload that changes which rules ask for failover reaches the
+		// actuator (started below, once the first rules are known).
+		acfg.OnReload = func(set *rules.Set) {
+			if act := failoverActuator.Load(); act != nil {
+				act.SetRules(failoverPolicies(set, cfg.Failover.Rules))
+			}
+		}
+		a, err := analyzer.New(acfg, js, reg, logger.With("part", "analyzer"))
+		if err != nil {
+			return fmt.Errorf("analyzer: %w", err)
+		}
+		ruleSet = a.Rules()
+		start("analyzer", func(ctx context.Context) error { return a.Run(ctx, nc.Conn) })
+		// Always caught, so that a SIGHUP never kills mciv; with the
+		// built-in rules there is nothing to reload and it says so.
+		start("analyzer-reload", func(ctx context.Context) error { return reloadOnSIGHUP(ctx, a, logger) })
+	}
+
+	// Guarded failover: runs beside the analyzer when configured.
+	if opts.Parts.Analyzer && cfg.Failover.Enabled {
+		nc, err := connect("failover")
+		if err != nil {
+			return err
+		}
+		conns = append(conns, nc)
+		act, err := startFailover(ctx, cfg, ruleSet, nc.Conn, logger, start)
+		if err != nil {
+			return err
+		}
+		failoverActuator.Store(act)
+	}
+
+	if opts.Parts.Collector {
+		// Problems are reported, not fatal: the collector attaches what the
+		// kernel allows and still publishes a heartbeat when nothing attaches.
+		for _, p := range collector.Preflight() {
+			logger.Warn("collector: "+p.What, "fix", p.Fix)
+		}
+		nc, err := connect("collector")
+		if err != nil {
+			return err
+		}
+		conns = append(conns, nc)
+		c, err := collector.New(collector.Config{
+			Cluster: cfg.Cluster, Host: cfg.Host,
+			Interval:             time.Duration(cfg.Collector.Interval),
+			MaxEventsPerInterval: cfg.Collector.MaxEventsPerInterval,
+			NetNS:                cfg.Collector.NetNS,
+			PostgresProbes:       cfg.Collector.PostgresProbes,
+		}, nc.Conn, reg, logger.With("part", "collector"))
+		if err != nil {
+			return fmt.Errorf("collector: %w", err)
+		}
+		info.Collector = c
+		start("collector", c.Run)
+	}
+
+	if opts.Ready != nil {
+		opts.Ready(info)
+	}
+	<-runCtx.Done()
+	wg.Wait()
+	if metricsSrv != nil {
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		_ = metricsSrv.Shutdown(sctx)
+		scancel()
+	}
+	return errors.Join(errs...)
+}
+
+// reloadOnSIGHUP reloads the analyzer's rules files on every SIGHUP until
+// ctx ends. A rejected reload is logged by the analyzer and keeps the last
+// good rules.
+func reloadOnSIGHUP(ctx context.Context, a *analyzer.Analyzer, logger *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloadOn(ctx, hup, a, logger, nil)
+	return nil
+}
+
+// reloadOn reloads the analyzer's rules for every value received on sig
+// until ctx ends; done, when set, gets each reload's result.
+func reloadOn(ctx context.Context, sig <-chan os.Signal, a *analyzer.Analyzer, logger *slog.Logger, done func(string)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-sig:
+			res, err := a.Reload() // a rejected reload is logged and exported by the analyzer
+			if res == analyzer.ReloadUnchanged && err != nil {
+				logger.Info("rules reload on signal: nothing to do", "signal", s, "reason", err)
+			} else {
+				logger.Info("rules reload on signal", "signal", s, "result", res)
+			}
+			if done != nil {
+				done(res)
+			}
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mciv/mciv/app/config"
+	"github.com/mciv/mciv/collector"
+	"github.com/mciv/mciv/internal/lab/testenv"
+)
+
+// syncBuffer is a bytes.Buffer safe for the demo's concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestDemoFiresAndResolves(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.ExclusiveKernel(t)
+	testenv.RequireCommand(t, "ip", "nft")
+	testenv.RequireFile(t, "/sys/kernel/btf/vmlinux", "the kernel's BTF, for CO-RE eBPF")
+	if err := collector.MountTracefs(); err != nil {
+		testenv.Missing(t, "tracefs: "+err.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := config.Default()
+	cfg.Cluster, cfg.Host = "demo", "demo-host"
+	cfg.Collector.Interval = config.Duration(500 * time.Millisecond)
+	var out syncBuffer
+	err := Run(ctx, Options{
+		Config: cfg, Quiet: 2 * time.Second, LossPercent: 20, MaxWait: 60 * time.Second,
+		Namespace: "mciv-demo-test", Out: &out,
+	})
+	t.Logf("demo output:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"FIRING", "RESOLVED", "TCPRetransmitRateHigh", "demo-host"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if strings.Index(text, "RESOLVED") < strings.Index(text, "FIRING") {
+		t.Error("resolved before firing")
+	}
+}

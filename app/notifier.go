@@ -1,0 +1,170 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/mciv/mciv/app/config"
+	"github.com/mciv/mciv/notifier"
+	"github.com/mciv/mciv/notifier/chart"
+	"github.com/mciv/mciv/notifier/console"
+	"github.com/mciv/mciv/notifier/escalation"
+	"github.com/mciv/mciv/notifier/inhibit"
+	"github.com/mciv/mciv/notifier/nflog"
+	"github.com/mciv/mciv/notifier/route"
+	"github.com/mciv/mciv/notifier/silence"
+	slacknotify "github.com/mciv/mciv/notifier/slack"
+	"github.com/mciv/mciv/notifier/voice"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// notifierParts is what startNotifier started, for the parts wired after it
+// (voice and phone escalation post into Slack threads through Threads).
+type notifierParts struct {
+	// Threads posts into an alert's Slack thread; nil without Slack.
+	Threads slacknotify.ThreadPoster
+}
+
+// startNotifier starts Marvel: the dispatcher with silences and inhibition,
+// the console and the grouped Slack integration, the Slack thread feed
+// (acknowledgements and failover actions), the chart recorder and the
+// Slack interactivity endpoint.
+func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *nats.Conn, js jetstream.JetStream,
+	reg prometheus.Registerer, logger *slog.Logger, start func(string, func(context.Context) error)) (notifierParts, error) {
+	var parts notifierParts
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	log := logger.With("part", "notifier")
+	nfl, err := nflog.Open(ctx, js, nflog.Options{})
+	if err != nil {
+		return parts, fmt.Errorf("notifier: %w", err)
+	}
+	sil, err := silence.Open(ctx, js, 1, nil)
+	if err != nil {
+		return parts, fmt.Errorf("notifier: %w", err)
+	}
+	tree, err := route.New(cfg.Notifier.Route, cfg.Notifier.Receivers)
+	if err != nil {
+		return parts, fmt.Errorf("notifier: %w", err)
+	}
+	var integrations []notifier.Notifier
+	if out != nil {
+		integrations = append(integrations, console.New(out))
+	}
+	if cfg.Slack.Enabled() {
+		rec := chart.NewRecorder(0, 0)
+		stopRec, err := rec.Subscribe(nc, log)
+		if err != nil {
+			return parts, fmt.Errorf("notifier: %w", err)
+		}
+		start("notifier-charts", func(ctx context.Context) error {
+			<-ctx.Done()
+			stopRec()
+			return nil
+		})
+		inc, err := slacknotify.NewIncidents(slacknotify.IncidentsConfig{
+			Config:   slacknotify.Config{Token: cfg.Slack.Token, Channel: cfg.Slack.Channel, APIURL: cfg.Slack.APIURL},
+			Routes:   tree,
+			Log:      nfl,
+			Replica:  cfg.Host,
+			Charter:  rec,
+			Registry: reg,
+		}, log)
+		if err != nil {
+			return parts, fmt.Errorf("notifier: %w", err)
+		}
+		integrations = append(integrations, inc)
+		parts.Threads = inc
+		start("notifier-threads", func(ctx context.Context) error { return inc.RunThreads(ctx, js) })
+		log.Info("slack notifications on", "slack", cfg.Slack.String())
+
+		if ic := cfg.Slack.Interactivity; ic.Listen != "" {
+			h, err := slacknotify.NewInteractions(ic.SigningSecret, js, nfl, sil, nil, log)
+			if err != nil {
+				return parts, fmt.Errorf("notifier: %w", err)
+			}
+			ln, err := net.Listen("tcp", ic.Listen)
+			if err != nil {
+				return parts, fmt.Errorf("notifier: slack interactivity listen %s: %w", ic.Listen, err)
+			}
+			path := ic.Path
+			if path == "" {
+				path = "/slack/interactivity"
+			}
+			mux := http.NewServeMux()
+			mux.Handle(path, h)
+			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			log.Info("slack interactivity endpoint", "url", "http://"+ln.Addr().String()+path)
+			start("slack-interactivity", func(ctx context.Context) error {
+				go func() {
+					<-ctx.Done()
+					sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+					defer cancel()
+					_ = srv.Shutdown(sctx)
+				}()
+				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					return fmt.Errorf("slack interactivity: %w", err)
+				}
+				return nil
+			})
+		}
+	}
+	if cfg.Voice.On() {
+		v, err := startVoice(ctx, cfg, out, parts.Threads, reg, log, start)
+		if err != nil {
+			// Speech is an extra: without espeak-ng (or Google) the
+			// console and Slack still work.
+			log.Warn("voice alerts off", "err", err, "fix", "apt-get install espeak-ng sox")
+		} else {
+			integrations = append(integrations, v)
+		}
+	}
+	if cfg.OnCall.Enabled() && cfg.Twilio.Enabled() {
+		var thread escalation.ThreadPoster
+		if parts.Threads != nil {
+			thread = parts.Threads
+		}
+		svc, err := escalation.NewService(ctx, escalation.ServiceOptions{
+			OnCall: cfg.OnCall, Twilio: cfg.Twilio, JS: js, Cluster: cfg.Cluster, Thread: thread, Logger: log.With("integration", "escalation"),
+		})
+		if err != nil {
+			return parts, fmt.Errorf("notifier: phone escalation: %w", err)
+		}
+		integrations = append(integrations, svc.Engine())
+		start("escalation", func(ctx context.Context) error { return svc.Run(ctx, nil) })
+		log.Info("phone escalation on", "people", len(cfg.OnCall.People), "policies", len(cfg.OnCall.Policies))
+	}
+	muter := inhibit.NewMuter(cfg.Notifier.InhibitRules, sil, nfl)
+	d := notifier.NewDispatcher(notifier.DispatcherConfig{Durable: cfg.Notifier.Durable, Muter: muter}, integrations, reg, log)
+	start("notifier", func(ctx context.Context) error { return d.Run(ctx, js) })
+	return parts, nil
+}
+
+// startVoice builds the voice integration: critical alerts spoken into a
+// clip file (its path on the console) and uploaded into the Slack thread.
+func startVoice(ctx context.Context, cfg config.Config, out io.Writer, threads slacknotify.ThreadPoster,
+	reg prometheus.Registerer, log *slog.Logger, start func(string, func(context.Context) error)) (notifier.Notifier, error) {
+	setup := voice.Setup{DataDir: cfg.DataDir, Getenv: os.Getenv, Out: out, Registerer: reg, Logger: log.With("integration", "voice")}
+	if threads != nil {
+		setup.Thread = threads
+	}
+	v, closer, err := voice.FromConfig(ctx, cfg.Voice, setup)
+	if err != nil {
+		return nil, err
+	}
+	start("voice", func(ctx context.Context) error {
+		<-ctx.Done()
+		return closer.Close()
+	})
+	return v, nil
+}
