@@ -55,31 +55,6 @@ type Config struct {
 	Samples int
 }
 
-// Options lists the option names (rules-file keys, besides "type") that a
-// detector type accepts, or nil for an unknown type.
-func Options(typ string) []string {
-	common := []string{"baseline", "threshold", "warmup", "direction", "min_delta", "hysteresis"}
-	switch typ {
-	case "threshold":
-		return []string{"op", "value", "clear"}
-	case "zscore":
-		return common
-	case "robust_zscore":
-		return append(common, "samples")
-	case "ewma":
-		return append(common, "lambda")
-	case "cusum":
-		return append(common, "k")
-	case "seasonal":
-		return append(common, "slot", "period")
-	case "rate_of_change":
-		return []string{"window", "threshold", "warmup", "direction", "min_delta", "hysteresis"}
-	case "absence":
-		return []string{"for"}
-	}
-	return nil
-}
-
 // defaultConfig is the default settings of a type. Thresholds come from
 // the quality benchmark (analyzer/quality, TestTunePerMetric): the best
 // firing point-adjusted F1, averaged over SMD and ASD, of each detector on

@@ -147,11 +147,6 @@ func optErr(opt, format string, args ...any) error {
 // ErrUnknownType is returned by NewSpec for a type it does not know.
 var ErrUnknownType = errors.New("unknown detector type")
 
-// Types lists the detector types, in the order documentation shows them.
-func Types() []string {
-	return []string{"threshold", "zscore", "robust_zscore", "ewma", "cusum", "seasonal", "rate_of_change", "absence"}
-}
-
 // Defaults of the statistical detectors (see DESIGN and the quality
 // benchmark for how they were chosen).
 const (

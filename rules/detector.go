@@ -13,23 +13,6 @@ import (
 	"github.com/mciv/mciv/detect"
 )
 
-// Detector options by the kind of value they take.
-func durationOption(k string) bool {
-	switch k {
-	case "baseline", "warmup", "window", "for", "slot", "period":
-		return true
-	}
-	return false
-}
-
-func numberOption(k string) bool {
-	switch k {
-	case "threshold", "min_delta", "hysteresis", "lambda", "k", "value", "clear":
-		return true
-	}
-	return false
-}
-
 // detector parses a `detector:` mapping: its type, then every option the
 // type accepts (detect.Options), each checked for its kind here and for its
 // range by detect.NewSpec; every error points at the offending node.
@@ -53,11 +36,12 @@ func (p *parser) detector(n *yaml.Node, w where) detect.Spec {
 	}
 	typ := tn.Value
 	opts := detect.Options(typ)
+	names := detect.OptionNames(typ)
 	if opts == nil {
 		p.errorf(tn, w, "unknown detector type %q (supported: %s)", typ, strings.Join(detect.Types(), ", "))
 		return nil
 	}
-	fs := p.mapping(n, w, typ+" detector", append([]string{"type"}, opts...))
+	fs := p.mapping(n, w, typ+" detector", append([]string{"type"}, names...))
 	if fs == nil {
 		return nil
 	}
@@ -70,12 +54,12 @@ func (p *parser) detector(n *yaml.Node, w where) detect.Spec {
 			}
 		}
 	}
-	for _, key := range opts {
-		f, present := fs[key]
+	for _, opt := range opts {
+		f, present := fs[opt.Name]
 		if !present || isNull(f.val) {
 			continue
 		}
-		if !p.detectorOption(&c, key, f.val, w) {
+		if !p.detectorOption(&c, opt, f.val, w) {
 			ok = false
 		}
 	}
@@ -97,87 +81,49 @@ func (p *parser) detector(n *yaml.Node, w where) detect.Spec {
 	return spec
 }
 
-// detectorOption reads the option key of a detector into c.
-func (p *parser) detectorOption(c *detect.Config, key string, v *yaml.Node, w where) bool {
-	switch {
-	case durationOption(key):
+// detectorOption reads the value of one detector option into c, checking
+// it for the kind of value the option takes (detect's table of options).
+func (p *parser) detectorOption(c *detect.Config, opt detect.Option, v *yaml.Node, w where) bool {
+	key := opt.Name
+	var val detect.Value
+	switch opt.Kind {
+	case detect.KindDuration:
 		d, ok := p.detectorDuration(v, w, key)
 		if !ok {
 			return false
 		}
-		switch key {
-		case "baseline":
-			c.Baseline = d
-		case "warmup":
-			c.Warmup = d
-		case "window":
-			c.Window = d
-		case "for":
-			c.For = d
-		case "slot":
-			c.Slot = d
-		case "period":
-			c.Period = d
-		}
-	case numberOption(key):
+		val.Duration = d
+	case detect.KindNumber:
 		x, ok := p.number(v, w, "detector "+key)
 		if !ok {
 			return false
 		}
-		switch key {
-		case "threshold":
-			c.Threshold = x
-		case "min_delta":
-			c.MinDelta = x
-		case "hysteresis":
-			c.Hysteresis = x
-		case "lambda":
-			c.Lambda = x
-		case "k":
-			c.K = x
-		case "value":
-			c.Value = x
-		case "clear":
-			c.Clear = &x
-		}
-		if x == 0 && key != "value" && key != "clear" && key != "min_delta" {
+		if x == 0 && !opt.ZeroAllowed {
 			// 0 would silently mean "default" to detect.NewSpec.
 			p.errorf(v, w, "detector %s must be positive", key)
 			return false
 		}
-	case key == "samples":
+		val.Number = x
+	case detect.KindCount:
 		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" {
-			p.errorf(v, w, "detector samples must be a whole number, not %q", v.Value)
+			p.errorf(v, w, "detector %s must be a whole number, not %q", key, v.Value)
 			return false
 		}
 		n, err := strconv.Atoi(v.Value)
 		if err != nil || n <= 0 {
-			p.errorf(v, w, "detector samples must be a positive whole number, not %s", v.Value)
+			p.errorf(v, w, "detector %s must be a positive whole number, not %s", key, v.Value)
 			return false
 		}
-		c.Samples = n
-	case key == "direction", key == "op":
+		val.Count = n
+	case detect.KindText:
 		if v.Kind != yaml.ScalarNode {
 			p.errorf(v, w, "detector %s must be a string, not %s", key, kindName(v))
 			return false
 		}
-		if key == "op" {
-			op, err := detect.ParseOp(v.Value)
-			if err != nil {
-				p.errorf(v, w, "detector: %v", err)
-				return false
-			}
-			c.Op = op
-			return true
-		}
-		d, err := detect.ParseDirection(v.Value)
-		if err != nil {
-			p.errorf(v, w, "detector: %v", err)
-			return false
-		}
-		c.Direction = d
-	default:
-		p.errorf(v, w, "detector option %q is not handled", key) // detect.Options and this file disagree
+		val.Text = v.Value
+	}
+	if err := opt.Set(c, val); err != nil {
+		p.errorf(v, w, "detector: %v", err)
 		return false
 	}
 	return true
