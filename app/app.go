@@ -37,6 +37,26 @@ type Parts struct {
 // All is every component: the all-in-one mode.
 var All = Parts{Collector: true, Analyzer: true, Notifier: true}
 
+// Enabled is the parts of the all-in-one mode that cfg leaves on
+// (collector.enabled, analyzer.enabled, notifier.enabled).
+func Enabled(cfg config.Config) Parts {
+	return Parts{Collector: cfg.Collector.On(), Analyzer: cfg.Analyzer.On(), Notifier: cfg.Notifier.On()}
+}
+
+// Off names the parts that do not run, for a log line.
+func (p Parts) Off() []string {
+	var off []string
+	for _, part := range []struct {
+		name string
+		on   bool
+	}{{"collector", p.Collector}, {"analyzer", p.Analyzer}, {"notifier", p.Notifier}} {
+		if !part.on {
+			off = append(off, part.name)
+		}
+	}
+	return off
+}
+
 // Options configures a run.
 type Options struct {
 	Config config.Config
@@ -222,13 +242,7 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 		conns = append(conns, nc)
-		c, err := collector.New(collector.Config{
-			Cluster: cfg.Cluster, Host: cfg.Host,
-			Interval:             time.Duration(cfg.Collector.Interval),
-			MaxEventsPerInterval: cfg.Collector.MaxEventsPerInterval,
-			NetNS:                cfg.Collector.NetNS,
-			PostgresProbes:       cfg.Collector.PostgresProbes,
-		}, nc.Conn, reg, logger.With("part", "collector"))
+		c, err := collector.New(cfg.Collector.Config(cfg.Cluster, cfg.Host), nc.Conn, reg, logger.With("part", "collector"))
 		if err != nil {
 			return fmt.Errorf("collector: %w", err)
 		}

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"github.com/mciv/mciv/internal/yamltime"
+	slacknotify "github.com/mciv/mciv/notifier/slack"
 	"strings"
 	"testing"
 	"time"
@@ -74,8 +76,8 @@ func TestEndToEndRetransmitsToSlack(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.NATS.Listen = "127.0.0.1:0"
 	cfg.Metrics.Listen = ""
-	cfg.Collector.Interval = config.Duration(250 * time.Millisecond)
-	cfg.Slack = config.Slack{Token: "xoxb-e2e-token", Channel: "C0NCALL", APIURL: slack.URL()}
+	cfg.Collector.Interval = yamltime.Duration(250 * time.Millisecond)
+	cfg.Slack = slacknotify.Section{Token: "xoxb-e2e-token", Channel: "C0NCALL", APIURL: slack.URL()}
 
 	lab, err := lossnet.New(ctx, "mciv-e2e")
 	if err != nil {

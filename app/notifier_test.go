@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	slacknotify "github.com/mciv/mciv/notifier/slack"
 	"net"
 	"net/http"
 	"strings"
@@ -58,7 +59,7 @@ func TestNotifierWiring(t *testing.T) {
 	slack := slacktest.New(t, "xoxb-wiring")
 	cfg := config.Default()
 	cfg.Host = "wiring-host"
-	cfg.Slack = config.Slack{Token: "xoxb-wiring", Channel: "C0NCALL", APIURL: slack.URL()}
+	cfg.Slack = slacknotify.Section{Token: "xoxb-wiring", Channel: "C0NCALL", APIURL: slack.URL()}
 	cfg.Slack.Interactivity.Listen = freeAddr(t)
 	cfg.Slack.Interactivity.SigningSecret = "wiring-secret"
 

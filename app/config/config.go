@@ -9,13 +9,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
+	"github.com/mciv/mciv/analyzer"
+	"github.com/mciv/mciv/collector"
 	"github.com/mciv/mciv/failover/actuator"
+	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/internal/yamltime"
+	"github.com/mciv/mciv/notifier"
 	"github.com/mciv/mciv/notifier/escalation"
-	"github.com/mciv/mciv/notifier/inhibit"
 	"github.com/mciv/mciv/notifier/phone/twilio"
 	"github.com/mciv/mciv/notifier/route"
 	slacknotify "github.com/mciv/mciv/notifier/slack"
@@ -26,20 +28,27 @@ import (
 // Duration is a time.Duration written as "30s", "500ms", "2m" in YAML.
 type Duration = yamltime.Duration
 
-// Config is the whole configuration of mciv.
+// Config is the whole configuration of mciv. It only lists the sections:
+// each part owns the type of its own section, its defaults and its checks.
 type Config struct {
 	// Cluster names the database cluster this host belongs to.
 	Cluster string `yaml:"cluster"`
 	// Host names this host; default: the hostname.
 	Host string `yaml:"host"`
 	// DataDir holds the embedded NATS server's JetStream files.
-	DataDir   string    `yaml:"data_dir"`
-	NATS      NATS      `yaml:"nats"`
-	Metrics   Metrics   `yaml:"metrics"`
-	Collector Collector `yaml:"collector"`
-	Analyzer  Analyzer  `yaml:"analyzer"`
-	Notifier  Notifier  `yaml:"notifier"`
-	Slack     Slack     `yaml:"slack"`
+	DataDir string `yaml:"data_dir"`
+	// NATS says where the bus is (internal/bus).
+	NATS bus.Section `yaml:"nats"`
+	// Metrics is the Prometheus endpoint of this process.
+	Metrics Metrics `yaml:"metrics"`
+	// Collector is the eBPF collector (collector).
+	Collector collector.Section `yaml:"collector"`
+	// Analyzer evaluates the rules (analyzer).
+	Analyzer analyzer.Section `yaml:"analyzer"`
+	// Notifier is Marvel's routing, grouping and inhibition (notifier).
+	Notifier notifier.Section `yaml:"notifier"`
+	// Slack is the Slack integration (notifier/slack).
+	Slack slacknotify.Section `yaml:"slack"`
 	// Voice speaks critical alerts (notifier/voice).
 	Voice voice.Config `yaml:"voice"`
 	// OnCall is the on-call schedule and escalation policies (notifier/escalation).
@@ -50,100 +59,24 @@ type Config struct {
 	Failover actuator.Config `yaml:"failover"`
 }
 
-// NATS says where the message bus is.
-type NATS struct {
-	// URL of an existing NATS server or cluster; empty runs the embedded server.
-	URL string `yaml:"url"`
-	// Listen is where the embedded server accepts clients.
-	Listen string `yaml:"listen"`
-	// Creds is a NATS credentials file (per-host user).
-	Creds string `yaml:"creds"`
-	// NKey is a file with an nkey seed.
-	NKey string `yaml:"nkey"`
-}
-
-// Metrics configures the Prometheus endpoint.
+// Metrics configures the Prometheus endpoint: the one section the
+// composition root owns.
 type Metrics struct {
 	// Listen is host:port of /metrics; empty disables it.
 	Listen string `yaml:"listen"`
 }
 
-// Collector configures the eBPF collector.
-type Collector struct {
-	Enabled  *bool    `yaml:"enabled"`
-	Interval Duration `yaml:"interval"`
-	// MaxEventsPerInterval bounds the notable events one host publishes per interval.
-	MaxEventsPerInterval int `yaml:"max_events_per_interval"`
-	// NetNS restricts the TCP signals to one network namespace (a path like
-	// /var/run/netns/NAME or /proc/PID/ns/net), which then counts as this
-	// host: one collector per namespace (containers, test hosts).
-	NetNS string `yaml:"netns"`
-	// PostgresProbes is how PostgreSQL query latency is measured: "socket"
-	// (default: at the server's TCP sockets) or "usdt" (its USDT probes).
-	PostgresProbes string `yaml:"postgres_probes"`
-}
-
-// Analyzer configures rule evaluation.
-type Analyzer struct {
-	Enabled *bool `yaml:"enabled"`
-	// Rules are files or directories of rule files; empty uses the built-in defaults.
-	Rules []string `yaml:"rules"`
-}
-
-// Notifier configures Marvel.
-type Notifier struct {
-	Enabled *bool `yaml:"enabled"`
-	// Durable is the JetStream consumer name shared by notifier replicas.
-	Durable string `yaml:"durable"`
-	// Route is the routing tree (label matchers to receivers, grouping);
-	// absent: every alert to the default receiver (slack.channel).
-	Route *route.Route `yaml:"route"`
-	// Receivers are the destinations routes name.
-	Receivers []route.Receiver `yaml:"receivers"`
-	// InhibitRules mute alerts made redundant by others; absent: a
-	// critical alert mutes the warnings of the same host; [] for none.
-	InhibitRules []inhibit.Rule `yaml:"inhibit_rules"`
-}
-
-// Slack configures the Slack integration; it is on when Token and Channel are set.
-type Slack struct {
-	Token   string `yaml:"token"`
-	Channel string `yaml:"channel"`
-	// APIURL points the client at another Slack-compatible API.
-	APIURL string `yaml:"api_url"`
-	// Interactivity is the endpoint for the message buttons.
-	Interactivity slacknotify.InteractivityConfig `yaml:"interactivity"`
-}
-
-// Enabled reports whether Slack is configured.
-func (s Slack) Enabled() bool { return s.Token != "" && s.Channel != "" }
-
-// String never shows the token.
-func (s Slack) String() string {
-	tok := "unset"
-	if s.Token != "" {
-		tok = "set"
-	}
-	return fmt.Sprintf("slack{channel=%q token=%s api_url=%q}", s.Channel, tok, s.APIURL)
-}
-
-// On reports whether an optional switch is on (absent means on).
-func On(b *bool) bool { return b == nil || *b }
-
 // Default returns the configuration used when no file is given.
 func Default() Config {
 	host, _ := os.Hostname()
 	return Config{
-		Cluster: "default",
-		Host:    host,
-		DataDir: "./data",
-		NATS:    NATS{Listen: "127.0.0.1:4222"},
-		Metrics: Metrics{Listen: "127.0.0.1:9464"},
-		Collector: Collector{
-			Interval:             Duration(time.Second),
-			MaxEventsPerInterval: 100,
-		},
-		Notifier: Notifier{Durable: "mciv-notifier"},
+		Cluster:   "default",
+		Host:      host,
+		DataDir:   "./data",
+		NATS:      bus.Section{Listen: "127.0.0.1:4222"},
+		Metrics:   Metrics{Listen: "127.0.0.1:9464"},
+		Collector: collector.DefaultSection(),
+		Notifier:  notifier.DefaultSection(),
 	}
 }
 
@@ -218,17 +151,14 @@ func (c *Config) Validate() error {
 	if err := wire.ValidToken(c.Host); err != nil {
 		errs = append(errs, fmt.Errorf("host: %w (set host: in the config)", err))
 	}
-	if c.Collector.Interval < Duration(10*time.Millisecond) {
-		errs = append(errs, fmt.Errorf("collector.interval %s: must be at least 10ms", time.Duration(c.Collector.Interval)))
-	}
-	if c.Collector.MaxEventsPerInterval < 0 {
-		errs = append(errs, fmt.Errorf("collector.max_events_per_interval must not be negative"))
+	if err := c.Collector.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.NATS.URL == "" && c.DataDir == "" {
 		errs = append(errs, fmt.Errorf("data_dir is required for the embedded NATS server"))
 	}
-	if (c.Slack.Token == "") != (c.Slack.Channel == "") {
-		errs = append(errs, fmt.Errorf("slack: set both token and channel, or neither"))
+	if err := c.Slack.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Voice.Validate(); err != nil {
 		errs = append(errs, err)
@@ -239,14 +169,8 @@ func (c *Config) Validate() error {
 	if err := c.Twilio.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := route.New(c.Notifier.Route, c.Notifier.Receivers); err != nil {
+	if err := c.Notifier.Validate(); err != nil {
 		errs = append(errs, err)
-	}
-	if c.Slack.Interactivity.Listen != "" && c.Slack.Interactivity.SigningSecret == "" {
-		errs = append(errs, fmt.Errorf("slack.interactivity: listen is set but signing_secret (or MCIV_SLACK_SIGNING_SECRET) is not"))
-	}
-	if c.Notifier.Durable == "" {
-		errs = append(errs, fmt.Errorf("notifier.durable must not be empty"))
 	}
 	if c.Failover.Enabled {
 		f := c.Failover

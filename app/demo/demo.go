@@ -67,7 +67,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer os.RemoveAll(dir)
 	cfg := opts.Config
 	cfg.DataDir = dir
-	cfg.NATS = config.NATS{Listen: "127.0.0.1:0"}
+	cfg.NATS = bus.Section{Listen: "127.0.0.1:0"}
 	cfg.Metrics.Listen = ""
 
 	lab, err := lossnet.New(ctx, opts.Namespace)

@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"github.com/mciv/mciv/internal/yamltime"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +44,7 @@ func TestDemoFiresAndResolves(t *testing.T) {
 	defer cancel()
 	cfg := config.Default()
 	cfg.Cluster, cfg.Host = "demo", "demo-host"
-	cfg.Collector.Interval = config.Duration(500 * time.Millisecond)
+	cfg.Collector.Interval = yamltime.Duration(500 * time.Millisecond)
 	var out syncBuffer
 	err := Run(ctx, Options{
 		Config: cfg, Quiet: 2 * time.Second, LossPercent: 20, MaxWait: 60 * time.Second,

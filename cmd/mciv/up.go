@@ -23,11 +23,17 @@ func upCmd(e *env) *cobra.Command {
 				return err
 			}
 			logger := e.logger()
-			if err := collector.MountTracefs(); err != nil {
-				logger.Warn("tracefs is not mounted and could not be mounted", "err", err, "fix", "mount -t tracefs tracefs /sys/kernel/tracing")
+			parts := app.Enabled(cfg)
+			if off := parts.Off(); len(off) > 0 {
+				logger.Info("parts switched off in the config", "off", off)
+			}
+			if parts.Collector {
+				if err := collector.MountTracefs(); err != nil {
+					logger.Warn("tracefs is not mounted and could not be mounted", "err", err, "fix", "mount -t tracefs tracefs /sys/kernel/tracing")
+				}
 			}
 			return app.Run(cmd.Context(), app.Options{
-				Config: cfg, Parts: app.All, Logger: logger, Console: e.stdout,
+				Config: cfg, Parts: parts, Logger: logger, Console: e.stdout,
 				Ready: func(info app.Info) {
 					logger.Info("mciv is up", "cluster", cfg.Cluster, "host", cfg.Host, "nats", info.NATSURL, "slack", cfg.Slack.Enabled())
 				},

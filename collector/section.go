@@ -1,0 +1,57 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mciv/mciv/internal/yamltime"
+)
+
+// Section is the `collector:` section of mciv's configuration.
+type Section struct {
+	// Enabled switches the collector off in `mciv up` when false (absent: on).
+	Enabled  *bool             `yaml:"enabled"`
+	Interval yamltime.Duration `yaml:"interval"`
+	// MaxEventsPerInterval bounds the notable events one host publishes per interval.
+	MaxEventsPerInterval int `yaml:"max_events_per_interval"`
+	// NetNS restricts the TCP signals to one network namespace (a path like
+	// /var/run/netns/NAME or /proc/PID/ns/net), which then counts as this
+	// host: one collector per namespace (containers, test hosts).
+	NetNS string `yaml:"netns"`
+	// PostgresProbes is how PostgreSQL query latency is measured: "socket"
+	// (default: at the server's TCP sockets) or "usdt" (its USDT probes).
+	PostgresProbes string `yaml:"postgres_probes"`
+}
+
+// DefaultSection is the collector section used when the file has none.
+func DefaultSection() Section {
+	return Section{Interval: yamltime.Duration(time.Second), MaxEventsPerInterval: 100}
+}
+
+// On reports whether the collector runs (enabled absent or true).
+func (s Section) On() bool { return s.Enabled == nil || *s.Enabled }
+
+// Validate checks the section's values.
+func (s Section) Validate() error {
+	var errs []error
+	if s.Interval < yamltime.Duration(10*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("collector.interval %s: must be at least 10ms", time.Duration(s.Interval)))
+	}
+	if s.MaxEventsPerInterval < 0 {
+		errs = append(errs, errors.New("collector.max_events_per_interval must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Config is the collector's run configuration for this section on the
+// given cluster and host.
+func (s Section) Config(cluster, host string) Config {
+	return Config{
+		Cluster: cluster, Host: host,
+		Interval:             time.Duration(s.Interval),
+		MaxEventsPerInterval: s.MaxEventsPerInterval,
+		NetNS:                s.NetNS,
+		PostgresProbes:       s.PostgresProbes,
+	}
+}
