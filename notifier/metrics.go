@@ -1,7 +1,7 @@
 package notifier
 
 import (
-	"errors"
+	"github.com/mciv/mciv/internal/promreg"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,11 +65,11 @@ func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog
 		Name: "mciv_notifier_queue_depth",
 		Help: "Alert state changes waiting in the notifier's JetStream consumer, as of the last message fetched.",
 	})
-	m.queueDepth = register(reg, m.queueDepth, logger)
-	m.notifications = register(reg, m.notifications, logger)
-	m.latency = register(reg, m.latency, logger)
-	m.badMessages = register(reg, m.badMessages, logger)
-	m.messages = register(reg, m.messages, logger)
+	m.queueDepth = promreg.Register(reg, m.queueDepth, logger)
+	m.notifications = promreg.Register(reg, m.notifications, logger)
+	m.latency = promreg.Register(reg, m.latency, logger)
+	m.badMessages = promreg.Register(reg, m.badMessages, logger)
+	m.messages = promreg.Register(reg, m.messages, logger)
 
 	// Export zeros from the start so that rate() and alerts on these
 	// series work before the first failure happens.
@@ -85,24 +85,4 @@ func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog
 		m.messages.WithLabelValues(o)
 	}
 	return m
-}
-
-// register registers c with reg and returns the collector to use: c, or the
-// identical collector registered before (by an earlier dispatcher in this
-// process), so that counts continue instead of failing.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, logger *slog.Logger) C {
-	if reg == nil {
-		return c
-	}
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	logger.Warn("notifier metric not registered", "err", err)
-	return c
 }

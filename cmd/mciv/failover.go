@@ -14,9 +14,12 @@ import (
 // failoverCmd is `mciv failover pause|resume|status`: the global kill switch
 // of the failover actuator, kept in JetStream KV so that every actuator sees it.
 func failoverCmd(e *env) *cobra.Command {
-	var url, creds, bucket, reason, by string
+	var (
+		conn               natsFlags
+		bucket, reason, by string
+	)
 	open := func(ctx context.Context) (*actuator.Store, func(), error) {
-		nc, err := bus.Connect(ctx, url, bus.ConnectOptions{Name: "mciv-failover-cli", CredsFile: creds})
+		nc, err := conn.connect(ctx, e, "mciv-failover-cli")
 		if err != nil {
 			return nil, nil, err
 		}
@@ -63,8 +66,7 @@ func failoverCmd(e *env) *cobra.Command {
 		}
 	}
 	cmd := &cobra.Command{Use: "failover", Short: "Control the guarded failover actuator"}
-	cmd.PersistentFlags().StringVar(&url, "nats", "nats://127.0.0.1:4222", "NATS URL")
-	cmd.PersistentFlags().StringVar(&creds, "creds", "", "NATS credentials file")
+	conn.add(cmd.PersistentFlags())
 	cmd.PersistentFlags().StringVar(&bucket, "bucket", actuator.DefaultKVBucket, "KV bucket prefix (failover.kv_bucket)")
 	pause := &cobra.Command{Use: "pause", Short: "Stop every actuator from acting (decisions are still audited)", Args: cobra.NoArgs, RunE: set(true)}
 	pause.Flags().StringVar(&reason, "reason", "", "why, for the audit trail")

@@ -11,15 +11,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mciv/mciv/analyzer/replay"
-	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 )
 
 func recordCmd(e *env) *cobra.Command {
 	var (
-		url, out, creds, subject string
-		duration                 time.Duration
-		count                    int
+		conn         natsFlags
+		out, subject string
+		duration     time.Duration
+		count        int
 	)
 	cmd := &cobra.Command{
 		Use:   "record --nats URL --out FILE [--duration D]",
@@ -35,7 +35,7 @@ func recordCmd(e *env) *cobra.Command {
 				ctx, cancel = context.WithTimeout(ctx, duration)
 				defer cancel()
 			}
-			nc, err := bus.Connect(ctx, url, bus.ConnectOptions{Name: "mciv-record", CredsFile: creds})
+			nc, err := conn.connect(ctx, e, "mciv-record")
 			if err != nil {
 				return err
 			}
@@ -52,12 +52,11 @@ func recordCmd(e *env) *cobra.Command {
 			return rerr
 		},
 	}
-	cmd.Flags().StringVar(&url, "nats", "nats://127.0.0.1:4222", "NATS URL")
+	conn.add(cmd.Flags())
 	cmd.Flags().StringVar(&out, "out", "", "file to write")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (0: until interrupted)")
 	cmd.Flags().IntVar(&count, "count", 0, "stop after N messages (0: no limit)")
 	cmd.Flags().StringVar(&subject, "subject", wire.SamplesWildcard, "samples subject to record (wildcards allowed)")
-	cmd.Flags().StringVar(&creds, "creds", "", "NATS credentials file")
 	return cmd
 }
 

@@ -16,22 +16,14 @@ import (
 
 // silenceCmd manages silences in the MCIV_SILENCES bucket over NATS.
 func silenceCmd(e *env) *cobra.Command {
-	var url, creds string
+	var conn natsFlags
 	cmd := &cobra.Command{
 		Use:   "silence",
 		Short: "Add, list and expire silences (mute alerts matching label matchers until a time)",
 	}
-	cmd.PersistentFlags().StringVar(&url, "nats", "", "NATS URL (default $MCIV_NATS_URL or nats://127.0.0.1:4222)")
-	cmd.PersistentFlags().StringVar(&creds, "creds", "", "NATS credentials file")
+	conn.add(cmd.PersistentFlags())
 	open := func(ctx context.Context) (*silence.Store, func(), error) {
-		u := url
-		if u == "" {
-			u = e.getenv("MCIV_NATS_URL")
-		}
-		if u == "" {
-			u = "nats://127.0.0.1:4222"
-		}
-		nc, err := bus.Connect(ctx, u, bus.ConnectOptions{Name: "mciv-silence", CredsFile: creds})
+		nc, err := conn.connect(ctx, e, "mciv-silence")
 		if err != nil {
 			return nil, nil, err
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -20,17 +19,17 @@ type tailLine struct {
 
 func tailCmd(e *env) *cobra.Command {
 	var (
-		url, subject string
-		count        int
-		asJSON       bool
-		creds        string
+		conn    natsFlags
+		subject string
+		count   int
+		asJSON  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "tail",
 		Short: "Print mciv messages (samples, events, alerts) from NATS, decoded",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			nc, err := bus.Connect(ctx, url, bus.ConnectOptions{Name: "mciv-tail", CredsFile: creds})
+			nc, err := conn.connect(ctx, e, "mciv-tail")
 			if err != nil {
 				return err
 			}
@@ -70,10 +69,9 @@ func tailCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&url, "nats", "nats://127.0.0.1:4222", "NATS URL")
+	conn.add(cmd.Flags())
 	cmd.Flags().StringVar(&subject, "subject", "mciv.>", "subject to follow (wildcards allowed)")
 	cmd.Flags().IntVar(&count, "count", 0, "stop after N messages (0: run until interrupted)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines")
-	cmd.Flags().StringVar(&creds, "creds", "", "NATS credentials file")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mciv/mciv/internal/promreg"
 	"log/slog"
 	"sync"
 	"time"
@@ -77,17 +78,7 @@ func newCallMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
 		Name: "mciv_notifier_slack_calls_total",
 		Help: "Slack Web API calls by the notifier, by method and result (ok, rate_limited, retryable_error, error).",
 	}, []string{"method", "result"})
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing
-			}
-		}
-	}
-	return c
+	return promreg.Register(reg, c, nil)
 }
 
 func (c *caller) count(what, result string) {

@@ -1,7 +1,7 @@
 package tts
 
 import (
-	"errors"
+	"github.com/mciv/mciv/internal/promreg"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,9 +44,9 @@ func newMetrics(reg prometheus.Registerer, engines []string, logger *slog.Logger
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30},
 		}, []string{"engine"}),
 	}
-	m.requests = register(reg, m.requests, logger)
-	m.syntheses = register(reg, m.syntheses, logger)
-	m.duration = register(reg, m.duration, logger)
+	m.requests = promreg.Register(reg, m.requests, logger)
+	m.syntheses = promreg.Register(reg, m.syntheses, logger)
+	m.duration = promreg.Register(reg, m.duration, logger)
 	for _, r := range []string{requestSynthesized, requestCached, requestFailed} {
 		m.requests.WithLabelValues(r)
 	}
@@ -56,23 +56,4 @@ func newMetrics(reg prometheus.Registerer, engines []string, logger *slog.Logger
 		}
 	}
 	return m
-}
-
-// register registers c with reg and returns the collector to use: c, or
-// the identical one an earlier chain registered, so that counts continue.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, logger *slog.Logger) C {
-	if reg == nil {
-		return c
-	}
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	logger.Warn("tts metric not registered", "err", err)
-	return c
 }
