@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"time"
 
@@ -84,22 +83,14 @@ func NewIncidents(cfg IncidentsConfig, logger *slog.Logger) (*Incidents, error) 
 	if cfg.Log == nil {
 		return nil, errors.New("slack: a notification log is required")
 	}
-	base, err := apiURL(cfg.APIURL)
+	api, err := cfg.client()
 	if err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
-	}
-	if cfg.RetryBackoff <= 0 {
-		cfg.RetryBackoff = time.Second
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 15 * time.Second
-	}
+	cfg.Config = cfg.withDefaults()
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = time.Minute
 	}
@@ -116,10 +107,7 @@ func NewIncidents(cfg IncidentsConfig, logger *slog.Logger) (*Incidents, error) 
 	}
 	logger = logger.With("integration", "slack")
 	n := &Incidents{
-		api: slackgo.New(cfg.Token,
-			slackgo.OptionAPIURL(base),
-			slackgo.OptionHTTPClient(&http.Client{Timeout: cfg.RequestTimeout}),
-		),
+		api:    api,
 		cfg:    cfg,
 		routes: cfg.Routes,
 		log:    cfg.Log,

@@ -94,26 +94,14 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 	if cfg.Channel == "" {
 		return nil, errors.New("slack: a channel is required")
 	}
-	base, err := apiURL(cfg.APIURL)
+	api, err := cfg.client()
 	if err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
-	}
-	if cfg.RetryBackoff <= 0 {
-		cfg.RetryBackoff = time.Second
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 15 * time.Second
-	}
-	api := slackgo.New(cfg.Token,
-		slackgo.OptionAPIURL(base),
-		slackgo.OptionHTTPClient(&http.Client{Timeout: cfg.RequestTimeout}),
-	)
+	cfg = cfg.withDefaults()
 	log := logger.With("integration", "slack", "channel", cfg.Channel)
 	return &Notifier{
 		api:     api,
@@ -121,6 +109,34 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 		logger:  log,
 		call:    &caller{maxAttempts: cfg.MaxAttempts, backoff: cfg.RetryBackoff, wait: sleep, logger: log},
 	}, nil
+}
+
+// withDefaults fills in the retry and timeout defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 15 * time.Second
+	}
+	return c
+}
+
+// client is the slack-go client for c: its API URL, and an HTTP client
+// with c's request timeout (default 15 s).
+func (c Config) client() (*slackgo.Client, error) {
+	base, err := apiURL(c.APIURL)
+	if err != nil {
+		return nil, err
+	}
+	c = c.withDefaults()
+	return slackgo.New(c.Token,
+		slackgo.OptionAPIURL(base),
+		slackgo.OptionHTTPClient(&http.Client{Timeout: c.RequestTimeout}),
+	), nil
 }
 
 // apiURL turns the configured API URL into the base slack-go appends method
