@@ -250,7 +250,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		if c.cfg.PostgresProbes == PostgresProbesSocket {
 			c.logger.Warn("PostgreSQL query latency falls back to the USDT probes: the socket tracepoints are not attached (see `mciv doctor`)")
 		}
-		dbs.pg = newPGAttacher(p, c.logger, c.pgProbes)
+		dbs.pg = newPGAttacher(p, c.pgProbes)
 	}
 	if _, ok := p.specs[bpf.MySQLProgMysqlDispatchEnter]; ok {
 		dbs.my = newMySQLAttacher(p)

@@ -243,9 +243,9 @@ func haveBPFCaps() bool {
 // doctorPostgres attaches the PostgreSQL probes to every server binary
 // found (installed or running) and detaches again.
 func doctorPostgres(p *probes) []HookStatus {
-	a := newPGAttacher(p, nil, pgProbes)
+	a := newPGAttacher(p, pgProbes)
 	defer a.close()
-	for _, b := range scanPostgres("/proc", installedPostgres).binaries {
+	for _, b := range scanPostgres("/proc", installedPostgres).binaries.list {
 		_, _ = a.attach(b) // failures show in the rows
 	}
 	return a.statuses()
@@ -256,7 +256,7 @@ func doctorPostgres(p *probes) []HookStatus {
 func doctorMySQL(p *probes) []HookStatus {
 	a := newMySQLAttacher(p)
 	defer a.close()
-	for _, b := range scanMySQL("/proc", installedMySQL).binaries {
+	for _, b := range scanMySQL("/proc", installedMySQL).binaries.list {
 		_, _ = a.attach(b) // failures show in the rows
 	}
 	return a.statuses()

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -111,50 +110,26 @@ func dispatchCookie(symbol, goarch string) (uint64, error) {
 	return c | p<<8 | l<<16, errors.Join(err1, err2, err3)
 }
 
-// mysqlAttacher attaches the MySQL programs to every server binary it is
-// shown, once per binary.
+// mysqlAttacher attaches the MySQL programs (dispatch_command's entry and
+// return) to every server binary it is shown.
 type mysqlAttacher struct {
-	mu       sync.Mutex
-	enter    *ebpf.Program
-	ret      *ebpf.Program
-	loadErr  error
-	attached map[fileID][]link.Link
-	failed   map[fileID]string
+	binaryAttacher
+	enter, ret *ebpf.Program
 }
 
 func newMySQLAttacher(p *probes) *mysqlAttacher {
-	a := &mysqlAttacher{attached: make(map[fileID][]link.Link), failed: make(map[fileID]string)}
-	a.enter, a.loadErr = p.loadProgram(bpf.MySQLProgMysqlDispatchEnter)
-	if a.loadErr == nil {
-		a.ret, a.loadErr = p.loadProgram(bpf.MySQLProgMysqlDispatchReturn)
+	a := &mysqlAttacher{binaryAttacher: newBinaryAttacher(
+		[]HookStatus{{Name: mysqlHookEnter, Type: HookTypeUprobe}, {Name: mysqlHookReturn, Type: HookTypeUretprobe}},
+		"no MySQL or MariaDB server binary found (installed or running)")}
+	if progs := a.load(p, bpf.MySQLProgMysqlDispatchEnter, bpf.MySQLProgMysqlDispatchReturn); len(progs) == 2 {
+		a.enter, a.ret = progs[0], progs[1]
 	}
+	a.attachBinary = a.attachDispatch
 	return a
 }
 
-// attach attaches to bin unless done already; it reports whether it
-// attached now.
-func (a *mysqlAttacher) attach(bin pgBinary) (bool, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, ok := a.attached[bin.id]; ok {
-		return false, nil
-	}
-	if _, ok := a.failed[bin.id]; ok {
-		return false, nil
-	}
-	links, err := a.attachBinary(bin.path)
-	if err != nil {
-		a.failed[bin.id] = err.Error()
-		return false, err
-	}
-	a.attached[bin.id] = links
-	return true, nil
-}
-
-func (a *mysqlAttacher) attachBinary(path string) ([]link.Link, error) {
-	if a.loadErr != nil {
-		return nil, a.loadErr
-	}
+// attachDispatch attaches to dispatch_command's entry and return.
+func (a *mysqlAttacher) attachDispatch(path string) ([]link.Link, error) {
 	sym, cookie, err := findDispatchCommand(path, runtime.GOARCH)
 	if err != nil {
 		return nil, err
@@ -175,50 +150,9 @@ func (a *mysqlAttacher) attachBinary(path string) ([]link.Link, error) {
 	return []link.Link{enter, ret}, nil
 }
 
-// statuses reports the entry and return probe rows.
-func (a *mysqlAttacher) statuses() []HookStatus {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	rows := []HookStatus{{Name: mysqlHookEnter, Type: HookTypeUprobe}, {Name: mysqlHookReturn, Type: HookTypeUretprobe}}
-	for i := range rows {
-		rows[i].Attached = len(a.attached) > 0
-		if rows[i].Attached {
-			continue
-		}
-		switch {
-		case a.loadErr != nil:
-			rows[i].Error = explain(rows[i].Type, a.loadErr)
-		case len(a.failed) > 0:
-			for _, e := range a.failed {
-				rows[i].Error = e
-				break
-			}
-		default:
-			rows[i].Error = "no MySQL or MariaDB server binary found (installed or running)"
-		}
-	}
-	return rows
-}
-
-func (a *mysqlAttacher) close() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, ls := range a.attached {
-		for _, l := range ls {
-			l.Close()
-		}
-	}
-	for _, p := range []*ebpf.Program{a.enter, a.ret} {
-		if p != nil {
-			p.Close()
-		}
-	}
-	a.attached = nil
-}
-
 // mysqlScan is what one look at the host found.
 type mysqlScan struct {
-	binaries []pgBinary
+	binaries binarySet
 	servers  map[int]int // pid -> port
 }
 
@@ -226,35 +160,13 @@ type mysqlScan struct {
 // running processes under procRoot) and the running servers' ports.
 func scanMySQL(procRoot string, installed []string) mysqlScan {
 	s := mysqlScan{servers: make(map[int]int)}
-	seen := make(map[fileID]bool)
-	add := func(path string) {
-		id, err := idOf(path)
-		if err != nil || seen[id] {
-			return
-		}
-		seen[id] = true
-		s.binaries = append(s.binaries, pgBinary{id: id, path: path})
-	}
 	for _, p := range installed {
-		add(p)
+		s.binaries.add(p)
 	}
-	entries, err := os.ReadDir(procRoot)
-	if err != nil {
-		return s
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		dir := filepath.Join(procRoot, e.Name())
-		comm, _, err := procStat(filepath.Join(dir, "stat"))
-		if err != nil || (comm != "mariadbd" && comm != "mysqld") {
-			continue
-		}
-		add(filepath.Join(dir, "exe"))
+	eachProcess(procRoot, []string{"mariadbd", "mysqld"}, func(pid int, dir string, _ int) {
+		s.binaries.add(filepath.Join(dir, "exe"))
 		s.servers[pid] = mysqlPort(dir)
-	}
+	})
 	return s
 }
 

@@ -3,11 +3,9 @@ package collector
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -62,58 +60,35 @@ func pgObject(threshold time.Duration) object {
 }
 
 // pgAttacher attaches the PostgreSQL programs to every server binary it is
-// shown, once per binary (a uprobe covers every process running it).
+// shown.
 type pgAttacher struct {
-	p      *probes
-	logger *slog.Logger
-	probes []pgProbe // the probes to attach, a subset of pgProbes
-
-	mu       sync.Mutex
-	progs    map[string]*ebpf.Program // by program name, loaded once
-	loadErr  error
-	attached map[fileID][]link.Link
-	failed   map[fileID]string // why a binary could not be attached
-	lastErr  map[string]string // per probe, the last error
+	binaryAttacher
+	probes  []pgProbe                // the probes to attach, a subset of pgProbes
+	byName  map[string]*ebpf.Program // the loaded programs by name
+	lastErr map[string]string        // per probe, the last error
 }
 
-func newPGAttacher(p *probes, logger *slog.Logger, probes []pgProbe) *pgAttacher {
-	a := &pgAttacher{p: p, logger: logger, probes: probes, progs: make(map[string]*ebpf.Program),
-		attached: make(map[fileID][]link.Link), failed: make(map[fileID]string), lastErr: make(map[string]string)}
-	for _, pr := range a.probes {
-		prog, err := p.loadProgram(pr.program)
-		if err != nil {
-			a.loadErr = fmt.Errorf("load %s: %w", pr.program, err)
-			break
-		}
-		a.progs[pr.program] = prog
+func newPGAttacher(p *probes, probes []pgProbe) *pgAttacher {
+	rows := make([]HookStatus, len(probes))
+	names := make([]string, len(probes))
+	for i, pr := range probes {
+		rows[i] = HookStatus{Name: pgHookName(pr.name), Type: HookTypeUSDT}
+		names[i] = pr.program
 	}
+	a := &pgAttacher{
+		binaryAttacher: newBinaryAttacher(rows, "no PostgreSQL server binary found (installed or running); looked again every discovery interval"),
+		probes:         probes, byName: make(map[string]*ebpf.Program), lastErr: make(map[string]string),
+	}
+	for i, prog := range a.load(p, names...) {
+		a.byName[names[i]] = prog
+	}
+	a.attachBinary = a.attachUSDT
+	a.rowErr = func(i int) string { return a.lastErr[a.probes[i].name] }
 	return a
 }
 
-// attach attaches to bin unless done already; it reports whether it
-// attached now.
-func (a *pgAttacher) attach(bin pgBinary) (bool, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, ok := a.attached[bin.id]; ok {
-		return false, nil
-	}
-	if _, ok := a.failed[bin.id]; ok {
-		return false, nil
-	}
-	links, err := a.attachBinary(bin.path)
-	if err != nil {
-		a.failed[bin.id] = err.Error()
-		return false, err
-	}
-	a.attached[bin.id] = links
-	return true, nil
-}
-
-func (a *pgAttacher) attachBinary(path string) ([]link.Link, error) {
-	if a.loadErr != nil {
-		return nil, a.loadErr
-	}
+// attachUSDT attaches every probe at each of its places in the binary.
+func (a *pgAttacher) attachUSDT(path string) ([]link.Link, error) {
 	probes, err := readUSDTProbes(path)
 	if err != nil {
 		return nil, err
@@ -146,7 +121,7 @@ func (a *pgAttacher) attachBinary(path string) ([]link.Link, error) {
 					return fail(fmt.Errorf("%s: %w", pr.name, err))
 				}
 			}
-			l, err := ex.Uprobe(pr.name, a.progs[pr.program], &link.UprobeOptions{
+			l, err := ex.Uprobe(pr.name, a.byName[pr.program], &link.UprobeOptions{
 				Address:      u.LocationOffset,
 				RefCtrOffset: u.SemaphoreOffset,
 				Cookie:       cookie,
@@ -173,49 +148,6 @@ func indexSpace(s string) int {
 		}
 	}
 	return -1
-}
-
-// statuses reports one row per probe: attached if attached to at least
-// one binary, else why not.
-func (a *pgAttacher) statuses() []HookStatus {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var rows []HookStatus
-	for _, pr := range a.probes {
-		row := HookStatus{Name: pgHookName(pr.name), Type: HookTypeUSDT, Attached: len(a.attached) > 0}
-		if !row.Attached {
-			switch {
-			case a.loadErr != nil:
-				row.Error = explain(HookTypeUSDT, a.loadErr)
-			case a.lastErr[pr.name] != "":
-				row.Error = a.lastErr[pr.name]
-			case len(a.failed) > 0:
-				for _, e := range a.failed {
-					row.Error = e
-					break
-				}
-			default:
-				row.Error = "no PostgreSQL server binary found (installed or running); looked again every discovery interval"
-			}
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
-// close detaches from every binary and unloads the programs.
-func (a *pgAttacher) close() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, ls := range a.attached {
-		for _, l := range ls {
-			l.Close()
-		}
-	}
-	for _, p := range a.progs {
-		p.Close()
-	}
-	a.attached, a.progs = nil, nil
 }
 
 // dbAttachers attach the database probes; either may be nil when its
@@ -256,7 +188,7 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 	if d.pg != nil || d.pgSock != nil {
 		s := scanPostgres(procRoot, installedPostgres)
 		if a := d.pg; a != nil {
-			for _, b := range s.binaries {
+			for _, b := range s.binaries.list {
 				c.logAttach("PostgreSQL", b, a.attach)
 			}
 			rows = append(rows, a.statuses()...)
@@ -284,7 +216,7 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 	}
 	if a := d.my; a != nil {
 		s := scanMySQL(procRoot, installedMySQL)
-		for _, b := range s.binaries {
+		for _, b := range s.binaries.list {
 			c.logAttach("MySQL", b, a.attach)
 		}
 		for pid, port := range s.servers {
@@ -296,7 +228,7 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 	c.setDBStatuses(rows)
 }
 
-func (c *Collector) logAttach(what string, b pgBinary, attach func(pgBinary) (bool, error)) {
+func (c *Collector) logAttach(what string, b serverBinary, attach func(serverBinary) (bool, error)) {
 	ok, err := attach(b)
 	switch {
 	case err != nil:

@@ -16,15 +16,9 @@ import (
 // an inode, whatever path or mount namespace names it.
 type fileID struct{ dev, ino uint64 }
 
-// pgBinary is one PostgreSQL server executable.
-type pgBinary struct {
-	id   fileID
-	path string // a path that opens it from here, e.g. /proc/PID/exe
-}
-
 // pgScan is what one look at the host found.
 type pgScan struct {
-	binaries    []pgBinary
+	binaries    binarySet
 	postmasters map[int]int // pid -> port
 }
 
@@ -39,38 +33,17 @@ var installedPostgres = []string{
 // their ports.
 func scanPostgres(procRoot string, installed []string) pgScan {
 	s := pgScan{postmasters: make(map[int]int)}
-	seen := make(map[fileID]bool)
-	add := func(path string) {
-		id, err := idOf(path)
-		if err != nil || seen[id] {
-			return
-		}
-		seen[id] = true
-		s.binaries = append(s.binaries, pgBinary{id: id, path: path})
-	}
 	for _, g := range installed {
 		paths, _ := filepath.Glob(g)
 		for _, p := range paths {
-			add(p)
+			s.binaries.add(p)
 		}
-	}
-	entries, err := os.ReadDir(procRoot)
-	if err != nil {
-		return s
 	}
 	isPG := make(map[int]int) // pid -> ppid, postgres processes only
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, ppid, err := procStat(filepath.Join(procRoot, e.Name(), "stat"))
-		if err != nil || (comm != "postgres" && comm != "postmaster") {
-			continue
-		}
+	eachProcess(procRoot, []string{"postgres", "postmaster"}, func(pid int, dir string, ppid int) {
 		isPG[pid] = ppid
-		add(filepath.Join(procRoot, e.Name(), "exe"))
-	}
+		s.binaries.add(filepath.Join(dir, "exe"))
+	})
 	for pid, ppid := range isPG {
 		if _, child := isPG[ppid]; child {
 			continue

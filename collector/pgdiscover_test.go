@@ -31,8 +31,8 @@ func TestScanPostgresFakeProc(t *testing.T) {
 	writeFile(t, filepath.Join(pm2, "cmdline"), "postgres\x00-D\x00/x\x00-p\x006000\x00")
 
 	s := scanPostgres(proc, nil)
-	if len(s.binaries) != 1 {
-		t.Errorf("binaries %+v", s.binaries)
+	if len(s.binaries.list) != 1 {
+		t.Errorf("binaries %+v", s.binaries.list)
 	}
 	if len(s.postmasters) != 2 || s.postmasters[100] != 5433 || s.postmasters[300] != 6000 {
 		t.Errorf("postmasters %v", s.postmasters)
