@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mciv/mciv/notifier/tts/engines"
 	"io"
 	"log/slog"
 	"net"
@@ -154,11 +155,11 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 // clip file (its path on the console) and uploaded into the Slack thread.
 func startVoice(ctx context.Context, cfg config.Config, out io.Writer, threads slacknotify.ThreadPoster,
 	reg prometheus.Registerer, log *slog.Logger, start func(string, func(context.Context) error)) (notifier.Notifier, error) {
-	setup := voice.Setup{DataDir: cfg.DataDir, Getenv: os.Getenv, Out: out, Registerer: reg, Logger: log.With("integration", "voice")}
+	setup := voiceSetup{DataDir: cfg.DataDir, Getenv: os.Getenv, Out: out, Registerer: reg, Logger: log.With("integration", "voice")}
 	if threads != nil {
 		setup.Thread = threads
 	}
-	v, closer, err := voice.FromConfig(ctx, cfg.Voice, setup)
+	v, closer, err := buildVoice(ctx, cfg.Voice, setup)
 	if err != nil {
 		return nil, err
 	}
@@ -167,4 +168,64 @@ func startVoice(ctx context.Context, cfg config.Config, out io.Writer, threads s
 		return closer.Close()
 	})
 	return v, nil
+}
+
+// voiceSetup is what buildVoice needs besides the voice section.
+type voiceSetup struct {
+	// DataDir is mciv's data_dir: clips go to <DataDir>/voice/clips (unless
+	// voice.dir), the cache to <DataDir>/voice/cache.
+	DataDir string
+	// Getenv reads GOOGLE_APPLICATION_CREDENTIALS for the default engine
+	// order; nil means no environment.
+	Getenv func(string) string
+	// Thread receives the clips (the Slack integration); nil uploads none.
+	Thread voice.ThreadPoster
+	// Out is the console; nil prints nothing.
+	Out io.Writer
+	// Registerer receives the tts chain's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// buildVoice builds the voice integration the voice section describes:
+// the engine chain and the Notifier. Close the returned io.Closer (the
+// chain) when done.
+func buildVoice(ctx context.Context, c voice.Config, s voiceSetup) (*voice.Notifier, io.Closer, error) {
+	if err := c.Validate(); err != nil {
+		return nil, nil, err
+	}
+	names, err := c.EngineNames(s.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	format, err := c.ClipFormat()
+	if err != nil {
+		return nil, nil, err
+	}
+	ecfg := c.EnginesConfig(s.DataDir)
+	ecfg.Registerer = s.Registerer
+	ecfg.Logger = s.Logger
+	chain, err := engines.NewChain(ctx, names, ecfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("voice: %w", err)
+	}
+	n, err := voice.New(voice.Options{
+		Engine:     chain,
+		Dir:        c.ClipDir(s.DataDir),
+		Severities: c.SeverityList(),
+		Format:     format,
+		Voice:      c.Voice,
+		Language:   c.Language,
+		Rate:       c.Rate,
+		Timeout:    c.Timeout,
+		MaxAge:     c.MaxAge,
+		Thread:     s.Thread,
+		Out:        s.Out,
+		Logger:     s.Logger,
+	})
+	if err != nil {
+		chain.Close()
+		return nil, nil, err
+	}
+	return n, chain, nil
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	slacknotify "github.com/mciv/mciv/notifier/slack"
+	"github.com/mciv/mciv/notifier/voice"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -181,4 +183,30 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func TestBuildVoice(t *testing.T) {
+	testenv.RequireCommand(t, "espeak-ng", "sox")
+	dir := t.TempDir()
+	var out bytes.Buffer
+	n, closer, err := buildVoice(t.Context(), voice.Config{Format: "wav"}, voiceSetup{DataDir: dir, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	now := time.Now()
+	a := &wire.Alert{Fingerprint: "0123456789abcdef0123", Rule: "QueryLatency", State: wire.StateFiring,
+		Labels: map[string]string{"severity": "critical", "host": "billing-2", "cluster": "payments"},
+		Signal: "db_query_seconds", Stat: "p99", Value: 0.85, Threshold: 0.5, Baseline: 0.14, StartsAt: now, At: now}
+	if err := n.Notify(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "voice", "clips", "*.wav"))
+	cached, _ := filepath.Glob(filepath.Join(dir, "voice", "cache", "*"))
+	if len(matches) != 1 || !strings.Contains(out.String(), matches[0]) || len(cached) == 0 {
+		t.Errorf("clips %v, cache %v, console %q", matches, cached, out.String())
+	}
+	if _, _, err := buildVoice(t.Context(), voice.Config{Engines: "polly"}, voiceSetup{DataDir: dir}); err == nil {
+		t.Error("buildVoice accepted an unknown engine")
+	}
 }

@@ -1,17 +1,13 @@
 package voice
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mciv/mciv/notifier/tts"
 	"github.com/mciv/mciv/notifier/tts/engines"
@@ -164,64 +160,4 @@ func (c Config) EnginesConfig(dataDir string) engines.Config {
 		},
 		CacheDir: CacheDir(dataDir),
 	}
-}
-
-// Setup is what FromConfig needs besides the configuration section.
-type Setup struct {
-	// DataDir is mciv's data_dir: clips go to <DataDir>/voice/clips (unless
-	// Config.Dir), the cache to <DataDir>/voice/cache.
-	DataDir string
-	// Getenv reads GOOGLE_APPLICATION_CREDENTIALS for the default engine
-	// order; nil means no environment.
-	Getenv func(string) string
-	// Thread receives the clips (the Slack integration); nil uploads none.
-	Thread ThreadPoster
-	// Out is the console; nil prints nothing.
-	Out io.Writer
-	// Registerer receives the tts chain's metrics; nil registers none.
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
-}
-
-// FromConfig builds the voice integration described by c: the engine
-// chain and the Notifier. Close the returned io.Closer (the chain) when
-// done.
-func FromConfig(ctx context.Context, c Config, s Setup) (*Notifier, io.Closer, error) {
-	if err := c.Validate(); err != nil {
-		return nil, nil, err
-	}
-	names, err := c.EngineNames(s.Getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	format, err := c.ClipFormat()
-	if err != nil {
-		return nil, nil, err
-	}
-	ecfg := c.EnginesConfig(s.DataDir)
-	ecfg.Registerer = s.Registerer
-	ecfg.Logger = s.Logger
-	chain, err := engines.NewChain(ctx, names, ecfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("voice: %w", err)
-	}
-	n, err := New(Options{
-		Engine:     chain,
-		Dir:        c.ClipDir(s.DataDir),
-		Severities: c.SeverityList(),
-		Format:     format,
-		Voice:      c.Voice,
-		Language:   c.Language,
-		Rate:       c.Rate,
-		Timeout:    c.Timeout,
-		MaxAge:     c.MaxAge,
-		Thread:     s.Thread,
-		Out:        s.Out,
-		Logger:     s.Logger,
-	})
-	if err != nil {
-		chain.Close()
-		return nil, nil, err
-	}
-	return n, chain, nil
 }

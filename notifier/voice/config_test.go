@@ -1,14 +1,11 @@
 package voice
 
 import (
-	"bytes"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/mciv/mciv/internal/lab/testenv"
-	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/tts"
 )
 
@@ -53,27 +50,5 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate = %v, want %s", err, want)
 		}
-	}
-}
-
-func TestFromConfig(t *testing.T) {
-	testenv.RequireCommand(t, "espeak-ng", "sox")
-	dir := t.TempDir()
-	var out bytes.Buffer
-	n, closer, err := FromConfig(t.Context(), Config{Format: "wav"}, Setup{DataDir: dir, Out: &out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer.Close()
-	if err := n.Notify(t.Context(), alert("critical", wire.StateFiring)); err != nil {
-		t.Fatal(err)
-	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "voice", "clips", "*.wav"))
-	cached, _ := filepath.Glob(filepath.Join(dir, "voice", "cache", "*"))
-	if len(matches) != 1 || !strings.Contains(out.String(), matches[0]) || len(cached) == 0 {
-		t.Errorf("clips %v, cache %v, console %q", matches, cached, out.String())
-	}
-	if _, _, err := FromConfig(t.Context(), Config{Engines: "polly"}, Setup{DataDir: dir}); err == nil {
-		t.Error("FromConfig accepted an unknown engine")
 	}
 }
