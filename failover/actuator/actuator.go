@@ -583,8 +583,10 @@ func (a *Actuator) awaitApproval(ctx context.Context, al *wire.Alert, what strin
 		Decision: DecisionPendingApproval, From: al.Labels["host"],
 		Reason: fmt.Sprintf("waiting up to %s for approval to switch over %s", timeout, what),
 	}
-	a.publish(ctx, &pending)
+	// The wait starts before the pending record is out: whoever reacts to
+	// the record (a person, or a test advancing its clock) finds it running.
 	deadline := a.clock.After(timeout)
+	a.publish(ctx, &pending)
 	for {
 		select {
 		case <-ctx.Done():
