@@ -5,7 +5,7 @@ BIN     ?= ./mciv
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 ARGS    ?=
 
-.PHONY: run build test generate check-generate bench demo deps fmt vet
+.PHONY: run build test generate check-generate bench demo deps fmt vet validate-deploy install
 
 ## build: compile the one binary (no clang needed: bpf2go output is committed)
 build:
@@ -43,3 +43,11 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+
+## validate-deploy: the deploy/ checks (helm, Kubernetes types, systemd, capabilities, dashboard)
+validate-deploy:
+	deploy/validate.sh
+
+## install: binary, user mciv, systemd units and example configuration on this host (root)
+install: build
+	deploy/install.sh

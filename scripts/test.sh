@@ -27,3 +27,6 @@ scripts/check-generate.sh
 
 echo "== go test"
 go test -count=1 -race -timeout 20m ./...
+
+echo "== deploy/ (helm chart, systemd units, capabilities, dashboard)"
+deploy/validate.sh
