@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/mciv/mciv/notifier/tts"
 	"github.com/mciv/mciv/notifier/tts/engines"
 	"github.com/mciv/mciv/notifier/tts/espeak"
