@@ -282,6 +282,11 @@ func (p *partitionRunner) fetchFailed(ctx context.Context, err error) {
 		p.lose("another member is pinned")
 		return
 	}
+	// The stream cannot deliver (leader election, a lost node): its
+	// hosts' silence says nothing about them.
+	if a := p.f.a; a.cfg.Fleet.AbsenceGrace > 0 && a.grace.start(a.cfg.Now(), a.cfg.Fleet.AbsenceGrace) {
+		a.fm.graces.Inc()
+	}
 	p.f.a.log.Debug("partition fetch failed", "partition", p.n, "err", err)
 	select {
 	case <-ctx.Done():
