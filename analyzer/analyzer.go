@@ -94,6 +94,10 @@ type Config struct {
 	// OnReload, if set, is called with the new rules after each reload
 	// that applied (the failover actuator learns of new `actions` so).
 	OnReload func(*rules.Set)
+	// Fleet runs the analyzer as one member of a group that shares the
+	// partitions of the input stream (fleet.go); zero Partitions: every
+	// host's batches on core NATS.
+	Fleet FleetConfig
 }
 
 // Analyzer evaluates rules on sample batches and publishes alert changes.
@@ -103,6 +107,11 @@ type Analyzer struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 	m   *metrics
+	fm  *fleetMetrics
+	// grace holds absence rules after a reconnect or a takeover.
+	grace grace
+	// fleet is the partition ownership of Run in fleet mode, or nil.
+	fleet *fleet
 
 	mu     sync.Mutex // guards engine, set and warned
 	engine *eval.Engine
@@ -177,6 +186,11 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *
 	if err != nil {
 		return nil, fmt.Errorf("analyzer: %w", err)
 	}
+	fm, err := newFleetMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("analyzer: %w", err)
+	}
+	cfg.Fleet = cfg.Fleet.withDefaults()
 	m.reloadOK.Set(1)
 	m.reloadTime.Set(float64(cfg.Now().UnixNano()) / 1e9)
 	return &Analyzer{
@@ -184,6 +198,7 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *
 		js:        js,
 		log:       logger,
 		m:         m,
+		fm:        fm,
 		engine:    eval.New(cfg.Rules, eval.Options{GroupIdleTTL: cfg.GroupIdleTTL}),
 		set:       cfg.Rules,
 		warned:    map[string]bool{},
@@ -208,6 +223,9 @@ func (a *Analyzer) Ready() <-chan struct{} { return a.ready }
 // it tries once more to publish what is still queued. It returns nil when
 // ctx ends, or an error if it could not subscribe.
 func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
+	if a.cfg.Fleet.Partitions > 0 {
+		return a.runFleet(ctx, nc)
+	}
 	if !a.cfg.NoState {
 		if _, err := a.Restore(ctx); err != nil {
 			return err
@@ -229,7 +247,17 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 	}
 	a.readyOnce.Do(func() { close(a.ready) })
 	a.log.Info("analyzer running", "subject", wire.SamplesWildcard, "rules", a.Rules().NumRules())
+	return a.loop(ctx, nc, func() {
+		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			a.log.Warn("analyzer: unsubscribe", "err", err)
+		}
+	})
+}
 
+// loop runs the analyzer's periodic work until ctx ends: absence ticks,
+// publication retries, rules reloads; then it calls stop and publishes
+// what is still queued.
+func (a *Analyzer) loop(ctx context.Context, nc *nats.Conn, stop func()) error {
 	tick := time.NewTicker(min(a.cfg.RetryInterval, time.Second))
 	defer tick.Stop()
 	var poll <-chan time.Time
@@ -243,9 +271,7 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 		case <-poll:
 			_, _ = a.ReloadIfChanged() // logged and exported
 		case <-ctx.Done():
-			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-				a.log.Warn("analyzer: unsubscribe", "err", err)
-			}
+			stop()
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.PublishTimeout)
 			if err := a.Flush(fctx); err != nil {
 				a.log.Error("analyzer stopping with unpublished alert changes", "queued", a.Queued(), "err", err)
@@ -253,6 +279,10 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 			cancel()
 			return nil
 		case <-tick.C:
+			if a.grace.watch(nc, a.cfg.Now(), a.cfg.Fleet.AbsenceGrace) {
+				a.fm.graces.Inc()
+				a.log.Info("absence rules held after a reconnect", "grace", a.cfg.Fleet.AbsenceGrace)
+			}
 			a.Tick(ctx)
 			a.tryFlush(ctx)
 		case <-a.kick:
@@ -266,22 +296,29 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 // host its subject names is counted in mciv_analyzer_bad_messages_total,
 // logged, and changes nothing else.
 func (a *Analyzer) HandleBatch(ctx context.Context, subject string, data []byte) {
+	a.handle(ctx, subject, data, true)
+}
+
+// handle is HandleBatch; with announce false the batch feeds the rules
+// but its alert changes are not published (a replay that warms up
+// detectors). It returns the batch, or nil when it was refused.
+func (a *Analyzer) handle(ctx context.Context, subject string, data []byte, announce bool) *wire.Batch {
 	prefix, cluster, host, err := wire.ParseHostSubject(subject)
 	if err == nil && prefix != wire.SamplesPrefix {
 		err = fmt.Errorf("subject %q is not a samples subject", subject)
 	}
 	if err != nil {
 		a.refuse(subject, BadSubject, err)
-		return
+		return nil
 	}
 	b, err := wire.DecodeBatch(data)
 	if err != nil {
 		a.refuse(subject, BadDecode, err)
-		return
+		return nil
 	}
 	if b.Cluster != cluster || b.Host != host {
 		a.refuse(subject, BadForged, fmt.Errorf("batch says cluster %q host %q, its subject cluster %q host %q", b.Cluster, b.Host, cluster, host))
-		return
+		return nil
 	}
 
 	now := a.cfg.Now()
@@ -296,12 +333,12 @@ func (a *Analyzer) HandleBatch(ctx context.Context, subject string, data []byte)
 	a.mu.Unlock()
 	if err != nil {
 		a.refuse(subject, BadInvalid, err)
-		return
+		return nil
 	}
 	if rep.Ignored != "" {
 		a.m.ignored.WithLabelValues(rep.Ignored).Inc()
 		a.log.Debug("sample batch ignored", "subject", subject, "reason", rep.Ignored, "seq", b.Seq)
-		return
+		return nil
 	}
 	if rep.Restart {
 		a.m.restarts.Inc()
@@ -326,9 +363,17 @@ func (a *Analyzer) HandleBatch(ctx context.Context, subject string, data []byte)
 	for _, re := range rep.Errors {
 		a.ruleError(ctx, b, re)
 	}
+	if rep.Missed > 0 {
+		a.fm.missed.WithLabelValues(b.Cluster, b.Host).Add(float64(rep.Missed))
+		a.log.Debug("sample batches missed", "cluster", b.Cluster, "host", b.Host, "seq", b.Seq, "missed", rep.Missed)
+	}
+	if !announce {
+		return b
+	}
 	a.enqueue(rep.Alerts)
 	a.enqueueStates(rep.Changes)
 	a.tryFlush(ctx)
+	return b
 }
 
 // Tick judges the silence of hosts that stopped sending, for rules whose
@@ -336,6 +381,9 @@ func (a *Analyzer) HandleBatch(ctx context.Context, subject string, data []byte)
 // calls it every second.
 func (a *Analyzer) Tick(ctx context.Context) {
 	now := a.cfg.Now()
+	if a.grace.active(now) {
+		return
+	}
 	a.mu.Lock()
 	rep := a.engine.Tick(now)
 	if rep.Groups > 0 {

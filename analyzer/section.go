@@ -7,6 +7,10 @@ type Section struct {
 	Enabled *bool `yaml:"enabled"`
 	// Rules are files or directories of rule files; empty uses the built-in defaults.
 	Rules []string `yaml:"rules"`
+	// Partitioned makes this analyzer one member of a fleet that shares
+	// the partitions of the input stream (see FleetConfig); the partition
+	// count is nats.partitions.
+	Partitioned bool `yaml:"partitioned"`
 }
 
 // On reports whether the analyzer runs (enabled absent or true).

@@ -168,7 +168,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
+		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Replicas: bus.Replicas(cfg.NATS.Replicas, nc.Conn)}); err != nil {
 			return err
 		}
 		if _, err := startNotifier(ctx, cfg, opts.Console, nc.Conn, js, reg, logger, start); err != nil {
@@ -196,7 +196,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
+		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Replicas: bus.Replicas(cfg.NATS.Replicas, nc.Conn)}); err != nil {
 			return err
 		}
 		// A reload that changes which rules ask for failover reaches the
@@ -206,6 +206,7 @@ func Run(ctx context.Context, opts Options) error {
 				act.SetRules(failoverPolicies(set, cfg.Failover.Rules))
 			}
 		}
+		acfg.Fleet = fleetConfig(cfg, nc.Conn)
 		a, err := analyzer.New(acfg, js, reg, logger.With("part", "analyzer"))
 		if err != nil {
 			return fmt.Errorf("analyzer: %w", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/app/config"
+	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/notifier"
 	"github.com/mciv/mciv/notifier/chart"
 	"github.com/mciv/mciv/notifier/console"
@@ -46,11 +47,12 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 		logger = slog.New(slog.DiscardHandler)
 	}
 	log := logger.With("part", "notifier")
-	nfl, err := nflog.Open(ctx, js, nflog.Options{})
+	replicas := bus.Replicas(cfg.NATS.Replicas, nc)
+	nfl, err := nflog.Open(ctx, js, nflog.Options{Replicas: replicas})
 	if err != nil {
 		return parts, fmt.Errorf("notifier: %w", err)
 	}
-	sil, err := silence.Open(ctx, js, 1, nil)
+	sil, err := silence.Open(ctx, js, replicas, nil)
 	if err != nil {
 		return parts, fmt.Errorf("notifier: %w", err)
 	}

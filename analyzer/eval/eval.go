@@ -142,6 +142,9 @@ type Report struct {
 	// Restart is true when the batch starts a new collector run on its
 	// host: its Seq went back while its time went forward.
 	Restart bool
+	// Missed is how many batches of the host's collector run never
+	// arrived between its previous batch and this one (a gap in Seq).
+	Missed uint64
 	// Samples is the number of series evaluated.
 	Samples int
 	// Dropped counts the series left out of the evaluation, by reason
@@ -286,6 +289,7 @@ func (e *Engine) Eval(b *wire.Batch, now time.Time) (Report, error) {
 	} else {
 		switch {
 		case b.Seq > h.seq:
+			rep.Missed = b.Seq - h.seq - 1
 		case b.Start.After(h.start):
 			rep.Restart = true
 		case b.Seq == h.seq:

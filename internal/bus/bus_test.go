@@ -62,9 +62,10 @@ func TestEmbeddedDedupAndRestart(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"nats://user:secret@host:4222": "nats://***@host:4222",
-		"nats://host:4222":             "nats://host:4222",
-		"tls://a@b/c@d":                "tls://***@b/c@d",
+		"nats://user:secret@host:4222":   "nats://***@host:4222",
+		"nats://host:4222":               "nats://host:4222",
+		"tls://a@b/c@d":                  "tls://***@b/c@d",
+		"nats://u:p@a:1, nats://u:p@b:2": "nats://***@a:1,nats://***@b:2",
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)

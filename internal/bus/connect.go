@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,7 +25,9 @@ type ConnectOptions struct {
 }
 
 // Connect connects to url, retrying until ctx ends, and reconnects forever
-// after a connection is lost.
+// after a connection is lost. url may list several seed servers of a
+// cluster, separated by commas (nats://a:4222,nats://b:4222); the client
+// learns the others from the cluster and fails over between them.
 func Connect(ctx context.Context, url string, opts ConnectOptions) (*nats.Conn, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -70,8 +73,20 @@ func Connect(ctx context.Context, url string, opts ConnectOptions) (*nats.Conn, 
 	}
 }
 
-// redact removes user:password from a URL for logs and errors.
+// redact removes user:password from a URL, or from each of a
+// comma-separated list of seed URLs, for logs and errors.
 func redact(url string) string {
+	if strings.Contains(url, ",") {
+		parts := strings.Split(url, ",")
+		for i, p := range parts {
+			parts[i] = redactOne(strings.TrimSpace(p))
+		}
+		return strings.Join(parts, ",")
+	}
+	return redactOne(url)
+}
+
+func redactOne(url string) string {
 	for i := 0; i+3 <= len(url); i++ {
 		if url[i:i+3] == "://" {
 			rest := url[i+3:]

@@ -11,4 +11,6 @@ type Section struct {
 	Creds string `yaml:"creds"`
 	// NKey is a file with an nkey seed.
 	NKey string `yaml:"nkey"`
+	// Fleet: replicas and the partitioned input stream (fleet.go).
+	Fleet `yaml:",inline"`
 }

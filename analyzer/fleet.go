@@ -1,0 +1,526 @@
+package analyzer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mciv/mciv/analyzer/eval"
+	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/internal/wire"
+)
+
+// CheckpointBucket is the JetStream KV bucket of partition checkpoints:
+// key "p<n>" holds the alert lifecycles and host marks of partition n
+// and the input stream sequence they include. Its revision fences the
+// partition's owner: an owner whose compare-and-set fails has lost the
+// partition and stops evaluating it.
+const CheckpointBucket = "MCIV_PARTITIONS"
+
+// PriorityGroup is the priority group of the partition consumers.
+const PriorityGroup = "mciv"
+
+// Defaults of FleetConfig.
+const (
+	DefaultPinnedTTL          = 3 * time.Second
+	DefaultCheckpointInterval = 2 * time.Second
+	DefaultWarmup             = 10 * time.Minute
+)
+
+// FleetConfig makes the analyzer one member of a group that shares the
+// partitions of the input stream (bus.InputStream). Each partition has a
+// durable consumer with a pinned priority group: the server delivers a
+// partition to one member at a time and moves it to another when the
+// pinned one stops pulling for PinnedTTL. The owner checkpoints the
+// partition's alert state to CheckpointBucket with compare-and-set; a
+// new owner loads the checkpoint, replays the partition's batches from
+// Warmup before it (detectors relearn their baselines, nothing is
+// announced) and then from the checkpoint on (announced; alert message
+// ids make a change announced twice stored once).
+type FleetConfig struct {
+	// Partitions is the number of partitions of the input stream; zero
+	// turns fleet mode off.
+	Partitions int
+	// Member names this analyzer in checkpoints and logs; empty: the
+	// hostname and process id.
+	Member string
+	// Replicas of the input stream and the checkpoint bucket (0: 1).
+	Replicas int
+	// Input shapes the input stream (its Partitions and Replicas are
+	// taken from above).
+	Input bus.InputOptions
+	// Preferred, when set, says which partitions this member asks for at
+	// once; it asks for the others only after twice PinnedTTL, so that
+	// members spread the partitions between them at start.
+	Preferred func(p int) bool
+	// PinnedTTL is how long a pinned member may stay silent before the
+	// server gives its partition to another (0: DefaultPinnedTTL).
+	PinnedTTL time.Duration
+	// CheckpointInterval is how often an owner checkpoints each partition
+	// (0: DefaultCheckpointInterval).
+	CheckpointInterval time.Duration
+	// Warmup is how much history before a checkpoint a new owner replays
+	// to rebuild baselines (0: DefaultWarmup; negative: none).
+	Warmup time.Duration
+	// AbsenceGrace holds absence rules after a reconnect or a takeover
+	// (0: DefaultAbsenceGrace; negative: none).
+	AbsenceGrace time.Duration
+}
+
+func (c FleetConfig) withDefaults() FleetConfig {
+	if c.Member == "" {
+		h, _ := os.Hostname()
+		c.Member = h + "-" + strconv.Itoa(os.Getpid())
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.PinnedTTL <= 0 {
+		c.PinnedTTL = DefaultPinnedTTL
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.Warmup == 0 {
+		c.Warmup = DefaultWarmup
+	}
+	if c.AbsenceGrace == 0 {
+		c.AbsenceGrace = DefaultAbsenceGrace
+	}
+	c.AbsenceGrace = max(0, c.AbsenceGrace)
+	c.Input.Partitions, c.Input.Replicas = c.Partitions, c.Replicas
+	return c
+}
+
+// Checkpoint is the stored state of one partition.
+type Checkpoint struct {
+	// Seq is the last input stream sequence whose alert changes are
+	// published and included here; SeqTime is when it was stored.
+	Seq     uint64    `json:"seq"`
+	SeqTime time.Time `json:"seq_time"`
+	// Owner is the member that wrote it, At when.
+	Owner string    `json:"owner"`
+	At    time.Time `json:"at"`
+	// States are the partition's pending and firing alerts, Marks its
+	// hosts' last batches.
+	States []eval.GroupState `json:"states,omitempty"`
+	Marks  []eval.HostMark   `json:"marks,omitempty"`
+}
+
+// fleet is the partition ownership of one analyzer.
+type fleet struct {
+	a      *Analyzer
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	kv     jetstream.KeyValue
+
+	mu    sync.Mutex        // guards hosts
+	hosts map[[2]string]int // cluster, host -> partition, of owned partitions
+	parts []*partitionRunner
+}
+
+// partitionRunner pulls one partition and evaluates it while it owns it.
+type partitionRunner struct {
+	f    *fleet
+	n    int
+	cons jetstream.Consumer
+
+	owned   bool
+	pin     string
+	rev     uint64    // revision of the checkpoint we last wrote
+	applied uint64    // last input sequence evaluated
+	appTime time.Time // when it was stored
+	saved   time.Time // when we last checkpointed
+}
+
+// runFleet is Run in fleet mode.
+func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
+	fc := a.cfg.Fleet
+	stream, err := bus.EnsureInputStream(ctx, a.js, fc.Input)
+	if err != nil {
+		return fmt.Errorf("analyzer: %w", err)
+	}
+	kv, err := a.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      CheckpointBucket,
+		Description: "mciv analyzer: partition checkpoints (alert state, host marks, input sequence)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    fc.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("analyzer: checkpoint bucket %s: %w", CheckpointBucket, err)
+	}
+	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, hosts: map[[2]string]int{}}
+	for n := range fc.Partitions {
+		cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:        "mciv-analyzer-p" + strconv.Itoa(n),
+			Description:    "mciv analyzers: partition " + strconv.Itoa(n),
+			FilterSubject:  bus.PartitionFilter(n),
+			DeliverPolicy:  jetstream.DeliverNewPolicy,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        30 * time.Second,
+			MaxAckPending:  10000,
+			PriorityPolicy: jetstream.PriorityPolicyPinned,
+			PriorityGroups: []string{PriorityGroup},
+			PinnedTTL:      fc.PinnedTTL,
+			Replicas:       fc.Replicas,
+		})
+		if err != nil {
+			return fmt.Errorf("analyzer: partition %d consumer: %w", n, err)
+		}
+		f.parts = append(f.parts, &partitionRunner{f: f, n: n, cons: cons})
+	}
+	a.outMu.Lock()
+	a.fleet = f
+	a.outMu.Unlock()
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, p := range f.parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run(runCtx)
+		}()
+	}
+	a.readyOnce.Do(func() { close(a.ready) })
+	a.log.Info("analyzer running in a fleet", "member", fc.Member, "partitions", fc.Partitions, "rules", a.Rules().NumRules())
+	return a.loop(ctx, nc, func() {
+		cancel()
+		wg.Wait()
+	})
+}
+
+// Owned returns the partitions this analyzer evaluates (fleet mode).
+func (a *Analyzer) Owned() []int {
+	a.outMu.Lock()
+	f := a.fleet
+	a.outMu.Unlock()
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []int
+	for _, p := range f.parts {
+		if p.owned {
+			out = append(out, p.n)
+		}
+	}
+	return out
+}
+
+func (f *fleet) inPartition(n int) func(cluster, host string) bool {
+	return func(cluster, host string) bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		p, ok := f.hosts[[2]string{cluster, host}]
+		return ok && p == n
+	}
+}
+
+func (f *fleet) setHost(cluster, host string, n int) {
+	f.mu.Lock()
+	f.hosts[[2]string{cluster, host}] = n
+	f.mu.Unlock()
+}
+
+func (p *partitionRunner) key() string { return "p" + strconv.Itoa(p.n) }
+
+// run pulls the partition until ctx ends.
+func (p *partitionRunner) run(ctx context.Context) {
+	a := p.f.a
+	fc := a.cfg.Fleet
+	if fc.Preferred != nil && !fc.Preferred(p.n) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * fc.PinnedTTL):
+		}
+	}
+	expiry := max(fc.PinnedTTL/2, time.Second)
+	for ctx.Err() == nil {
+		p.pull(ctx, expiry)
+		if p.owned && time.Since(p.saved) >= fc.CheckpointInterval {
+			p.checkpoint(ctx)
+		}
+	}
+}
+
+// pull fetches and evaluates what the consumer delivers within expiry.
+func (p *partitionRunner) pull(ctx context.Context, expiry time.Duration) {
+	fctx, cancel := context.WithTimeout(ctx, expiry)
+	defer cancel()
+	batch, err := p.cons.Fetch(256, jetstream.FetchPriorityGroup(PriorityGroup), jetstream.FetchContext(fctx))
+	if err != nil {
+		p.fetchFailed(ctx, err)
+		return
+	}
+	for msg := range batch.Messages() {
+		p.deliver(ctx, msg)
+		if p.owned && time.Since(p.saved) >= p.f.a.cfg.Fleet.CheckpointInterval {
+			p.checkpoint(ctx)
+		}
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		p.fetchFailed(ctx, err)
+	}
+}
+
+func (p *partitionRunner) fetchFailed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if errors.Is(err, jetstream.ErrPinIDMismatch) && p.owned {
+		p.lose("another member is pinned")
+		return
+	}
+	// The stream cannot deliver (leader election, a lost node): its
+	// hosts' silence says nothing about them.
+	if a := p.f.a; a.cfg.Fleet.AbsenceGrace > 0 && a.grace.start(a.cfg.Now(), a.cfg.Fleet.AbsenceGrace) {
+		a.fm.graces.Inc()
+	}
+	p.f.a.log.Debug("partition fetch failed", "partition", p.n, "err", err)
+	select {
+	case <-ctx.Done():
+	case <-time.After(250 * time.Millisecond):
+	}
+}
+
+// deliver evaluates one message of the durable consumer, taking the
+// partition over first when the message says we were (newly) pinned.
+func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term()
+		return
+	}
+	seq := md.Sequence.Stream
+	pin := msg.Headers().Get("Nats-Pin-Id")
+	if !p.owned || (pin != "" && pin != p.pin) {
+		if p.owned {
+			p.lose("pinned anew")
+		}
+		if err := p.takeover(ctx, seq, md.Timestamp); err != nil {
+			p.f.a.log.Warn("partition takeover failed; retrying", "partition", p.n, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		p.pin = pin
+	}
+	if seq > p.applied {
+		p.apply(ctx, msg.Subject(), msg.Data(), seq, md.Timestamp, true)
+	}
+	_ = msg.Ack()
+}
+
+// apply evaluates one input message.
+func (p *partitionRunner) apply(ctx context.Context, subject string, data []byte, seq uint64, at time.Time, announce bool) {
+	_, orig, err := bus.SplitPartition(subject)
+	if err == nil {
+		prefix, cluster, host, perr := wire.ParseHostSubject(orig)
+		if perr == nil {
+			p.f.setHost(cluster, host, p.n)
+			if prefix == wire.SamplesPrefix {
+				p.f.a.handle(ctx, orig, data, announce)
+			}
+		} else {
+			p.f.a.refuse(subject, BadSubject, perr)
+		}
+	} else {
+		p.f.a.refuse(subject, BadSubject, err)
+	}
+	p.applied, p.appTime = seq, at
+}
+
+// takeover makes this member the owner of the partition: it claims the
+// checkpoint (compare-and-set, so that the previous owner's next
+// checkpoint fails), replays the warm-up without announcing, restores the
+// checkpoint's alert state and replays the rest up to first (the first
+// message the consumer delivered us) announcing.
+func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime time.Time) error {
+	a := p.f.a
+	fc := a.cfg.Fleet
+	start := time.Now()
+	if fc.AbsenceGrace > 0 && a.grace.start(a.cfg.Now(), fc.AbsenceGrace) {
+		a.fm.graces.Inc()
+	}
+	var ck Checkpoint
+	var rev uint64
+	e, err := p.f.kv.Get(ctx, p.key())
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return fmt.Errorf("reading checkpoint: %w", err)
+	default:
+		rev = e.Revision()
+		if err := json.Unmarshal(e.Value(), &ck); err != nil {
+			a.log.Warn("unreadable checkpoint ignored", "partition", p.n, "err", err)
+			ck = Checkpoint{}
+		}
+	}
+	// Without a checkpoint nobody announced anything of this partition
+	// that the consumer will not deliver: replay only to warm up.
+	ckSeq, ckTime := ck.Seq, ck.SeqTime
+	if ck.Seq == 0 {
+		ckSeq, ckTime = first-1, firstTime
+	}
+	claim := ck
+	claim.Seq, claim.SeqTime = ckSeq, ckTime
+	claim.Owner, claim.At = fc.Member, time.Now()
+	data, err := json.Marshal(&claim)
+	if err != nil {
+		return fmt.Errorf("encoding checkpoint: %w", err)
+	}
+	if rev == 0 {
+		rev, err = p.f.kv.Create(ctx, p.key(), data)
+	} else {
+		rev, err = p.f.kv.Update(ctx, p.key(), data, rev)
+	}
+	if err != nil {
+		return fmt.Errorf("claiming checkpoint: %w", err)
+	}
+	keep := p.f.inPartition(p.n)
+	a.mu.Lock()
+	a.engine.Forget(keep)
+	a.mu.Unlock()
+
+	replayed, overlaid := 0, false
+	overlay := func() {
+		a.mu.Lock()
+		a.engine.Overlay(keep, ck.States, ck.Marks)
+		a.mu.Unlock()
+		overlaid = true
+	}
+	for _, m := range ck.Marks {
+		p.f.setHost(m.Cluster, m.Host, p.n)
+	}
+	if first > 1 {
+		cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.PartitionFilter(p.n)}}
+		if fc.Warmup > 0 {
+			t := ckTime.Add(-fc.Warmup)
+			if ckTime.IsZero() {
+				t = time.Now().Add(-fc.Warmup)
+			}
+			cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+		} else {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, ckSeq+1
+		}
+		oc, err := p.f.stream.OrderedConsumer(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("replay consumer: %w", err)
+		}
+	replay:
+		for {
+			b, err := oc.Fetch(512, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				return fmt.Errorf("replay: %w", err)
+			}
+			n := 0
+			for m := range b.Messages() {
+				n++
+				md, err := m.Metadata()
+				if err != nil {
+					continue
+				}
+				s := md.Sequence.Stream
+				if s >= first {
+					break replay
+				}
+				if s > ckSeq && !overlaid {
+					overlay()
+				}
+				p.apply(ctx, m.Subject(), m.Data(), s, md.Timestamp, s > ckSeq)
+				replayed++
+				if s == first-1 {
+					break replay
+				}
+			}
+			if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("replay: %w", err)
+			}
+			if n == 0 {
+				break // nothing more stored before first
+			}
+		}
+	}
+	if !overlaid {
+		overlay()
+	}
+	a.fm.replayed.Add(float64(replayed))
+	p.f.mu.Lock()
+	p.owned, p.rev, p.saved = true, rev, time.Now()
+	p.f.mu.Unlock()
+	if p.applied < ckSeq {
+		p.applied, p.appTime = ckSeq, ckTime
+	}
+	a.fm.takeovers.Inc()
+	a.fm.owned.Inc()
+	a.log.Info("partition taken over", "partition", p.n, "member", fc.Member, "from", ck.Owner,
+		"checkpoint_seq", ck.Seq, "first", first, "replayed", replayed, "alerts", len(ck.States), "took", time.Since(start))
+	return nil
+}
+
+// checkpoint publishes what is queued and stores the partition's state
+// with compare-and-set; a conflict means another member owns the
+// partition now.
+func (p *partitionRunner) checkpoint(ctx context.Context) {
+	a := p.f.a
+	keep := p.f.inPartition(p.n)
+	a.mu.Lock()
+	states, marks := a.engine.Snapshot(keep)
+	a.mu.Unlock()
+	ck := Checkpoint{Seq: p.applied, SeqTime: p.appTime, Owner: a.cfg.Fleet.Member, At: time.Now(), States: states, Marks: marks}
+	fctx, cancel := context.WithTimeout(ctx, a.cfg.PublishTimeout)
+	defer cancel()
+	if err := a.Flush(fctx); err != nil {
+		a.log.Debug("checkpoint waits for queued alert changes", "partition", p.n, "err", err)
+		return
+	}
+	data, err := json.Marshal(&ck)
+	if err != nil {
+		a.log.Error("cannot encode checkpoint", "partition", p.n, "err", err)
+		return
+	}
+	rev, err := p.f.kv.Update(fctx, p.key(), data, p.rev)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		p.lose("checkpoint compare-and-set failed")
+		return
+	}
+	if err != nil {
+		a.log.Debug("checkpoint failed; retrying", "partition", p.n, "err", err)
+		return
+	}
+	p.rev, p.saved = rev, time.Now()
+	a.fm.checkpoints.Inc()
+}
+
+// lose stops evaluating the partition and forgets its hosts.
+func (p *partitionRunner) lose(why string) {
+	a := p.f.a
+	if !p.owned {
+		return
+	}
+	keep := p.f.inPartition(p.n)
+	a.mu.Lock()
+	a.engine.Forget(keep)
+	a.mu.Unlock()
+	p.f.mu.Lock()
+	for k, n := range p.f.hosts {
+		if n == p.n {
+			delete(p.f.hosts, k)
+		}
+	}
+	p.owned, p.pin = false, ""
+	p.f.mu.Unlock()
+	a.fm.lost.Inc()
+	a.fm.owned.Dec()
+	a.log.Warn("partition lost", "partition", p.n, "member", a.cfg.Fleet.Member, "why", why)
+}

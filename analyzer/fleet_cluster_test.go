@@ -1,0 +1,185 @@
+package analyzer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/internal/lab/fleetlab"
+	"github.com/mciv/mciv/internal/wire"
+)
+
+const fleetRules = tcpRule + `  - name: hosts
+    rules:
+      - alert: CollectorDown
+        signal: mciv_collector_up
+        stat: max
+        by: [cluster, host]
+        detector: {type: absence, for: 3s}
+        labels: {severity: critical}
+`
+
+// TestFleetOnCluster runs two analyzers on a three-node cluster of real
+// nats-server processes, with a publisher of twelve simulated hosts on
+// JetStream; it SIGKILLs the node that leads the input stream, then stops
+// the active analyzer. Every alert transition is stored exactly once, no
+// CollectorDown fires, and the counted gaps are the dropped batches.
+// MCIV_FLEET_LAB=0 skips it.
+func TestFleetOnCluster(t *testing.T) {
+	if os.Getenv("MCIV_FLEET_LAB") == "0" || testing.Short() {
+		t.Skip("MCIV_FLEET_LAB=0 or -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl := fleetlab.Start(ctx, t, 3)
+	connect := func(name string) (jetstream.JetStream, func()) {
+		nc, err := bus.Connect(ctx, cl.URLs(), bus.ConnectOptions{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := bus.JetStream(nc)
+		return js, nc.Close
+	}
+	pjs, pclose := connect("publisher")
+	defer pclose()
+	// The cluster needs a moment to elect its meta leader.
+	var lastErr error
+	waitFor(t, 60*time.Second, "streams created", func() bool {
+		sctx, sc := context.WithTimeout(ctx, 5*time.Second)
+		defer sc()
+		lastErr = bus.EnsureStreams(sctx, pjs, bus.StreamOptions{Replicas: 3})
+		if lastErr != nil {
+			t.Log(lastErr)
+		}
+		return lastErr == nil
+	})
+	const interval = 200 * time.Millisecond
+	start := func(member string) (*Analyzer, context.CancelFunc, chan error) {
+		nc, err := bus.Connect(ctx, cl.URLs(), bus.ConnectOptions{Name: member})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := bus.JetStream(nc)
+		a, err := New(Config{Rules: mustRules(t, fleetRules), Fleet: FleetConfig{
+			Partitions: 4, Member: member, Replicas: 3, PinnedTTL: 2 * time.Second,
+			CheckpointInterval: 500 * time.Millisecond, AbsenceGrace: 5 * time.Second,
+		}}, js, prometheus.NewRegistry(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- a.Run(rctx, nc) }()
+		select {
+		case <-a.Ready():
+		case err := <-done:
+			t.Fatalf("%s: %v", member, err)
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%s not ready", member)
+		}
+		return a, stop, done
+	}
+	aA, stopA, doneA := start("an-a")
+	var seqNow atomic.Int64
+	dropped := map[int]bool{110: true, 111: true} // h5's lost batches
+	pubDone := make(chan error, 1)
+	const last = 160
+	go func() {
+		tk := time.NewTicker(interval)
+		defer tk.Stop()
+		for seq := 0; seq <= last; seq++ {
+			seqNow.Store(int64(seq))
+			for h := range 12 {
+				host := fmt.Sprintf("h%d", h)
+				if host == "h5" && dropped[seq] {
+					continue
+				}
+				v := 0.0
+				if host == "h3" && seq >= 10 && seq < 90 {
+					v = 10 * interval.Seconds()
+				}
+				b := &wire.Batch{Cluster: "c", Host: host, Seq: uint64(seq), Start: time.Now().Add(-interval), Interval: interval,
+					Series: []wire.Series{retrans(v), {Signal: "mciv_collector_up", Kind: wire.KindGauge, Value: 1}}}
+				data := wire.EncodeBatch(b)
+				id := fmt.Sprintf("c.%s.%d", host, seq)
+				for {
+					pctx, pc := context.WithTimeout(ctx, 2*time.Second)
+					_, err := pjs.Publish(pctx, wire.SamplesSubject("c", host), data, jetstream.WithMsgID(id))
+					pc()
+					if err == nil {
+						break
+					}
+					if ctx.Err() != nil {
+						pubDone <- err
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+			<-tk.C
+		}
+		pubDone <- nil
+	}()
+	waitFor(t, 30*time.Second, "an-a to own the partitions", func() bool { return len(aA.Owned()) == 4 })
+	aB, stopB, doneB := start("an-b")
+	defer func() { stopB(); <-doneB }()
+
+	waitFor(t, 60*time.Second, "seq 40", func() bool { return seqNow.Load() >= 40 })
+	info, err := pjs.Stream(ctx, bus.InputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := info.Info(ctx)
+	if err != nil || si.Cluster == nil {
+		t.Fatalf("input stream info: %v", err)
+	}
+	leader := cl.Index(si.Cluster.Leader)
+	t.Logf("SIGKILL of %s, the input stream's leader, at seq %d", si.Cluster.Leader, seqNow.Load())
+	killed := time.Now()
+	cl.Kill(leader)
+	waitFor(t, 60*time.Second, "seq 70", func() bool { return seqNow.Load() >= 70 })
+	t.Logf("publisher resumed; stopping the active analyzer an-a at seq %d (%.1fs after the kill)", seqNow.Load(), time.Since(killed).Seconds())
+	if err := cl.Restart(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	stopA()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	waitFor(t, 60*time.Second, "an-b to own the partitions", func() bool { return len(aB.Owned()) == 4 })
+	t.Logf("an-b owns every partition %.1fs after an-a stopped", time.Since(stopped).Seconds())
+	if err := <-pubDone; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "h3 resolved", func() bool {
+		al, _ := stored(t, ctx, pjs)
+		return len(al) >= 2
+	})
+	waitFor(t, 30*time.Second, "h5's gap counted", func() bool {
+		return testutil.ToFloat64(aB.fm.missed.WithLabelValues("c", "h5")) == 2
+	})
+	al, _ := stored(t, ctx, pjs)
+	for _, x := range al {
+		t.Logf("stored: %s %s %s", x.Labels["alertname"], x.Labels["host"], x.State)
+	}
+	if len(al) != 2 || al[0].State != wire.StateFiring || al[1].State != wire.StateResolved || al[0].Labels["host"] != "h3" {
+		t.Fatalf("%d alerts stored, want h3 firing then resolved", len(al))
+	}
+	var missed float64
+	for h := range 12 {
+		missed += testutil.ToFloat64(aB.fm.missed.WithLabelValues("c", fmt.Sprintf("h%d", h)))
+	}
+	if missed != 2 {
+		t.Errorf("an-b counted %v missed batches, want the 2 dropped", missed)
+	}
+}
