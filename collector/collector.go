@@ -109,6 +109,9 @@ type Collector struct {
 	started chan struct{}
 
 	names names
+	// dbScans counts the completed looks for database servers (tests wait
+	// for one that began after their server started).
+	dbScans atomic.Int64
 
 	// hostNetNS is the inode of the network namespace this collector
 	// treats as its host: TCP signals from it carry no netns label. 0 if

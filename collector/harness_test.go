@@ -95,6 +95,21 @@ func (r *running) requireAttached(t *testing.T, hooks ...string) {
 	}
 }
 
+// waitDBScan waits until a look for database servers that began after
+// this call has completed: a server started before the call is known to
+// the collector then (named, and in the socket listener maps).
+func (r *running) waitDBScan(t *testing.T) {
+	t.Helper()
+	want := r.c.dbScans.Load() + 2 // the scan under way now may have begun before
+	deadline := time.Now().Add(time.Minute)
+	for r.c.dbScans.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("no scan for database servers completed within a minute (%d done)", r.c.dbScans.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // collect adds up the series of every batch until pred holds for the sum
 // or the timeout passes; it returns the sum keyed by signal and labels.
 func (r *running) collect(t *testing.T, timeout time.Duration, pred func(map[string]*wire.Series) bool) map[string]*wire.Series {

@@ -226,6 +226,7 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 		rows = append(rows, a.statuses()...)
 	}
 	c.setDBStatuses(rows)
+	c.dbScans.Add(1)
 }
 
 func (c *Collector) logAttach(what string, b serverBinary, attach func(serverBinary) (bool, error)) {

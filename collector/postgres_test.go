@@ -45,6 +45,7 @@ func TestPostgresQueryLatency(t *testing.T) {
 	t.Run("socket", func(t *testing.T) {
 		r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"))
 		r.requireAttached(t, "sock_recv_length", "sock_send_length")
+		r.waitDBScan(t)
 		checkQueryLatency(t, pg, r)
 		checkOnlyQueriesCount(t, pg, r)
 		checkUnixSocket(t, pg, r)
@@ -55,6 +56,7 @@ func TestPostgresQueryLatency(t *testing.T) {
 		r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond},
 			func(objs []object) []object { return onlyWays(only("dbsock")(objs), HookTypeTracepoint) })
 		r.requireAttached(t, "sock_recv_length", "sock_send_length")
+		r.waitDBScan(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		const n = 10
@@ -83,6 +85,7 @@ func TestPostgresQueryLatency(t *testing.T) {
 		}
 		r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, noSocketHooks)
 		r.requireAttached(t, pgHookName("query__start"), pgHookName("query__execute__done"))
+		r.waitDBScan(t)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if out, err := pg.Pgbench(ctx, "SELECT pg_sleep(0.01);", 5, pglab.Simple); err != nil {
