@@ -316,9 +316,28 @@ func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
 		p.pin = pin
 	}
 	if seq > p.applied {
+		p.holdWhileBehind(md.Timestamp)
 		p.apply(ctx, msg.Subject(), msg.Data(), seq, md.Timestamp, true)
 	}
 	_ = msg.Ack()
+}
+
+// maxReadLag is how far behind the stream the analyzer may read and still
+// judge hosts absent: beyond it, the silence it sees is its own backlog.
+const maxReadLag = 2 * time.Second
+
+// holdWhileBehind holds absence rules while the analyzer reads messages
+// stored more than maxReadLag ago: a host is absent only if the analyzer
+// is caught up and still hears nothing from it.
+func (p *partitionRunner) holdWhileBehind(stored time.Time) {
+	a := p.f.a
+	now := a.cfg.Now()
+	if a.cfg.Fleet.AbsenceGrace <= 0 || now.Sub(stored) <= maxReadLag {
+		return
+	}
+	if a.grace.start(now, a.cfg.Fleet.AbsenceGrace) {
+		a.fm.graces.Inc()
+	}
 }
 
 // apply evaluates one input message.

@@ -119,3 +119,24 @@ func TestFleetTakeover(t *testing.T) {
 		t.Errorf("%d hosts with missed batches, want 1", got)
 	}
 }
+
+// TestHoldWhileBehind: absence rules are held while the analyzer reads
+// messages stored longer ago than maxReadLag, and not while it is caught up.
+func TestHoldWhileBehind(t *testing.T) {
+	now := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	a := &Analyzer{cfg: Config{Now: func() time.Time { return now }, Fleet: FleetConfig{AbsenceGrace: 10 * time.Second}}}
+	fm, err := newFleetMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.fm = fm
+	p := &partitionRunner{f: &fleet{a: a}}
+	p.holdWhileBehind(now.Add(-time.Second))
+	if a.grace.active(now) {
+		t.Fatal("held absence rules while caught up")
+	}
+	p.holdWhileBehind(now.Add(-5 * time.Second))
+	if !a.grace.active(now.Add(9*time.Second)) || a.grace.active(now.Add(11*time.Second)) {
+		t.Fatal("a read 5 s behind did not hold absence rules for the grace period")
+	}
+}
