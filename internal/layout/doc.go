@@ -18,7 +18,7 @@ func Layers() map[string]int {
 	return map[string]int{
 		"cmd":       5,
 		"app":       4,
-		"collector": 3, "analyzer": 3, "failover": 3, "notifier": 3,
+		"collector": 3, "analyzer": 3, "failover": 3, "notifier": 3, "steer": 3,
 		"rules":  2,
 		"detect": 1, "bpf": 1,
 		"internal": 0,
