@@ -3,7 +3,8 @@
 //
 //	cmd/mciv                                  the one binary's commands
 //	app (app/config, app/demo)                the composition root
-//	collector, analyzer, failover, notifier   the parts; they meet only on the bus
+//	collector, analyzer, failover, notifier,  the parts; they meet only on the bus
+//	steer
 //	rules                                     the rules-file format and defaults
 //	detect, bpf                               pure detectors; eBPF objects and bindings
 //	internal (wire, bus, histo, yamltime)     what every part shares
