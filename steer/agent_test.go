@@ -15,6 +15,7 @@ import (
 
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/internal/yamltime"
 	"github.com/mciv/mciv/steer/routes"
 )
 
@@ -106,7 +107,7 @@ func TestControllerAndAgent(t *testing.T) {
 			{Name: "pay-ro", Address: "127.77.0.2:5432", Role: "ro", Clusters: []string{"pay"}},
 		},
 		Clusters: map[string]ClusterConfig{"pay": {Members: map[string]string{"pg0": pg0, "pg1": pg1}}},
-		Interval: 50 * 1e6,
+		Interval: yamltime.Duration(50 * time.Millisecond),
 	}
 	ctl, err := NewController(cfg, nil)
 	if err != nil {

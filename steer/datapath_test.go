@@ -70,6 +70,10 @@ func testCgroup(t *testing.T) string {
 // print what it saw (see TestMain).
 const helperEnv = "MCIV_STEER_HELPER_DIAL"
 
+// helperNoRead makes the helper print the peer name only (for servers that
+// wait for the client, such as PostgreSQL).
+const helperNoRead = "MCIV_STEER_HELPER_NOREAD"
+
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(helperEnv); addr != "" {
 		os.Exit(helperDial(addr))
@@ -85,6 +89,10 @@ func helperDial(addr string) int {
 		return 0
 	}
 	defer c.Close()
+	if os.Getenv(helperNoRead) != "" {
+		fmt.Printf("peer=%s\n", c.RemoteAddr())
+		return 0
+	}
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	fmt.Printf("peer=%s got=%s\n", c.RemoteAddr(), strings.TrimSpace(line))
@@ -92,7 +100,7 @@ func helperDial(addr string) int {
 }
 
 // dialFrom runs the helper inside cgroup dir and returns its line.
-func dialFrom(t *testing.T, ctx context.Context, dir, addr string) string {
+func dialFrom(t *testing.T, ctx context.Context, dir, addr string, env ...string) string {
 	t.Helper()
 	fd, err := syscall.Open(dir, syscall.O_DIRECTORY|syscall.O_RDONLY, 0)
 	if err != nil {
@@ -100,7 +108,7 @@ func dialFrom(t *testing.T, ctx context.Context, dir, addr string) string {
 	}
 	defer syscall.Close(fd)
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+addr)
+	cmd.Env = append(append(os.Environ(), helperEnv+"="+addr), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
