@@ -62,7 +62,7 @@ func listener(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startBus(t *testing.T, ctx context.Context) (*bus.Embedded, *nats.Conn, jetstream.JetStream) {
+func startBus(t testing.TB, ctx context.Context) (*bus.Embedded, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	srv, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
 	if err != nil {

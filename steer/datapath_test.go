@@ -41,7 +41,7 @@ func TestSteerAddrPortOrder(t *testing.T) {
 }
 
 // testCgroup makes a fresh cgroup (v2) for the test and removes it after.
-func testCgroup(t *testing.T) string {
+func testCgroup(t testing.TB) string {
 	t.Helper()
 	testenv.RequireRoot(t)
 	mp, err := CgroupV2Mount()

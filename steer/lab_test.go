@@ -16,6 +16,7 @@ import (
 	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/internal/yamltime"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 type tbWriter struct{ tb testing.TB }
@@ -26,7 +27,7 @@ func (w tbWriter) Write(p []byte) (int, error) {
 }
 
 // startLab starts a Patroni lab in network namespaces for the test.
-func startLab(t *testing.T, ctx context.Context) *patronilab.Cluster {
+func startLab(t testing.TB, ctx context.Context) *patronilab.Cluster {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "patroni", "etcd", "ip", "nft", "nsenter", "setpriv")
@@ -67,28 +68,39 @@ func appSQL(ctx context.Context, dir, password, host, port, sql string) (string,
 	return strings.TrimSpace(string(out)), nil
 }
 
-func TestLabSteering(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
+// steerLab is a Patroni lab in network namespaces, an application cgroup
+// steered by a controller and an agent, and the services payments-rw and
+// payments-ro.
+type steerLab struct {
+	lab      *patronilab.Cluster
+	dir      string
+	js       jetstream.JetStream
+	agent    *Agent
+	password string
+	members  map[string]string // name -> host:port
+	byIP     map[string]string // ip -> name
+	rw, ro   string
+}
+
+func newSteerLab(t testing.TB, ctx context.Context) *steerLab {
+	t.Helper()
 	lab := startLab(t, ctx)
 	dir := testCgroup(t)
 	_, nc, js := startBus(t, ctx)
-
-	members := map[string]string{}
-	var addrToMember = map[string]string{}
+	s := &steerLab{lab: lab, dir: dir, js: js, members: map[string]string{}, byIP: map[string]string{},
+		rw: "127.77.3.1:5432", ro: "127.77.3.2:5432"}
 	for _, m := range lab.MemberNames() {
-		members[m] = lab.PGAddr(m)
-		addrToMember[strings.Split(lab.PGAddr(m), ":")[0]] = m
+		s.members[m] = lab.PGAddr(m)
+		s.byIP[strings.Split(lab.PGAddr(m), ":")[0]] = m
 	}
 	scope := lab.Scope()
-	rw, ro := "127.77.3.1:5432", "127.77.3.2:5432"
 	cfg := Config{
 		Agent: true, Controller: true, Cgroup: dir, StatusFile: t.TempDir() + "/steer.json",
 		Services: []ServiceConfig{
-			{Name: "payments-rw", Address: rw, Role: "rw", Clusters: []string{scope}},
-			{Name: "payments-ro", Address: ro, Role: "ro", Clusters: []string{scope}},
+			{Name: "payments-rw", Address: s.rw, Role: "rw", Clusters: []string{scope}},
+			{Name: "payments-ro", Address: s.ro, Role: "ro", Clusters: []string{scope}},
 		},
-		Clusters:     map[string]ClusterConfig{scope: {Patroni: lab.APIURLs(), Members: members}},
+		Clusters:     map[string]ClusterConfig{scope: {Patroni: lab.APIURLs(), Members: s.members}},
 		Interval:     yamltime.Duration(200 * time.Millisecond),
 		ProbeTimeout: yamltime.Duration(500 * time.Millisecond),
 		Hysteresis:   Hysteresis{Margin: 0.5, Hold: yamltime.Duration(2 * time.Second)},
@@ -102,47 +114,89 @@ func TestLabSteering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dp.Close()
-	agent, err := NewAgent(cfg, dp, nil, logger)
-	if err != nil {
+	t.Cleanup(func() { dp.Close() })
+	if s.agent, err = NewAgent(cfg, dp, nil, logger); err != nil {
 		t.Fatal(err)
 	}
 	rctx, stop := context.WithCancel(ctx)
-	defer stop()
+	t.Cleanup(stop)
 	go func() { _ = ctl.Run(rctx, nc, js) }()
-	go func() { _ = agent.Run(rctx, nc, js) }()
-
+	go func() { _ = s.agent.Run(rctx, nc, js) }()
 	env, err := lab.ClientEnv(lab.MemberNames()[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	var password string
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "PGPASSWORD="); ok {
-			password = v
+			s.password = v
 		}
 	}
-	// query asks the service which member answered and whether it is a replica.
-	query := func(svc string) (member, recovery string, err error) {
-		h, p, _ := strings.Cut(svc, ":")
-		out, err := appSQL(ctx, dir, password, h, p, "SELECT host(inet_server_addr()) || ' ' || pg_is_in_recovery()")
-		if err != nil {
-			return "", "", err
-		}
-		ip, rec, _ := strings.Cut(out, " ")
-		return addrToMember[ip], rec, nil
+	return s
+}
+
+// query asks svc, from the application's cgroup, which member answered
+// and whether it is in recovery ("true"/"false").
+func (s *steerLab) query(ctx context.Context, svc string) (member, recovery string, err error) {
+	h, p, _ := strings.Cut(svc, ":")
+	out, err := appSQL(ctx, s.dir, s.password, h, p, "SELECT host(inet_server_addr()) || ' ' || pg_is_in_recovery()")
+	if err != nil {
+		return "", "", err
 	}
-	waitFor := func(what string, limit time.Duration, ok func() bool) time.Duration {
-		t.Helper()
-		start := time.Now()
-		for !ok() {
-			if time.Since(start) > limit || ctx.Err() != nil {
-				t.Fatalf("%s: not within %s", what, limit)
-			}
-			time.Sleep(50 * time.Millisecond)
+	ip, rec, _ := strings.Cut(out, " ")
+	return s.byIP[ip], rec, nil
+}
+
+// waitFor polls ok every 50 ms until it holds, failing after limit, and
+// returns how long it took.
+func waitFor(t testing.TB, ctx context.Context, what string, limit time.Duration, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > limit || ctx.Err() != nil {
+			t.Fatalf("%s: not within %s", what, limit)
 		}
-		return time.Since(start)
+		time.Sleep(50 * time.Millisecond)
 	}
+	return time.Since(start)
+}
+
+// switchover switches the lab from leader to cand with the actuator's
+// Patroni driver, publishes the actuator's audit record, and returns the
+// time from the completed switchover to the first new connection to the
+// rw service that lands on the new primary.
+func (s *steerLab) switchover(t testing.TB, ctx context.Context, leader, cand string) time.Duration {
+	t.Helper()
+	scope := s.lab.Scope()
+	user, pass := s.lab.APIAuth()
+	drv, err := patroni.New(patroni.Config{Cluster: scope, Endpoints: s.lab.APIURLs(), Username: user, Password: pass,
+		ConfirmTimeout: 30 * time.Second, PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := drv.Switchover(ctx, failover.Request{Cluster: scope, From: leader, To: cand, FencingToken: uint64(time.Now().UnixNano()), Reason: "steer lab"})
+	if err != nil {
+		t.Fatalf("switchover: %v", err)
+	}
+	done := time.Now()
+	act := &wire.Action{ID: fmt.Sprintf("lab-sw-%d", done.UnixNano()), Cluster: scope, Kind: "switchover", Decision: "acted",
+		Outcome: string(res.Outcome), From: leader, To: cand, Evidence: map[string]string{"new_leader": res.NewLeader}, At: done}
+	data, _ := wire.EncodeAction(act)
+	if _, err := s.js.Publish(ctx, wire.ActionSubject(scope), data); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "new connections reach the new primary", 20*time.Second, func() bool {
+		m, rec, err := s.query(ctx, s.rw)
+		return err == nil && m == cand && rec == "false"
+	})
+	return time.Since(done)
+}
+
+func TestLabSteering(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	s := newSteerLab(t, ctx)
+	lab, dir, agent, rw, ro, members := s.lab, s.dir, s.agent, s.rw, s.ro, s.members
+	query := func(svc string) (string, string, error) { return s.query(ctx, svc) }
 
 	leader, err := lab.Leader(ctx)
 	if err != nil {
@@ -154,7 +208,7 @@ func TestLabSteering(t *testing.T) {
 			t.Logf("last answer: %s", last)
 		}
 	}()
-	waitFor("rw service reaches the primary", 30*time.Second, func() bool {
+	waitFor(t, ctx, "rw service reaches the primary", 30*time.Second, func() bool {
 		m, rec, err := query(rw)
 		last = fmt.Sprintf("%s %s %v", m, rec, err)
 		return err == nil && m == leader && rec == "false"
@@ -166,7 +220,7 @@ func TestLabSteering(t *testing.T) {
 	// A member's own address is not listed: untouched.
 	other := lab.MemberNames()[1]
 	h, p, _ := strings.Cut(members[other], ":")
-	if out, err := appSQL(ctx, dir, password, h, p, "SELECT host(inet_server_addr())"); err != nil || out != h {
+	if out, err := appSQL(ctx, dir, s.password, h, p, "SELECT host(inet_server_addr())"); err != nil || out != h {
 		t.Fatalf("unlisted address: %q %v", out, err)
 	}
 
@@ -178,29 +232,8 @@ func TestLabSteering(t *testing.T) {
 				break
 			}
 		}
-		user, pass := lab.APIAuth()
-		drv, err := patroni.New(patroni.Config{Cluster: scope, Endpoints: lab.APIURLs(), Username: user, Password: pass,
-			ConfirmTimeout: 30 * time.Second, PollInterval: 100 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := drv.Switchover(ctx, failover.Request{Cluster: scope, From: leader, To: cand, FencingToken: 1, Reason: "steer lab"})
-		if err != nil {
-			t.Fatalf("switchover: %v", err)
-		}
-		done := time.Now()
-		// The actuator's audit record of it.
-		act := &wire.Action{ID: "lab-sw", Cluster: scope, Kind: "switchover", Decision: "acted", Outcome: string(res.Outcome),
-			From: leader, To: cand, Evidence: map[string]string{"new_leader": res.NewLeader}, At: done}
-		data, _ := wire.EncodeAction(act)
-		if _, err := js.Publish(ctx, wire.ActionSubject(scope), data); err != nil {
-			t.Fatal(err)
-		}
-		waitFor("new connections reach the new primary", 20*time.Second, func() bool {
-			m, rec, err := query(rw)
-			return err == nil && m == cand && rec == "false"
-		})
-		t.Logf("switchover completed → first new connection on the new primary %s: %s", cand, time.Since(done).Round(time.Millisecond))
+		took := s.switchover(t, ctx, leader, cand)
+		t.Logf("switchover completed → first new connection on the new primary %s: %s", cand, took.Round(time.Millisecond))
 		if got := dialFrom(t, ctx, dir, rw, helperNoRead+"=1"); got != "peer="+rw {
 			t.Fatalf("getpeername after switchover: %q", got)
 		}
@@ -209,7 +242,7 @@ func TestLabSteering(t *testing.T) {
 	t.Run("read-only follows latency", func(t *testing.T) {
 		testenv.ExclusiveKernel(t) // the loss below is seen host-wide by eBPF probes
 		var first string
-		waitFor("ro service routed", 20*time.Second, func() bool {
+		waitFor(t, ctx, "ro service routed", 20*time.Second, func() bool {
 			m, _, err := query(ro)
 			first = m
 			return err == nil && m != ""
@@ -224,7 +257,7 @@ func TestLabSteering(t *testing.T) {
 			}
 		}()
 		var moved string
-		waitFor("ro moves away from the lossy member", 30*time.Second, func() bool {
+		waitFor(t, ctx, "ro moves away from the lossy member", 30*time.Second, func() bool {
 			for _, s := range agent.Status().Services {
 				if s.Name == "payments-ro" && s.Route != nil && s.Route.Member != first && s.Route.Member != "" {
 					moved = s.Route.Member
@@ -233,7 +266,7 @@ func TestLabSteering(t *testing.T) {
 			}
 			return false
 		})
-		waitFor("new ro connections reach "+moved, 20*time.Second, func() bool {
+		waitFor(t, ctx, "new ro connections reach "+moved, 20*time.Second, func() bool {
 			m, _, err := query(ro)
 			return err == nil && m == moved
 		})
@@ -253,4 +286,51 @@ func TestLabSteering(t *testing.T) {
 		st := agent.Status()
 		t.Logf("status: nats=%s services=%+v", st.NATS, st.Services)
 	})
+}
+
+// BenchmarkLabSwitchoverToSteered: time from a completed switchover (the
+// Patroni driver returned) to the first new connection to the rw service
+// address that lands on the new primary; one switchover per op, back and
+// forth. HAProxy's usual health check (inter 3s, fall 3, rise 2) takes
+// 3 s to 9 s to move a backend after the same event.
+func BenchmarkLabSwitchoverToSteered(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	s := newSteerLab(b, ctx)
+	leader, err := s.lab.Leader(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, ctx, "rw routed", 30*time.Second, func() bool {
+		m, rec, err := s.query(ctx, s.rw)
+		return err == nil && m == leader && rec == "false"
+	})
+	var took []float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var cand string
+		for _, m := range s.lab.MemberNames() {
+			if m != leader {
+				cand = m
+				break
+			}
+		}
+		// Let the old primary rejoin as a replica before the next switch.
+		if err := s.lab.WaitReady(ctx); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, float64(s.switchover(b, ctx, leader, cand).Milliseconds()))
+		leader = cand
+	}
+	b.StopTimer()
+	b.ReportMetric(median(took), "ms-median/switchover-to-steered")
+	b.ReportMetric(slicesMax(took), "ms-max/switchover-to-steered")
+}
+
+func slicesMax(xs []float64) float64 {
+	m := 0.0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
 }
