@@ -181,11 +181,15 @@ func (a *Agent) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) 
 	}
 }
 
-// watchConn tracks the NATS connection for the status and the gauge.
+// watchConn tracks the NATS connection for the status and the gauge, and
+// rewrites the status file every 2 s.
 func (a *Agent) watchConn(ctx context.Context, nc *nats.Conn) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
+		if tick%10 == 0 {
+			a.writeStatus() // fresh connect counts for `mciv steer status`
+		}
 		ok := nc.Status() == nats.CONNECTED
 		a.mu.Lock()
 		changed := ok != a.natsOK
