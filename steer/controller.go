@@ -62,6 +62,8 @@ type memberState struct {
 	routes.Member
 	seen     bool // in the last topology answer
 	probed   bool
+	hasRTT   bool
+	hasQuery bool
 	lastProb time.Time
 }
 
@@ -134,6 +136,7 @@ func (c *Controller) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStr
 	for subj, h := range map[string]nats.MsgHandler{
 		wire.ActionsWildcard: func(m *nats.Msg) { c.onAction(m.Data) },
 		wire.AlertsWildcard:  func(m *nats.Msg) { c.onAlert(m.Data) },
+		wire.SamplesWildcard: func(m *nats.Msg) { c.onBatch(m.Data) },
 	} {
 		s, err := nc.Subscribe(subj, h)
 		if err != nil {
@@ -409,4 +412,76 @@ func (c *Controller) audit(ctx context.Context, js jetstream.JetStream, s routes
 		c.log.Warn("route change not audited", "service", s.Name, "err", err)
 	}
 	c.log.Info(text, "service", s.Name, "cluster", to.Cluster, "member", to.Member, "addr", to.Addr, "why", to.Reason)
+}
+
+// ewma folds x into *v (a quarter of each new value); first sets it.
+func ewma(v *time.Duration, first *bool, x time.Duration) {
+	if !*first {
+		*v, *first = x, true
+		return
+	}
+	*v = time.Duration(0.75*float64(*v) + 0.25*float64(x))
+}
+
+// onBatch folds the collectors' signals into the members: tcp_rtt_seconds
+// and tcp_connect_seconds / tcp_connect_errors_total by peer (any host's
+// view of a member's address), and db_query_seconds of the member's own
+// collector (host = member name).
+func (c *Controller) onBatch(data []byte) {
+	b, err := wire.DecodeBatch(data)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	connects := map[*memberState]float64{}
+	errs := map[*memberState]float64{}
+	for i := range b.Series {
+		s := &b.Series[i]
+		switch s.Signal {
+		case "tcp_rtt_seconds", "tcp_connect_seconds", "tcp_connect_errors_total":
+			for _, m := range c.byPeer(s.Label("peer")) {
+				switch {
+				case s.Signal == "tcp_rtt_seconds" && s.Hist != nil && s.Hist.Count > 0:
+					ewma(&m.RTT, &m.hasRTT, time.Duration(s.Hist.Sum/float64(s.Hist.Count)*float64(time.Second)))
+				case s.Signal == "tcp_connect_seconds" && s.Hist != nil:
+					connects[m] += float64(s.Hist.Count)
+				case s.Signal == "tcp_connect_errors_total":
+					errs[m] += s.Value
+				}
+			}
+		case "db_query_seconds":
+			m, ok := c.members[b.Cluster+"/"+b.Host]
+			if ok && s.Hist != nil && s.Hist.Count > 0 {
+				ewma(&m.QueryLatency, &m.hasQuery, time.Duration(s.Hist.Sum/float64(s.Hist.Count)*float64(time.Second)))
+			}
+		}
+	}
+	for m, e := range errs {
+		if total := e + connects[m]; total > 0 {
+			m.ErrorRate = 0.75*m.ErrorRate + 0.25*(e/total)
+		}
+	}
+}
+
+// byPeer returns the members at a collector's peer label (an address, or
+// address:port).
+func (c *Controller) byPeer(peer string) []*memberState {
+	var out []*memberState
+	if ap, err := netip.ParseAddrPort(peer); err == nil {
+		for _, m := range c.members {
+			if m.Addr.Addr().Unmap() == ap.Addr().Unmap() && m.Addr.Port() == ap.Port() {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	if a, err := netip.ParseAddr(peer); err == nil {
+		for _, m := range c.members {
+			if m.Addr.Addr().Unmap() == a.Unmap() {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
 }

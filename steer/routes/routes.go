@@ -49,10 +49,14 @@ type Member struct {
 	Healthy bool
 	// Firing is true while an alert names this member's host.
 	Firing bool
-	// Latency is the measured latency (0: not measured yet); ErrorRate the
-	// recent share of failed connects (0..1).
-	Latency   time.Duration
-	ErrorRate float64
+	// Latency is the measured connect latency (0: not measured yet), RTT
+	// the collectors' tcp_rtt_seconds to the member, QueryLatency its
+	// db_query_seconds (mean), and ErrorRate the recent share of failed
+	// connects (0..1), from probes and the collectors' connect errors.
+	Latency      time.Duration
+	RTT          time.Duration
+	QueryLatency time.Duration
+	ErrorRate    float64
 }
 
 // Route says where new connections to a service go. Member "" means
@@ -108,8 +112,11 @@ func NewDecider(p Policy) *Decider {
 	return &Decider{policy: p, better: map[string]pending{}}
 }
 
+// score is what a read-only route minimises: the network latency (the
+// larger of the connect probe and the collectors' RTT), the query latency,
+// and the penalty of failed connects.
 func (d *Decider) score(m Member) time.Duration {
-	return m.Latency + time.Duration(m.ErrorRate*float64(d.policy.ErrorPenalty))
+	return max(m.Latency, m.RTT) + m.QueryLatency + time.Duration(m.ErrorRate*float64(d.policy.ErrorPenalty))
 }
 
 func key(m Member) string { return m.Cluster + "/" + m.Name }

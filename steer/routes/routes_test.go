@@ -146,3 +146,18 @@ func TestCheck(t *testing.T) {
 		t.Errorf("empty route: %v", err)
 	}
 }
+
+func TestScoreUsesCollectorSignals(t *testing.T) {
+	d := NewDecider(DefaultPolicy())
+	svc := Service{Name: "pay-ro", Role: ReadOnly, Clusters: []string{"c1"}}
+	ms := members()[:2] // pg0 3 ms, pg1 2 ms
+	ms[1].QueryLatency = 5 * time.Millisecond
+	if r := d.Decide(time.Unix(0, 0), svc, ms, nil); r.Member != "pg0" {
+		t.Fatalf("query latency ignored: %+v", r)
+	}
+	ms[1].QueryLatency = 0
+	ms[1].RTT = 10 * time.Millisecond
+	if r := d.Decide(time.Unix(0, 0), svc, ms, nil); r.Member != "pg0" {
+		t.Fatalf("RTT ignored: %+v", r)
+	}
+}
