@@ -38,3 +38,25 @@ func TestControllerFoldsCollectorSignals(t *testing.T) {
 		t.Errorf("pg1: %+v", ms[1])
 	}
 }
+
+func TestControllerTracksFiringAlerts(t *testing.T) {
+	cfg := Config{Controller: true,
+		Services: []ServiceConfig{{Name: "pay-ro", Address: "127.77.0.2:5432", Role: "ro", Clusters: []string{"pay"}}},
+		Clusters: map[string]ClusterConfig{"pay": {Members: map[string]string{"pg0": "10.0.0.10:5432"}}}}
+	c, err := NewController(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	al := &wire.Alert{Fingerprint: "fp", Rule: "r", State: wire.StateFiring, Labels: map[string]string{"cluster": "pay", "host": "pg0"}}
+	data, _ := wire.EncodeAlert(al)
+	c.onAlert(data)
+	if !c.Members()[0].Firing {
+		t.Fatal("firing alert not tracked")
+	}
+	al.State = wire.StateResolved
+	data, _ = wire.EncodeAlert(al)
+	c.onAlert(data)
+	if c.Members()[0].Firing {
+		t.Fatal("resolved alert still firing")
+	}
+}
