@@ -32,6 +32,9 @@ import (
 // Parts says which components run in this process.
 type Parts struct {
 	Collector, Analyzer, Notifier bool
+	// Steer runs the steering agent and/or controller (steer.agent,
+	// steer.controller); only when configured.
+	Steer bool
 }
 
 // All is every component: the all-in-one mode.
@@ -40,7 +43,7 @@ var All = Parts{Collector: true, Analyzer: true, Notifier: true}
 // Enabled is the parts of the all-in-one mode that cfg leaves on
 // (collector.enabled, analyzer.enabled, notifier.enabled).
 func Enabled(cfg config.Config) Parts {
-	return Parts{Collector: cfg.Collector.On(), Analyzer: cfg.Analyzer.On(), Notifier: cfg.Notifier.On()}
+	return Parts{Collector: cfg.Collector.On(), Analyzer: cfg.Analyzer.On(), Notifier: cfg.Notifier.On(), Steer: cfg.Steer.Enabled()}
 }
 
 // Off names the parts that do not run, for a log line.
@@ -249,6 +252,15 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		info.Collector = c
 		start("collector", c.Run)
+	}
+
+	if opts.Parts.Steer && cfg.Steer.Enabled() {
+		nc, err := connect("steer")
+		if err != nil {
+			return err
+		}
+		conns = append(conns, nc)
+		startSteer(cfg.Steer, nc.Conn, reg, logger, start)
 	}
 
 	if opts.Ready != nil {

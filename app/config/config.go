@@ -22,6 +22,7 @@ import (
 	"github.com/mciv/mciv/notifier/route"
 	slacknotify "github.com/mciv/mciv/notifier/slack"
 	"github.com/mciv/mciv/notifier/voice"
+	"github.com/mciv/mciv/steer"
 	"gopkg.in/yaml.v3"
 )
 
@@ -57,6 +58,8 @@ type Config struct {
 	Twilio twilio.Config `yaml:"twilio"`
 	// Failover configures the guarded failover actuator (off by default).
 	Failover actuator.Config `yaml:"failover"`
+	// Steer is connection steering (steer): the agent and the route controller.
+	Steer steer.Config `yaml:"steer"`
 }
 
 // Metrics configures the Prometheus endpoint: the one section the
@@ -176,6 +179,13 @@ func (c *Config) Validate() error {
 		f := c.Failover
 		f.SetDefaults()
 		if err := f.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Steer.Enabled() {
+		s := c.Steer
+		s.SetDefaults()
+		if err := s.Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/mciv/mciv/collector"
+	"github.com/mciv/mciv/steer"
 	"github.com/spf13/cobra"
 )
 
@@ -13,6 +15,7 @@ import (
 type doctorReport struct {
 	Hooks    []collector.HookStatus `json:"hooks"`
 	Problems []collector.Problem    `json:"problems"`
+	Steer    steer.Report           `json:"steer"`
 }
 
 func doctorCmd(e *env) *cobra.Command {
@@ -32,10 +35,11 @@ func doctorCmd(e *env) *cobra.Command {
 			if problems == nil {
 				problems = []collector.Problem{}
 			}
+			sr := steer.Doctor(steer.DefaultStatusFile)
 			if asJSON {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(doctorReport{Hooks: hooks, Problems: problems})
+				return enc.Encode(doctorReport{Hooks: hooks, Problems: problems, Steer: sr})
 			}
 			for _, p := range problems {
 				fmt.Fprintf(e.stdout, "problem: %s\n  fix: %s\n", p.What, p.Fix)
@@ -45,9 +49,35 @@ func doctorCmd(e *env) *cobra.Command {
 			for _, h := range hooks {
 				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", h.Name, h.Type, h.Attached, h.Error)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return printSteerDoctor(e.stdout, sr)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON report")
 	return cmd
+}
+
+// printSteerDoctor prints the steering part of `mciv doctor`.
+func printSteerDoctor(w io.Writer, r steer.Report) error {
+	fmt.Fprintf(w, "\nsteering (cgroup v2: %s)\n", orNone(r.CgroupV2))
+	if r.Problem != "" {
+		fmt.Fprintf(w, "problem: %s\n  fix: %s\n", r.Problem, r.Fix)
+	}
+	for _, h := range r.Hooks {
+		fmt.Fprintf(w, "  %-22s attached=%v %s\n", h.Name, h.Attached, h.Error)
+	}
+	if r.Agent == nil {
+		fmt.Fprintln(w, "  no steering agent running on this host")
+		return nil
+	}
+	return printSteerStatus(w, *r.Agent)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "not mounted"
+	}
+	return s
 }

@@ -3,7 +3,8 @@
 //
 //	cmd/mciv                                  the one binary's commands
 //	app (app/config, app/demo)                the composition root
-//	collector, analyzer, failover, notifier   the parts; they meet only on the bus
+//	collector, analyzer, failover, notifier,  the parts; they meet only on the bus
+//	steer
 //	rules                                     the rules-file format and defaults
 //	detect, bpf                               pure detectors; eBPF objects and bindings
 //	internal (wire, bus, histo, yamltime)     what every part shares
@@ -18,7 +19,7 @@ func Layers() map[string]int {
 	return map[string]int{
 		"cmd":       5,
 		"app":       4,
-		"collector": 3, "analyzer": 3, "failover": 3, "notifier": 3,
+		"collector": 3, "analyzer": 3, "failover": 3, "notifier": 3, "steer": 3,
 		"rules":  2,
 		"detect": 1, "bpf": 1,
 		"internal": 0,

@@ -1,0 +1,163 @@
+package routes
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func members() []Member {
+	return []Member{
+		{Cluster: "c1", Name: "pg0", Addr: ap("10.0.0.10:5432"), Primary: true, Healthy: true, Latency: 3 * time.Millisecond},
+		{Cluster: "c1", Name: "pg1", Addr: ap("10.0.0.11:5432"), Healthy: true, Latency: 2 * time.Millisecond},
+		{Cluster: "c2", Name: "pg0", Addr: ap("10.0.1.10:5432"), Primary: true, Healthy: true, Latency: 1 * time.Millisecond},
+	}
+}
+
+func TestReadWriteFollowsPrimary(t *testing.T) {
+	d := NewDecider(DefaultPolicy())
+	svc := Service{Name: "pay-rw", Role: ReadWrite, Clusters: []string{"c1"}}
+	now := time.Unix(1000, 0)
+	r := d.Decide(now, svc, members(), nil)
+	if r.Member != "pg0" || r.Cluster != "c1" || r.Addr != "10.0.0.10:5432" {
+		t.Fatalf("%+v", r)
+	}
+	ms := members()
+	ms[0].Primary, ms[1].Primary = false, true
+	r2 := d.Decide(now.Add(time.Second), svc, ms, &r)
+	if r2.Member != "pg1" || r2.Same(r) || !strings.Contains(r2.Reason, "primary") {
+		t.Fatalf("%+v", r2)
+	}
+	// No primary known: keep the last route.
+	ms[1].Primary = false
+	if r3 := d.Decide(now.Add(2*time.Second), svc, ms, &r2); !r3.Same(r2) {
+		t.Fatalf("%+v", r3)
+	}
+	if r4 := d.Decide(now, svc, ms, nil); r4.Member != "" {
+		t.Fatalf("%+v", r4)
+	}
+}
+
+func TestReadOnlyFastestWithHysteresis(t *testing.T) {
+	p := Policy{Margin: 0.5, Hold: 5 * time.Second, ErrorPenalty: time.Second}
+	d := NewDecider(p)
+	svc := Service{Name: "pay-ro", Role: ReadOnly, Clusters: []string{"c1", "c2"}}
+	now := time.Unix(1000, 0)
+	r := d.Decide(now, svc, members(), nil)
+	if r.Cluster != "c2" || r.Member != "pg0" {
+		t.Fatalf("fastest across clusters: %+v", r)
+	}
+	// Loss on c2/pg0: connect errors make it slow; the move waits for Hold.
+	ms := members()
+	ms[2].ErrorRate = 0.3
+	now = now.Add(time.Second)
+	if r2 := d.Decide(now, svc, ms, &r); !r2.Same(r) {
+		t.Fatalf("moved before Hold: %+v", r2)
+	}
+	now = now.Add(6 * time.Second)
+	r3 := d.Decide(now, svc, ms, &r)
+	if r3.Member != "pg1" || r3.Cluster != "c1" {
+		t.Fatalf("after Hold: %+v", r3)
+	}
+	// Loss removed: c2/pg0 is faster again, but not by the margin: stays.
+	ms[2].ErrorRate = 0
+	ms[2].Latency = 1500 * time.Microsecond
+	for i := 0; i < 20; i++ {
+		now = now.Add(time.Second)
+		if r4 := d.Decide(now, svc, ms, &r3); !r4.Same(r3) {
+			t.Fatalf("flapped back: %+v", r4)
+		}
+	}
+	// Better by the margin for long enough: it moves.
+	ms[2].Latency = 500 * time.Microsecond
+	var r5 Route
+	for i := 0; i < 7; i++ {
+		now = now.Add(time.Second)
+		if r5 = d.Decide(now, svc, ms, &r3); !r5.Same(r3) {
+			break
+		}
+	}
+	if r5.Cluster != "c2" {
+		t.Fatalf("never moved back: %+v", r5)
+	}
+	// A better member that flickers restarts the hold.
+	d2 := NewDecider(p)
+	cur := Route{V: Version, Service: "pay-ro", Role: ReadOnly, Cluster: "c1", Member: "pg0", Addr: "10.0.0.10:5432"}
+	ms = members()
+	ms[0].Latency = 10 * time.Millisecond
+	d2.Decide(now, svc, ms, &cur)
+	ms[2].Latency = 20 * time.Millisecond
+	ms[1].Latency = 20 * time.Millisecond
+	d2.Decide(now.Add(3*time.Second), svc, ms, &cur)
+	ms[2].Latency = time.Millisecond
+	if r := d2.Decide(now.Add(6*time.Second), svc, ms, &cur); !r.Same(cur) {
+		t.Fatalf("hold did not restart: %+v", r)
+	}
+}
+
+func TestReadOnlyNeverFiringOrUnhealthy(t *testing.T) {
+	d := NewDecider(DefaultPolicy())
+	svc := Service{Name: "pay-ro", Role: ReadOnly, Clusters: []string{"c1", "c2"}}
+	now := time.Unix(1000, 0)
+	cur := d.Decide(now, svc, members(), nil) // c2/pg0
+	ms := members()
+	ms[2].Firing = true
+	r := d.Decide(now.Add(time.Second), svc, ms, &cur)
+	if r.Cluster != "c1" || r.Member != "pg1" || !strings.Contains(r.Reason, "no longer eligible") {
+		t.Fatalf("firing member kept: %+v", r)
+	}
+	ms[0].Healthy, ms[1].Healthy = false, false
+	r2 := d.Decide(now.Add(2*time.Second), svc, ms, &r)
+	if r2.Member != "" {
+		t.Fatalf("no eligible member: %+v", r2)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	svc := Service{Name: "pay-rw", Role: ReadWrite, Clusters: []string{"c1"}}
+	allowed := map[string]map[string]netip.AddrPort{
+		"c1": {"pg0": ap("10.0.0.10:5432")},
+		"c2": {"pg0": ap("10.0.1.10:5432")},
+	}
+	good := Route{V: Version, Service: "pay-rw", Role: ReadWrite, Cluster: "c1", Member: "pg0", Addr: "10.0.0.10:5432"}
+	if err := Check(good, svc, allowed); err != nil {
+		t.Fatal(err)
+	}
+	for name, mut := range map[string]func(*Route){
+		"wrong role":      func(r *Route) { r.Role = ReadOnly },
+		"unknown backend": func(r *Route) { r.Member = "evil" },
+		"other address":   func(r *Route) { r.Addr = "10.9.9.9:5432" },
+		"other cluster":   func(r *Route) { r.Cluster, r.Addr = "c2", "10.0.1.10:5432" },
+		"other service":   func(r *Route) { r.Service = "x" },
+		"bad version":     func(r *Route) { r.V = 9 },
+		"unparsable addr": func(r *Route) { r.Addr = "nope" },
+	} {
+		r := good
+		mut(&r)
+		if err := Check(r, svc, allowed); !errors.Is(err, ErrRefused) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := Check(Route{V: Version, Service: "pay-rw", Role: ReadWrite}, svc, allowed); err != nil {
+		t.Errorf("empty route: %v", err)
+	}
+}
+
+func TestScoreUsesCollectorSignals(t *testing.T) {
+	d := NewDecider(DefaultPolicy())
+	svc := Service{Name: "pay-ro", Role: ReadOnly, Clusters: []string{"c1"}}
+	ms := members()[:2] // pg0 3 ms, pg1 2 ms
+	ms[1].QueryLatency = 5 * time.Millisecond
+	if r := d.Decide(time.Unix(0, 0), svc, ms, nil); r.Member != "pg0" {
+		t.Fatalf("query latency ignored: %+v", r)
+	}
+	ms[1].QueryLatency = 0
+	ms[1].RTT = 10 * time.Millisecond
+	if r := d.Decide(time.Unix(0, 0), svc, ms, nil); r.Member != "pg0" {
+		t.Fatalf("RTT ignored: %+v", r)
+	}
+}
