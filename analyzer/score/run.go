@@ -20,7 +20,7 @@ import (
 type Result struct {
 	// Name is the rule's alert name, or "(all rules)".
 	Name string
-	// Detector describes the rule's detector.
+	// Detector is the rule's detector type.
 	Detector string
 	// Onsets is the normalised score of the firing onsets under each of
 	// Profiles(), Swept the score with one threshold on the detector's
@@ -67,7 +67,7 @@ func Evaluate(set *rules.Set, c *Corpus) []Result {
 func evaluate(rs []*rules.Rule, c *Corpus) Result {
 	res := Result{Name: AllRules, Detector: fmt.Sprintf("%d rules", len(rs))}
 	if len(rs) == 1 {
-		res.Name, res.Detector = rs[0].Alert, rs[0].Detector.String()
+		res.Name, res.Detector = rs[0].Alert, rs[0].Detector.Type()
 	}
 	profiles := Profiles()
 	tallies := make([]*Tally, len(profiles))
