@@ -53,6 +53,11 @@ type Config struct {
 	Direction Direction
 	// Samples is the number of values a robust_zscore window keeps.
 	Samples int
+	// BaselineSamples and WarmupSamples are the floors, in samples, of
+	// the baseline and the warm-up (defaults MinBaselineSamples and
+	// MinWarmupSamples): with the sampling interval learnt from the
+	// series, a baseline never spans fewer samples, whatever its duration.
+	BaselineSamples, WarmupSamples int
 }
 
 // defaultConfig is the default settings of a type. Thresholds come from
@@ -144,6 +149,9 @@ func NewSpec(c Config) (Spec, error) {
 	if math.IsNaN(d.MinDelta) || math.IsInf(d.MinDelta, 0) || d.MinDelta < 0 {
 		errs = append(errs, optErr("min_delta", "must be a finite number >= 0"))
 	}
+	if d.BaselineSamples < 0 || d.BaselineSamples > 1<<20 || d.WarmupSamples < 0 || d.WarmupSamples > 1<<20 {
+		errs = append(errs, optErr("baseline_samples", "must be in [1, %d]", 1<<20))
+	}
 	if d.Direction == "" {
 		d.Direction = Both
 	} else if _, err := ParseDirection(string(d.Direction)); err != nil {
@@ -175,7 +183,7 @@ func NewSpec(c Config) (Spec, error) {
 	if d.Warmup == 0 {
 		switch c.Type {
 		case "seasonal":
-			d.Warmup = d.Period
+			d.Warmup = d.Period / 24 // the fallback baseline's; slots wait for a whole period
 		case "rate_of_change":
 			d.Warmup = d.Window
 		default:

@@ -27,8 +27,8 @@ func TestNewSpecDefaults(t *testing.T) {
 			t.Errorf("%s: detector is not a Sizer", typ)
 		}
 	}
-	if got := mustSpec(t, Config{Type: "seasonal"}).(*StatSpec).Config().Warmup; got != 24*time.Hour {
-		t.Errorf("seasonal warmup %v, want one period", got)
+	if got := mustSpec(t, Config{Type: "seasonal"}).(*StatSpec).Config().Warmup; got != time.Hour {
+		t.Errorf("seasonal warmup %v, want a 24th of the period (its fallback baseline's)", got)
 	}
 	if _, ok := mustSpec(t, Config{Type: "absence"}).New().(Ticker); !ok {
 		t.Error("absence is not a Ticker")

@@ -85,10 +85,12 @@ type Ignorer interface {
 type Result struct {
 	// Firing is true when the value is anomalous.
 	Firing bool
-	// Score says how anomalous the value is, normalised to [0,1]:
-	// 0 for a normal value, approaching 1 the further the value is past
-	// the detector's limit. Scores of different detectors are comparable
-	// only in their ordering.
+	// Score is 1-p, where p is the calibrated tail probability of the
+	// value's deviation: how often the detector saw a deviation at least
+	// this large in its own history (see calib). 0 for a normal value,
+	// 0.999 for a one-in-a-thousand deviation, whatever the metric or the
+	// detector, so one score threshold means the same everywhere. The
+	// static threshold detector keeps its distance mapping.
 	Score float64
 	// Threshold is the limit the value was compared with, in the value's
 	// unit (for absence: the allowed silence in seconds).
@@ -154,4 +156,10 @@ const (
 	// MinSamples is the fewest finite samples a statistical detector
 	// needs before it may fire, whatever its warmup.
 	MinSamples = 8
+	// MinBaselineSamples is the floor of a baseline in samples: a
+	// baseline written as a duration holds at least this many sampling
+	// intervals (learnt from the series), whatever the interval.
+	MinBaselineSamples = 64
+	// MinWarmupSamples is the floor of the warm-up in samples.
+	MinWarmupSamples = 16
 )

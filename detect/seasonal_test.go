@@ -51,7 +51,7 @@ func TestSeasonalSlots(t *testing.T) {
 	if d.slot(time.Unix(-1, 0)) != 167 {
 		t.Fatalf("slot before the epoch: %d", d.slot(time.Unix(-1, 0)))
 	}
-	if got := d.Size(); got != 104+24*168 {
+	if got := d.Size(); got != 304+24*168 {
 		t.Fatalf("weekly seasonal state: %d bytes", got)
 	}
 }
