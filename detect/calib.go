@@ -21,6 +21,9 @@ const (
 	calibPerOct  = 3     // bins per octave
 	calibHorizon = 4096  // samples
 	calibPrior   = 4     // pseudo-samples of the Gaussian prior
+	// calibAnomalous is the weight in the history of a deviation seen
+	// while firing.
+	calibAnomalous = 1.0 / 256
 	// pFloor is the smallest tail probability reported: 1-p must stay
 	// below 1 in float64.
 	pFloor = 1e-15
@@ -68,8 +71,11 @@ func (c *calib) tail(d float64) float64 {
 	return min(1, max(p, pFloor))
 }
 
-// add puts a deviation into the history.
-func (c *calib) add(d float64) {
+// add puts a deviation into the history with weight 1, or
+// calibAnomalous while the detector fires, so that an anomaly that lasts
+// becomes the new normal slowly (through the baseline) rather than at
+// once through its own history.
+func (c *calib) add(d float64, firing bool) {
 	const grow = 1 / (1 - 1.0/calibHorizon)
 	if c.w == 0 {
 		c.w = 1
@@ -77,8 +83,12 @@ func (c *calib) add(d float64) {
 		c.w *= grow
 	}
 	b, _ := calibBin(d)
-	c.bins[b] += float32(c.w)
-	c.total += c.w
+	w := c.w
+	if firing {
+		w *= calibAnomalous
+	}
+	c.bins[b] += float32(w)
+	c.total += w
 	if c.w > 1e18 {
 		s := 1 / c.w
 		for i := range c.bins {

@@ -120,12 +120,12 @@ func (j *judge) decide(warm bool, z, delta, base, hi, lo float64) Result {
 		zd = 0
 	}
 	r.Score = 1 - j.cal.tail(max(zd, 0))
-	j.cal.add(max(zd, 0))
 	if j.firing {
 		j.firing = zd >= j.thr*j.hyst
 	} else {
 		j.firing = zd >= j.thr
 	}
+	j.cal.add(max(zd, 0), j.firing)
 	r.Firing = j.firing
 	return r
 }

@@ -34,7 +34,8 @@ type Config struct {
 	// (24h for time of day, 168h for time of day and day of week).
 	Slot, Period time.Duration
 
-	// Threshold is the deviation at which the detector fires: standard
+	// Threshold is the deviation at which the detector fires: for auto,
+	// in nines of the calibrated tail probability (5: p <= 1e-5); standard
 	// deviations (zscore, seasonal), MAD-sigmas (robust_zscore), control
 	// limit L (ewma), decision interval h (cusum), relative change
 	// (rate_of_change; 1 = +100 %).
@@ -76,6 +77,8 @@ func defaultConfig(typ string) (Config, bool) {
 		return Config{Baseline: time.Hour, Threshold: 6, Lambda: 0.3}, true
 	case "cusum":
 		return Config{Baseline: time.Hour, Threshold: 8, K: 2}, true
+	case "auto":
+		return Config{Baseline: time.Hour, Threshold: 5, BaselineSamples: 128, WarmupSamples: 32}, true
 	case "seasonal":
 		return Config{Baseline: 7 * 24 * time.Hour, Threshold: 8, Slot: time.Hour, Period: 24 * time.Hour}, true
 	case "rate_of_change":
@@ -137,8 +140,18 @@ func NewSpec(c Config) (Spec, error) {
 		pos("warmup", &d.Warmup, 0),
 		posf("hysteresis", &d.Hysteresis, DefaultHysteresis, 0, 1),
 	}
-	if c.Type != "absence" {
+	switch c.Type {
+	case "absence":
+	case "auto":
+		errs = append(errs, posf("threshold", &d.Threshold, def.Threshold, 0, 15))
+	default:
 		errs = append(errs, posf("threshold", &d.Threshold, def.Threshold, 0, 1e9))
+	}
+	if d.BaselineSamples == 0 {
+		d.BaselineSamples = def.BaselineSamples
+	}
+	if d.WarmupSamples == 0 {
+		d.WarmupSamples = def.WarmupSamples
 	}
 	if c.Type == "ewma" {
 		errs = append(errs, posf("lambda", &d.Lambda, def.Lambda, 0, 1))
@@ -186,6 +199,8 @@ func NewSpec(c Config) (Spec, error) {
 			d.Warmup = d.Period / 24 // the fallback baseline's; slots wait for a whole period
 		case "rate_of_change":
 			d.Warmup = d.Window
+		case "auto":
+			// its floor in samples only
 		default:
 			d.Warmup = d.Baseline / 4
 		}
@@ -218,6 +233,8 @@ func (s *StatSpec) New() Detector {
 		return newCUSUM(s.c)
 	case "seasonal":
 		return newSeasonal(s.c)
+	case "auto":
+		return newAuto(s.c)
 	case "rate_of_change":
 		return newRateOfChange(s.c)
 	case "absence":

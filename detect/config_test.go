@@ -17,7 +17,7 @@ func TestNewSpecDefaults(t *testing.T) {
 			t.Errorf("%s: type %q string %q", typ, s.Type(), s.String())
 		}
 		c := s.(*StatSpec).Config()
-		if typ != "absence" && (c.Threshold <= 0 || c.Hysteresis != DefaultHysteresis || c.Direction != Both || c.Warmup <= 0) {
+		if typ != "absence" && (c.Threshold <= 0 || c.Hysteresis != DefaultHysteresis || c.Direction != Both || (c.Warmup <= 0 && typ != "auto")) { // auto warms up in samples only
 			t.Errorf("%s: defaults not filled: %+v", typ, c)
 		}
 		if Options(typ) == nil {

@@ -98,6 +98,9 @@ type Result struct {
 	// Baseline is the value the detector expected (0 for detectors that
 	// have no baseline, such as a static threshold).
 	Baseline float64
+	// Kind names the kind of anomaly the score is evidence of ("level
+	// shift", "drift", ...; see KindSpike): set by auto, "" otherwise.
+	Kind string
 }
 
 // Spec is the validated configuration of one kind of detector.

@@ -124,6 +124,7 @@ func typeOptions() []struct {
 		opts []string
 	}{
 		{"threshold", []string{"op", "value", "clear"}},
+		{"auto", common},
 		{"zscore", common},
 		{"robust_zscore", with("samples")},
 		{"ewma", with("lambda")},
