@@ -26,8 +26,8 @@ const (
 //     standard deviations;
 //   - level shift: an EWMA chart of the values (clamped to ±3σ each, so a
 //     single spike cannot move it) against the baseline;
-//   - drift: a slow EW mean against a baseline eight times slower, which a
-//     drift the baseline follows still leaves behind;
+//   - drift: a slow EW mean (clamped inputs) against a baseline eight
+//     times slower, which a drift the baseline follows still leaves behind;
 //   - variance change: the log ratio of the recent mean squared deviation
 //     (clamped) to the baseline's variance, both ways (a flat line is a
 //     variance change);
@@ -42,21 +42,21 @@ const (
 // about 1.4 KiB.
 type Auto struct {
 	j      judge
-	limZ   float64 // the Gaussian |z| of p = 10^-threshold
-	tau    int64   // baseline time constant (ns), floored in samples
-	mu, vr float64 // baseline mean and variance
-	muL    float64 // the slower baseline of the drift statistic
-	lvl    float64 // level EWMA (clamped inputs)
-	mid    float64 // drift EW mean
-	msd    float64 // recent mean squared deviation (clamped)
-	nb     uint32  // samples in the baseline
+	limZ   float64  // the Gaussian |z| of p = 10^-threshold
+	tau    int64    // baseline time constant (ns), floored in samples
+	mu, vr float64  // baseline mean and variance
+	muL    float64  // the slower baseline of the drift statistic
+	lvl    float64  // level EWMA (clamped inputs)
+	mid    float64  // drift EW mean
+	msd    float64  // recent mean squared deviation (clamped)
+	nb     uint32   // samples in the baseline
 	cal    [4]calib // level, drift, variance, seasonality
 	day    [autoSlots]struct{ m, v float32 }
 	dayN   [autoSlots]uint16
 }
 
 const (
-	autoSlots    = 24  // hours of the day
+	autoSlots    = 24 // hours of the day
 	autoLevelA   = 1.0 / 6
 	autoDriftA   = 1.0 / 32
 	autoVarA     = 1.0 / 16
@@ -93,7 +93,7 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 	// The statistics, before this value updates them.
 	zc := min(max(z, -autoInClamp), autoInClamp)
 	lvl := d.lvl + autoLevelA*(d.mu+zc*sd-d.lvl)
-	mid := d.mid + autoDriftA*(v-d.mid)
+	mid := d.mid + autoDriftA*(d.mu+zc*sd-d.mid)
 	msd := d.msd + autoVarA*(zc*zc-d.msd)
 	sLevel := (lvl - d.mu) / (sd * math.Sqrt(autoLevelA/(2-autoLevelA)))
 	sDrift := (mid - d.muL) / (sd * math.Sqrt(autoDriftA/(2-autoDriftA)))

@@ -10,20 +10,23 @@ import "math"
 // The history is an exponentially weighted histogram of the directed
 // deviations seen (calibBins log-spaced bins, three per octave from
 // calibLo), with a horizon of calibHorizon samples. The tail probability
-// of a deviation d is the weight of the history at or above d, blended
-// with calibPrior pseudo-samples of a standard normal's two-sided tail, so
-// that a young detector is judged as if its deviations were Gaussian and a
-// deviation beyond everything seen still ranks by its size.
+// of a deviation d is the share of the history at or above d, but never
+// less than a standard normal's two-sided tail: a young detector, or a
+// deviation beyond everything seen, is judged as if the deviations were
+// Gaussian (and still ranks by its size), and a heavy-tailed history
+// makes the same deviation less unusual.
 
 const (
 	calibBins    = 32
 	calibLo      = 0.125 // upper edge of the first bin
 	calibPerOct  = 3     // bins per octave
 	calibHorizon = 4096  // samples
-	calibPrior   = 4     // pseudo-samples of the Gaussian prior
 	// calibAnomalous is the weight in the history of a deviation seen
 	// while firing.
 	calibAnomalous = 1.0 / 256
+	// calibAtThreshold is the deviation, in standard normal units, that a
+	// detector's threshold stands for when its deviations are calibrated.
+	calibAtThreshold = 5
 	// pFloor is the smallest tail probability reported: 1-p must stay
 	// below 1 in float64.
 	pFloor = 1e-15
@@ -67,7 +70,7 @@ func (c *calib) tail(d float64) float64 {
 		above += float64(x)
 	}
 	n := c.total / c.w // effective number of samples
-	p := (above/c.w + calibPrior*prior) / (n + calibPrior)
+	p := max(above/c.w/n, prior)
 	return min(1, max(p, pFloor))
 }
 

@@ -119,13 +119,17 @@ func (j *judge) decide(warm bool, z, delta, base, hi, lo float64) Result {
 	if math.Abs(delta) < j.minDelta || math.IsNaN(zd) {
 		zd = 0
 	}
-	r.Score = 1 - j.cal.tail(max(zd, 0))
+	// Deviations are calibrated in units where the threshold is
+	// calibAtThreshold, so that the Gaussian floor of the tail (see calib)
+	// means the same for every detector's scale.
+	cd := max(zd, 0) * calibAtThreshold / j.thr
+	r.Score = 1 - j.cal.tail(cd)
 	if j.firing {
 		j.firing = zd >= j.thr*j.hyst
 	} else {
 		j.firing = zd >= j.thr
 	}
-	j.cal.add(max(zd, 0), j.firing)
+	j.cal.add(cd, j.firing)
 	r.Firing = j.firing
 	return r
 }

@@ -22,7 +22,7 @@ func TestJudgeHysteresis(t *testing.T) {
 		// The score is 1-p against the history of deviations: a first
 		// 3.9-sigma deviation is rare; later ones, in this history of
 		// large deviations, less so.
-		if (tc.z == 0) != (r.Score == 0) || (i == 0 && r.Score < 0.99) {
+		if (tc.z == 0) != (r.Score == 0) || (i == 0 && r.Score < 0.999) {
 			t.Fatalf("step %d: score %v for z=%v", i, r.Score, tc.z)
 		}
 		if (tc.z < 0) != (r.Threshold < 0) {
