@@ -35,10 +35,12 @@ const (
 //     against the mean and spread of its hour of the day.
 //
 // The score is 1-p, p the smallest of the five tail probabilities times
-// the number of statistics judged (Bonferroni). It fires when
+// the number of statistics judged (Bonferroni), and while firing also
+// times the samples the firing has lasted. It fires when
 // -log10(p) >= threshold (default 5: p <= 1e-5) and clears when
 // -log10(p) < threshold·hysteresis. Direction applies to all but the
-// variance statistic. Result.Kind names the statistic. State: fixed,
+// variance statistic. Result.Kind names the statistic (a spike that
+// fires on consecutive samples is a level shift). State: fixed,
 // about 1.4 KiB.
 type Auto struct {
 	j      judge
@@ -50,6 +52,7 @@ type Auto struct {
 	mid    float64  // drift EW mean
 	msd    float64  // recent mean squared deviation (clamped)
 	nb     uint32   // samples in the baseline
+	since  uint32   // samples the current firing has lasted
 	cal    [4]calib // level, drift, variance, seasonality
 	day    [autoSlots]struct{ m, v float32 }
 	dayN   [autoSlots]uint16
@@ -105,36 +108,52 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 		sSeason = (v - m) / floorScale(s, m)
 	}
 
-	if warm && math.Abs(v-d.mu) >= d.j.minDelta {
+	// The statistics are calibrated from MinSamples samples on, and
+	// judged once warm.
+	d.j.firing = d.j.firing && warm
+	if d.nb >= MinSamples {
 		stats := [5]float64{d.j.directed(z), d.j.directed(sLevel), d.j.directed(sDrift), sVar, d.j.directed(sSeason)}
 		kinds := [5]string{KindSpike, KindLevelShift, KindDrift, KindVariance, KindSeasonality}
 		k := 4
 		if seasonal {
 			k = 5
 		}
-		p, kind := 1.0, ""
-		for i := range k {
-			if pi := d.calOf(i).tail(max(stats[i], 0)); pi < p {
-				p, kind = pi, kinds[i]
+		if warm && math.Abs(v-d.mu) >= d.j.minDelta {
+			p, kind := 1.0, ""
+			for i := range k {
+				if pi := d.calOf(i).tail(max(stats[i], 0)); pi < p {
+					p, kind = pi, kinds[i]
+				}
 			}
-		}
-		p = min(1, p*float64(k))
-		r.Score = 1 - p
-		if p < 1 {
-			r.Kind = kind
-		}
-		nines := -math.Log10(max(p, pFloor))
-		if d.j.firing {
-			d.j.firing = nines >= d.j.thr*d.j.hyst
+			p = min(1, p*float64(k))
+			nines := -math.Log10(max(p, pFloor))
+			if d.j.firing {
+				d.j.firing = nines >= d.j.thr*d.j.hyst
+			} else {
+				d.j.firing = nines >= d.j.thr
+			}
+			if kind == KindSpike && d.j.firing && d.since > 0 {
+				kind = KindLevelShift // a spike that lasts
+			}
+			// The score discounts p by the length of the firing episode
+			// (a Bonferroni correction over its samples): a lasting
+			// anomaly ranks its onset first.
+			r.Score = 1 - min(1, p*float64(1+d.since))
+			if p < 1 {
+				r.Kind = kind
+			}
 		} else {
-			d.j.firing = nines >= d.j.thr
+			d.j.firing = false
+		}
+		if d.j.firing {
+			d.since = min(d.since+1, 1<<20)
+		} else {
+			d.since = 0
 		}
 		r.Firing = d.j.firing
 		for i := range k {
 			d.calOf(i).add(max(stats[i], 0), d.j.firing)
 		}
-	} else {
-		d.j.firing = false
 	}
 
 	// Learn.
@@ -151,7 +170,7 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 	d.muL += aL * (x - d.muL)
 	d.nb++
 	d.lvl, d.mid, d.msd = lvl, mid, msd
-	if !warm {
+	if d.nb <= MinSamples {
 		d.lvl, d.mid, d.msd = d.mu, d.mu, 1
 	}
 	st := &d.day[slot]

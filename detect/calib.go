@@ -18,12 +18,13 @@ import "math"
 
 const (
 	calibBins    = 32
+	calibMinN    = 32    // samples of history before the history judges
 	calibLo      = 0.125 // upper edge of the first bin
 	calibPerOct  = 3     // bins per octave
 	calibHorizon = 4096  // samples
 	// calibAnomalous is the weight in the history of a deviation seen
 	// while firing.
-	calibAnomalous = 1.0 / 256
+	calibAnomalous = 1.0 / 4096
 	// calibAtThreshold is the deviation, in standard normal units, that a
 	// detector's threshold stands for when its deviations are calibrated.
 	calibAtThreshold = 5
@@ -70,6 +71,9 @@ func (c *calib) tail(d float64) float64 {
 		above += float64(x)
 	}
 	n := c.total / c.w // effective number of samples
+	if n < calibMinN {
+		return max(prior, pFloor) // too little history to judge by
+	}
 	p := max(above/c.w/n, prior)
 	return min(1, max(p, pFloor))
 }
