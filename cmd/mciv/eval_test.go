@@ -17,7 +17,7 @@ func TestEval(t *testing.T) {
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, out)
 	}
-	for _, want := range []string{"corpus synth: 4 series", "| onsets standard |", "| cusum | cusum |", "| (all rules) | 6 rules |"} {
+	for _, want := range []string{"corpus synth: 4 series", "| onsets standard |", "| cusum | cusum |", "| (all rules) | 7 rules |", "| auto | auto |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
 		}
