@@ -71,3 +71,23 @@ func TestEW(t *testing.T) {
 		t.Fatalf("mean %v var %v", e.mean, e.vari)
 	}
 }
+
+func TestBaselineFloorInSamples(t *testing.T) {
+	// baseline 30m at 5-minute steps would be 6 samples; the floor keeps
+	// it at MinBaselineSamples intervals.
+	d := mustSpec(t, Config{Type: "zscore", Baseline: 30 * time.Minute}).New().(*ZScore)
+	for i := range 10 {
+		d.Observe(t0.Add(time.Duration(i)*5*time.Minute), 1)
+	}
+	if got, want := time.Duration(d.j.tau(d.tau)), MinBaselineSamples*5*time.Minute; got != want {
+		t.Fatalf("baseline %v, want %v", got, want)
+	}
+	// Written in samples.
+	d = mustSpec(t, Config{Type: "zscore", Baseline: time.Minute, BaselineSamples: 500}).New().(*ZScore)
+	for i := range 10 {
+		d.Observe(t0.Add(time.Duration(i)*time.Second), 1)
+	}
+	if got := time.Duration(d.j.tau(d.tau)); got != 500*time.Second {
+		t.Fatalf("baseline_samples 500 at 1s: %v", got)
+	}
+}
