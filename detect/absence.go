@@ -54,3 +54,12 @@ func (d *Absence) Size() int { return int(unsafe.Sizeof(*d)) }
 
 // Ignored implements Ignorer.
 func (d *Absence) Ignored() uint64 { return d.ignored }
+
+// score maps a distance z > 0 past nothing to z/(z+thr): 0.5 at the
+// threshold (absence's score: the silence against its limit).
+func score(z, thr float64) float64 {
+	if math.IsInf(z, 1) {
+		return 1
+	}
+	return z / (z + thr)
+}

@@ -5,20 +5,31 @@ import (
 	"time"
 )
 
-// judge holds what every statistical detector shares: warm-up, direction,
-// min_delta, hysteresis and the score mapping. 64 bytes.
+// judge holds what every statistical detector shares: the sampling
+// interval, warm-up, direction, min_delta, hysteresis and the calibrated
+// score. 232 bytes.
 type judge struct {
 	thr, hyst, minDelta float64
 	warmup              int64 // ns
 	start, last         int64 // unix ns of the first and last finite sample
+	step                int64 // learnt sampling interval, ns (0: not yet known)
 	ignored             uint64
 	n                   uint32
-	dir                 int8 // +1 up, -1 down, 0 both
+	minBase, minWarm    uint32 // floors in samples of baselines and warm-up
+	dir                 int8   // +1 up, -1 down, 0 both
 	started, firing     bool
+	cal                 calib
 }
 
 func newJudge(c Config) judge {
-	j := judge{thr: c.Threshold, hyst: c.Hysteresis, minDelta: c.MinDelta, warmup: int64(c.Warmup)}
+	j := judge{thr: c.Threshold, hyst: c.Hysteresis, minDelta: c.MinDelta, warmup: int64(c.Warmup),
+		minBase: uint32(c.BaselineSamples), minWarm: uint32(c.WarmupSamples)}
+	if j.minBase == 0 {
+		j.minBase = MinBaselineSamples
+	}
+	if j.minWarm == 0 {
+		j.minWarm = MinWarmupSamples
+	}
 	switch c.Direction {
 	case Up:
 		j.dir = 1
@@ -41,6 +52,7 @@ func (j *judge) admit(t time.Time, v float64) (dt int64, ok bool) {
 		j.started, j.start, j.last = true, ns, ns
 	} else if ns > j.last {
 		dt, j.last = ns-j.last, ns
+		j.learnStep(dt)
 	}
 	if j.n < math.MaxUint32 {
 		j.n++
@@ -48,13 +60,35 @@ func (j *judge) admit(t time.Time, v float64) (dt int64, ok bool) {
 	return dt, true
 }
 
+// learnStep folds the time between two samples into the learnt sampling
+// interval: an EW mean of the gaps, each capped at 4 intervals so that an
+// outage barely moves it while a lasting change of interval is learnt
+// within a few dozen samples.
+func (j *judge) learnStep(dt int64) {
+	if j.step == 0 {
+		j.step = dt
+		return
+	}
+	j.step += (min(dt, 4*j.step) - j.step) / 16
+}
+
+// Step is the learnt sampling interval (0 before two samples).
+func (j *judge) Step() time.Duration { return time.Duration(j.step) }
+
+// tau is a baseline's time constant with its floor in samples: never
+// shorter than minBase sampling intervals.
+func (j *judge) tau(tau int64) int64 {
+	return max(tau, int64(j.minBase)*j.step)
+}
+
 // skip is the verdict on an ignored value: the firing state unchanged.
 func (j *judge) skip() Result { return Result{Firing: j.firing} }
 
 // warm reports whether the detector may fire: warmup has passed since the
-// first sample and at least minN samples were seen (counting the current).
+// first sample and at least max(minN, the warm-up floor) samples were seen
+// (counting the current).
 func (j *judge) warm(minN uint32) bool {
-	return j.n >= minN && j.last-j.start >= j.warmup
+	return j.n >= max(minN, j.minWarm) && j.last-j.start >= j.warmup
 }
 
 // directed is the signed deviation z taken in the detector's direction.
@@ -85,24 +119,19 @@ func (j *judge) decide(warm bool, z, delta, base, hi, lo float64) Result {
 	if math.Abs(delta) < j.minDelta || math.IsNaN(zd) {
 		zd = 0
 	}
-	if zd > 0 {
-		r.Score = score(zd, j.thr)
-	}
+	// Deviations are calibrated in units where the threshold is
+	// calibAtThreshold, so that the Gaussian floor of the tail (see calib)
+	// means the same for every detector's scale.
+	cd := max(zd, 0) * calibAtThreshold / j.thr
+	r.Score = 1 - j.cal.tail(cd)
 	if j.firing {
 		j.firing = zd >= j.thr*j.hyst
 	} else {
 		j.firing = zd >= j.thr
 	}
+	j.cal.add(cd, j.firing)
 	r.Firing = j.firing
 	return r
-}
-
-// score maps a deviation z > 0 to z/(z+thr): 0.5 at the threshold.
-func score(z, thr float64) float64 {
-	if math.IsInf(z, 1) {
-		return 1
-	}
-	return z / (z + thr)
 }
 
 // ew is an exponentially weighted mean and variance. 24 bytes.

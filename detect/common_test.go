@@ -19,9 +19,11 @@ func TestJudgeHysteresis(t *testing.T) {
 		if r.Firing != tc.firing {
 			t.Fatalf("step %d z=%v: firing %v, want %v", i, tc.z, r.Firing, tc.firing)
 		}
-		want := math.Abs(tc.z) / (math.Abs(tc.z) + 4)
-		if math.Abs(r.Score-want) > 1e-12 {
-			t.Fatalf("step %d: score %v, want %v", i, r.Score, want)
+		// The score is 1-p against the history of deviations: a first
+		// 3.9-sigma deviation is rare; later ones, in this history of
+		// large deviations, less so.
+		if (tc.z == 0) != (r.Score == 0) || (i == 0 && r.Score < 0.999) {
+			t.Fatalf("step %d: score %v for z=%v", i, r.Score, tc.z)
 		}
 		if (tc.z < 0) != (r.Threshold < 0) {
 			t.Fatalf("step %d: threshold %v on the wrong side", i, r.Threshold)
@@ -33,7 +35,7 @@ func TestJudgeWarmup(t *testing.T) {
 	j := newJudge(Config{Threshold: 1, Hysteresis: 1, Warmup: time.Minute, Direction: Up})
 	for i := range 20 {
 		j.admit(t0.Add(time.Duration(i)*10*time.Second), 1)
-		want := i >= 7 && i >= 6 // 8 samples and 60 s
+		want := i >= MinWarmupSamples-1 && i >= 6 // the floor of 16 samples and 60 s
 		if got := j.warm(MinSamples); got != want {
 			t.Fatalf("sample %d: warm %v, want %v", i, got, want)
 		}
@@ -67,5 +69,25 @@ func TestEW(t *testing.T) {
 	// population variance.
 	if math.Abs(e.mean-2.5) > 1e-12 || math.Abs(e.vari-1.25) > 1e-12 {
 		t.Fatalf("mean %v var %v", e.mean, e.vari)
+	}
+}
+
+func TestBaselineFloorInSamples(t *testing.T) {
+	// baseline 30m at 5-minute steps would be 6 samples; the floor keeps
+	// it at MinBaselineSamples intervals.
+	d := mustSpec(t, Config{Type: "zscore", Baseline: 30 * time.Minute}).New().(*ZScore)
+	for i := range 10 {
+		d.Observe(t0.Add(time.Duration(i)*5*time.Minute), 1)
+	}
+	if got, want := time.Duration(d.j.tau(d.tau)), MinBaselineSamples*5*time.Minute; got != want {
+		t.Fatalf("baseline %v, want %v", got, want)
+	}
+	// Written in samples.
+	d = mustSpec(t, Config{Type: "zscore", Baseline: time.Minute, BaselineSamples: 500}).New().(*ZScore)
+	for i := range 10 {
+		d.Observe(t0.Add(time.Duration(i)*time.Second), 1)
+	}
+	if got := time.Duration(d.j.tau(d.tau)); got != 500*time.Second {
+		t.Fatalf("baseline_samples 500 at 1s: %v", got)
 	}
 }

@@ -34,7 +34,8 @@ type Config struct {
 	// (24h for time of day, 168h for time of day and day of week).
 	Slot, Period time.Duration
 
-	// Threshold is the deviation at which the detector fires: standard
+	// Threshold is the deviation at which the detector fires: for auto,
+	// in nines of the calibrated tail probability (5: p <= 1e-5); standard
 	// deviations (zscore, seasonal), MAD-sigmas (robust_zscore), control
 	// limit L (ewma), decision interval h (cusum), relative change
 	// (rate_of_change; 1 = +100 %).
@@ -53,6 +54,11 @@ type Config struct {
 	Direction Direction
 	// Samples is the number of values a robust_zscore window keeps.
 	Samples int
+	// BaselineSamples and WarmupSamples are the floors, in samples, of
+	// the baseline and the warm-up (defaults MinBaselineSamples and
+	// MinWarmupSamples): with the sampling interval learnt from the
+	// series, a baseline never spans fewer samples, whatever its duration.
+	BaselineSamples, WarmupSamples int
 }
 
 // defaultConfig is the default settings of a type. Thresholds come from
@@ -71,6 +77,8 @@ func defaultConfig(typ string) (Config, bool) {
 		return Config{Baseline: time.Hour, Threshold: 6, Lambda: 0.3}, true
 	case "cusum":
 		return Config{Baseline: time.Hour, Threshold: 8, K: 2}, true
+	case "auto":
+		return Config{Baseline: time.Hour, Threshold: 5, BaselineSamples: 128, WarmupSamples: 32}, true
 	case "seasonal":
 		return Config{Baseline: 7 * 24 * time.Hour, Threshold: 8, Slot: time.Hour, Period: 24 * time.Hour}, true
 	case "rate_of_change":
@@ -132,8 +140,18 @@ func NewSpec(c Config) (Spec, error) {
 		pos("warmup", &d.Warmup, 0),
 		posf("hysteresis", &d.Hysteresis, DefaultHysteresis, 0, 1),
 	}
-	if c.Type != "absence" {
+	switch c.Type {
+	case "absence":
+	case "auto":
+		errs = append(errs, posf("threshold", &d.Threshold, def.Threshold, 0, 15))
+	default:
 		errs = append(errs, posf("threshold", &d.Threshold, def.Threshold, 0, 1e9))
+	}
+	if d.BaselineSamples == 0 {
+		d.BaselineSamples = def.BaselineSamples
+	}
+	if d.WarmupSamples == 0 {
+		d.WarmupSamples = def.WarmupSamples
 	}
 	if c.Type == "ewma" {
 		errs = append(errs, posf("lambda", &d.Lambda, def.Lambda, 0, 1))
@@ -143,6 +161,9 @@ func NewSpec(c Config) (Spec, error) {
 	}
 	if math.IsNaN(d.MinDelta) || math.IsInf(d.MinDelta, 0) || d.MinDelta < 0 {
 		errs = append(errs, optErr("min_delta", "must be a finite number >= 0"))
+	}
+	if d.BaselineSamples < 0 || d.BaselineSamples > 1<<20 || d.WarmupSamples < 0 || d.WarmupSamples > 1<<20 {
+		errs = append(errs, optErr("baseline_samples", "must be in [1, %d]", 1<<20))
 	}
 	if d.Direction == "" {
 		d.Direction = Both
@@ -175,9 +196,11 @@ func NewSpec(c Config) (Spec, error) {
 	if d.Warmup == 0 {
 		switch c.Type {
 		case "seasonal":
-			d.Warmup = d.Period
+			d.Warmup = d.Period / 24 // the fallback baseline's; slots wait for a whole period
 		case "rate_of_change":
 			d.Warmup = d.Window
+		case "auto":
+			// its floor in samples only
 		default:
 			d.Warmup = d.Baseline / 4
 		}
@@ -210,6 +233,8 @@ func (s *StatSpec) New() Detector {
 		return newCUSUM(s.c)
 	case "seasonal":
 		return newSeasonal(s.c)
+	case "auto":
+		return newAuto(s.c)
 	case "rate_of_change":
 		return newRateOfChange(s.c)
 	case "absence":

@@ -17,7 +17,7 @@ func TestNewSpecDefaults(t *testing.T) {
 			t.Errorf("%s: type %q string %q", typ, s.Type(), s.String())
 		}
 		c := s.(*StatSpec).Config()
-		if typ != "absence" && (c.Threshold <= 0 || c.Hysteresis != DefaultHysteresis || c.Direction != Both || c.Warmup <= 0) {
+		if typ != "absence" && (c.Threshold <= 0 || c.Hysteresis != DefaultHysteresis || c.Direction != Both || (c.Warmup <= 0 && typ != "auto")) { // auto warms up in samples only
 			t.Errorf("%s: defaults not filled: %+v", typ, c)
 		}
 		if Options(typ) == nil {
@@ -27,8 +27,8 @@ func TestNewSpecDefaults(t *testing.T) {
 			t.Errorf("%s: detector is not a Sizer", typ)
 		}
 	}
-	if got := mustSpec(t, Config{Type: "seasonal"}).(*StatSpec).Config().Warmup; got != 24*time.Hour {
-		t.Errorf("seasonal warmup %v, want one period", got)
+	if got := mustSpec(t, Config{Type: "seasonal"}).(*StatSpec).Config().Warmup; got != time.Hour {
+		t.Errorf("seasonal warmup %v, want a 24th of the period (its fallback baseline's)", got)
 	}
 	if _, ok := mustSpec(t, Config{Type: "absence"}).New().(Ticker); !ok {
 		t.Error("absence is not a Ticker")

@@ -74,7 +74,7 @@ func (d *CUSUM) Observe(t time.Time, v float64) Result {
 	if warm {
 		x = clampTo(v, m, cusumClamp, s)
 	}
-	d.stats.add(x, alpha(dt, d.tau, d.stats.n))
+	d.stats.add(x, alpha(dt, d.j.tau(d.tau), d.stats.n))
 	return r
 }
 

@@ -10,28 +10,35 @@
 //
 // # Common behaviour of the statistical detectors
 //
-// zscore, robust_zscore, ewma, cusum, seasonal and rate_of_change share:
+// auto, zscore, robust_zscore, ewma, cusum, seasonal and rate_of_change
+// share:
 //
-//   - Time, not sample counts. Durations (baseline, warmup, window, slot)
+//   - Time, and samples. Durations (baseline, warmup, window, slot)
 //     are kept as time. Exponentially weighted (EW) statistics use the
 //     weight alpha = 1-exp(-Δt/baseline) for a sample Δt after the previous
 //     one (with alpha >= 1/n for the first n samples, so that a young
-//     baseline is the plain mean), so a detector needs no knowledge of the
-//     rule's interval and treats gaps and irregular sampling correctly.
-//     Time that goes backwards counts as Δt = 0.
+//     baseline is the plain mean), so gaps and irregular sampling are
+//     treated correctly. Each detector also learns the series' sampling
+//     interval, and a baseline never spans fewer than baseline_samples
+//     intervals (default MinBaselineSamples; 128 for auto): "30m" at
+//     5-minute steps is not 6 samples. Time that goes backwards counts as
+//     Δt = 0.
 //   - Warm-up. A detector cannot fire, and scores 0, until warmup has
 //     passed since its first finite sample and it has seen at least
-//     MinSamples finite samples (more for the windowed detectors).
+//     warmup_samples finite samples (default MinWarmupSamples; 64 for
+//     auto; more for the windowed detectors).
 //   - Deviation. Each detector turns a value into a deviation z in units of
 //     its own scale (standard deviations, MADs, CUSUM sums, relative
 //     change), taken in the configured direction: up counts only values
 //     above the baseline, down only values below it, both either side.
 //     A value within min_delta of the baseline (absolute, in the value's
 //     unit) has z = 0: tiny-variance series do not fire on noise.
-//   - Score. The normalised score is z/(z+threshold) for z > 0, else 0:
-//     0 for a normal value, exactly 0.5 at the threshold, approaching 1 as
-//     z grows. Sweeping a score threshold is therefore the same as sweeping
-//     the threshold on z.
+//   - Score. The score is calibrated: 1-p, where p is the tail
+//     probability of the deviation against the detector's own history of
+//     deviations (see calib), never rarer than a Gaussian tail with the
+//     threshold at 5 sigma. 0.999 means a one-in-a-thousand deviation on
+//     any metric and for any detector, so one score threshold means the
+//     same everywhere.
 //   - Hysteresis. A detector starts firing when z >= threshold and stops
 //     only when z < threshold*hysteresis (default 0.75), so a series
 //     oscillating around the threshold does not flap.
@@ -85,10 +92,12 @@ type Ignorer interface {
 type Result struct {
 	// Firing is true when the value is anomalous.
 	Firing bool
-	// Score says how anomalous the value is, normalised to [0,1]:
-	// 0 for a normal value, approaching 1 the further the value is past
-	// the detector's limit. Scores of different detectors are comparable
-	// only in their ordering.
+	// Score is 1-p, where p is the calibrated tail probability of the
+	// value's deviation: how often the detector saw a deviation at least
+	// this large in its own history (see calib). 0 for a normal value,
+	// 0.999 for a one-in-a-thousand deviation, whatever the metric or the
+	// detector, so one score threshold means the same everywhere. The
+	// static threshold detector keeps its distance mapping.
 	Score float64
 	// Threshold is the limit the value was compared with, in the value's
 	// unit (for absence: the allowed silence in seconds).
@@ -96,6 +105,9 @@ type Result struct {
 	// Baseline is the value the detector expected (0 for detectors that
 	// have no baseline, such as a static threshold).
 	Baseline float64
+	// Kind names the kind of anomaly the score is evidence of ("level
+	// shift", "drift", ...; see KindSpike): set by auto, "" otherwise.
+	Kind string
 }
 
 // Spec is the validated configuration of one kind of detector.
@@ -154,4 +166,10 @@ const (
 	// MinSamples is the fewest finite samples a statistical detector
 	// needs before it may fire, whatever its warmup.
 	MinSamples = 8
+	// MinBaselineSamples is the floor of a baseline in samples: a
+	// baseline written as a duration holds at least this many sampling
+	// intervals (learnt from the series), whatever the interval.
+	MinBaselineSamples = 64
+	// MinWarmupSamples is the floor of the warm-up in samples.
+	MinWarmupSamples = 16
 )

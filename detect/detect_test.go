@@ -22,7 +22,7 @@ func TestOptionError(t *testing.T) {
 	if err.Error() != "k: too big" || !errors.Is(err, inner) {
 		t.Fatalf("%v", err)
 	}
-	if len(Types()) != 8 {
+	if len(Types()) != 9 {
 		t.Fatalf("types %v", Types())
 	}
 }

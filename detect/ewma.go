@@ -43,7 +43,7 @@ func (d *EWMA) Observe(t time.Time, v float64) Result {
 	if warm {
 		x = clampTo(v, m, d.j.thr, sd)
 	}
-	d.stats.add(x, alpha(dt, d.tau, d.stats.n))
+	d.stats.add(x, alpha(dt, d.j.tau(d.tau), d.stats.n))
 	return r
 }
 

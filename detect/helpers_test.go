@@ -50,5 +50,5 @@ func firstFiring(rs []Result, from int) int {
 
 // statTypes are the value-judging statistical detector types.
 func statTypes() []string {
-	return []string{"zscore", "robust_zscore", "ewma", "cusum", "seasonal", "rate_of_change"}
+	return []string{"zscore", "robust_zscore", "ewma", "cusum", "seasonal", "rate_of_change", "auto"}
 }

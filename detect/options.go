@@ -85,6 +85,14 @@ func optionTable() map[string]Option {
 			c.Samples = v.Count
 			return nil
 		}},
+		{Name: "baseline_samples", Kind: KindCount, set: func(c *Config, v Value) error {
+			c.BaselineSamples = v.Count
+			return nil
+		}},
+		{Name: "warmup_samples", Kind: KindCount, set: func(c *Config, v Value) error {
+			c.WarmupSamples = v.Count
+			return nil
+		}},
 		{Name: "direction", Kind: KindText, set: func(c *Config, v Value) error {
 			d, err := ParseDirection(v.Text)
 			c.Direction = d
@@ -109,19 +117,20 @@ func typeOptions() []struct {
 	typ  string
 	opts []string
 } {
-	common := []string{"baseline", "threshold", "warmup", "direction", "min_delta", "hysteresis"}
+	common := []string{"baseline", "threshold", "warmup", "direction", "min_delta", "hysteresis", "baseline_samples", "warmup_samples"}
 	with := func(extra ...string) []string { return append(slices.Clip(common), extra...) }
 	return []struct {
 		typ  string
 		opts []string
 	}{
 		{"threshold", []string{"op", "value", "clear"}},
+		{"auto", common},
 		{"zscore", common},
 		{"robust_zscore", with("samples")},
 		{"ewma", with("lambda")},
 		{"cusum", with("k")},
 		{"seasonal", with("slot", "period")},
-		{"rate_of_change", []string{"window", "threshold", "warmup", "direction", "min_delta", "hysteresis"}},
+		{"rate_of_change", []string{"window", "threshold", "warmup", "direction", "min_delta", "hysteresis", "warmup_samples"}},
 		{"absence", []string{"for"}},
 	}
 }

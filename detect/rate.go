@@ -9,11 +9,15 @@ import (
 // rocPoints is how many past values a RateOfChange keeps.
 const rocPoints = 17
 
+// rocMinSamples is the floor of the window in sampling intervals.
+const rocMinSamples = 4
+
 // RateOfChange fires when a value differs from the value about window
 // earlier by more than threshold times the earlier value's magnitude:
 // threshold 0.5 fires at +50 % (up) or -50 % (down). It keeps 17 past
 // values taken at least window/16 apart and compares with the newest of
-// them that is at least window old. Its state is a fixed 368 bytes.
+// them that is at least window old (and at least 4 sampling intervals:
+// the interval is learnt from the series). Its state is a fixed 536 bytes.
 type RateOfChange struct {
 	j       judge
 	window  int64
@@ -35,13 +39,14 @@ func (d *RateOfChange) Observe(t time.Time, v float64) Result {
 		return d.j.skip()
 	}
 	ns := t.UnixNano()
+	window := max(d.window, rocMinSamples*d.j.step) // never fewer than 4 intervals
 	var (
 		ref   float64
 		found bool
 		best  int64 = math.MinInt64
 	)
 	for i := int32(0); i < d.n; i++ {
-		if at := d.ts[i]; ns-at >= d.window && at > best {
+		if at := d.ts[i]; ns-at >= window && at > best {
 			best, ref, found = at, d.vs[i], true
 		}
 	}

@@ -30,7 +30,7 @@ func TestRateOfChange(t *testing.T) {
 }
 
 func TestRateOfChangeZeroReference(t *testing.T) {
-	c := Config{Type: "rate_of_change", Window: time.Minute, Threshold: 1, MinDelta: 5}
+	c := Config{Type: "rate_of_change", Window: time.Minute, Threshold: 1, MinDelta: 5, WarmupSamples: 1}
 	rs := feed(mustSpec(t, c).New(), []float64{0, 0, 0, 1, 0, 0, 10}, 30*time.Second)
 	if rs[3].Firing || !rs[6].Firing {
 		t.Fatalf("from 0: 1 fired %v, 10 fired %v", rs[3].Firing, rs[6].Firing)

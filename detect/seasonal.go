@@ -13,24 +13,31 @@ import (
 //
 // Each slot's statistics learn only while their slot is current, with time
 // constant baseline·slot/period of in-slot time: baseline 7d means "about
-// the last seven days' worth of this slot". A slot can judge a value once
-// it has seen MinSamples values and warmup (default one period) has passed.
-// State: 104 bytes + 24 bytes per slot (680 bytes for 24 hourly slots,
-// 4136 bytes for 168).
+// the last seven days' worth of this slot". A slot judges a value once it
+// has seen MinSamples values and the detector has seen a whole period;
+// until then the value is judged against a non-seasonal EW baseline (time
+// constant period/24, at least MinBaselineSamples samples), so a young
+// seasonal detector works as a zscore instead of staying silent.
+// State: 304 bytes + 24 bytes per slot (880 bytes for 24 hourly slots).
 type Seasonal struct {
-	j      judge
-	slotNs int64
-	tau    int64 // in-slot time constant
-	slots  []ew
+	j        judge
+	slotNs   int64
+	periodNs int64
+	tau      int64 // in-slot time constant
+	allTau   int64 // time constant of the fallback baseline
+	all      ew    // the fallback, non-seasonal baseline
+	slots    []ew
 }
 
 func newSeasonal(c Config) *Seasonal {
 	n := c.Period / c.Slot
 	return &Seasonal{
-		j:      newJudge(c),
-		slotNs: int64(c.Slot),
-		tau:    int64(c.Baseline) / int64(n),
-		slots:  make([]ew, n),
+		j:        newJudge(c),
+		slotNs:   int64(c.Slot),
+		periodNs: int64(c.Period),
+		tau:      int64(c.Baseline) / int64(n),
+		allTau:   int64(c.Period) / 24,
+		slots:    make([]ew, n),
 	}
 }
 
@@ -55,19 +62,33 @@ func (d *Seasonal) Observe(t time.Time, v float64) Result {
 		return d.j.skip()
 	}
 	st := &d.slots[d.slot(t)]
-	if st.n == 0 {
+	if d.all.n == 0 {
+		d.all.add(v, 1)
 		st.add(v, 1)
 		return d.j.decide(false, 0, 0, v, v, v)
 	}
-	m, s := st.mean, st.scale()
-	warm := d.j.warm(MinSamples) && st.n >= MinSamples
+	seasonal := st.n >= MinSamples && d.j.last-d.j.start >= d.periodNs
+	base := &d.all
+	if seasonal {
+		base = st
+	}
+	m, s := base.mean, base.scale()
+	warm := d.j.warm(MinSamples)
 	r := d.j.decide(warm, (v-m)/s, v-m, m, m+d.j.thr*s, m-d.j.thr*s)
-	x := v
+	x, xa := v, v
 	if warm {
-		x = clampTo(v, m, d.j.thr, s)
+		if st.n > 0 {
+			x = clampTo(v, st.mean, d.j.thr, st.scale())
+		}
+		xa = clampTo(v, d.all.mean, d.j.thr, d.all.scale())
 	}
 	// dt may span other slots; the in-slot time is at most one slot.
-	st.add(x, alpha(min(dt, d.slotNs), d.tau, st.n))
+	if st.n == 0 {
+		st.add(v, 1)
+	} else {
+		st.add(x, alpha(min(dt, d.slotNs), d.tau, st.n))
+	}
+	d.all.add(xa, alpha(dt, d.j.tau(d.allTau), d.all.n))
 	return r
 }
 

@@ -51,7 +51,20 @@ func TestSeasonalSlots(t *testing.T) {
 	if d.slot(time.Unix(-1, 0)) != 167 {
 		t.Fatalf("slot before the epoch: %d", d.slot(time.Unix(-1, 0)))
 	}
-	if got := d.Size(); got != 104+24*168 {
+	if got := d.Size(); got != 304+24*168 {
 		t.Fatalf("weekly seasonal state: %d bytes", got)
+	}
+}
+
+func TestSeasonalFallsBackBeforeAPeriod(t *testing.T) {
+	// Six hours at 1 s steps with the 24h default: no slot has seen a
+	// period, yet a lasting +10σ shift at 3h fires, against the fallback.
+	vs := noise(47, 6*3600, 100, 1)
+	for i := 3 * 3600; i < len(vs); i++ {
+		vs[i] += 10
+	}
+	rs := feed(mustSpec(t, Config{Type: "seasonal"}).New(), vs, time.Second)
+	if f := firstFiring(rs, 0); f < 3*3600 || f > 3*3600+5 {
+		t.Fatalf("first firing at %d, want just after %d", f, 3*3600)
 	}
 }

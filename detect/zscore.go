@@ -34,7 +34,7 @@ func (d *ZScore) Observe(t time.Time, v float64) Result {
 	if warm {
 		x = clampTo(v, m, d.j.thr, s)
 	}
-	d.stats.add(x, alpha(dt, d.tau, d.stats.n))
+	d.stats.add(x, alpha(dt, d.j.tau(d.tau), d.stats.n))
 	return r
 }
 

@@ -30,7 +30,7 @@ func TestParseDetectors(t *testing.T) {
 		{`{type: robust_zscore, samples: 128, min_delta: 0.5}`, detect.Config{Type: "robust_zscore", Samples: 128, MinDelta: 0.5}},
 		{`{type: ewma, lambda: 0.2, threshold: 3.5, hysteresis: 0.5}`, detect.Config{Type: "ewma", Lambda: 0.2, Threshold: 3.5, Hysteresis: 0.5}},
 		{`{type: cusum, k: 0.5, threshold: 6, baseline: 2h, direction: down}`, detect.Config{Type: "cusum", K: 0.5, Threshold: 6, Baseline: 2 * time.Hour, Direction: detect.Down}},
-		{`{type: seasonal, slot: 30m, period: 1w, baseline: 4w}`, detect.Config{Type: "seasonal", Slot: 30 * time.Minute, Period: 7 * 24 * time.Hour, Baseline: 28 * 24 * time.Hour, Warmup: 7 * 24 * time.Hour}},
+		{`{type: seasonal, slot: 30m, period: 1w, baseline: 4w}`, detect.Config{Type: "seasonal", Slot: 30 * time.Minute, Period: 7 * 24 * time.Hour, Baseline: 28 * 24 * time.Hour, Warmup: 7 * time.Hour}},
 		{`{type: rate_of_change, window: 1d12h, threshold: 1}`, detect.Config{Type: "rate_of_change", Window: 36 * time.Hour, Threshold: 1, Warmup: 36 * time.Hour}},
 		{`{type: absence, for: 2m}`, detect.Config{Type: "absence", For: 2 * time.Minute}},
 	} {
@@ -82,7 +82,7 @@ func TestParseDetectorErrors(t *testing.T) {
 	for _, tc := range []struct {
 		det, want string
 	}{
-		{`{type: zscore, treshold: 4}`, `f.yaml:7:34: group "g", rule "A": unknown key "treshold" in zscore detector (known: type, baseline, threshold, warmup, direction, min_delta, hysteresis)`},
+		{`{type: zscore, treshold: 4}`, `f.yaml:7:34: group "g", rule "A": unknown key "treshold" in zscore detector (known: type, baseline, threshold, warmup, direction, min_delta, hysteresis, baseline_samples, warmup_samples)`},
 		{`{type: zscore, threshold: "4"}`, `f.yaml:7:45: group "g", rule "A": detector threshold must be a number, not "4"`},
 		{`{type: zscore, threshold: -1}`, `f.yaml:7:45: group "g", rule "A": detector: threshold: -1 is out of range (0, 1e+09]`},
 		{`{type: zscore, threshold: 0}`, `f.yaml:7:45: group "g", rule "A": detector threshold must be positive`},

@@ -170,7 +170,7 @@ func TestParseErrors(t *testing.T) {
 				`f.yaml:14:19: group "g", rule 3: detector: missing required key "type"`,
 				`f.yaml:15:9: group "g", rule "C": missing required key "signal"`,
 				`f.yaml:15:9: group "g", rule "C": missing required key "stat"`,
-				`f.yaml:16:26: group "g", rule "C": unknown detector type "magic" (supported: threshold, zscore, robust_zscore, ewma, cusum, seasonal, rate_of_change, absence)`,
+				`f.yaml:16:26: group "g", rule "C": unknown detector type "magic" (supported: threshold, auto, zscore, robust_zscore, ewma, cusum, seasonal, rate_of_change, absence)`,
 				`f.yaml:17:11: group "g": group name already used at line 2`,
 				`f.yaml:19:16: group "g", rule "A": alert "A" already defined at line 4`,
 				`f.yaml:22:9: group "g", rule "A": key "stat" already given at line 21`,

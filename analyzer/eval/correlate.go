@@ -15,6 +15,11 @@ import (
 // network suspected".
 const AnnotationCorrelated = "correlated"
 
+// AnnotationKind is the annotation of a firing alert that names the kind
+// of anomaly its detector saw ("spike", "level shift", "drift",
+// "variance change", "broken seasonality"), for detectors that tell it.
+const AnnotationKind = "kind"
+
 // maxCorrelated bounds how many other anomalies an annotation names.
 const maxCorrelated = 3
 

@@ -125,3 +125,35 @@ func mustEval(t *testing.T, e *Engine, b *wire.Batch) Report {
 	}
 	return rep
 }
+
+func TestKindAnnotation(t *testing.T) {
+	const autoRules = `groups:
+  - name: g
+    rules:
+      - alert: RetransmitsAnomaly
+        signal: tcp_retransmits_total
+        stat: rate
+        by: [cluster, host]
+        detector: {type: auto}
+`
+	e := New(mustRules(t, autoRules), Options{})
+	var kind string
+	for i := range 400 {
+		n := 10 + float64(i%3)
+		if i >= 300 {
+			n = 40 // a lasting level shift
+		}
+		rep := mustEval(t, e, batch("h", i+1, retrans(n, "10.1.2.3:5432")))
+		for _, a := range rep.Alerts {
+			if a.State == wire.StateFiring && kind == "" {
+				kind = a.Annotations[AnnotationKind]
+				if i < 300 {
+					t.Fatalf("fired at %d before the shift", i)
+				}
+			}
+		}
+	}
+	if kind != "level shift" && kind != "spike" {
+		t.Fatalf("kind annotation %q, want level shift (or spike, its first sample)", kind)
+	}
+}

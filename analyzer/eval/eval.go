@@ -575,7 +575,9 @@ func Fingerprint(rule string, labels map[string]string) string {
 
 // alertOf builds the announcement of transition tr of group g.
 // A firing alert's annotation `correlated` (AnnotationCorrelated) says
-// which other signals of its host are anomalous at the same time.
+// which other signals of its host are anomalous at the same time, and
+// `kind` (AnnotationKind) what kind of anomaly the detector saw when it
+// names one (the auto detector: "level shift", "drift", ...).
 func alertOf(r *rules.Rule, g *group, tr lifecycle.Transition, now time.Time, correlated string) (*wire.Alert, error) {
 	a := &wire.Alert{
 		Fingerprint: g.fingerprint,
@@ -607,6 +609,12 @@ func alertOf(r *rules.Rule, g *group, tr lifecycle.Transition, now time.Time, co
 			ann = map[string]string{}
 		}
 		ann[AnnotationCorrelated] = correlated
+	}
+	if k := g.res.Kind; k != "" && tr == lifecycle.Fired {
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[AnnotationKind] = k
 	}
 	a.Annotations = ann
 	return a, err

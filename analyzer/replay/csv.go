@@ -37,20 +37,40 @@ type transition struct {
 	value float64
 }
 
-// CSV replays a CSV with header `timestamp,value` (timestamp in Unix
-// seconds or RFC 3339) through every rule of set on signal (every rule
-// when signal is ""), each row's value standing for the rule's statistic
-// in that interval: it is fed to each rule's detector and lifecycle as
-// one series. It writes to out exactly one JSON line per row,
+// CSVOptions selects what a CSV replay reads.
+type CSVOptions struct {
+	// Signal limits the replay to the rules on this signal ("" for every
+	// rule).
+	Signal string
+	// ValueColumn names the column that holds the values, by header name
+	// or 1-based position. "" means the column named value, or the second
+	// column of a two-column file.
+	ValueColumn string
+}
+
+// CSV replays a CSV with header `timestamp,value` through every rule of
+// set on signal; it is CSVWith with only a signal.
+func CSV(in io.Reader, set *rules.Set, signal string, out io.Writer) (Summary, error) {
+	return CSVWith(in, set, CSVOptions{Signal: signal}, out)
+}
+
+// CSVWith replays a CSV whose header names a timestamp column
+// (`timestamp`, `time` or `ts`; else the first column) and a value column
+// (see CSVOptions; other columns are ignored) through every rule of set on
+// opt.Signal (every rule when it is ""), each row's value standing for
+// the rule's statistic in that interval: it is fed to each rule's
+// detector and lifecycle as one series. Timestamps are read by
+// ParseTimestamp. It writes to out exactly one JSON line per row,
 // {"ts":<unix seconds>,"value":v,"score":s,"firing":f} — score is the
 // highest normalised detector score of those rules, firing whether any
 // of their detectors fires on the row — and then, after the last row,
 // one line per alert transition in time order:
 // {"transition":"pending|cancelled|firing|resolved","rule":"...","ts":...,"value":v}.
-// A value that is not finite is written as null. An input error names
-// its line.
-func CSV(in io.Reader, set *rules.Set, signal string, out io.Writer) (Summary, error) {
+// A value that is not finite, or empty, is written as null. An input
+// error names its line.
+func CSVWith(in io.Reader, set *rules.Set, opt CSVOptions, out io.Writer) (Summary, error) {
 	var sum Summary
+	signal := opt.Signal
 	type state struct {
 		r    *rules.Rule
 		det  detect.Detector
@@ -71,16 +91,17 @@ func CSV(in io.Reader, set *rules.Set, signal string, out io.Writer) (Summary, e
 	sum.Rules = len(states)
 
 	cr := csv.NewReader(bufio.NewReaderSize(in, 1<<16))
-	cr.FieldsPerRecord = 2
 	cr.ReuseRecord = true
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
 	if err != nil {
 		return sum, fmt.Errorf("replay: csv line 1: %w", err)
 	}
-	if !strings.EqualFold(strings.TrimSpace(header[0]), "timestamp") || !strings.EqualFold(strings.TrimSpace(header[1]), "value") {
-		return sum, fmt.Errorf("replay: csv line 1: header must be timestamp,value, not %s,%s", header[0], header[1])
+	tcol, vcol, err := Columns(header, opt.ValueColumn)
+	if err != nil {
+		return sum, fmt.Errorf("replay: csv line 1: %w", err)
 	}
+	cr.FieldsPerRecord = len(header)
 	w := bufio.NewWriterSize(out, 1<<16)
 	var (
 		trs  []transition
@@ -95,13 +116,13 @@ func CSV(in io.Reader, set *rules.Set, signal string, out io.Writer) (Summary, e
 		if err != nil {
 			return sum, fmt.Errorf("replay: csv: %w", err)
 		}
-		ts, err := parseTimestamp(rec[0])
+		ts, err := ParseTimestamp(rec[tcol])
 		if err != nil {
 			return sum, fmt.Errorf("replay: csv line %d: timestamp: %w", lineNo, err)
 		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rec[1]), 64)
+		v, err := ParseValue(rec[vcol])
 		if err != nil {
-			return sum, fmt.Errorf("replay: csv line %d: value %q is not a number", lineNo, rec[1])
+			return sum, fmt.Errorf("replay: csv line %d: %w", lineNo, err)
 		}
 		score, firing := 0.0, false
 		for _, st := range states {
@@ -165,21 +186,102 @@ func transitionName(tr lifecycle.Transition) string {
 	return tr.String()
 }
 
-// parseTimestamp reads Unix seconds (fractions allowed) or RFC 3339.
-func parseTimestamp(s string) (time.Time, error) {
+// Columns finds the timestamp and value columns of a CSV header: the
+// timestamp is the column named timestamp, time or ts (any case), else the
+// first; the value is valueColumn (a header name, or a 1-based position),
+// else the column named value, else the other column of a two-column
+// header.
+func Columns(header []string, valueColumn string) (tcol, vcol int, err error) {
+	find := func(names ...string) int {
+		for i, h := range header {
+			for _, n := range names {
+				if strings.EqualFold(strings.TrimSpace(h), n) {
+					return i
+				}
+			}
+		}
+		return -1
+	}
+	if tcol = find("timestamp", "time", "ts"); tcol < 0 {
+		tcol = 0
+	}
+	switch {
+	case valueColumn != "":
+		if vcol = find(valueColumn); vcol < 0 {
+			if n, err := strconv.Atoi(valueColumn); err == nil && n >= 1 && n <= len(header) {
+				vcol = n - 1
+			}
+		}
+		if vcol < 0 {
+			return 0, 0, fmt.Errorf("no column %q in header %s", valueColumn, strings.Join(header, ","))
+		}
+	case find("value") >= 0:
+		vcol = find("value")
+	case len(header) == 2:
+		vcol = 1 - tcol
+	default:
+		return 0, 0, fmt.Errorf("header %s has no value column; name one with --value-column", strings.Join(header, ","))
+	}
+	if vcol == tcol {
+		return 0, 0, fmt.Errorf("value column %q is the timestamp column", header[vcol])
+	}
+	return tcol, vcol, nil
+}
+
+// ParseValue reads a number; an empty field (or NaN, null) is NaN.
+func ParseValue(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "", "null", "nan", "na":
+		return math.NaN(), nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("value %q is not a number", s)
+	}
+	return v, nil
+}
+
+// msThreshold separates Unix seconds from milliseconds: a number at least
+// this large is milliseconds (1e11 s is the year 5138, 1e11 ms 1973).
+const msThreshold = 1e11
+
+// timeLayouts are the layouts ParseTimestamp tries after numbers, with a
+// zone and without one (then UTC).
+var timeLayouts = [...]string{
+	time.RFC3339Nano,
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999 Z07:00",
+	"2006-01-02 15:04:05.999999999 -0700",
+	"2006-01-02 15:04:05.999999999 MST",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04",
+	"2006-01-02",
+}
+
+// ParseTimestamp reads Unix seconds or milliseconds (fractions allowed;
+// numbers of magnitude 1e11 or more are milliseconds), RFC 3339, or
+// `YYYY-MM-DD HH:MM:SS[.ffffff]` with or without a zone (UTC when absent).
+func ParseTimestamp(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return time.Time{}, fmt.Errorf("%q is not a time", s)
 		}
+		if math.Abs(f) >= msThreshold {
+			ms, frac := math.Modf(f)
+			return time.UnixMilli(int64(ms)).Add(time.Duration(math.Round(frac * 1e6))).UTC(), nil
+		}
 		sec, frac := math.Modf(f)
 		return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither Unix seconds nor RFC 3339", s)
+	for _, l := range timeLayouts {
+		if t, err := time.ParseInLocation(l, s, time.UTC); err == nil {
+			return t, nil
+		}
 	}
-	return t, nil
+	return time.Time{}, fmt.Errorf("%q is neither Unix seconds or milliseconds, RFC 3339 nor YYYY-MM-DD HH:MM:SS", s)
 }
 
 // appendTime appends t as Unix seconds, with a fraction only when needed.

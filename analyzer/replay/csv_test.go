@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mciv/mciv/rules"
 )
@@ -101,7 +102,7 @@ func TestCSVErrors(t *testing.T) {
 	set := mustRules(t, twoRules)
 	for in, want := range map[string]string{
 		"":                             "csv line 1",
-		"time,value\n1,1\n":            "header must be timestamp,value",
+		"t,a,b\n1,1,1\n":               "has no value column",
 		"timestamp,value\n1,1\nx,2\n":  `csv line 3: timestamp: "x" is neither`,
 		"timestamp,value\n1,1\n2,y\n":  `csv line 3: value "y" is not a number`,
 		"timestamp,value\n1,1,1\n":     "wrong number of fields",
@@ -114,6 +115,63 @@ func TestCSVErrors(t *testing.T) {
 	}
 	if _, err := CSV(strings.NewReader("timestamp,value\n"), set, "nope", &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), `no rule watches signal "nope"`) {
 		t.Errorf("unknown signal: %v", err)
+	}
+}
+
+func TestParseTimestamp(t *testing.T) {
+	want := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	for in, w := range map[string]time.Time{
+		"2026-01-05 00:00:00":               want,
+		"2026-01-05 00:00:00.000000":        want,
+		"2026-01-05T00:00:00":               want,
+		"2026-01-05T00:00:00Z":              want,
+		"2026-01-05 01:00:00+01:00":         want,
+		"2026-01-05 01:00:00 +0100":         want,
+		"2026-01-05T01:00:00.5+01:00":       want.Add(500 * time.Millisecond),
+		"2026-01-05 00:00:00.250000":        want.Add(250 * time.Millisecond),
+		"1767571200":                        want,
+		"1767571200.5":                      want.Add(500 * time.Millisecond),
+		"1767571200000":                     want,
+		"1767571200250":                     want.Add(250 * time.Millisecond),
+		" 2026-01-05 00:00:00 ":             want,
+		"2026-01-05 00:00:00.123456789 UTC": want.Add(123456789),
+	} {
+		got, err := ParseTimestamp(in)
+		if err != nil || !got.Equal(w) {
+			t.Errorf("%q: %v %v, want %v", in, got, err, w)
+		}
+	}
+	for _, in := range []string{"", "x", "2026-13-05 00:00:00", "NaN", "05/01/2026"} {
+		if _, err := ParseTimestamp(in); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+}
+
+func TestCSVValueColumn(t *testing.T) {
+	in := "host,timestamp,a,b\n" +
+		"x,2026-01-05 00:00:00,1,0.5\n" +
+		"x,2026-01-05 00:00:01,1,20\n"
+	set := mustRules(t, twoRules)
+	for _, col := range []string{"b", "4"} {
+		var out bytes.Buffer
+		if _, err := CSVWith(strings.NewReader(in), set, CSVOptions{Signal: "db_query_seconds", ValueColumn: col}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), `{"ts":1767571201,"value":20,`) {
+			t.Errorf("column %s: %s", col, out.String())
+		}
+	}
+	if _, err := CSVWith(strings.NewReader(in), set, CSVOptions{ValueColumn: "c"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), `no column "c"`) {
+		t.Errorf("unknown column: %v", err)
+	}
+	if _, err := CSVWith(strings.NewReader(in), set, CSVOptions{ValueColumn: "timestamp"}, &bytes.Buffer{}); err == nil {
+		t.Error("timestamp as value: no error")
+	}
+	// An empty value is a gap (null), not an error.
+	var out bytes.Buffer
+	if _, err := CSV(strings.NewReader("timestamp,value\n1,\n"), set, "", &out); err != nil || !strings.Contains(out.String(), `"value":null`) {
+		t.Errorf("empty value: %v %s", err, out.String())
 	}
 }
 

@@ -19,14 +19,16 @@ func replayCmd(e *env) *cobra.Command {
 		samples   string
 		signal    string
 		jsonl     bool
+		valueCol  string
 	)
 	cmd := &cobra.Command{
 		Use:   "replay --rules PATH... (--csv FILE [--signal NAME] | --samples FILE) --jsonl",
 		Short: "Replay history through rules: a CSV series, or sample batches recorded with mciv record",
 		Long: `Replay history through rules, deterministically and as fast as possible.
 
-With --csv, the file (header timestamp,value; timestamp in Unix seconds or
-RFC 3339) is one series whose values stand for a rule's statistic in each
+With --csv, the file (header timestamp,value, or more columns with
+--value-column; timestamps in Unix seconds or milliseconds, RFC 3339, or
+YYYY-MM-DD HH:MM:SS[.ffffff] with or without a zone, UTC when absent) is one series whose values stand for a rule's statistic in each
 interval: they go straight to the detector of every rule on --signal (every
 rule without it). One JSON line per row, {"ts","value","score","firing"}
 (score: the highest normalised score of those rules; firing: whether any of
@@ -63,7 +65,7 @@ or resolving.`,
 			}
 			defer in.Close()
 			if csvPath != "" {
-				sum, err := replay.CSV(in, set, signal, e.stdout)
+				sum, err := replay.CSVWith(in, set, replay.CSVOptions{Signal: signal, ValueColumn: valueCol}, e.stdout)
 				if err != nil {
 					return err
 				}
@@ -83,6 +85,7 @@ or resolving.`,
 	cmd.Flags().StringVar(&csvPath, "csv", "", "CSV file with header timestamp,value (- for stdin)")
 	cmd.Flags().StringVar(&samples, "samples", "", "samples file written by mciv record (- for stdin)")
 	cmd.Flags().StringVar(&signal, "signal", "", "with --csv: replay the rules on this signal only")
+	cmd.Flags().StringVar(&valueCol, "value-column", "", "with --csv: the column of values, by header name or 1-based position (default: value)")
 	cmd.Flags().BoolVar(&jsonl, "jsonl", false, "print JSON lines (the only format)")
 	return cmd
 }

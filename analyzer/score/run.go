@@ -1,0 +1,137 @@
+package score
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mciv/mciv/analyzer/lifecycle"
+	"github.com/mciv/mciv/rules"
+)
+
+// Result is the score of one row of the table: a rule, or all rules of a
+// set together (any of them paging is a detection; the score is their
+// highest).
+type Result struct {
+	// Name is the rule's alert name, or "(all rules)".
+	Name string
+	// Detector is the rule's detector type.
+	Detector string
+	// Onsets is the normalised score of the firing onsets under each of
+	// Profiles(), Swept the score with one threshold on the detector's
+	// score swept over the corpus, Theta that threshold.
+	Onsets, Swept, Theta [3]float64
+	// Pages is the number of firing onsets over the corpus (probation
+	// included); TP the windows they found (standard profile).
+	Pages, TP int
+}
+
+// AllRules is the Name of the result of every rule together.
+const AllRules = "(all rules)"
+
+// Evaluate scores every rule of set on c, plus all of them together when
+// there are several, in the order of set.Rules(). Rules run as the
+// analyzer runs them: each series from the start with a fresh detector,
+// and the rule's for and keep_firing_for applied to its firing.
+func Evaluate(set *rules.Set, c *Corpus) []Result {
+	rs := set.Rules()
+	jobs := make([][]*rules.Rule, 0, len(rs)+1)
+	for _, r := range rs {
+		jobs = append(jobs, []*rules.Rule{r})
+	}
+	if len(rs) > 1 {
+		jobs = append(jobs, rs)
+	}
+	out := make([]Result, len(jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, job := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = evaluate(job, c)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// evaluate scores rules together on c.
+func evaluate(rs []*rules.Rule, c *Corpus) Result {
+	res := Result{Name: AllRules, Detector: fmt.Sprintf("%d rules", len(rs))}
+	if len(rs) == 1 {
+		res.Name, res.Detector = rs[0].Alert, rs[0].Detector.Type()
+	}
+	profiles := Profiles()
+	tallies := make([]*Tally, len(profiles))
+	for i, p := range profiles {
+		tallies[i] = NewTally(p)
+	}
+	var pool Pool
+	scores := []float64{}
+	var onsets []int
+	for _, s := range c.Series {
+		scores = scores[:0]
+		onsets = onsets[:0]
+		scores = append(scores, make([]float64, len(s.Values))...)
+		onsets = runRules(rs, s, scores, onsets)
+		res.Pages += len(onsets)
+		for _, t := range tallies {
+			t.File(len(s.Values), s.Windows, onsets)
+		}
+		pool.Add(scores, s.Windows)
+	}
+	for i, p := range profiles {
+		res.Onsets[i] = tallies[i].Score()
+		res.Swept[i], res.Theta[i] = pool.Sweep(p)
+	}
+	res.TP = tallies[0].TP
+	return res
+}
+
+// runRules runs rules over one series, writing the highest score of each
+// row into scores (0 where no detector scores) and appending the rows
+// where any rule starts firing to onsets, which it returns.
+func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int {
+	for _, r := range rs {
+		det := r.Detector.New()
+		var life lifecycle.Alert
+		timing := lifecycle.Timing{For: r.For, KeepFiringFor: r.KeepFiringFor}
+		for i, ns := range s.Times {
+			t := time.Unix(0, ns)
+			res := det.Observe(t, s.Values[i])
+			if sc := res.Score; sc > scores[i] && !math.IsNaN(sc) {
+				scores[i] = sc
+			}
+			if life.Step(t, res.Firing, timing) == lifecycle.Fired {
+				onsets = append(onsets, i)
+			}
+		}
+	}
+	if len(rs) > 1 {
+		slices.Sort(onsets)
+		onsets = slices.Compact(onsets)
+	}
+	return onsets
+}
+
+// WriteTable writes results as a Markdown table titled with the corpus.
+func WriteTable(w io.Writer, c *Corpus, results []Result) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "corpus %s: %d series, %d rows, %d windows\n\n", c.Name, len(c.Series), c.Rows(), c.WindowCount())
+	b.WriteString("| rule | detector | onsets standard | onsets low_FP | onsets low_FN | swept standard | swept low_FP | swept low_FN | pages | windows found |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d |\n",
+			r.Name, r.Detector, r.Onsets[0], r.Onsets[1], r.Onsets[2], r.Swept[0], r.Swept[1], r.Swept[2], r.Pages, r.TP)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,110 @@
+package score
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mciv/mciv/rules"
+)
+
+const testRules = `groups:
+  - name: g
+    rules:
+      - alert: Above5
+        signal: x
+        stat: max
+        detector: {type: threshold, op: ">", value: 5}
+      - alert: Above5For3
+        signal: x
+        stat: max
+        detector: {type: threshold, op: ">", value: 5}
+        for: 3m
+`
+
+// testCorpus is two series at 1-minute steps: one with a step to 10 at
+// row 500 (window 480..579), one flat with no windows.
+func testCorpus() *Corpus {
+	t0 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC).UnixNano()
+	mk := func(name string, step bool) Series {
+		s := Series{Name: name}
+		for i := range 1000 {
+			s.Times = append(s.Times, t0+int64(i)*int64(time.Minute))
+			v := 1.0
+			if step && i >= 500 && i < 520 {
+				v = 10
+			}
+			s.Values = append(s.Values, v)
+		}
+		if step {
+			s.Windows = []Window{{480, 579}}
+		}
+		return s
+	}
+	return &Corpus{Name: "t", Series: []Series{mk("a/step.csv", true), mk("flat.csv", false)}}
+}
+
+func TestWriteLoad(t *testing.T) {
+	dir := t.TempDir()
+	c := testCorpus()
+	if err := Write(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Series) != 2 || got.Series[0].Name != "a/step.csv" || got.Series[1].Name != "flat.csv" {
+		t.Fatalf("series %+v", got.Series)
+	}
+	s := got.Series[0]
+	if len(s.Values) != 1000 || s.Values[500] != 10 || s.Times[1]-s.Times[0] != int64(time.Minute) {
+		t.Fatalf("values or times differ")
+	}
+	if len(s.Windows) != 1 || s.Windows[0] != (Window{480, 579}) {
+		t.Fatalf("windows %v", s.Windows)
+	}
+	labels, _ := os.ReadFile(filepath.Join(dir, "labels.json"))
+	if !strings.Contains(string(labels), `"2026-01-05 08:00:00.000000"`) {
+		t.Errorf("labels not in NAB's layout: %s", labels)
+	}
+	if _, err := Load(t.TempDir(), ""); err == nil {
+		t.Error("empty dir: no error")
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	g, err := rules.Parse("r.yaml", []byte(testRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := Evaluate(&rules.Set{Groups: g}, testCorpus())
+	if len(res) != 3 || res[2].Name != AllRules {
+		t.Fatalf("results %+v", res)
+	}
+	// Above5 pages at row 500: 20 rows into a 100-row window.
+	w, _ := Weights(1000, []Window{{480, 579}}, Profiles()[0])
+	want := Normalise(w[500], 1, Profiles()[0])
+	if r := res[0]; math.Abs(r.Onsets[0]-want) > 1e-9 || r.Pages != 1 || r.TP != 1 {
+		t.Errorf("Above5: %+v, want onsets %g", r, want)
+	}
+	// for: 3m pages three rows later, which is worth less.
+	if r := res[1]; r.Pages != 1 || !(r.Onsets[0] < res[0].Onsets[0]) {
+		t.Errorf("Above5For3: %+v", r)
+	}
+	// The threshold detector scores the step rows too.
+	if r := res[0]; math.Abs(r.Swept[0]-want) > 1e-9 {
+		t.Errorf("swept %g, want %g", r.Swept[0], want)
+	}
+	if r := res[2]; r.Pages != 2 || math.Abs(r.Onsets[0]-want) > 1e-9 {
+		t.Errorf("all rules: %+v", r)
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, testCorpus(), res); err != nil || !strings.Contains(b.String(), "| Above5 | threshold") {
+		t.Errorf("table: %v\n%s", err, b.String())
+	}
+}

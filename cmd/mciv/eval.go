@@ -1,0 +1,217 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mciv/mciv/analyzer/score"
+	"github.com/mciv/mciv/detect/quality"
+	"github.com/mciv/mciv/detect/synth"
+	"github.com/mciv/mciv/rules"
+)
+
+func evalCmd(e *env) *cobra.Command {
+	var (
+		rulePaths []string
+		corpora   []string
+		valueCol  string
+	)
+	cmd := &cobra.Command{
+		Use:   "eval --rules PATH... --corpus DIR...",
+		Short: "Score rules on labelled corpora with NAB's windowed scoring",
+		Long: `Score rules on labelled corpora the way NAB scores detectors.
+
+A corpus is a directory laid out as NAB's: data/**/*.csv (a timestamp and a
+value column, as mciv replay reads them) and labels.json (or
+labels/combined_windows.json) mapping each file's path under data/ to its
+anomaly windows, [["start","end"], ...]. Each rule runs over each file as
+the analyzer runs it (detector, for, keep_firing_for), from a fresh state.
+
+One table per corpus, one row per rule and one for all rules together:
+the NAB score (standard, reward_low_FP, reward_low_FN profiles; 0 = never
+alerting, 100 = perfect) of the firing onsets (the rows where an alert
+starts firing), and of the detector's score with one threshold swept over
+the corpus. "mciv eval corpus" writes the corpora of the repository's
+benchmarks.`,
+		Args: cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if len(corpora) == 0 {
+				return errors.New("eval: give at least one --corpus")
+			}
+			set, err := loadRulesOrDefault(rulePaths)
+			if err != nil {
+				var list rules.Errors
+				if errors.As(err, &list) {
+					for _, item := range list {
+						fmt.Fprintln(e.stderr, item.Error())
+					}
+					return exitCode(1)
+				}
+				return err
+			}
+			for i, dir := range corpora {
+				c, err := score.Load(dir, valueCol)
+				if err != nil {
+					return fmt.Errorf("eval: %w", err)
+				}
+				if i > 0 {
+					fmt.Fprintln(e.stdout)
+				}
+				if err := score.WriteTable(e.stdout, c, score.Evaluate(set, c)); err != nil {
+					return fmt.Errorf("eval: %w", err)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVar(&rulePaths, "rules", nil, "rules files or directories (default: the built-in rules)")
+	cmd.Flags().StringSliceVar(&corpora, "corpus", nil, "corpus directories (data/**/*.csv and labels.json)")
+	cmd.Flags().StringVar(&valueCol, "value-column", "", "the column of values, by header name or 1-based position (default: value)")
+	cmd.AddCommand(evalCorpusCmd(e))
+	return cmd
+}
+
+func evalCorpusCmd(e *env) *cobra.Command {
+	var (
+		kind, out, data, seeds string
+		step                   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "corpus --kind synth|smd|asd [--step D] [--seeds A-B] --out DIR",
+		Short: "Write a labelled corpus for mciv eval: synthetic series, or SMD/ASD per metric",
+		Long: `Write a labelled corpus in NAB's layout under --out.
+
+synth: one series per seed (--seeds, e.g. 1-60) at --step (default 1m), with
+spikes, level shifts, drifts, variance and seasonality changes, flat lines
+and dropouts planted and labelled. smd, asd: the test halves of the
+labelled server data (--data, default ../shared/data or $MCIV_DATA), one
+series per machine and metric that has anomalies of its own
+(interpretation labels), at --step (default: the data's own step; coarser
+steps average, finer ones interpolate). Windows follow NAB's labeller.`,
+		Args: cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("eval corpus: --out is required")
+			}
+			var c *score.Corpus
+			var err error
+			switch kind {
+			case "synth":
+				c, err = synthCorpus(seeds, step)
+			case "smd", "asd":
+				c, err = serverCorpus(kind, data, step)
+			default:
+				return fmt.Errorf("eval corpus: --kind %q is not synth, smd or asd", kind)
+			}
+			if err != nil {
+				return err
+			}
+			if err := score.Write(out, c); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s: %d series, %d rows, %d windows\n", out, len(c.Series), c.Rows(), c.WindowCount())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&kind, "kind", "synth", "synth, smd or asd")
+	cmd.Flags().StringVar(&out, "out", "", "directory to write the corpus to")
+	cmd.Flags().StringVar(&data, "data", "", "labelled data directory (default: $MCIV_DATA or ../shared/data)")
+	cmd.Flags().StringVar(&seeds, "seeds", "1-60", "synth: the seeds, as A-B")
+	cmd.Flags().DurationVar(&step, "step", 0, "sampling step (synth default 1m; smd/asd default their own)")
+	return cmd
+}
+
+// synthCorpus generates the series of seeds "A-B" at step.
+func synthCorpus(seeds string, step time.Duration) (*score.Corpus, error) {
+	a, b, ok := strings.Cut(seeds, "-")
+	lo, err1 := strconv.ParseUint(a, 10, 64)
+	hi, err2 := strconv.ParseUint(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil || hi < lo {
+		return nil, fmt.Errorf("eval corpus: --seeds %q is not A-B", seeds)
+	}
+	if step <= 0 {
+		step = time.Minute
+	}
+	c := &score.Corpus{Name: "synth"}
+	for seed := lo; seed <= hi; seed++ {
+		s := synth.Generate(seed, step, 0)
+		lab := make([]bool, len(s.Values))
+		for _, an := range s.Anomalies {
+			to := an.To
+			if an.Kind == synth.LevelShift {
+				to = an.From // a lasting change: its start is the anomaly
+			}
+			for i := an.From; i <= to; i++ {
+				lab[i] = true
+			}
+		}
+		c.Series = append(c.Series, score.FromLabels(s.Name+".csv", s.Start, step, s.Values, lab))
+	}
+	return c, nil
+}
+
+// serverCorpus turns SMD or ASD into single-metric series.
+func serverCorpus(kind, data string, step time.Duration) (*score.Corpus, error) {
+	if data == "" {
+		d, err := quality.DataDir()
+		if err != nil {
+			return nil, fmt.Errorf("eval corpus: %w", err)
+		}
+		data = d
+	}
+	load := quality.LoadSMD
+	if kind == "asd" {
+		load = quality.LoadASD
+	}
+	ds, err := load(data)
+	if err != nil {
+		return nil, fmt.Errorf("eval corpus: %w", err)
+	}
+	pm, err := quality.PerMetric(ds, filepath.Join(data, kind, "interpretation_label"))
+	if err != nil {
+		pm, err = quality.PerMetric(ds, filepath.Join(data, "interpretation_label"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("eval corpus: %w", err)
+	}
+	if step <= 0 {
+		step = ds.Step
+	}
+	if step%ds.Step != 0 && ds.Step%step != 0 {
+		return nil, fmt.Errorf("eval corpus: --step %v and the data's %v do not divide one another", step, ds.Step)
+	}
+	c := &score.Corpus{Name: kind}
+	t0 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	for _, m := range pm.Machines {
+		if !anyTrue(m.Labels) || constant(m.Test[0]) {
+			continue
+		}
+		v, l := score.Resample(m.Test[0], m.Labels, ds.Step, step)
+		c.Series = append(c.Series, score.FromLabels(m.Name+".csv", t0, step, v, l))
+	}
+	return c, nil
+}
+
+func anyTrue(b []bool) bool {
+	for _, x := range b {
+		if x {
+			return true
+		}
+	}
+	return false
+}
+
+func constant(v []float64) bool {
+	for _, x := range v {
+		if x != v[0] {
+			return false
+		}
+	}
+	return true
+}

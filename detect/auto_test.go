@@ -1,0 +1,129 @@
+package detect
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// autoRun feeds n values of noise (level 100, sd 1) at step, mutated from
+// row at on, to a default auto detector, and returns the results.
+func autoRun(t *testing.T, step time.Duration, n, at int, mutate func(i int, v float64) float64) []Result {
+	t.Helper()
+	vs := noise(41, n, 100, 1)
+	for i := at; i < n; i++ {
+		vs[i] = mutate(i-at, vs[i])
+	}
+	return feed(mustSpec(t, Default("auto")).New(), vs, step)
+}
+
+func TestAutoKinds(t *testing.T) {
+	const n, at = 3000, 2000
+	for _, tc := range []struct {
+		kind   string
+		mutate func(i int, v float64) float64
+	}{
+		{KindSpike, func(i int, v float64) float64 {
+			if i == 0 {
+				return v + 30
+			}
+			return v
+		}},
+		{KindLevelShift, func(i int, v float64) float64 { return v + 2 }},
+		{KindDrift, func(i int, v float64) float64 { return v + 0.004*float64(i) }},
+		{KindVariance, func(i int, v float64) float64 { return 100 + (v-100)*6 }}, // or its first big deviation: spike
+		{KindVariance, func(i int, v float64) float64 { return 100 }},             // a flat line
+	} {
+		for _, step := range []time.Duration{time.Second, time.Minute, time.Hour} {
+			rs := autoRun(t, step, n, at, tc.mutate)
+			if f := firstFiring(rs, 0); f >= 0 && f < at {
+				t.Errorf("%s at %v: fired at %d on normal data (%+v)", tc.kind, step, f, rs[f])
+				continue
+			}
+			f := firstFiring(rs, at)
+			if f < 0 || f > at+600 {
+				t.Errorf("%s at %v: first firing %d, want soon after %d", tc.kind, step, f, at)
+				continue
+			}
+			if !accepts(tc.kind, rs[f].Kind) || rs[f].Score < 1-1e-5 {
+				t.Errorf("%s at %v: fired at %d as %q with score %v", tc.kind, step, f, rs[f].Kind, rs[f].Score)
+			}
+		}
+	}
+}
+
+// accepts says whether an anomaly planted as want may be reported as got:
+// a shift and a drift both move the level, and a variance increase often
+// shows first as one large deviation.
+func accepts(want, got string) bool {
+	switch want {
+	case KindLevelShift, KindDrift:
+		return got == KindLevelShift || got == KindDrift
+	case KindVariance:
+		return got == KindVariance || got == KindSpike
+	}
+	return got == want
+}
+
+func TestAutoSpikeIsShortSustainedChangeLasts(t *testing.T) {
+	spike := autoRun(t, time.Second, 2100, 2000, func(i int, v float64) float64 {
+		if i == 0 {
+			return v + 50
+		}
+		return v
+	})
+	firing := 0
+	for _, r := range spike[2000:] {
+		if r.Firing {
+			firing++
+		}
+	}
+	if firing < 1 || firing > 2 {
+		t.Errorf("a one-sample spike fires %d samples, want 1 or 2 (a rule's for keeps it from paging)", firing)
+	}
+	shift := autoRun(t, time.Second, 2100, 2000, func(i int, v float64) float64 { return v + 8 })
+	for i := 2000; i < 2030; i++ {
+		if !shift[i].Firing {
+			t.Fatalf("a lasting +8σ shift stops firing at %d: %+v", i, shift[i])
+		}
+	}
+}
+
+func TestAutoSeasonality(t *testing.T) {
+	// Five days of a daily cycle at 5-minute steps, then the cycle stops.
+	step := 5 * time.Minute
+	n := 5 * 288
+	vs := noise(43, n+288, 100, 1)
+	for i := range vs {
+		if i < n {
+			vs[i] += 20 * math.Sin(2*math.Pi*float64(i)/288)
+		}
+	}
+	rs := feed(mustSpec(t, Default("auto")).New(), vs, step)
+	if f := firstFiring(rs, 3*288); f >= 0 && f < n {
+		t.Fatalf("fired at %d on the seasonal days (%+v)", f, rs[f])
+	}
+	f := firstFiring(rs, n)
+	if f < 0 || f > n+144 {
+		t.Fatalf("broken seasonality: first firing %d, want within half a day of %d", f, n)
+	}
+}
+
+func TestAutoLearnsStep(t *testing.T) {
+	d := mustSpec(t, Default("auto")).New().(*Auto)
+	for i := range 100 {
+		d.Observe(t0.Add(time.Duration(i)*5*time.Minute), 1)
+	}
+	if got := d.j.Step(); got != 5*time.Minute {
+		t.Fatalf("step %v", got)
+	}
+	// An outage barely moves it.
+	d.Observe(t0.Add(100*5*time.Minute+3*time.Hour), 1)
+	if got := d.j.Step(); got > 6*time.Minute {
+		t.Fatalf("step after a gap %v", got)
+	}
+	// The baseline spans at least 128 samples: 128 x 5 min > 1h.
+	if got := d.j.tau(d.tau); got < int64(128*5*time.Minute) {
+		t.Fatalf("baseline %v", time.Duration(got))
+	}
+}

@@ -1,0 +1,69 @@
+package detect
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestCalibGaussianHistory(t *testing.T) {
+	var c calib
+	r := rand.New(rand.NewPCG(3, 3))
+	for range 20000 {
+		c.add(math.Abs(r.NormFloat64()), false)
+	}
+	// Against a history of |N(0,1)|, tail probabilities are the normal's
+	// (within the histogram's resolution of three bins per octave, and
+	// never below them).
+	for _, d := range []float64{0.5, 1, 2, 3} {
+		want := math.Erfc(d / math.Sqrt2)
+		if got := c.tail(d); got < want || got > want*1.6 {
+			t.Errorf("tail(%g) = %g, want ≈ %g", d, got, want)
+		}
+	}
+	if got := c.tail(6); got != math.Erfc(6/math.Sqrt2) {
+		t.Errorf("beyond the history: %g, want the Gaussian tail", got)
+	}
+	if got := c.tail(40); got != pFloor {
+		t.Errorf("far beyond: %g, want the floor", got)
+	}
+	if c.tail(0) != 1 || c.tail(4) >= c.tail(3) {
+		t.Error("tail is not a decreasing probability")
+	}
+}
+
+func TestCalibHeavyHistory(t *testing.T) {
+	// A history where 5 % of deviations are 6: a 6 is not rare here.
+	var c calib
+	for i := range 4000 {
+		d := 0.5
+		if i%20 == 0 {
+			d = 6
+		}
+		c.add(d, false)
+	}
+	if got := c.tail(4.5); got < 0.045 || got > 0.055 {
+		t.Errorf("tail(4.5) = %g, want ≈ 0.05", got)
+	}
+	// Deviations seen while firing barely count.
+	var f calib
+	for range 4000 {
+		f.add(0.5, false)
+	}
+	for range 100 {
+		f.add(6, true)
+	}
+	if got := f.tail(4.5); got > 1e-4 {
+		t.Errorf("firing deviations count: tail(4.5) = %g, want ≈ 0 (0.024 if they counted)", got)
+	}
+}
+
+func TestCalibYoung(t *testing.T) {
+	var c calib
+	for range calibMinN - 1 {
+		c.add(10, false)
+	}
+	if got, want := c.tail(3), math.Erfc(3/math.Sqrt2); got != want {
+		t.Errorf("young history: %g, want the Gaussian %g", got, want)
+	}
+}
