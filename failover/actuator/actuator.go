@@ -170,8 +170,17 @@ func (a *Actuator) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("actuator: alerts consumer: %w", err)
 	}
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex // orders the callback's wg.Add before wg.Wait
+		stopped bool
+	)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped { // a message delivered while stopping: left to the next actuator
+			return
+		}
 		// Acknowledge first: a decision is never replayed after a crash
 		// (no action is the safe side; the cooldown guards the rest).
 		_ = m.Ack()
@@ -195,6 +204,9 @@ func (a *Actuator) Run(ctx context.Context) error {
 	a.log.Info("failover actuator running", "holder", a.holder, "rules", len(a.policies()), "dry_run", a.cfg.DryRun)
 	<-ctx.Done()
 	cc.Stop()
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
 	wg.Wait()
 	return ctx.Err()
 }
