@@ -73,6 +73,9 @@ type FleetConfig struct {
 	// AbsenceGrace holds absence rules after a reconnect or a takeover
 	// (0: DefaultAbsenceGrace; negative: none).
 	AbsenceGrace time.Duration
+	// NoRebalance keeps a partition with its owner even when a live
+	// member prefers it (see Preferred and rebalance.go).
+	NoRebalance bool
 }
 
 func (c FleetConfig) withDefaults() FleetConfig {
