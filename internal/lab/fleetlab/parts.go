@@ -51,6 +51,12 @@ type Part struct {
 	proc           *labproc.Process
 }
 
+// readyLine is what each kind of part logs once it runs.
+var readyLine = map[string]string{
+	"analyzer": "analyzer running",
+	"notifier": "notifier starting",
+}
+
 // StartPart writes config (YAML without a metrics section: StartPart
 // adds one on a free port) and starts `bin kind --config` with it,
 // waiting until /metrics answers. The process is SIGKILLed when the test
@@ -82,8 +88,26 @@ func StartPart(ctx context.Context, t testing.TB, bin, kind, name, config string
 	return p
 }
 
-// Start starts the part (again, after Kill) and waits for its /metrics.
+// Start starts the part (again, after Kill) and waits until it logs that
+// it runs and serves /metrics. A part that exits first (a bus too busy to
+// create its streams in time, say) is started again, twice at most, as
+// systemd's Restart= would.
 func (p *Part) Start(ctx context.Context) error {
+	var err error
+	for range 3 {
+		if err = p.start(ctx); err == nil {
+			return nil
+		}
+		p.Kill()
+	}
+	return err
+}
+
+func (p *Part) start(ctx context.Context) error {
+	var from int64
+	if fi, err := os.Stat(p.log); err == nil {
+		from = fi.Size()
+	}
 	lf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("%s log: %w", p.Name, err)
@@ -99,6 +123,12 @@ func (p *Part) Start(ctx context.Context) error {
 	}
 	p.proc = proc
 	return proc.WaitReady(ctx, time.Minute, func(ctx context.Context) error {
+		if line, ok := readyLine[p.Kind]; ok {
+			data, _ := os.ReadFile(p.log)
+			if int64(len(data)) < from || !strings.Contains(string(data[from:]), line) {
+				return fmt.Errorf("%s has not logged %q yet", p.Name, line)
+			}
+		}
 		_, err := p.Metrics(ctx)
 		return err
 	})
