@@ -128,13 +128,20 @@ type fleet struct {
 	mu    sync.Mutex        // guards hosts
 	hosts map[[2]string]int // cluster, host -> partition, of owned partitions
 	parts []*partitionRunner
+
+	// members is who is up, for rebalancing (nil with NoRebalance);
+	// membersSeen is closed once the watch delivered the initial view.
+	members     *members
+	membersSeen chan struct{}
+	seenOnce    sync.Once
 }
 
 // partitionRunner pulls one partition and evaluates it while it owns it.
 type partitionRunner struct {
-	f    *fleet
-	n    int
-	cons jetstream.Consumer
+	f        *fleet
+	n        int
+	cons     jetstream.Consumer
+	consumer string // its durable name
 
 	owned   bool
 	pin     string
@@ -142,6 +149,7 @@ type partitionRunner struct {
 	applied uint64    // last input sequence evaluated
 	appTime time.Time // when it was stored
 	saved   time.Time // when we last checkpointed
+	since   time.Time // when we took it over
 }
 
 // runFleet is Run in fleet mode.
@@ -161,10 +169,11 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("analyzer: checkpoint bucket %s: %w", CheckpointBucket, err)
 	}
-	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, hosts: map[[2]string]int{}}
+	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, hosts: map[[2]string]int{}, membersSeen: make(chan struct{})}
 	for n := range fc.Partitions {
+		durable := "mciv-analyzer-p" + strconv.Itoa(n)
 		cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:        "mciv-analyzer-p" + strconv.Itoa(n),
+			Durable:        durable,
 			Description:    "mciv analyzers: partition " + strconv.Itoa(n),
 			FilterSubject:  bus.PartitionFilter(n),
 			DeliverPolicy:  jetstream.DeliverNewPolicy,
@@ -179,13 +188,23 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 		if err != nil {
 			return fmt.Errorf("analyzer: partition %d consumer: %w", n, err)
 		}
-		f.parts = append(f.parts, &partitionRunner{f: f, n: n, cons: cons})
+		f.parts = append(f.parts, &partitionRunner{f: f, n: n, cons: cons, consumer: durable})
 	}
 	a.outMu.Lock()
 	a.fleet = f
 	a.outMu.Unlock()
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	if !fc.NoRebalance {
+		f.members = newMembers(fc.Member, max(3*fc.CheckpointInterval, fc.PinnedTTL), time.Now)
+		wg.Go(func() { f.runMembers(runCtx) })
+		// Start from the members' view, so that each asks first for its
+		// own partitions.
+		select {
+		case <-f.membersSeen:
+		case <-time.After(2 * time.Second):
+		}
+	}
 	for _, p := range f.parts {
 		wg.Add(1)
 		go func() {
@@ -241,7 +260,11 @@ func (p *partitionRunner) key() string { return "p" + strconv.Itoa(p.n) }
 func (p *partitionRunner) run(ctx context.Context) {
 	a := p.f.a
 	fc := a.cfg.Fleet
-	if fc.Preferred != nil && !fc.Preferred(p.n) {
+	preferred := fc.Preferred
+	if preferred == nil && p.f.members != nil {
+		preferred = func(n int) bool { return p.f.members.preferred(n) == fc.Member }
+	}
+	if preferred != nil && !preferred(p.n) {
 		select {
 		case <-ctx.Done():
 			return
@@ -254,6 +277,7 @@ func (p *partitionRunner) run(ctx context.Context) {
 		if p.owned && time.Since(p.saved) >= fc.CheckpointInterval {
 			p.checkpoint(ctx)
 		}
+		p.maybeRelease(ctx)
 	}
 }
 
@@ -459,7 +483,7 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	}
 	a.fm.replayed.Add(float64(replayed))
 	p.f.mu.Lock()
-	p.owned, p.rev, p.saved = true, rev, time.Now()
+	p.owned, p.rev, p.saved, p.since = true, rev, time.Now(), time.Now()
 	p.f.mu.Unlock()
 	if p.applied < ckSeq {
 		p.applied, p.appTime = ckSeq, ckTime
@@ -473,8 +497,8 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 
 // checkpoint publishes what is queued and stores the partition's state
 // with compare-and-set; a conflict means another member owns the
-// partition now.
-func (p *partitionRunner) checkpoint(ctx context.Context) {
+// partition now. It reports whether the checkpoint was stored.
+func (p *partitionRunner) checkpoint(ctx context.Context) bool {
 	a := p.f.a
 	keep := p.f.inPartition(p.n)
 	a.mu.Lock()
@@ -485,24 +509,25 @@ func (p *partitionRunner) checkpoint(ctx context.Context) {
 	defer cancel()
 	if err := a.Flush(fctx); err != nil {
 		a.log.Debug("checkpoint waits for queued alert changes", "partition", p.n, "err", err)
-		return
+		return false
 	}
 	data, err := json.Marshal(&ck)
 	if err != nil {
 		a.log.Error("cannot encode checkpoint", "partition", p.n, "err", err)
-		return
+		return false
 	}
 	rev, err := p.f.kv.Update(fctx, p.key(), data, p.rev)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		p.lose("checkpoint compare-and-set failed")
-		return
+		return false
 	}
 	if err != nil {
 		a.log.Debug("checkpoint failed; retrying", "partition", p.n, "err", err)
-		return
+		return false
 	}
 	p.rev, p.saved = rev, time.Now()
 	a.fm.checkpoints.Inc()
+	return true
 }
 
 // lose stops evaluating the partition and forgets its hosts.

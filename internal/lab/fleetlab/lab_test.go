@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mciv/mciv/analyzer"
 	"github.com/mciv/mciv/collector"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/lab/fleetlab"
@@ -301,7 +302,8 @@ func storedAlerts(ctx context.Context, t testing.TB, js jetstream.JetStream) []*
 // batches. Every transition of h3's alert reaches Slack exactly once
 // (the post, the update and the thread reply of its resolution), no
 // other alert fires (no CollectorDown), the analyzers count exactly the
-// two dropped batches and the hosts lose nothing.
+// two dropped batches, the hosts lose nothing, and the restarted
+// analyzer gets its partitions back.
 // MCIV_FLEET_LAB=0 or -short skips it.
 func TestFleetLab(t *testing.T) {
 	if os.Getenv("MCIV_FLEET_LAB") == "0" || testing.Short() {
@@ -381,12 +383,25 @@ func TestFleetLab(t *testing.T) {
 	if err := victim.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-
+	restarted := time.Now()
 	// SIGKILL of a notifier while h3 fires; it comes back after the
 	// resolution.
 	h.waitSeq(t, 100)
 	l.notifiers[0].Kill()
 	t.Logf("SIGKILL of %s at seq %d", l.notifiers[0].Name, h.seq.Load())
+	// Rebalancing: the restarted analyzer gets back the partitions that
+	// rendezvous hashing gives it.
+	members := []string{l.analyzers[0].Name, l.analyzers[1].Name}
+	waitFor(t, 60*time.Second, "every partition with its preferred member", func() bool {
+		for p := range labPartitions {
+			if l.owner(ctx, p) != analyzer.PreferredMember(members, p) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%s got its share back %.2fs after its restart", victim.Name, time.Since(restarted).Seconds())
+
 	h.waitSeq(t, 150)
 	if err := l.notifiers[0].Start(ctx); err != nil {
 		t.Fatal(err)
