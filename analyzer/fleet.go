@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -134,6 +135,8 @@ type fleet struct {
 	members     *members
 	membersSeen chan struct{}
 	seenOnce    sync.Once
+
+	lastDelivery atomic.Int64 // unix nanos of the last message delivered
 }
 
 // partitionRunner pulls one partition and evaluates it while it owns it.
@@ -205,6 +208,7 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+	wg.Go(func() { f.watchStall(runCtx) })
 	for _, p := range f.parts {
 		wg.Add(1)
 		go func() {
@@ -330,6 +334,7 @@ func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
+	p.f.lastDelivery.Store(time.Now().UnixNano())
 	pin := msg.Headers().Get("Nats-Pin-Id")
 	if !p.owned || (pin != "" && pin != p.pin) {
 		if p.owned {
@@ -551,4 +556,43 @@ func (p *partitionRunner) lose(why string) {
 	a.fm.lost.Inc()
 	a.fm.owned.Dec()
 	a.log.Warn("partition lost", "partition", p.n, "member", a.cfg.Fleet.Member, "why", why)
+}
+
+// watchStall holds absence rules while the input stream stalls: when
+// nothing was delivered for half a second to a member that owns
+// partitions, it asks the stream for its state, and a stream that does
+// not answer (no leader: an election after its leader died) or has no
+// leader starts (or extends) the absence grace. A stalled pull times out
+// like a quiet one, so the pulls alone cannot tell.
+func (f *fleet) watchStall(ctx context.Context) {
+	a := f.a
+	if a.cfg.Fleet.AbsenceGrace <= 0 {
+		return
+	}
+	const quiet = 500 * time.Millisecond
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if len(a.Owned()) == 0 || time.Since(time.Unix(0, f.lastDelivery.Load())) < quiet {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, quiet)
+		info, err := f.stream.Info(ictx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+			continue
+		}
+		if a.grace.start(a.cfg.Now(), a.cfg.Fleet.AbsenceGrace) {
+			a.fm.graces.Inc()
+		}
+		a.log.Debug("input stream stalled: absence rules held", "err", err)
+	}
 }

@@ -71,7 +71,7 @@ type lab struct {
 
 // startLab starts the cluster, builds mciv (both at once), makes the
 // streams and starts the analyzers and notifiers.
-func startLab(ctx context.Context, t testing.TB, analyzers, notifiers int) *lab {
+func startLab(ctx context.Context, t testing.TB, analyzers, notifiers int, rules string) *lab {
 	t.Helper()
 	binDir := t.TempDir()
 	type built struct {
@@ -107,7 +107,7 @@ func startLab(ctx context.Context, t testing.TB, analyzers, notifiers int) *lab 
 		return err == nil
 	})
 	l.rules = filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(l.rules, []byte(labRules), 0o600); err != nil {
+	if err := os.WriteFile(l.rules, []byte(rules), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -312,7 +312,7 @@ func TestFleetLab(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	began := time.Now()
-	l := startLab(ctx, t, 2, 2)
+	l := startLab(ctx, t, 2, 2, labRules)
 	t.Logf("lab up in %.1fs", time.Since(began).Seconds())
 
 	const last = 200
