@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -73,6 +74,9 @@ type FleetConfig struct {
 	// AbsenceGrace holds absence rules after a reconnect or a takeover
 	// (0: DefaultAbsenceGrace; negative: none).
 	AbsenceGrace time.Duration
+	// NoRebalance keeps a partition with its owner even when a live
+	// member prefers it (see Preferred and rebalance.go).
+	NoRebalance bool
 }
 
 func (c FleetConfig) withDefaults() FleetConfig {
@@ -125,13 +129,22 @@ type fleet struct {
 	mu    sync.Mutex        // guards hosts
 	hosts map[[2]string]int // cluster, host -> partition, of owned partitions
 	parts []*partitionRunner
+
+	// members is who is up, for rebalancing (nil with NoRebalance);
+	// membersSeen is closed once the watch delivered the initial view.
+	members     *members
+	membersSeen chan struct{}
+	seenOnce    sync.Once
+
+	lastDelivery atomic.Int64 // unix nanos of the last message delivered
 }
 
 // partitionRunner pulls one partition and evaluates it while it owns it.
 type partitionRunner struct {
-	f    *fleet
-	n    int
-	cons jetstream.Consumer
+	f        *fleet
+	n        int
+	cons     jetstream.Consumer
+	consumer string // its durable name
 
 	owned   bool
 	pin     string
@@ -139,6 +152,7 @@ type partitionRunner struct {
 	applied uint64    // last input sequence evaluated
 	appTime time.Time // when it was stored
 	saved   time.Time // when we last checkpointed
+	since   time.Time // when we took it over
 }
 
 // runFleet is Run in fleet mode.
@@ -158,10 +172,11 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("analyzer: checkpoint bucket %s: %w", CheckpointBucket, err)
 	}
-	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, hosts: map[[2]string]int{}}
+	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, hosts: map[[2]string]int{}, membersSeen: make(chan struct{})}
 	for n := range fc.Partitions {
+		durable := "mciv-analyzer-p" + strconv.Itoa(n)
 		cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:        "mciv-analyzer-p" + strconv.Itoa(n),
+			Durable:        durable,
 			Description:    "mciv analyzers: partition " + strconv.Itoa(n),
 			FilterSubject:  bus.PartitionFilter(n),
 			DeliverPolicy:  jetstream.DeliverNewPolicy,
@@ -176,13 +191,24 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 		if err != nil {
 			return fmt.Errorf("analyzer: partition %d consumer: %w", n, err)
 		}
-		f.parts = append(f.parts, &partitionRunner{f: f, n: n, cons: cons})
+		f.parts = append(f.parts, &partitionRunner{f: f, n: n, cons: cons, consumer: durable})
 	}
 	a.outMu.Lock()
 	a.fleet = f
 	a.outMu.Unlock()
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	if !fc.NoRebalance {
+		f.members = newMembers(fc.Member, max(3*fc.CheckpointInterval, fc.PinnedTTL), time.Now)
+		wg.Go(func() { f.runMembers(runCtx) })
+		// Start from the members' view, so that each asks first for its
+		// own partitions.
+		select {
+		case <-f.membersSeen:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	wg.Go(func() { f.watchStall(runCtx) })
 	for _, p := range f.parts {
 		wg.Add(1)
 		go func() {
@@ -238,7 +264,11 @@ func (p *partitionRunner) key() string { return "p" + strconv.Itoa(p.n) }
 func (p *partitionRunner) run(ctx context.Context) {
 	a := p.f.a
 	fc := a.cfg.Fleet
-	if fc.Preferred != nil && !fc.Preferred(p.n) {
+	preferred := fc.Preferred
+	if preferred == nil && p.f.members != nil {
+		preferred = func(n int) bool { return p.f.members.preferred(n) == fc.Member }
+	}
+	if preferred != nil && !preferred(p.n) {
 		select {
 		case <-ctx.Done():
 			return
@@ -251,6 +281,7 @@ func (p *partitionRunner) run(ctx context.Context) {
 		if p.owned && time.Since(p.saved) >= fc.CheckpointInterval {
 			p.checkpoint(ctx)
 		}
+		p.maybeRelease(ctx)
 	}
 }
 
@@ -303,6 +334,7 @@ func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
+	p.f.lastDelivery.Store(time.Now().UnixNano())
 	pin := msg.Headers().Get("Nats-Pin-Id")
 	if !p.owned || (pin != "" && pin != p.pin) {
 		if p.owned {
@@ -475,7 +507,7 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	}
 	a.fm.replayed.Add(float64(replayed))
 	p.f.mu.Lock()
-	p.owned, p.rev, p.saved = true, rev, time.Now()
+	p.owned, p.rev, p.saved, p.since = true, rev, time.Now(), time.Now()
 	p.f.mu.Unlock()
 	if p.applied < ckSeq {
 		p.applied, p.appTime = ckSeq, ckTime
@@ -489,8 +521,8 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 
 // checkpoint publishes what is queued and stores the partition's state
 // with compare-and-set; a conflict means another member owns the
-// partition now.
-func (p *partitionRunner) checkpoint(ctx context.Context) {
+// partition now. It reports whether the checkpoint was stored.
+func (p *partitionRunner) checkpoint(ctx context.Context) bool {
 	a := p.f.a
 	keep := p.f.inPartition(p.n)
 	a.mu.Lock()
@@ -501,24 +533,25 @@ func (p *partitionRunner) checkpoint(ctx context.Context) {
 	defer cancel()
 	if err := a.Flush(fctx); err != nil {
 		a.log.Debug("checkpoint waits for queued alert changes", "partition", p.n, "err", err)
-		return
+		return false
 	}
 	data, err := json.Marshal(&ck)
 	if err != nil {
 		a.log.Error("cannot encode checkpoint", "partition", p.n, "err", err)
-		return
+		return false
 	}
 	rev, err := p.f.kv.Update(fctx, p.key(), data, p.rev)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		p.lose("checkpoint compare-and-set failed")
-		return
+		return false
 	}
 	if err != nil {
 		a.log.Debug("checkpoint failed; retrying", "partition", p.n, "err", err)
-		return
+		return false
 	}
 	p.rev, p.saved = rev, time.Now()
 	a.fm.checkpoints.Inc()
+	return true
 }
 
 // lose stops evaluating the partition and forgets its hosts.
@@ -542,4 +575,43 @@ func (p *partitionRunner) lose(why string) {
 	a.fm.lost.Inc()
 	a.fm.owned.Dec()
 	a.log.Warn("partition lost", "partition", p.n, "member", a.cfg.Fleet.Member, "why", why)
+}
+
+// watchStall holds absence rules while the input stream stalls: when
+// nothing was delivered for half a second to a member that owns
+// partitions, it asks the stream for its state, and a stream that does
+// not answer (no leader: an election after its leader died) or has no
+// leader starts (or extends) the absence grace. A stalled pull times out
+// like a quiet one, so the pulls alone cannot tell.
+func (f *fleet) watchStall(ctx context.Context) {
+	a := f.a
+	if a.cfg.Fleet.AbsenceGrace <= 0 {
+		return
+	}
+	const quiet = 500 * time.Millisecond
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if len(a.Owned()) == 0 || time.Since(time.Unix(0, f.lastDelivery.Load())) < quiet {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, quiet)
+		info, err := f.stream.Info(ictx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+			continue
+		}
+		if a.grace.start(a.cfg.Now(), a.cfg.Fleet.AbsenceGrace) {
+			a.fm.graces.Inc()
+		}
+		a.log.Debug("input stream stalled: absence rules held", "err", err)
+	}
 }

@@ -16,6 +16,7 @@ type fleetMetrics struct {
 	lost        prometheus.Counter
 	checkpoints prometheus.Counter
 	replayed    prometheus.Counter
+	handovers   prometheus.Counter
 }
 
 func newFleetMetrics(reg prometheus.Registerer) (*fleetMetrics, error) {
@@ -43,9 +44,12 @@ func newFleetMetrics(reg prometheus.Registerer) (*fleetMetrics, error) {
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mciv_analyzer_replayed_messages_total", Help: "Input messages replayed on takeover (warm-up and catch-up).",
 		}),
+		handovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mciv_analyzer_partition_handovers_total", Help: "Partitions this analyzer handed to their preferred member (rebalancing).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.missed, m.graces, m.owned, m.takeovers, m.lost, m.checkpoints, m.replayed} {
+		for _, c := range []prometheus.Collector{m.missed, m.graces, m.owned, m.takeovers, m.lost, m.checkpoints, m.replayed, m.handovers} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering analyzer fleet metrics: %w", err)
 			}

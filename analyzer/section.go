@@ -1,5 +1,11 @@
 package analyzer
 
+import (
+	"time"
+
+	"github.com/mciv/mciv/internal/yamltime"
+)
+
 // Section is the `analyzer:` section of mciv's configuration.
 type Section struct {
 	// Enabled switches the analyzer (and the failover actuator beside it)
@@ -11,6 +17,45 @@ type Section struct {
 	// the partitions of the input stream (see FleetConfig); the partition
 	// count is nats.partitions.
 	Partitioned bool `yaml:"partitioned"`
+	// Fleet tunes fleet mode; zero values take FleetConfig's defaults.
+	Fleet FleetSection `yaml:"fleet"`
+}
+
+// FleetSection is `analyzer.fleet`: the timings of fleet mode.
+type FleetSection struct {
+	// PinTimeout is how long a partition's owner may stop pulling before
+	// the server pins another member (FleetConfig.PinnedTTL; 0: 3s).
+	PinTimeout yamltime.Duration `yaml:"pin_timeout"`
+	// CheckpointInterval is how often an owner checkpoints each
+	// partition (0: 2s).
+	CheckpointInterval yamltime.Duration `yaml:"checkpoint_interval"`
+	// AbsenceGrace holds absence rules after a reconnect or a takeover
+	// (0: 10s; negative: none).
+	AbsenceGrace yamltime.Duration `yaml:"absence_grace"`
+	// Warmup is the history before a checkpoint a new owner replays
+	// silently (0: 10m; negative: none).
+	Warmup yamltime.Duration `yaml:"warmup"`
+	// Rebalance gives each partition back to its preferred member (by
+	// rendezvous hashing of the live members) once that member is up
+	// again (absent: on).
+	Rebalance *bool `yaml:"rebalance"`
+}
+
+// Apply copies the section's settings into c (zero values leave c's).
+func (s FleetSection) Apply(c FleetConfig) FleetConfig {
+	set := func(dst *time.Duration, v yamltime.Duration) {
+		if v != 0 {
+			*dst = v.D()
+		}
+	}
+	set(&c.PinnedTTL, s.PinTimeout)
+	set(&c.CheckpointInterval, s.CheckpointInterval)
+	set(&c.AbsenceGrace, s.AbsenceGrace)
+	set(&c.Warmup, s.Warmup)
+	if s.Rebalance != nil {
+		c.NoRebalance = !*s.Rebalance
+	}
+	return c
 }
 
 // On reports whether the analyzer runs (enabled absent or true).

@@ -246,7 +246,11 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 		conns = append(conns, nc)
-		c, err := collector.New(cfg.Collector.Config(cfg.Cluster, cfg.Host), nc.Conn, reg, logger.With("part", "collector"))
+		pub, err := collectorPublisher(ctx, cfg, nc.Conn, reg, logger.With("part", "collector"), start)
+		if err != nil {
+			return err
+		}
+		c, err := collector.New(cfg.Collector.Config(cfg.Cluster, cfg.Host), pub, reg, logger.With("part", "collector"))
 		if err != nil {
 			return fmt.Errorf("collector: %w", err)
 		}

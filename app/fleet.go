@@ -20,10 +20,10 @@ func fleetConfig(cfg config.Config, nc *nats.Conn) analyzer.FleetConfig {
 	if parts <= 0 {
 		parts = bus.DefaultPartitions
 	}
-	return analyzer.FleetConfig{
+	return cfg.Analyzer.Fleet.Apply(analyzer.FleetConfig{
 		Partitions: parts,
 		Member:     cfg.Host,
 		Replicas:   replicas,
 		Input:      cfg.NATS.InputOptions(replicas),
-	}
+	})
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,6 +105,8 @@ type Collector struct {
 	pgProbes []pgProbe
 
 	samplesSubject, eventsSubject string
+	// run tells this run's batch ids from an earlier run's.
+	run string
 
 	running atomic.Bool
 	started chan struct{}
@@ -212,6 +215,7 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 		samplesSubject: wire.SamplesSubject(cfg.Cluster, cfg.Host),
 		eventsSubject:  wire.EventsSubject(cfg.Cluster, cfg.Host),
 		started:        make(chan struct{}),
+		run:            strconv.FormatInt(time.Now().UnixMilli(), 36),
 	}, nil
 }
 
@@ -458,12 +462,25 @@ func (c *Collector) readAggregates(p *probes, pgSock *dbListeners, tracker *delt
 }
 
 func (c *Collector) publishBatch(b *wire.Batch) {
-	if err := c.pub.Publish(c.samplesSubject, wire.EncodeBatch(b)); err != nil {
+	var err error
+	if idp, ok := c.pub.(IDPublisher); ok {
+		err = idp.PublishID(c.samplesSubject, wire.EncodeBatch(b), c.batchID(b.Seq))
+	} else {
+		err = c.pub.Publish(c.samplesSubject, wire.EncodeBatch(b))
+	}
+	if err != nil {
 		c.m.publishErrors.WithLabelValues("samples").Inc()
 		c.logger.Warn("cannot publish sample batch", "subject", c.samplesSubject, "seq", b.Seq, "err", err)
 		return
 	}
 	c.m.batches.Inc()
+}
+
+// batchID is the message id of batch seq of this run: a batch retried
+// after an outage is stored once, and a restarted collector (seq from 1
+// again) is not taken for a duplicate.
+func (c *Collector) batchID(seq uint64) string {
+	return c.cfg.Cluster + "." + c.cfg.Host + "." + c.run + "." + strconv.FormatUint(seq, 10)
 }
 
 // readEvents forwards ring buffer records until the reader is closed.

@@ -211,7 +211,11 @@ func (d *Dispatcher) consume(ctx context.Context, js jetstream.JetStream) error 
 	for ctx.Err() == nil {
 		// (A pull request sent after ctx ended could take a message, a
 		// nak'd one included, to an inbox nobody reads any more.)
-		msg, err := cons.Next(jetstream.FetchContext(ctx))
+		// A bounded wait: a pull request lost with a NATS node (SIGKILL,
+		// leader change) would otherwise be waited on forever.
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		msg, err := cons.Next(jetstream.FetchContext(fctx))
+		cancel()
 		switch {
 		case ctx.Err() != nil:
 			if msg != nil {
@@ -221,7 +225,7 @@ func (d *Dispatcher) consume(ctx context.Context, js jetstream.JetStream) error 
 				}
 			}
 			return ctx.Err()
-		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoHeartbeat):
+		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, context.DeadlineExceeded):
 			continue // nothing to do for a while; ask again
 		case err != nil:
 			return fmt.Errorf("consumer %s: next message: %w", d.cfg.Durable, err)

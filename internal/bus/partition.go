@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -119,4 +120,16 @@ func Replicas(configured int, nc *nats.Conn) int {
 		return 1
 	}
 	return max(1, min(3, len(nc.Servers())))
+}
+
+// PartitionOf is the partition of the input stream that the server's
+// {{partition(n,2,3)}} transform gives cluster and host: FNV-1a (32 bit)
+// of the two tokens concatenated, modulo n.
+func PartitionOf(cluster, host string, n int) int {
+	if n <= 0 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(cluster + host))
+	return int(h.Sum32() % uint32(n))
 }

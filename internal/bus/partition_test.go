@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +68,9 @@ func TestInputStreamPartitionsHosts(t *testing.T) {
 		host := orig[len("mciv.samples."):]
 		if len(orig) > len("mciv.events.") && orig[:len("mciv.events.")] == "mciv.events." {
 			host = orig[len("mciv.events."):]
+		}
+		if cl, h, ok := strings.Cut(host, "."); !ok || PartitionOf(cl, h, 4) != p {
+			t.Errorf("PartitionOf(%q) = %d, the server put it in %d", host, PartitionOf(cl, h, 4), p)
 		}
 		if q, ok := where[host]; ok && q != p {
 			t.Errorf("host %s in partitions %d and %d", host, q, p)
