@@ -96,20 +96,33 @@ func Run(ctx context.Context, opts Options) error {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 
+	sec, err := newSecurity(cfg, logger)
+	if err != nil {
+		return err
+	}
 	url := cfg.NATS.URL
 	if url == "" {
-		emb, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: cfg.DataDir, Listen: cfg.NATS.Listen, ServerName: "mciv-" + cfg.Host}, logger)
+		es, err := sec.embedded()
+		if err != nil {
+			return err
+		}
+		emb, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: cfg.DataDir, Listen: cfg.NATS.Listen, ServerName: "mciv-" + cfg.Host, EmbeddedSecure: es}, logger)
 		if err != nil {
 			return err
 		}
 		defer emb.Shutdown()
 		url = emb.URL()
+		if err := sec.provision(ctx, url, logger); err != nil {
+			return err
+		}
 	}
 	connect := func(part string) (*natsConn, error) {
-		nc, err := bus.Connect(ctx, url, bus.ConnectOptions{
-			Name:      "mciv-" + part + " " + cfg.Cluster + "/" + cfg.Host,
-			CredsFile: cfg.NATS.Creds, NKeyFile: cfg.NATS.NKey, Logger: logger.With("part", part),
-		})
+		co, err := sec.connectOptions(part)
+		if err != nil {
+			return nil, err
+		}
+		co.Name, co.Logger = "mciv-"+part+" "+cfg.Cluster+"/"+cfg.Host, logger.With("part", part)
+		nc, err := bus.Connect(ctx, url, co)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", part, err)
 		}
@@ -168,7 +181,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
+		if err := sec.ensureStreams(ctx, js, logger, bus.AlertsStream, bus.AcksStream, bus.ActionsStream); err != nil {
 			return err
 		}
 		if _, err := startNotifier(ctx, cfg, opts.Console, nc.Conn, js, reg, logger, start); err != nil {
@@ -196,7 +209,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
+		if err := sec.ensureStreams(ctx, js, logger, bus.AlertsStream); err != nil {
 			return err
 		}
 		// A reload that changes which rules ask for failover reaches the
