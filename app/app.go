@@ -237,7 +237,7 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 		conns = append(conns, nc)
-		act, err := startFailover(ctx, cfg, ruleSet, nc.Conn, logger, start)
+		act, err := startFailover(ctx, cfg, ruleSet, nc.Conn, reg, logger, start)
 		if err != nil {
 			return err
 		}

@@ -100,7 +100,7 @@ func startTrustLab(t *testing.T) *trustLab {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{Config: cfg, Parts: Parts{Analyzer: true, Notifier: true}, Registry: l.reg,
-			Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			Logger:  slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			Console: l.console, Ready: func(i Info) { ready <- i }})
 	}()
 	select {
