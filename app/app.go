@@ -23,6 +23,7 @@ import (
 	"github.com/mciv/mciv/collector"
 	"github.com/mciv/mciv/failover/actuator"
 	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/internal/httpserver"
 	"github.com/mciv/mciv/rules"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -138,7 +139,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		metricsSrv = httpserver.New(mux, httpserver.Limits{})
 		go func() { _ = metricsSrv.Serve(ln) }()
 		info.MetricsAddr = ln.Addr().String()
 		logger.Info("serving metrics", "url", "http://"+info.MetricsAddr+"/metrics")
