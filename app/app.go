@@ -23,6 +23,7 @@ import (
 	"github.com/mciv/mciv/collector"
 	"github.com/mciv/mciv/failover/actuator"
 	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/internal/httpserver"
 	"github.com/mciv/mciv/rules"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -99,20 +100,33 @@ func Run(ctx context.Context, opts Options) error {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 
+	sec, err := newSecurity(cfg, logger)
+	if err != nil {
+		return err
+	}
 	url := cfg.NATS.URL
 	if url == "" {
-		emb, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: cfg.DataDir, Listen: cfg.NATS.Listen, ServerName: "mciv-" + cfg.Host}, logger)
+		es, err := sec.embedded()
+		if err != nil {
+			return err
+		}
+		emb, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: cfg.DataDir, Listen: cfg.NATS.Listen, ServerName: "mciv-" + cfg.Host, EmbeddedSecure: es}, logger)
 		if err != nil {
 			return err
 		}
 		defer emb.Shutdown()
 		url = emb.URL()
+		if err := sec.provision(ctx, url, logger); err != nil {
+			return err
+		}
 	}
 	connect := func(part string) (*natsConn, error) {
-		nc, err := bus.Connect(ctx, url, bus.ConnectOptions{
-			Name:      "mciv-" + part + " " + cfg.Cluster + "/" + cfg.Host,
-			CredsFile: cfg.NATS.Creds, NKeyFile: cfg.NATS.NKey, Logger: logger.With("part", part),
-		})
+		co, err := sec.connectOptions(part)
+		if err != nil {
+			return nil, err
+		}
+		co.Name, co.Logger = "mciv-"+part+" "+cfg.Cluster+"/"+cfg.Host, logger.With("part", part)
+		nc, err := bus.Connect(ctx, url, co)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", part, err)
 		}
@@ -128,7 +142,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		metricsSrv = httpserver.New(mux, httpserver.Limits{})
 		go func() { _ = metricsSrv.Serve(ln) }()
 		info.MetricsAddr = ln.Addr().String()
 		logger.Info("serving metrics", "url", "http://"+info.MetricsAddr+"/metrics")
@@ -171,7 +185,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Replicas: bus.Replicas(cfg.NATS.Replicas, nc.Conn)}); err != nil {
+		if err := sec.ensureStreams(ctx, js, logger, bus.Replicas(cfg.NATS.Replicas, nc.Conn), bus.AlertsStream, bus.AcksStream, bus.ActionsStream); err != nil {
 			return err
 		}
 		if _, err := startNotifier(ctx, cfg, opts.Console, nc.Conn, js, reg, logger, start); err != nil {
@@ -199,7 +213,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{Replicas: bus.Replicas(cfg.NATS.Replicas, nc.Conn)}); err != nil {
+		if err := sec.ensureStreams(ctx, js, logger, bus.Replicas(cfg.NATS.Replicas, nc.Conn), bus.AlertsStream); err != nil {
 			return err
 		}
 		// A reload that changes which rules ask for failover reaches the
@@ -228,7 +242,7 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 		conns = append(conns, nc)
-		act, err := startFailover(ctx, cfg, ruleSet, nc.Conn, logger, start)
+		act, err := startFailover(ctx, cfg, ruleSet, nc.Conn, reg, logger, start)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/rules"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // startFailover starts the guarded failover actuator on its own
@@ -18,10 +19,11 @@ import (
 // clusters, its durable consumer on MCIV_ALERTS, and its KV state. The
 // rules whose `actions` ask for failover are acted on, as are those named
 // in failover.rules (which take precedence).
-func startFailover(ctx context.Context, cfg config.Config, set *rules.Set, nc *nats.Conn, logger *slog.Logger,
+func startFailover(ctx context.Context, cfg config.Config, set *rules.Set, nc *nats.Conn, reg prometheus.Registerer, logger *slog.Logger,
 	start func(string, func(context.Context) error)) (*actuator.Actuator, error) {
 	fcfg := cfg.Failover
 	fcfg.Rules = failoverPolicies(set, cfg.Failover.Rules)
+	fcfg.Approvers = approvers(cfg)
 	log := logger.With("part", "failover")
 	if len(fcfg.Rules) == 0 {
 		log.Warn("failover is enabled but no rule asks for it: add actions: [{failover: {}}] to a rule, or failover.rules")
@@ -41,8 +43,28 @@ func startFailover(ctx context.Context, cfg config.Config, set *rules.Set, nc *n
 	if err := a.Open(ctx); err != nil {
 		return nil, fmt.Errorf("failover: %w", err)
 	}
+	if reg != nil {
+		if err := reg.Register(a.Metrics()); err != nil {
+			return nil, fmt.Errorf("failover: metrics: %w", err)
+		}
+	}
 	start("failover", a.Run)
 	return a, nil
+}
+
+// approvers are who may approve a failover: failover.approvers, else
+// every on-call person with a Slack id.
+func approvers(cfg config.Config) []string {
+	if len(cfg.Failover.Approvers) > 0 {
+		return cfg.Failover.Approvers
+	}
+	var ids []string
+	for _, p := range cfg.OnCall.People {
+		if p.Slack != "" {
+			ids = append(ids, p.Slack)
+		}
+	}
+	return ids
 }
 
 // failoverPolicies merges the failover actions of the rules with the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mciv/mciv/app/config"
 	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/internal/httpserver"
 	"github.com/mciv/mciv/notifier"
 	"github.com/mciv/mciv/notifier/chart"
 	"github.com/mciv/mciv/notifier/console"
@@ -106,7 +107,7 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 			}
 			mux := http.NewServeMux()
 			mux.Handle(path, h)
-			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			srv := httpserver.New(mux, httpserver.Limits{})
 			log.Info("slack interactivity endpoint", "url", "http://"+ln.Addr().String()+path)
 			start("slack-interactivity", func(ctx context.Context) error {
 				go func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/internal/tlsconf"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/pflag"
 )
@@ -17,12 +18,16 @@ const defaultNATSURL = "nats://127.0.0.1:4222"
 // --creds.
 type natsFlags struct {
 	url, creds string
+	tls        tlsconf.Config
 }
 
 // add registers the flags on fs (a command's Flags or PersistentFlags).
 func (f *natsFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.url, "nats", "", "NATS URL (default $MCIV_NATS_URL, else "+defaultNATSURL+")")
 	fs.StringVar(&f.creds, "creds", "", "NATS credentials file")
+	fs.StringVar(&f.tls.CAFile, "tls-ca", "", "CA file of the NATS servers' certificates (TLS)")
+	fs.StringVar(&f.tls.CertFile, "tls-cert", "", "client certificate (mutual TLS)")
+	fs.StringVar(&f.tls.KeyFile, "tls-key", "", "client key (mutual TLS)")
 }
 
 // URL is the server to connect to: --nats, else MCIV_NATS_URL, else the
@@ -39,5 +44,10 @@ func (f *natsFlags) URL(getenv func(string) string) string {
 
 // connect connects to the server the flags name, as the client name.
 func (f *natsFlags) connect(ctx context.Context, e *env, name string) (*nats.Conn, error) {
-	return bus.Connect(ctx, f.URL(e.getenv), bus.ConnectOptions{Name: name, CredsFile: f.creds, Logger: e.logger()})
+	tc, err := f.tls.Client()
+	if err != nil {
+		return nil, err
+	}
+	return bus.Connect(ctx, f.URL(e.getenv), bus.ConnectOptions{Name: name, CredsFile: f.creds, Logger: e.logger(),
+		Secure: bus.Secure{TLS: tc}})
 }

@@ -22,6 +22,7 @@ func upCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			warnSecretConfig(e, e.configPath)
 			logger := e.logger()
 			parts := app.Enabled(cfg)
 			if off := parts.Off(); len(off) > 0 {
@@ -54,6 +55,7 @@ func partCmd(e *env, part string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			warnSecretConfig(e, e.configPath)
 			if cfg.NATS.URL == "" {
 				return fmt.Errorf("mciv %s needs nats.url in the config or MCIV_NATS_URL; `mciv up` runs everything with an embedded NATS", part)
 			}

@@ -33,6 +33,7 @@ import (
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // kvTimeout bounds one KV operation: a bus that does not answer means no
@@ -77,8 +78,9 @@ type Actuator struct {
 	onDec   func(wire.Action)
 	obs     *Observer
 
-	store *Store
-	seq   atomic.Uint64 // numbers decisions for their audit ids
+	store   *Store
+	seq     atomic.Uint64          // numbers decisions for their audit ids
+	refused *prometheus.CounterVec // spoofed samples and refused approvals, by reason (trust.go)
 
 	mu       sync.Mutex
 	rules    map[string]Policy            // by alert name; SetRules replaces it
@@ -103,6 +105,7 @@ func New(opts Options) (*Actuator, error) {
 		obs:    NewObserver(cfg.Signals, max(cfg.Window.D(), cfg.SeenWindow.D())),
 		firing: map[string]map[string]string{}, resolved: map[string]chan struct{}{},
 		locks: map[string]*sync.Mutex{}, rules: map[string]Policy{},
+		refused: newRefusedCounter(),
 	}
 	for name, p := range cfg.Rules {
 		a.rules[name] = p
@@ -148,13 +151,7 @@ func (a *Actuator) Run(ctx context.Context) error {
 		return err
 	}
 	nc := a.js.Conn()
-	sub, err := nc.Subscribe(wire.SamplesWildcard, func(m *nats.Msg) {
-		b, err := wire.DecodeBatch(m.Data)
-		if err != nil {
-			return
-		}
-		a.Observe(b)
-	})
+	sub, err := nc.Subscribe(wire.SamplesWildcard, func(m *nats.Msg) { a.ObserveMsg(m.Subject, m.Data) })
 	if err != nil {
 		return fmt.Errorf("actuator: subscribe samples: %w", err)
 	}
@@ -577,42 +574,6 @@ func (a *Actuator) act(ctx context.Context, drv failover.Driver, al *wire.Alert,
 			what, failover.OutcomeOf(err), err)
 	}
 	return d
-}
-
-// awaitApproval publishes a pending_approval record and waits for an
-// approve Ack of the alert's fingerprint. It returns who approved, or why not.
-func (a *Actuator) awaitApproval(ctx context.Context, al *wire.Alert, what string) (bool, string) {
-	cluster := al.Labels["cluster"]
-	ch := make(chan *nats.Msg, 16)
-	sub, err := a.js.Conn().ChanSubscribe(wire.AckSubject(cluster), ch)
-	if err != nil {
-		return false, fmt.Sprintf("cannot listen for approvals: %v", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	timeout := a.cfg.ApprovalTimeout.D()
-	pending := wire.Action{
-		Cluster: cluster, Fingerprint: al.Fingerprint, Rule: al.Rule, Kind: string(failover.ActionSwitchover),
-		Decision: DecisionPendingApproval, From: al.Labels["host"],
-		Reason: fmt.Sprintf("waiting up to %s for approval to switch over %s", timeout, what),
-	}
-	// The wait starts before the pending record is out: whoever reacts to
-	// the record (a person, or a test advancing its clock) finds it running.
-	deadline := a.clock.After(timeout)
-	a.publish(ctx, &pending)
-	for {
-		select {
-		case <-ctx.Done():
-			return false, "the actuator stopped while waiting for approval"
-		case <-deadline:
-			return false, fmt.Sprintf("nobody approved within %s", timeout)
-		case m := <-ch:
-			ack, err := wire.DecodeAck(m.Data)
-			if err != nil || ack.Fingerprint != al.Fingerprint || ack.Action != wire.AckApprove {
-				continue
-			}
-			return true, orDash(ack.By) + " via " + orDash(ack.Via)
-		}
-	}
 }
 
 // publish writes the audit record, retrying while the bus is away, and

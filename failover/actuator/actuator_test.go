@@ -11,6 +11,7 @@ import (
 
 	"github.com/mciv/mciv/failover"
 	"github.com/mciv/mciv/internal/wire"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 var bucketSeq atomic.Int64
@@ -327,13 +328,14 @@ func TestResolvedDuringApprovalIsNotActedOn(t *testing.T) {
 	h.act.Track(al)
 	done := make(chan wire.Action, 1)
 	go func() { done <- h.act.Handle(context.Background(), al) }()
-	if p := <-h.decs; p.Decision != DecisionPendingApproval {
+	p := <-h.decs
+	if p.Decision != DecisionPendingApproval {
 		t.Fatalf("first decision %s", p.Decision)
 	}
 	res := *al
 	res.State = wire.StateResolved
 	h.act.Track(&res)
-	publishAck(t, h, al.Fingerprint, wire.AckApprove)
+	publishApproval(t, h, wire.Ack{Fingerprint: al.Fingerprint, By: "U123", Nonce: p.Nonce, ID: "resolved"})
 	got := <-done
 	if got.Safeguard != string(GuardPersistence) || len(h.drv.Switches()) != 0 {
 		t.Fatalf("%s %s: %s", got.Decision, got.Safeguard, got.Reason)
@@ -404,7 +406,7 @@ func TestApproval(t *testing.T) {
 		// Someone else's approval does not count.
 		publishAck(t, h, "fp-other", wire.AckApprove)
 		publishAck(t, h, al.Fingerprint, wire.AckAcknowledge)
-		publishAck(t, h, al.Fingerprint, wire.AckApprove)
+		publishApproval(t, h, wire.Ack{Fingerprint: al.Fingerprint, By: "U123", Nonce: pending.Nonce, ID: "ok"})
 		got := <-done
 		if got.Decision != DecisionActed || got.Evidence["approved_by"] != "U123 via slack" {
 			t.Fatalf("%s %s: %s %v", got.Decision, got.Safeguard, got.Reason, got.Evidence)
@@ -426,6 +428,23 @@ func TestApproval(t *testing.T) {
 			t.Fatalf("%s %s: %s", got.Decision, got.Safeguard, got.Reason)
 		}
 	})
+}
+
+// publishApproval publishes an approve Ack like the Slack button's: a the
+// given fields, cluster, via slack, now.
+func publishApproval(t *testing.T, h *harness, a wire.Ack) {
+	t.Helper()
+	a.Cluster, a.Action, a.Via = testCluster, wire.AckApprove, "slack"
+	if a.At.IsZero() {
+		a.At = h.clock.Now()
+	}
+	data, err := wire.EncodeAck(&a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.js.Publish(context.Background(), wire.AckSubject(testCluster), data, jetstream.WithMsgID(a.ID)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func publishAck(t *testing.T, h *harness, fp string, action wire.AckAction) {

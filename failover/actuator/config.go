@@ -113,6 +113,10 @@ type Config struct {
 	LeaseMargin Duration `yaml:"lease_margin"`
 	// ApprovalTimeout is how long a rule with approval waits for a human.
 	ApprovalTimeout Duration `yaml:"approval_timeout"`
+	// Approvers may approve a failover: Slack user ids (U0ALICE). Empty in
+	// mciv up means everyone of the on-call section with a Slack id; with
+	// nobody listed, every approval is refused.
+	Approvers []string `yaml:"approvers"`
 	// KVBucket prefixes the JetStream KV buckets (lease and state).
 	KVBucket string `yaml:"kv_bucket"`
 }

@@ -164,6 +164,7 @@ type harness struct {
 func newHarness(t *testing.T, js jetstream.JetStream, bucket string, mutate func(*Config)) *harness {
 	t.Helper()
 	cfg := testConfig(bucket)
+	cfg.Approvers = []string{"U123"}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -22,6 +22,9 @@ type ConnectOptions struct {
 	NKeyFile string
 	// Logger gets disconnect and reconnect messages.
 	Logger *slog.Logger
+	// Secure holds credentials given in memory, the inbox and TLS
+	// (secure.go).
+	Secure
 }
 
 // Connect connects to url, retrying until ctx ends, and reconnects forever
@@ -49,6 +52,11 @@ func Connect(ctx context.Context, url string, opts ConnectOptions) (*nats.Conn, 
 	if opts.CredsFile != "" {
 		nopts = append(nopts, nats.UserCredentials(opts.CredsFile))
 	}
+	sopts, err := opts.Secure.options(opts.CredsFile, logger)
+	if err != nil {
+		return nil, err
+	}
+	nopts = append(nopts, sopts...)
 	if opts.NKeyFile != "" {
 		o, err := nats.NkeyOptionFromSeed(opts.NKeyFile)
 		if err != nil {

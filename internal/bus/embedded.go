@@ -23,6 +23,8 @@ type EmbeddedOptions struct {
 	Listen string
 	// ServerName names the server in logs and JetStream meta data.
 	ServerName string
+	// EmbeddedSecure: authentication, TLS and store limits (secure.go).
+	EmbeddedSecure
 }
 
 // Embedded is a running embedded nats-server.
@@ -63,6 +65,9 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions, logger *slog.Logge
 		StoreDir:   opts.DataDir,
 		NoSigs:     true,
 		NoLog:      true,
+	}
+	if err := opts.EmbeddedSecure.apply(sopts); err != nil {
+		return nil, err
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {

@@ -1,5 +1,7 @@
 package bus
 
+import "github.com/mciv/mciv/internal/tlsconf"
+
 // Section is the `nats:` section of mciv's configuration: where the bus is
 // and how this process proves who it is.
 type Section struct {
@@ -13,4 +15,12 @@ type Section struct {
 	NKey string `yaml:"nkey"`
 	// Fleet: replicas and the partitioned input stream (fleet.go).
 	Fleet `yaml:",inline"`
+	// Auth is a trust root directory (`mciv auth init`): the embedded
+	// server requires credentials, and `mciv up` issues its parts theirs.
+	Auth string `yaml:"auth"`
+	// MaxStore bounds the embedded server's JetStream files (bytes; 0:
+	// DefaultMaxStore).
+	MaxStore int64 `yaml:"max_store"`
+	// TLS for clients and the embedded server.
+	TLS tlsconf.Config `yaml:"tls"`
 }

@@ -36,6 +36,9 @@ type Ack struct {
 	Until       time.Time `json:"until,omitzero"`
 	At          time.Time `json:"at"`
 	ID          string    `json:"id"` // unique per human action: the dedup id
+	// Nonce, on an approval, is the pending approval's nonce, carried by
+	// the button that was pressed.
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // AckSubject is where acknowledgements of cluster's alerts go.

@@ -29,6 +29,9 @@ type Action struct {
 	Evidence     map[string]string `json:"evidence,omitempty"`
 	At           time.Time         `json:"at"`
 	Duration     time.Duration     `json:"duration,omitempty"`
+	// Nonce, on a pending_approval, is the single-use secret the Approve
+	// button carries back in the Ack.
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // EncodeAction returns the JSON encoding of a with the schema version set.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mciv/mciv/internal/httpserver"
 	"github.com/mciv/mciv/notifier/phone/twilio"
 )
 
@@ -116,7 +117,7 @@ func (s *Service) Run(ctx context.Context, lis net.Listener) error {
 			return fmt.Errorf("escalation: callback endpoint: %w", err)
 		}
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := httpserver.New(s.Handler(), httpserver.Limits{})
 	s.log.Info("phone escalation running", "callbacks", lis.Addr().String(), "twilio", s.opts.Twilio)
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)

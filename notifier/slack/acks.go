@@ -280,7 +280,7 @@ func ActionText(a *wire.Action) string {
 // approvalBlocks is a pending failover's thread reply: the decision and a
 // button that approves it (the actuator acts on the signed press's Ack).
 func approvalBlocks(text string, act *wire.Action) []slackgo.Block {
-	btn := slackgo.NewButtonBlockElement(ActionApprove, act.Fingerprint+" "+act.Cluster,
+	btn := slackgo.NewButtonBlockElement(ActionApprove, strings.TrimSpace(act.Fingerprint+" "+act.Cluster+" "+act.Nonce),
 		slackgo.NewTextBlockObject(slackgo.PlainTextType, "Approve failover", false, false))
 	btn.Style = slackgo.StyleDanger
 	btn.Confirm = slackgo.NewConfirmationBlockObject(

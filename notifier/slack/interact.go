@@ -232,15 +232,23 @@ func silenceMatchers(e *nflog.Entry, primary *wire.Alert) labels.Matchers {
 }
 
 // approve publishes the approval of a pending failover: the button's value
-// names the alert ("<fingerprint> <cluster>") the actuator waits on.
+// names the alert and the request ("<fingerprint> <cluster> <nonce>") the
+// actuator waits on; the actuator checks the approver and the nonce.
 func (h *Interactions) approve(ctx context.Context, cb *slackgo.InteractionCallback, act *slackgo.BlockAction) error {
-	fp, cluster, ok := strings.Cut(act.Value, " ")
+	fp, rest, ok := strings.Cut(act.Value, " ")
+	cluster, nonce, _ := strings.Cut(rest, " ")
 	if !ok || fp == "" || wire.ValidToken(cluster) != nil {
 		return fmt.Errorf("approve button with a malformed value %q", act.Value)
 	}
+	// One id per user and request: a replayed press is stored once, and
+	// an earlier press by someone else does not hide this one.
+	id := pressID(cb, act)
+	if nonce != "" {
+		id = "approve-" + nonce + "-" + cb.User.ID
+	}
 	ack := &wire.Ack{
 		Fingerprint: fp, Cluster: cluster, Action: wire.AckApprove,
-		By: cb.User.ID, Via: "slack", At: h.now(), ID: pressID(cb, act),
+		By: cb.User.ID, Via: "slack", At: h.now(), ID: id, Nonce: nonce,
 	}
 	data, err := wire.EncodeAck(ack)
 	if err != nil {

@@ -1,0 +1,185 @@
+// Package auth is mciv's trust on the bus: the roles every client has, the
+// NATS permissions each role gets (least privilege, enforced by the
+// server), and the trust root that issues per-host, per-role credentials
+// (nkeys and JWTs: an operator, a system account and the MCIV account with
+// one scoped signing key per role, whose permission template says once that
+// a collector publishes only its own subjects).
+package auth
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/mciv/mciv/internal/wire"
+	"github.com/nats-io/jwt/v2"
+)
+
+// Role is what a client of the bus may do.
+type Role string
+
+// The roles. Admin provisions streams and buckets and is not a role any
+// running part uses.
+const (
+	Collector Role = "collector" // publishes its own host's samples and events
+	Analyzer  Role = "analyzer"  // reads samples, publishes alerts, keeps alert state
+	Notifier  Role = "notifier"  // reads alerts, acks, actions; writes acks, nflog, silences, escalations
+	Actuator  Role = "actuator"  // reads samples, alerts, acks; writes actions, its lease and state
+	Operator  Role = "operator"  // the CLI: silences, failover pause, tail
+	Admin     Role = "admin"     // `mciv auth provision`: creates streams and buckets
+)
+
+// Roles lists every role in a stable order.
+var Roles = []Role{Collector, Analyzer, Notifier, Actuator, Operator, Admin}
+
+// ParseRole returns the role named s.
+func ParseRole(s string) (Role, error) {
+	r := Role(s)
+	if slices.Contains(Roles, r) {
+		return r, nil
+	}
+	names := make([]string, len(Roles))
+	for i, r := range Roles {
+		names[i] = string(r)
+	}
+	return "", fmt.Errorf("unknown role %q (one of %s)", s, strings.Join(names, ", "))
+}
+
+// Stream, bucket and durable consumer names the permissions speak of. They
+// are the names the parts use (a test in app checks they agree).
+const (
+	AlertsStream  = "MCIV_ALERTS"
+	ActionsStream = "MCIV_ACTIONS"
+	AcksStream    = "MCIV_ACKS"
+
+	AlertStateBucket    = "MCIV_ALERT_STATE"
+	NflogBucket         = "MCIV_NFLOG"
+	SilencesBucket      = "MCIV_SILENCES"
+	EscalationsBucket   = "MCIV_ESCALATIONS"
+	FailoverStateBucket = "mciv_failover_state"
+	FailoverLeaseBucket = "mciv_failover_lease"
+
+	NotifierDurable     = "mciv-notifier"
+	SlackAcksDurable    = "mciv-notifier-slack-acks"
+	SlackActionsDurable = "mciv-notifier-slack-actions"
+	EscalationDurable   = "mciv-escalation"
+	ActuatorDurable     = "mciv-actuator"
+)
+
+// Tag keys on user JWTs: the role and the database cluster. The server
+// lower-cases tags, so cluster names used with credentials are lower case.
+const (
+	TagRole    = "role"
+	TagCluster = "cluster"
+)
+
+// InboxPrefix is the reply-subject prefix of a client: each client may
+// subscribe to its own inbox only, so that nobody reads another's replies
+// (KV values, JetStream API answers).
+func InboxPrefix(role Role, cluster, name string) string {
+	return "_INBOX." + string(role) + "." + cluster + "." + name
+}
+
+// inboxTemplate is InboxPrefix as a permission template.
+func inboxTemplate(role Role) string {
+	return InboxPrefix(role, "{{tag("+TagCluster+")}}", "{{name()}}") + ".>"
+}
+
+// Permissions returns the permission template of role: subjects may hold
+// {{name()}} (the credential's name: the host for a collector) and
+// {{tag(cluster)}}, which the server expands per user.
+func Permissions(role Role) jwt.Permissions {
+	var p perms
+	p.sub(inboxTemplate(role))
+	switch role {
+	case Collector:
+		p.pub(wire.SamplesPrefix+".{{tag("+TagCluster+")}}.{{name()}}",
+			wire.EventsPrefix+".{{tag("+TagCluster+")}}.{{name()}}")
+	case Analyzer:
+		p.sub(wire.SamplesWildcard)
+		p.pub(wire.AlertsWildcard)
+		p.streamInfo(AlertsStream)
+		p.kvOwner(AlertStateBucket)
+	case Notifier:
+		p.sub(wire.SamplesWildcard) // the chart recorder
+		p.pub(wire.AcksWildcard)    // Slack buttons and phone keypresses
+		p.consumer(AlertsStream, NotifierDurable)
+		p.consumer(AcksStream, SlackAcksDurable)
+		p.consumer(AcksStream, EscalationDurable)
+		p.consumer(ActionsStream, SlackActionsDurable)
+		p.kvOwner(NflogBucket)
+		p.kvOwner(SilencesBucket)
+		p.kvOwner(EscalationsBucket)
+	case Actuator:
+		p.sub(wire.SamplesWildcard)
+		p.pub(wire.ActionsWildcard)
+		p.consumer(AlertsStream, ActuatorDurable)
+		p.orderedConsumer(AcksStream) // approvals, read through JetStream
+		p.kvOwner(FailoverStateBucket)
+		p.kvOwner(FailoverLeaseBucket)
+	case Operator:
+		// tail: what passes on the bus, but not the actions stream, whose
+		// pending approvals carry the nonce of the Approve button.
+		p.sub(wire.SamplesWildcard, wire.EventsWildcard, wire.AlertsWildcard, wire.AcksWildcard)
+		p.pub(wire.AcksWildcard)
+		p.kvOwner(SilencesBucket)
+		p.kvOwner(FailoverStateBucket)
+	case Admin:
+		p.pub(">")
+		p.sub(">")
+	}
+	return jwt.Permissions{
+		Pub: jwt.Permission{Allow: p.pubs},
+		Sub: jwt.Permission{Allow: p.subs},
+	}
+}
+
+// perms collects allowed subjects.
+type perms struct{ pubs, subs jwt.StringList }
+
+func (p *perms) pub(s ...string) { p.pubs.Add(s...) }
+func (p *perms) sub(s ...string) { p.subs.Add(s...) }
+
+// streamInfo lets the client look a stream up (a JetStream publish does not
+// need it, but clients check that streams exist).
+func (p *perms) streamInfo(stream string) {
+	p.pub("$JS.API.INFO", "$JS.API.STREAM.INFO."+stream) // account info: read-only
+}
+
+// consumer lets the client create, look up and pull from one durable
+// consumer of stream, and acknowledge its messages; not delete it.
+func (p *perms) consumer(stream, durable string) {
+	p.streamInfo(stream)
+	p.pub("$JS.API.CONSUMER.CREATE."+stream+"."+durable,
+		"$JS.API.CONSUMER.CREATE."+stream+"."+durable+".>",
+		"$JS.API.CONSUMER.DURABLE.CREATE."+stream+"."+durable,
+		"$JS.API.CONSUMER.INFO."+stream+"."+durable,
+		"$JS.API.CONSUMER.MSG.NEXT."+stream+"."+durable,
+		"$JS.ACK."+stream+"."+durable+".>",
+		"$JS.FC."+stream+".>")
+}
+
+// orderedConsumer lets the client read stream through ephemeral consumers
+// of any name (an ordered consumer), filtered to a subject.
+func (p *perms) orderedConsumer(stream string) {
+	p.streamInfo(stream)
+	p.pub("$JS.API.CONSUMER.CREATE."+stream+".*.>",
+		"$JS.API.CONSUMER.INFO."+stream+".*",
+		"$JS.API.CONSUMER.DELETE."+stream+".*",
+		"$JS.API.CONSUMER.MSG.NEXT."+stream+".*",
+		"$JS.FC."+stream+".>")
+}
+
+// kvOwner lets the client create (or update the configuration of) the
+// bucket, read, write, watch and list its keys; not delete or purge it.
+func (p *perms) kvOwner(bucket string) {
+	s := "KV_" + bucket
+	p.pub("$JS.API.STREAM.INFO."+s,
+		"$JS.API.STREAM.CREATE."+s,
+		"$JS.API.STREAM.UPDATE."+s,
+		"$KV."+bucket+".>",
+		"$JS.API.DIRECT.GET."+s,
+		"$JS.API.DIRECT.GET."+s+".>",
+		"$JS.API.STREAM.MSG.GET."+s)
+	p.orderedConsumer(s) // watch, keys, history
+}
