@@ -135,6 +135,7 @@ type Server struct {
 		status     int
 		retryAfter time.Duration
 	}
+	down    int // SetDown's status: every call fails with it while not 0
 	seq     int
 	changed chan struct{}    // closed and replaced whenever messages or files grow
 	uploads map[string]*File // by file id: requested or uploaded, not yet shared
@@ -231,6 +232,14 @@ func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
 	s.fail.n, s.fail.status, s.fail.retryAfter = n, status, retryAfter
 }
 
+// SetDown makes every API call fail with the HTTP status code (503: an
+// outage) until SetDown(0); while down, FailNext's count is not used.
+func (s *Server) SetDown(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = status
+}
+
 // The Slack error codes the server answers with.
 const (
 	errNotAuthed       = "not_authed"
@@ -291,12 +300,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // injectFailure answers the call with the failure FailNext asked for, if any.
 func (s *Server) injectFailure(w http.ResponseWriter, method string) bool {
 	s.mu.Lock()
-	if s.fail.n <= 0 {
-		s.mu.Unlock()
-		return false
+	status, retryAfter := s.down, time.Duration(0)
+	if status == 0 {
+		if s.fail.n <= 0 {
+			s.mu.Unlock()
+			return false
+		}
+		s.fail.n--
+		status, retryAfter = s.fail.status, s.fail.retryAfter
 	}
-	s.fail.n--
-	status, retryAfter := s.fail.status, s.fail.retryAfter
 	s.requests = append(s.requests, Request{Method: method, Status: status})
 	s.mu.Unlock()
 

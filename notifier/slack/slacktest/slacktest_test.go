@@ -270,3 +270,21 @@ func TestSignMatchesSlackGoVerifier(t *testing.T) {
 		t.Errorf("slack-go decodes the payload as %+v", cb)
 	}
 }
+
+func TestSetDown(t *testing.T) {
+	s := New(t, "xoxb-down")
+	api := client(s, "xoxb-down")
+	s.SetDown(http.StatusServiceUnavailable)
+	for range 3 {
+		if _, _, err := api.PostMessageContext(ctxT(t), "#c", slack.MsgOptionText("x", false)); err == nil {
+			t.Fatal("posted while down")
+		}
+	}
+	s.SetDown(0)
+	if _, _, err := api.PostMessageContext(ctxT(t), "#c", slack.MsgOptionText("x", false)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Messages()); n != 1 {
+		t.Fatalf("%d messages, want 1", n)
+	}
+}
