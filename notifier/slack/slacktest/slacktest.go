@@ -144,6 +144,8 @@ type Server struct {
 	changed chan struct{}    // closed and replaced whenever messages or files grow
 	uploads map[string]*File // by file id: requested or uploaded, not yet shared
 	files   []File           // shared by files.completeUploadExternal, in order
+
+	sock socket // Socket Mode (socketmode.go)
 }
 
 // NewServer starts a fake Slack that accepts token. Close it when done.
@@ -158,6 +160,7 @@ func NewServer(token string) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serve)
 	mux.HandleFunc("/upload/{id}", s.upload)
+	mux.HandleFunc("/socket", s.serveSocket)
 	s.srv = httptest.NewServer(mux)
 	return s
 }
@@ -290,6 +293,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.injectFailure(w, method) {
 		return
 	}
+	if method == "apps.connections.open" {
+		s.openConnection(w, r)
+		return
+	}
 	params, bearer, err := readParams(r)
 	if err != nil {
 		s.answerError(w, method, http.StatusOK, errInvalidArgs)
@@ -311,7 +318,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case "auth.test":
 		s.answer(w, method, map[string]any{
 			"url": "https://mciv-test.slack.com/", "team": "mciv-test", "user": "marvel",
-			"team_id": "T0000000001", "user_id": "U0000000001", "bot_id": "B0000000001",
+			"team_id": TeamID, "user_id": "U0000000001", "bot_id": "B0000000001",
 		})
 	case "chat.postMessage":
 		if s.loseAnswer(method) {
