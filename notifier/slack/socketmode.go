@@ -2,6 +2,8 @@ package slack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mciv/mciv/notifier/nflog"
+	"github.com/mciv/mciv/notifier/silence"
+	"github.com/nats-io/nats.go/jetstream"
 	slackgo "github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 )
@@ -26,6 +31,18 @@ type SocketModeConfig struct {
 // LogValue never shows the token.
 func (c SocketModeConfig) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("app_token", redactToken(c.AppToken)))
+}
+
+// NewSocketInteractions returns the handler of presses and commands for
+// Socket Mode alone (no HTTP endpoint, so no signing secret: it gets a
+// random one, so that no HTTP request can ever verify); now may be nil
+// (time.Now), logger nil.
+func NewSocketInteractions(js jetstream.JetStream, log *nflog.Log, silences *silence.Store, now func() time.Time, logger *slog.Logger) (*Interactions, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("slack socket mode: %w", err)
+	}
+	return NewInteractions(hex.EncodeToString(secret), js, log, silences, now, logger)
 }
 
 // SocketModeOptions configures a SocketMode connection.
