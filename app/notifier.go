@@ -61,6 +61,8 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 	var integrations []notifier.Notifier
 	if out != nil {
 		integrations = append(integrations, console.New(out))
+		feed := console.NewFeed(out, sil, 0, log)
+		start("notifier-console-feed", func(ctx context.Context) error { return feed.Run(ctx, js) })
 	}
 	if cfg.Slack.Enabled() {
 		rec := chart.NewRecorder(0, 0)
@@ -87,6 +89,7 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 		integrations = append(integrations, inc)
 		parts.Threads = inc
 		start("notifier-threads", func(ctx context.Context) error { return inc.RunThreads(ctx, js) })
+		start("notifier-silence-threads", func(ctx context.Context) error { return inc.RunSilences(ctx, sil, 0) })
 		log.Info("slack notifications on", "slack", cfg.Slack.String())
 
 		if err := startSlackInteractivity(ctx, cfg, js, nfl, sil, log, start); err != nil {
@@ -126,7 +129,8 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 
 // startSlackInteractivity serves the buttons and /mciv: over Socket Mode
 // when slack.socket_mode.app_token is set, over HTTP when
-// slack.interactivity.listen is (both may run; they share one handler).
+// slack.interactivity.listen is (buttons at the interactivity path, /mciv
+// at /slack/commands; both transports may run, sharing one handler).
 func startSlackInteractivity(ctx context.Context, cfg config.Config, js jetstream.JetStream, nfl *nflog.Log, sil *silence.Store,
 	log *slog.Logger, start func(string, func(context.Context) error)) error {
 	ic, sm := cfg.Slack.Interactivity, cfg.Slack.SocketMode
@@ -152,19 +156,19 @@ func startSlackInteractivity(ctx context.Context, cfg config.Config, js jetstrea
 		return fmt.Errorf("notifier: %w", err)
 	}
 	h.AllowUsers(users)
-	if sm.AppToken != "" {
-		var sw slacknotify.FailoverSwitch
-		if cfg.Failover.Enabled {
-			bucket := cfg.Failover.KVBucket
-			if bucket == "" {
-				bucket = actuator.DefaultKVBucket
-			}
-			st, err := actuator.OpenState(ctx, js, bucket)
-			if err != nil {
-				return fmt.Errorf("notifier: failover switch: %w", err)
-			}
-			sw = failoverSwitch{st}
+	var sw slacknotify.FailoverSwitch
+	if cfg.Failover.Enabled {
+		bucket := cfg.Failover.KVBucket
+		if bucket == "" {
+			bucket = actuator.DefaultKVBucket
 		}
+		st, err := actuator.OpenState(ctx, js, bucket)
+		if err != nil {
+			return fmt.Errorf("notifier: failover switch: %w", err)
+		}
+		sw = failoverSwitch{st}
+	}
+	if sm.AppToken != "" {
 		s, err := slacknotify.NewSocketMode(slacknotify.SocketModeOptions{
 			AppToken: sm.AppToken, BotToken: cfg.Slack.Token, APIURL: cfg.Slack.APIURL,
 			Interactions: h, Failover: sw, Logger: log,
@@ -188,6 +192,7 @@ func startSlackInteractivity(ctx context.Context, cfg config.Config, js jetstrea
 	}
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
+	mux.Handle("/slack/commands", h.CommandHandler(sw))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Info("slack interactivity endpoint", "url", "http://"+ln.Addr().String()+path)
 	start("slack-interactivity", func(ctx context.Context) error {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -213,5 +216,24 @@ func TestSlashCommandsOverSocketMode(t *testing.T) {
 	}
 	if got := run("U123", "frobnicate"); !strings.HasPrefix(got, "Usage:") {
 		t.Errorf("unknown: %q", got)
+	}
+}
+
+func TestSlashCommandOverHTTP(t *testing.T) {
+	ctx := testCtx(t)
+	b := newButtonsEnv(t, ctx)
+	h, err := NewInteractions(signingSecret, b.js, b.log, b.silences, b.clock.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h.CommandHandler(nil))
+	defer srv.Close()
+	body := []byte(url.Values{"command": {CommandName}, "text": {"status"}, "user_id": {"U123"}, "team_id": {slacktest.TeamID}}.Encode())
+	status, resp, err := slacktest.Post(ctx, srv.URL, signingSecret, b.clock.Now(), body)
+	if err != nil || status != http.StatusOK || !strings.Contains(resp, "1 open incident") || !strings.Contains(resp, `"in_channel"`) {
+		t.Fatalf("status %d %q %v", status, resp, err)
+	}
+	if status, _, _ := slacktest.Post(ctx, srv.URL, "forged", b.clock.Now(), body); status != http.StatusUnauthorized {
+		t.Errorf("forged command: %d", status)
 	}
 }
