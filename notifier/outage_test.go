@@ -169,13 +169,26 @@ func (s *storm) callTimes(fps []string, t0 time.Time) map[string]string {
 	return out
 }
 
-// runStorm publishes 12 hosts × 3 critical rules firing at t0 and the
+// stormHosts is the number of hosts of the storm, each with three
+// critical alerts in one Slack group.
+const stormHosts = 8
+
+// stormCtx bounds one phase of the storm test. Generous: the machines are
+// shared, and nothing here is a timed assertion (only polls with this
+// deadline).
+func stormCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// runStorm publishes stormHosts hosts × 3 critical rules firing at t0 and the
 // third rule resolving on every host at t0+2m, moves the clock to t0+10m
 // in 30 s steps (ticking the escalations), with Slack answering 503 from
 // the start until slackBack. It returns the alerts' call times and the
 // last stream sequence.
 func runStorm(t *testing.T, slackDown bool) (*storm, map[string]string, uint64, []string) {
-	ctx := testCtx(t)
+	ctx := stormCtx(t)
 	t0 := time.Date(2026, 1, 6, 10, 0, 0, 0, time.UTC)
 	s := newStorm(t, ctx, t0)
 	if slackDown {
@@ -183,7 +196,7 @@ func runStorm(t *testing.T, slackDown bool) (*storm, map[string]string, uint64, 
 	}
 	var fps []string
 	var last uint64
-	hosts, rules := 12, []string{"DiskLatencyHigh", "TCPRetransmitRateHigh", "QueryLatencyHigh"}
+	hosts, rules := stormHosts, []string{"DiskLatencyHigh", "TCPRetransmitRateHigh", "QueryLatencyHigh"}
 	for h := range hosts {
 		for _, r := range rules {
 			a := stormAlert(r, fmt.Sprintf("db-%02d", h), wire.StateFiring, t0, t0)
@@ -226,7 +239,7 @@ func TestSlackOutageDelaysOnlySlack(t *testing.T) {
 	began = time.Now()
 	s, got, last, fps := runStorm(t, true)
 	down := time.Since(began)
-	ctx := testCtx(t)
+	ctx := stormCtx(t)
 
 	for _, fp := range fps {
 		if got[fp] != want[fp] {
@@ -278,13 +291,13 @@ func TestSlackOutageDelaysOnlySlack(t *testing.T) {
 			byTS[m.ThreadTS] = append(byTS[m.ThreadTS], m)
 		}
 	}
-	if len(tops) != 12 {
-		t.Fatalf("%d group messages, want 12 (one per host)", len(tops))
+	if len(tops) != stormHosts {
+		t.Fatalf("%d group messages, want %d (one per host)", len(tops), stormHosts)
 	}
 	hosts := map[string]bool{}
 	for _, m := range tops {
 		host := ""
-		for h := range 12 {
+		for h := range stormHosts {
 			if name := fmt.Sprintf("db-%02d", h); strings.Contains(m.Text+m.BlockText(), name) {
 				host = name
 			}
