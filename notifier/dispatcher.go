@@ -186,9 +186,12 @@ func (d *Dispatcher) Run(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("notifier: durable consumer name: %w", err)
 	}
 	lanes := d.Lanes()
-	for _, l := range lanes {
+	for i, l := range lanes {
 		if err := wire.ValidToken(l); err != nil {
 			return fmt.Errorf("notifier: durable consumer name: %w", err)
+		}
+		if slices.Contains(lanes[:i], l) {
+			return fmt.Errorf("notifier: two integrations named %q would share the consumer %s", d.integrations[i].Name(), l)
 		}
 	}
 	if !d.running.CompareAndSwap(false, true) {

@@ -677,3 +677,35 @@ func TestMaxDeliverGivesUp(t *testing.T) {
 		t.Fatalf("%v attempts, want MaxDeliver = 2", got)
 	}
 }
+
+func TestRunRejectsTwoIntegrationsWithOneName(t *testing.T) {
+	out := newLines()
+	d := notifier.NewDispatcher(fast, []notifier.Notifier{console.New(out), console.New(out)}, nil, nil)
+	if err := d.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "share the consumer") {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+func TestLaneDurable(t *testing.T) {
+	if got := notifier.LaneDurable("mciv-notifier", "slack"); got != "mciv-notifier-slack" {
+		t.Errorf("LaneDurable = %q", got)
+	}
+	if got := notifier.LaneDurable("d", "a.b c"); got != "d-a_b_c" {
+		t.Errorf("LaneDurable = %q", got)
+	}
+}
+
+// A slow integration does not hold up the others: each has its own lane.
+func TestOneSlowIntegrationDelaysOnlyItself(t *testing.T) {
+	ctx := testCtx(t)
+	env := startNATS(t, ctx, t.TempDir())
+	out := newLines()
+	b := &blocking{entered: make(chan struct{})} // hangs until stopped
+	start(t, ctx, env.js, fast, b, console.New(out))
+	for i := range 5 {
+		env.publish(ctx, alert(fmt.Sprintf("R%d", i), "db-1"))
+	}
+	if _, err := out.wait(ctx, 5); err != nil {
+		t.Fatalf("the console waited for the hung integration: %v", err)
+	}
+}
