@@ -184,7 +184,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 func TestNotifierSocketModeWiring(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
 	if err != nil {
