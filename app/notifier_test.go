@@ -59,6 +59,7 @@ func TestNotifierWiring(t *testing.T) {
 	slack := slacktest.New(t, "xoxb-wiring")
 	cfg := config.Default()
 	cfg.Host = "wiring-host"
+	cfg.DataDir = t.TempDir() // the voice clips; not into the source tree
 	cfg.Slack = slacknotify.Section{Token: "xoxb-wiring", Channel: "C0NCALL", APIURL: slack.URL()}
 	cfg.Slack.Interactivity.Listen = freeAddr(t)
 	cfg.Slack.Interactivity.SigningSecret = "wiring-secret"
