@@ -208,6 +208,7 @@ func TestNotifierSocketModeWiring(t *testing.T) {
 	slack.EnableSocketMode("xapp-1-wiring")
 	cfg := config.Default()
 	cfg.Host = "wiring-host"
+	cfg.DataDir = t.TempDir()
 	cfg.Slack = slacknotify.Section{Token: "xoxb-wiring", Channel: "C0NCALL", APIURL: slack.URL()}
 	cfg.Slack.SocketMode.AppToken = "xapp-1-wiring" // no interactivity endpoint at all
 
