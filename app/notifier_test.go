@@ -124,6 +124,7 @@ func TestNotifierWiring(t *testing.T) {
 	}
 	rest := bt[i+len(`"value":"`):]
 	e.key = rest[:strings.IndexByte(rest, '"')]
+	waitThreadFeed(t, ctx, js)
 	body := slacktest.ButtonPress{UserID: "U123", ChannelID: msgs[0].ChannelID, MessageTS: msgs[0].TS, ActionID: "mciv_ack", Value: e.key}.Body()
 	url := "http://" + cfg.Slack.Interactivity.Listen + "/slack/interactivity"
 	// startNotifier listened before it returned: no wait for the server.
@@ -246,6 +247,7 @@ func TestNotifierSocketModeWiring(t *testing.T) {
 	}
 	rest := bt[i+len(`"value":"`):]
 	key := rest[:strings.IndexByte(rest, '"')]
+	waitThreadFeed(t, ctx, js)
 	if _, err := slack.Press(ctx, slacktest.ButtonPress{UserID: "U123", ChannelID: msgs[0].ChannelID, MessageTS: msgs[0].TS, ActionID: "mciv_ack", Value: key}); err != nil {
 		t.Fatal(err)
 	}
@@ -254,5 +256,17 @@ func TestNotifierSocketModeWiring(t *testing.T) {
 		return len(c) >= 2 && strings.Contains(c[0].BlockText(), "Acknowledged by <@U123>")
 	}) {
 		t.Fatalf("the acknowledgement over Socket Mode never reached Slack: %+v", slack.Current())
+	}
+}
+
+// waitThreadFeed waits until the Slack thread feed's consumer of MCIV_ACKS
+// exists: it starts at new messages, so a press before it would be missed.
+func waitThreadFeed(t *testing.T, ctx context.Context, js jetstream.JetStream) {
+	t.Helper()
+	if !waitFor(ctx, func() bool {
+		_, err := js.Consumer(ctx, bus.AcksStream, slacknotify.AcksDurable)
+		return err == nil
+	}) {
+		t.Fatal("the Slack thread feed's consumer never appeared")
 	}
 }
