@@ -237,6 +237,12 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("analyzer: subscribe %s: %w", wire.SamplesWildcard, err)
 	}
+	ackSub, err := a.subscribeAcks(ctx, nc)
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return err
+	}
+	defer func() { _ = ackSub.Unsubscribe() }()
 	// FlushWithContext needs a deadline; the run's own context has none.
 	fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
 	err = nc.FlushWithContext(fctx)

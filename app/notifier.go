@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/app/config"
+	"github.com/mciv/mciv/failover/actuator"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/httpserver"
 	"github.com/mciv/mciv/notifier"
@@ -64,6 +65,8 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 	var integrations []notifier.Notifier
 	if out != nil {
 		integrations = append(integrations, console.New(out))
+		feed := console.NewFeed(out, sil, 0, log)
+		start("notifier-console-feed", func(ctx context.Context) error { return feed.Run(ctx, js) })
 	}
 	if cfg.Slack.Enabled() {
 		rec := chart.NewRecorder(0, 0)
@@ -90,37 +93,11 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 		integrations = append(integrations, inc)
 		parts.Threads = inc
 		start("notifier-threads", func(ctx context.Context) error { return inc.RunThreads(ctx, js) })
+		start("notifier-silence-threads", func(ctx context.Context) error { return inc.RunSilences(ctx, sil, 0) })
 		log.Info("slack notifications on", "slack", cfg.Slack.String())
 
-		if ic := cfg.Slack.Interactivity; ic.Listen != "" {
-			h, err := slacknotify.NewInteractions(ic.SigningSecret, js, nfl, sil, nil, log)
-			if err != nil {
-				return parts, fmt.Errorf("notifier: %w", err)
-			}
-			ln, err := net.Listen("tcp", ic.Listen)
-			if err != nil {
-				return parts, fmt.Errorf("notifier: slack interactivity listen %s: %w", ic.Listen, err)
-			}
-			path := ic.Path
-			if path == "" {
-				path = "/slack/interactivity"
-			}
-			mux := http.NewServeMux()
-			mux.Handle(path, h)
-			srv := httpserver.New(mux, httpserver.Limits{})
-			log.Info("slack interactivity endpoint", "url", "http://"+ln.Addr().String()+path)
-			start("slack-interactivity", func(ctx context.Context) error {
-				go func() {
-					<-ctx.Done()
-					sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-					defer cancel()
-					_ = srv.Shutdown(sctx)
-				}()
-				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					return fmt.Errorf("slack interactivity: %w", err)
-				}
-				return nil
-			})
+		if err := startSlackInteractivity(ctx, cfg, js, nfl, sil, log, start); err != nil {
+			return parts, err
 		}
 	}
 	if cfg.Voice.On() {
@@ -152,6 +129,101 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 	d := notifier.NewDispatcher(notifier.DispatcherConfig{Durable: cfg.Notifier.Durable, Muter: muter}, integrations, reg, log)
 	start("notifier", func(ctx context.Context) error { return d.Run(ctx, js) })
 	return parts, nil
+}
+
+// startSlackInteractivity serves the buttons and /mciv: over Socket Mode
+// when slack.socket_mode.app_token is set, over HTTP when
+// slack.interactivity.listen is (buttons at the interactivity path, /mciv
+// at /slack/commands; both transports may run, sharing one handler).
+func startSlackInteractivity(ctx context.Context, cfg config.Config, js jetstream.JetStream, nfl *nflog.Log, sil *silence.Store,
+	log *slog.Logger, start func(string, func(context.Context) error)) error {
+	ic, sm := cfg.Slack.Interactivity, cfg.Slack.SocketMode
+	if ic.Listen == "" && sm.AppToken == "" {
+		return nil
+	}
+	var users []string
+	for _, p := range cfg.OnCall.People {
+		if p.Slack != "" {
+			users = append(users, p.Slack)
+		}
+	}
+	var (
+		h   *slacknotify.Interactions
+		err error
+	)
+	if ic.SigningSecret != "" {
+		h, err = slacknotify.NewInteractions(ic.SigningSecret, js, nfl, sil, nil, log)
+	} else {
+		h, err = slacknotify.NewSocketInteractions(js, nfl, sil, nil, log)
+	}
+	if err != nil {
+		return fmt.Errorf("notifier: %w", err)
+	}
+	h.AllowUsers(users)
+	var sw slacknotify.FailoverSwitch
+	if cfg.Failover.Enabled {
+		bucket := cfg.Failover.KVBucket
+		if bucket == "" {
+			bucket = actuator.DefaultKVBucket
+		}
+		st, err := actuator.OpenState(ctx, js, bucket)
+		if err != nil {
+			return fmt.Errorf("notifier: failover switch: %w", err)
+		}
+		sw = failoverSwitch{st}
+	}
+	if sm.AppToken != "" {
+		s, err := slacknotify.NewSocketMode(slacknotify.SocketModeOptions{
+			AppToken: sm.AppToken, BotToken: cfg.Slack.Token, APIURL: cfg.Slack.APIURL,
+			Interactions: h, Failover: sw, Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("notifier: %w", err)
+		}
+		log.Info("slack socket mode on: buttons and /mciv over an outbound WebSocket", "allowed_users", len(users))
+		start("slack-socket-mode", s.Run)
+	}
+	if ic.Listen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", ic.Listen)
+	if err != nil {
+		return fmt.Errorf("notifier: slack interactivity listen %s: %w", ic.Listen, err)
+	}
+	path := ic.Path
+	if path == "" {
+		path = "/slack/interactivity"
+	}
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	mux.Handle("/slack/commands", h.CommandHandler(sw))
+	srv := httpserver.New(mux, httpserver.Limits{})
+	log.Info("slack interactivity endpoint", "url", "http://"+ln.Addr().String()+path)
+	start("slack-interactivity", func(ctx context.Context) error {
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("slack interactivity: %w", err)
+		}
+		return nil
+	})
+	return nil
+}
+
+// failoverSwitch is the actuator's pause as /mciv sees it.
+type failoverSwitch struct{ st *actuator.Store }
+
+func (f failoverSwitch) Paused(ctx context.Context) (bool, string, string, error) {
+	p, err := f.st.Paused(ctx)
+	return p.Paused, p.By, p.Reason, err
+}
+
+func (f failoverSwitch) Pause(ctx context.Context, by, reason string) error {
+	return f.st.SetPaused(ctx, actuator.PauseInfo{Paused: true, By: by, Reason: reason, At: time.Now().UTC()})
 }
 
 // startVoice builds the voice integration: critical alerts spoken into a

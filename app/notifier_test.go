@@ -61,6 +61,7 @@ func TestNotifierWiring(t *testing.T) {
 	slack := slacktest.New(t, "xoxb-wiring")
 	cfg := config.Default()
 	cfg.Host = "wiring-host"
+	cfg.DataDir = t.TempDir() // the voice clips; not into the source tree
 	cfg.Slack = slacknotify.Section{Token: "xoxb-wiring", Channel: "C0NCALL", APIURL: slack.URL()}
 	cfg.Slack.Interactivity.Listen = freeAddr(t)
 	cfg.Slack.Interactivity.SigningSecret = "wiring-secret"
@@ -125,6 +126,7 @@ func TestNotifierWiring(t *testing.T) {
 	}
 	rest := bt[i+len(`"value":"`):]
 	e.key = rest[:strings.IndexByte(rest, '"')]
+	waitThreadFeed(t, ctx, js)
 	body := slacktest.ButtonPress{UserID: "U123", ChannelID: msgs[0].ChannelID, MessageTS: msgs[0].TS, ActionID: "mciv_ack", Value: e.key}.Body()
 	url := "http://" + cfg.Slack.Interactivity.Listen + "/slack/interactivity"
 	// startNotifier listened before it returned: no wait for the server.
@@ -208,5 +210,91 @@ func TestBuildVoice(t *testing.T) {
 	}
 	if _, _, err := buildVoice(t.Context(), voice.Config{Engines: "polly"}, voiceSetup{DataDir: dir}); err == nil {
 		t.Error("buildVoice accepted an unknown engine")
+	}
+}
+
+func TestNotifierSocketModeWiring(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := bus.Connect(ctx, srv.URL(), bus.ConnectOptions{Name: "socket-wiring-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := bus.JetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	slack := slacktest.New(t, "xoxb-wiring")
+	slack.EnableSocketMode("xapp-1-wiring")
+	cfg := config.Default()
+	cfg.Host = "wiring-host"
+	cfg.DataDir = t.TempDir()
+	cfg.Slack = slacknotify.Section{Token: "xoxb-wiring", Channel: "C0NCALL", APIURL: slack.URL()}
+	cfg.Slack.SocketMode.AppToken = "xapp-1-wiring" // no interactivity endpoint at all
+
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	startPart := func(part string, fn func(context.Context) error) {
+		wg.Go(func() {
+			if err := fn(runCtx); err != nil {
+				t.Errorf("%s: %v", part, err)
+			}
+		})
+	}
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	if _, err := startNotifier(ctx, cfg, nil, nc, js, prometheus.NewRegistry(), nil, startPart); err != nil {
+		t.Fatal(err)
+	}
+	a := &wire.Alert{Fingerprint: "fp-socket", Rule: "DiskLatencyHigh", State: wire.StateFiring,
+		Labels: map[string]string{"cluster": "default", "host": "db-1", "severity": "warning"}, Value: 11, Threshold: 5,
+		StartsAt: time.Now(), At: time.Now()}
+	data, _ := wire.EncodeAlert(a)
+	if _, err := js.Publish(ctx, wire.AlertSubject("default", a.Rule), data, jetstream.WithMsgID(a.MsgID())); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := slack.WaitMessages(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt := string(msgs[0].Blocks)
+	i := strings.Index(bt, `"value":"`)
+	if i < 0 {
+		t.Fatalf("no button value in %s", bt)
+	}
+	rest := bt[i+len(`"value":"`):]
+	key := rest[:strings.IndexByte(rest, '"')]
+	waitThreadFeed(t, ctx, js)
+	if _, err := slack.Press(ctx, slacktest.ButtonPress{UserID: "U123", ChannelID: msgs[0].ChannelID, MessageTS: msgs[0].TS, ActionID: "mciv_ack", Value: key}); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(ctx, func() bool {
+		c := slack.Current()
+		return len(c) >= 2 && strings.Contains(c[0].BlockText(), "Acknowledged by <@U123>")
+	}) {
+		t.Fatalf("the acknowledgement over Socket Mode never reached Slack: %+v", slack.Current())
+	}
+}
+
+// waitThreadFeed waits until the Slack thread feed's consumer of MCIV_ACKS
+// exists: it starts at new messages, so a press before it would be missed.
+func waitThreadFeed(t *testing.T, ctx context.Context, js jetstream.JetStream) {
+	t.Helper()
+	if !waitFor(ctx, func() bool {
+		_, err := js.Consumer(ctx, bus.AcksStream, slacknotify.AcksDurable)
+		return err == nil
+	}) {
+		t.Fatal("the Slack thread feed's consumer never appeared")
 	}
 }

@@ -72,11 +72,23 @@ func TestEnabledFalseRunsNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The dispatcher creates its consumer as it starts: wait for it
-			// when it should come, give it the same time when it should not.
+			// The dispatcher creates its consumers (one per integration,
+			// <durable>-<integration>, or <durable> without any) as it
+			// starts: wait for one when it should come, give it the same
+			// time when it should not.
 			deadline := time.Now().Add(5 * time.Second)
 			for {
-				_, err = js.Consumer(t.Context(), bus.AlertsStream, c.Notifier.Durable)
+				err = jetstream.ErrConsumerNotFound
+				if st, serr := js.Stream(t.Context(), bus.AlertsStream); serr != nil {
+					err = serr
+				} else {
+					names := st.ConsumerNames(t.Context())
+					for name := range names.Name() {
+						if name == c.Notifier.Durable || strings.HasPrefix(name, c.Notifier.Durable+"-") {
+							err = nil
+						}
+					}
+				}
 				if err == nil || time.Now().After(deadline) {
 					break
 				}

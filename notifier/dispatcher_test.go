@@ -88,18 +88,34 @@ func (e *natsEnv) publish(ctx context.Context, a *wire.Alert) uint64 {
 	return ack.Sequence
 }
 
-// waitAcked waits until the consumer has nothing pending or unacknowledged
-// and has acknowledged at least up to seq.
+// waitAcked waits until every lane of the dispatcher durable (its
+// consumers durable-<integration>, or durable itself when a dispatcher
+// has no integration) has nothing pending or unacknowledged and has
+// acknowledged at least up to seq. It returns the info of the last lane.
 func (e *natsEnv) waitAcked(ctx context.Context, durable string, seq uint64) *jetstream.ConsumerInfo {
 	e.t.Helper()
 	var info *jetstream.ConsumerInfo
 	err := eventually(ctx, func() bool {
-		c, err := e.js.Consumer(ctx, bus.AlertsStream, durable)
+		st, err := e.js.Stream(ctx, bus.AlertsStream)
 		if err != nil {
 			return false
 		}
-		info, err = c.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= seq
+		lanes := 0
+		names := st.ConsumerNames(ctx)
+		for name := range names.Name() {
+			if name != durable && !strings.HasPrefix(name, durable+"-") {
+				continue
+			}
+			c, err := e.js.Consumer(ctx, bus.AlertsStream, name)
+			if err != nil {
+				return false
+			}
+			if info, err = c.Info(ctx); err != nil || info.NumPending != 0 || info.NumAckPending != 0 || info.AckFloor.Stream < seq {
+				return false
+			}
+			lanes++
+		}
+		return names.Err() == nil && lanes > 0
 	})
 	if err != nil {
 		e.t.Fatalf("consumer %s did not acknowledge up to %d: %v (last info %+v)", durable, seq, err, info)
@@ -311,9 +327,13 @@ func TestDeliversToConsoleAndSlackAndAcks(t *testing.T) {
 	if want := "FIRING   TCPRetransmitRateHigh severity=critical cluster=default host=db-1 value=12.3 threshold=5 — TCPRetransmitRateHigh on db-1"; got[0] != want {
 		t.Errorf("console line\n%s\nwant\n%s", got[0], want)
 	}
-	info := env.waitAcked(ctx, notifier.DefaultDurable, seq)
-	cfg := info.Config
-	if cfg.Durable != notifier.DefaultDurable || cfg.AckPolicy != jetstream.AckExplicitPolicy || cfg.AckWait != 30*time.Second ||
+	env.waitAcked(ctx, notifier.DefaultDurable, seq)
+	c, err := env.js.Consumer(ctx, bus.AlertsStream, notifier.DefaultDurable+"-slack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.CachedInfo().Config
+	if cfg.Durable != "mciv-notifier-slack" || cfg.AckPolicy != jetstream.AckExplicitPolicy || cfg.AckWait != 30*time.Second ||
 		cfg.MaxDeliver != -1 || cfg.DeliverPolicy != jetstream.DeliverAllPolicy {
 		t.Errorf("consumer config %+v", cfg)
 	}
@@ -341,7 +361,7 @@ func TestDeliversToConsoleAndSlackAndAcks(t *testing.T) {
 	if got := r.counter("mciv_notifier_notification_latency_seconds", "integration", "slack"); got != 1 {
 		t.Errorf("latency observations for slack = %v, want 1", got)
 	}
-	if got := r.counter("mciv_notifier_messages_total", "outcome", "acked"); got != 1 {
+	if got := r.counter("mciv_notifier_messages_total", "integration", "slack", "outcome", "acked"); got != 1 {
 		t.Errorf("messages_total{acked} = %v", got)
 	}
 }
@@ -451,7 +471,7 @@ func TestFailingIntegrationIsRetriedWithoutDuplicatingOthers(t *testing.T) {
 	if got := r.counter("mciv_notifier_notifications_total", "integration", "slack", "result", "failure"); got != 3 {
 		t.Errorf("slack failures = %v, want 3", got)
 	}
-	if got := r.counter("mciv_notifier_messages_total", "outcome", "retry"); got != 3 {
+	if got := r.counter("mciv_notifier_messages_total", "integration", "slack", "outcome", "retry"); got != 3 {
 		t.Errorf("messages_total{retry} = %v, want 3", got)
 	}
 }
@@ -486,7 +506,7 @@ func TestUndecodableMessagesAreCountedAndTerminated(t *testing.T) {
 			t.Errorf("bad_messages_total{reason=%q} = %v, want %v", reason, got, want)
 		}
 	}
-	if got := r.counter("mciv_notifier_messages_total", "outcome", "terminated"); got != 3 {
+	if got := r.counter("mciv_notifier_messages_total", "integration", "slack", "outcome", "terminated"); got != 3 {
 		t.Errorf("messages_total{terminated} = %v, want 3", got)
 	}
 	if got := len(out.get()); got != 1 {
@@ -495,9 +515,11 @@ func TestUndecodableMessagesAreCountedAndTerminated(t *testing.T) {
 }
 
 // blocking is an integration that blocks until its context ends.
+// blocking stands in for a Slack that hangs: it has Slack's name, so that
+// the next dispatcher's Slack lane continues its consumer.
 type blocking struct{ entered chan struct{} }
 
-func (b *blocking) Name() string { return "blocking" }
+func (b *blocking) Name() string { return "slack" }
 
 func (b *blocking) Notify(ctx context.Context, _ *wire.Alert) error {
 	close(b.entered)
@@ -653,5 +675,37 @@ func TestMaxDeliverGivesUp(t *testing.T) {
 	r.stop()
 	if got := r.counter("mciv_notifier_notifications_total", "integration", "panicky", "result", "failure"); got != 2 {
 		t.Fatalf("%v attempts, want MaxDeliver = 2", got)
+	}
+}
+
+func TestRunRejectsTwoIntegrationsWithOneName(t *testing.T) {
+	out := newLines()
+	d := notifier.NewDispatcher(fast, []notifier.Notifier{console.New(out), console.New(out)}, nil, nil)
+	if err := d.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "share the consumer") {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+func TestLaneDurable(t *testing.T) {
+	if got := notifier.LaneDurable("mciv-notifier", "slack"); got != "mciv-notifier-slack" {
+		t.Errorf("LaneDurable = %q", got)
+	}
+	if got := notifier.LaneDurable("d", "a.b c"); got != "d-a_b_c" {
+		t.Errorf("LaneDurable = %q", got)
+	}
+}
+
+// A slow integration does not hold up the others: each has its own lane.
+func TestOneSlowIntegrationDelaysOnlyItself(t *testing.T) {
+	ctx := testCtx(t)
+	env := startNATS(t, ctx, t.TempDir())
+	out := newLines()
+	b := &blocking{entered: make(chan struct{})} // hangs until stopped
+	start(t, ctx, env.js, fast, b, console.New(out))
+	for i := range 5 {
+		env.publish(ctx, alert(fmt.Sprintf("R%d", i), "db-1"))
+	}
+	if _, err := out.wait(ctx, 5); err != nil {
+		t.Fatalf("the console waited for the hung integration: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package notifier_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +155,53 @@ func TestSilencedAlertIsAckedNotDelivered(t *testing.T) {
 	msgs := srv.Messages()
 	if len(msgs) != 1 || msgs[0].Text == "" || !strings.Contains(msgs[0].Text, "db-2") {
 		t.Errorf("Slack got %+v, want only db-2", msgs)
+	}
+}
+
+func TestKilledAfterSlackAcceptedTheFirstPostBeforeItsTSWasStored(t *testing.T) {
+	ctx := testCtx(t)
+	env := startNATS(t, ctx, t.TempDir())
+	srv := slacktest.New(t, slackToken)
+	log, err := nflog.Open(ctx, env.js, nflog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := func() *slack.Incidents {
+		n, err := slack.NewIncidents(slack.IncidentsConfig{
+			Config:      slack.Config{Token: slackToken, Channel: "C0ONCALL01", APIURL: srv.URL(), RetryBackoff: 10 * time.Millisecond},
+			Log:         log,
+			Replica:     "host-1",
+			ChannelRate: 1000,
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Slack takes the first post, and the notifier dies before it reads
+	// the answer: the ts never reaches the notification log.
+	srv.LoseAnswers("chat.postMessage", 1)
+	seq := env.publish(ctx, alert("RuleA", "db-1"))
+	r1 := start(t, ctx, env.js, fast, inc())
+	if _, err := srv.WaitMessages(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	r1.stop()
+	if e, _, err := log.Get(ctx, ""); err == nil && e != nil && e.TS != "" {
+		t.Fatal("the ts was stored; the test did not kill at the right moment")
+	}
+
+	r2 := start(t, ctx, env.js, fast, inc())
+	env.waitAcked(ctx, notifier.DefaultDurable, seq)
+	r2.stop()
+	if top, _ := split(srv.Messages()); top != 1 || len(srv.Current()) != 1 {
+		t.Fatalf("after the restart Slack has %d top-level posts (%d messages), want exactly one", top, len(srv.Current()))
+	}
+	var methods []string
+	for _, rq := range srv.Requests() {
+		methods = append(methods, rq.Method)
+	}
+	if !slices.Contains(methods, "conversations.history") {
+		t.Errorf("the restarted notifier did not look the message up: %v", methods)
 	}
 }

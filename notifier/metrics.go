@@ -23,6 +23,7 @@ const (
 	outcomeTerminated = "terminated" // undecodable: never redelivered
 	outcomeDuplicate  = "duplicate"  // a redelivery of a message already delivered
 	outcomeMuted      = "muted"      // silenced or inhibited: acknowledged, not delivered
+	outcomeWaiting    = "waiting"    // held back behind an earlier change of the same alert
 )
 
 // Values of the reason label of mciv_notifier_bad_messages_total.
@@ -38,7 +39,7 @@ type metrics struct {
 	latency       *prometheus.HistogramVec
 	badMessages   *prometheus.CounterVec
 	messages      *prometheus.CounterVec
-	queueDepth    prometheus.Gauge
+	queueDepth    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog.Logger) *metrics {
@@ -58,13 +59,13 @@ func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog
 		}, []string{"reason"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mciv_notifier_messages_total",
-			Help: "Deliveries of messages from the alerts stream handled, by outcome (acked, retry, terminated, duplicate, muted).",
-		}, []string{"outcome"}),
+			Help: "Deliveries of messages from the alerts stream handled, by integration and outcome (acked, retry, terminated, duplicate, muted, waiting).",
+		}, []string{"integration", "outcome"}),
 	}
-	m.queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
+	m.queueDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "mciv_notifier_queue_depth",
-		Help: "Alert state changes waiting in the notifier's JetStream consumer, as of the last message fetched.",
-	})
+		Help: "Alert state changes an integration has not delivered yet (its JetStream consumer's pending and unacknowledged messages).",
+	}, []string{"integration"})
 	m.queueDepth = promreg.Register(reg, m.queueDepth, logger)
 	m.notifications = promreg.Register(reg, m.notifications, logger)
 	m.latency = promreg.Register(reg, m.latency, logger)
@@ -81,8 +82,11 @@ func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog
 	for _, r := range []string{reasonMalformed, reasonSchemaVersion, reasonInvalid} {
 		m.badMessages.WithLabelValues(r)
 	}
-	for _, o := range []string{outcomeAcked, outcomeRetry, outcomeTerminated, outcomeDuplicate, outcomeMuted} {
-		m.messages.WithLabelValues(o)
+	for _, n := range integrations {
+		m.queueDepth.WithLabelValues(n.Name())
+		for _, o := range []string{outcomeAcked, outcomeRetry, outcomeTerminated, outcomeDuplicate, outcomeMuted, outcomeWaiting} {
+			m.messages.WithLabelValues(n.Name(), o)
+		}
 	}
 	return m
 }

@@ -6,8 +6,10 @@
 // The shape follows Alertmanager's notify package: every integration lives in
 // its own subpackage (notifier/console, notifier/slack, ...) and implements
 // the one small [Notifier] interface; the [Dispatcher] owns everything that is
-// common to them: the durable JetStream consumer, acknowledgement after every
-// integration succeeded, redelivery with backoff, and metrics.
+// common to them: one durable JetStream consumer per integration (so that one
+// integration's outage delays only itself), acknowledgement once the
+// integration delivered, redelivery with backoff, per-alert order, and
+// metrics.
 package notifier
 
 import (

@@ -704,3 +704,46 @@ func badSeries(s *wire.Series) string {
 	}
 	return ""
 }
+
+// Resolve ends the firing alert fingerprint at now because a person
+// declared it over (the Resolve button, /mciv resolve): the report holds
+// its resolved announcement and its state change, and the alert does not
+// fire again within its rule's keep_firing_for (see
+// lifecycle.Alert.Resolve). An unknown or not firing alert gives an empty
+// report.
+func (e *Engine) Resolve(fingerprint string, now time.Time) Report {
+	var rep Report
+	for hk, h := range e.hosts {
+		for i, r := range e.rules {
+			if h.groups[i] == nil {
+				continue
+			}
+			for _, g := range h.groups[i].all() {
+				if g.fingerprint != fingerprint {
+					continue
+				}
+				was := g.life
+				if g.life.Resolve(now, lifecycle.Timing{For: r.For, KeepFiringFor: r.KeepFiringFor}) != lifecycle.Resolved {
+					return rep
+				}
+				e.count(i, was.State, g.life.State)
+				st := GroupState{
+					Rule: r.Alert, Fingerprint: g.fingerprint, Cluster: hk.cluster, Host: hk.host, By: g.by,
+					Life: g.life, Value: g.value, Seq: h.seq, Start: h.start, Last: h.last,
+				}
+				if math.IsNaN(st.Value) || math.IsInf(st.Value, 0) {
+					st.Value = 0
+				}
+				rep.Changes = append(rep.Changes, st)
+				al, err := alertOf(r, g, lifecycle.Resolved, now, "")
+				if err != nil {
+					rep.Errors = append(rep.Errors, RuleError{Rule: r.Alert, Err: err})
+				}
+				rep.Alerts = append(rep.Alerts, al)
+				rep.Groups++
+				return rep
+			}
+		}
+	}
+	return rep
+}

@@ -89,6 +89,24 @@ type Alert struct {
 	QuietSince time.Time
 	// ResolvedAt is when the alert last resolved.
 	ResolvedAt time.Time
+	// SuppressUntil, set when a person resolved the alert (Resolve), is
+	// the end of the rule's keep_firing_for window from then: until it
+	// the alert does not go pending or fire again, however anomalous.
+	SuppressUntil time.Time `json:",omitzero"`
+}
+
+// Resolve ends a firing alert at now because a person declared it over:
+// it goes inactive (Resolved) and stays so for the rule's keep_firing_for
+// window, after which it fires again if the condition still holds. An
+// alert that is not firing is left alone (None).
+func (a *Alert) Resolve(now time.Time, tm Timing) Transition {
+	if a.State != Firing {
+		return None
+	}
+	a.State, a.ResolvedAt = Inactive, now
+	a.ActiveAt, a.QuietSince = time.Time{}, time.Time{}
+	a.SuppressUntil = now.Add(tm.KeepFiringFor)
+	return Resolved
 }
 
 // Step advances the alert to time now, given whether the condition holds
@@ -97,7 +115,7 @@ type Alert struct {
 func (a *Alert) Step(now time.Time, active bool, tm Timing) Transition {
 	switch a.State {
 	case Inactive:
-		if !active {
+		if !active || now.Before(a.SuppressUntil) {
 			return None
 		}
 		a.ActiveAt, a.QuietSince = now, time.Time{}

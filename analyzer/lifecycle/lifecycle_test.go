@@ -79,3 +79,26 @@ func TestStrings(t *testing.T) {
 		t.Fatal("String")
 	}
 }
+
+func TestResolveHoldsForKeepFiringFor(t *testing.T) {
+	tm := Timing{For: 0, KeepFiringFor: 5 * time.Second}
+	var a Alert
+	at := func(s int) time.Time { return time.Unix(1000+int64(s), 0) }
+	if tr := a.Step(at(0), true, tm); tr != Fired {
+		t.Fatalf("step 0: %v", tr)
+	}
+	if tr := a.Resolve(at(1), tm); tr != Resolved || a.State != Inactive {
+		t.Fatalf("resolve: %v %v", tr, a.State)
+	}
+	if tr := a.Resolve(at(1), tm); tr != None {
+		t.Fatalf("resolving twice: %v", tr)
+	}
+	for s := 2; s < 6; s++ { // the condition persists within keep_firing_for
+		if tr := a.Step(at(s), true, tm); tr != None {
+			t.Fatalf("step %d within the window: %v", s, tr)
+		}
+	}
+	if tr := a.Step(at(6), true, tm); tr != Fired { // and past it
+		t.Fatalf("step 6 past the window: %v", tr)
+	}
+}

@@ -102,6 +102,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		"MCIV_SLACK_CHANNEL":        &cfg.Slack.Channel,
 		"MCIV_SLACK_API_URL":        &cfg.Slack.APIURL,
 		"MCIV_SLACK_SIGNING_SECRET": &cfg.Slack.Interactivity.SigningSecret,
+		"MCIV_SLACK_APP_TOKEN":      &cfg.Slack.SocketMode.AppToken,
 		"MCIV_NATS_URL":             &cfg.NATS.URL,
 		"MCIV_TWILIO_AUTH_TOKEN":    &cfg.Twilio.AuthToken,
 	} {

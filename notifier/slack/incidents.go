@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/mciv/mciv/internal/wire"
@@ -68,6 +69,9 @@ type Incidents struct {
 	call     *caller
 	logger   *slog.Logger
 	channels map[string]string // receiver -> channel
+	// channelIDs maps channel names (without '#') to the IDs Slack
+	// answered with, for conversations.history.
+	channelIDs sync.Map
 }
 
 var (
@@ -230,6 +234,9 @@ func (n *Incidents) sync(ctx context.Context, key string, m route.Match) error {
 		} else if wait := e.SentAt.Add(m.GroupInterval).Sub(now); wait > 0 && hash != e.SentHash {
 			return notifier.Defer(wait, "group_interval")
 		}
+		// A claim left without a ts: an earlier attempt may have posted
+		// and lost Slack's answer (a crash, a dropped connection).
+		maybePosted := e.Claim != nil && e.TS == ""
 		claimed := *e
 		claimed.Claim = &nflog.Claim{Hash: hash, By: n.cfg.Replica, At: now}
 		rev, err = n.log.Put(ctx, &claimed, rev)
@@ -239,13 +246,15 @@ func (n *Incidents) sync(ctx context.Context, key string, m route.Match) error {
 		if err != nil {
 			return err
 		}
-		return n.send(ctx, key, &claimed, m)
+		return n.send(ctx, key, &claimed, m, maybePosted)
 	}
 }
 
 // send posts or updates the group's message and its thread replies for the
-// claimed entry e, then records what was sent.
-func (n *Incidents) send(ctx context.Context, key string, e *nflog.Entry, m route.Match) error {
+// claimed entry e, then records what was sent. When maybePosted is set (or
+// a first post is retried) the message may exist already: it is looked up
+// by its metadata before posting, so that it is never posted twice.
+func (n *Incidents) send(ctx context.Context, key string, e *nflog.Entry, m route.Match, maybePosted bool) error {
 	log := n.logger.With("group", key)
 	text, blocks := RenderGroup(e)
 	opts := []slackgo.MsgOption{slackgo.MsgOptionText(text, false), slackgo.MsgOptionBlocks(blocks...)}
@@ -256,13 +265,36 @@ func (n *Incidents) send(ctx context.Context, key string, e *nflog.Entry, m rout
 	first := e.TS == ""
 	if first {
 		var chID, ts string
+		found := false
+		post := slices.Concat(opts, []slackgo.MsgOption{slackgo.MsgOptionMetadata(groupMetadata(key, e.FirstSeen))})
 		err := n.call.do(ctx, "chat.postMessage", channel, func(ctx context.Context) error {
+			if maybePosted {
+				fch, fts, err := n.findPosted(ctx, channel, key, e.FirstSeen)
+				if err != nil {
+					return err
+				}
+				if fts != "" {
+					chID, ts, found = fch, fts, true
+					return nil
+				}
+			}
+			maybePosted = true // a retry may follow a post whose answer was lost
 			var err error
-			chID, ts, err = n.api.PostMessageContext(ctx, channel, opts...)
+			chID, ts, err = n.api.PostMessageContext(ctx, channel, post...)
 			return err
 		})
 		if err != nil {
 			return err
+		}
+		n.rememberChannel(channel, chID)
+		if found {
+			log.Info("slack group message found by its metadata; updating it instead of posting it again", "channel_id", chID, "ts", ts)
+			if err := n.call.do(ctx, "chat.update", chID, func(ctx context.Context) error {
+				_, _, _, err := n.api.UpdateMessageContext(ctx, chID, ts, opts...)
+				return err
+			}); err != nil {
+				return err
+			}
 		}
 		// Record where the message is at once, so that nothing posts it again.
 		if _, _, err := n.log.Modify(ctx, key, func(cur *nflog.Entry) (*nflog.Entry, error) {

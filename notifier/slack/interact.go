@@ -59,6 +59,7 @@ type Interactions struct {
 	silences *silence.Store
 	now      func() time.Time
 	logger   *slog.Logger
+	users    map[string]bool // AllowUsers; nil: every user of the workspace
 }
 
 // NewInteractions returns the handler; now may be nil (time.Now), logger nil.
@@ -130,18 +131,33 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad payload", http.StatusBadRequest)
 		return
 	}
-	if cb.Type != slackgo.InteractionTypeBlockActions {
-		w.WriteHeader(http.StatusOK)
+	if err := h.HandleCallback(r.Context(), &cb); err != nil {
+		http.Error(w, "could not handle the action; try again", http.StatusInternalServerError)
 		return
 	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// HandleCallback acts on an interaction whose origin has been verified (a
+// signed HTTP request, or an envelope on the app's Socket Mode
+// connection): every button of a block_actions payload pressed by an
+// allowed user (see AllowUsers). Both transports call it, so the same
+// rules apply to both. Other interaction types are ignored.
+func (h *Interactions) HandleCallback(ctx context.Context, cb *slackgo.InteractionCallback) error {
+	if cb.Type != slackgo.InteractionTypeBlockActions {
+		return nil
+	}
+	if !h.allowed(cb.User.ID) {
+		h.logger.Warn("ignoring a button pressed by a user who is not allowed to", "user", cb.User.ID)
+		return nil
+	}
 	for _, act := range cb.ActionCallback.BlockActions {
-		if err := h.press(r.Context(), &cb, act); err != nil {
+		if err := h.press(ctx, cb, act); err != nil {
 			h.logger.Error("button press not handled", "action", act.ActionID, "user", cb.User.ID, "err", err)
-			http.Error(w, "could not handle the action; try again", http.StatusInternalServerError)
-			return
+			return err
 		}
 	}
-	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
 // press handles one button.

@@ -3,6 +3,7 @@ package slack
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Section is the `slack:` section of mciv's configuration; Slack is on
@@ -14,6 +15,9 @@ type Section struct {
 	APIURL string `yaml:"api_url"`
 	// Interactivity is the endpoint for the message buttons.
 	Interactivity InteractivityConfig `yaml:"interactivity"`
+	// SocketMode receives the buttons and /mciv over an outbound
+	// WebSocket instead (no public endpoint needed).
+	SocketMode SocketModeConfig `yaml:"socket_mode"`
 }
 
 // Enabled reports whether Slack is configured.
@@ -36,6 +40,9 @@ func (s Section) Validate() error {
 	}
 	if s.Interactivity.Listen != "" && s.Interactivity.SigningSecret == "" {
 		errs = append(errs, errors.New("slack.interactivity: listen is set but signing_secret (or MCIV_SLACK_SIGNING_SECRET) is not"))
+	}
+	if t := s.SocketMode.AppToken; t != "" && !strings.HasPrefix(t, "xapp-") {
+		errs = append(errs, errors.New("slack.socket_mode.app_token: an app-level token starts with xapp-"))
 	}
 	return errors.Join(errs...)
 }

@@ -36,11 +36,27 @@ type ButtonPress struct {
 	Value     string
 	// TriggerID is unique per press; empty makes one up.
 	TriggerID string
+	// TeamID and AppID default to the fake's (TeamID, AppID); set them to
+	// forge a press from another workspace or app.
+	TeamID, AppID string
 }
 
 // Body returns the form-encoded body Slack posts for the press: a
 // "payload" field holding a block_actions interaction as JSON.
 func (p ButtonPress) Body() []byte {
+	return []byte(url.Values{"payload": {string(p.Payload())}}.Encode())
+}
+
+// Payload returns the press as the block_actions interaction JSON (what
+// Socket Mode carries in an "interactive" envelope).
+func (p ButtonPress) Payload() json.RawMessage {
+	team, app := p.TeamID, p.AppID
+	if team == "" {
+		team = TeamID
+	}
+	if app == "" {
+		app = AppID
+	}
 	trigger := p.TriggerID
 	if trigger == "" {
 		trigger = fmt.Sprintf("%s.%s.%s", p.MessageTS, p.UserID, p.ActionID)
@@ -48,8 +64,8 @@ func (p ButtonPress) Body() []byte {
 	payload := map[string]any{
 		"type":       "block_actions",
 		"trigger_id": trigger,
-		"api_app_id": "A0000000001",
-		"team":       map[string]any{"id": "T0000000001", "domain": "mciv-test"},
+		"api_app_id": app,
+		"team":       map[string]any{"id": team, "domain": "mciv-test"},
 		"user":       map[string]any{"id": p.UserID, "name": p.UserName, "username": p.UserName},
 		"channel":    map[string]any{"id": p.ChannelID, "name": "oncall"},
 		"container":  map[string]any{"type": "message", "message_ts": p.MessageTS, "channel_id": p.ChannelID},
@@ -60,7 +76,7 @@ func (p ButtonPress) Body() []byte {
 		}},
 	}
 	b, _ := json.Marshal(payload)
-	return []byte(url.Values{"payload": {string(b)}}.Encode())
+	return b
 }
 
 // Post sends body to an interactivity endpoint as Slack does, signed with

@@ -3,8 +3,8 @@
 // exercise the client library, its encoding and its error handling, and only
 // Slack itself is replaced.
 //
-// It speaks the methods mciv's notifier uses: chat.postMessage, chat.update,
-// auth.test and the three-step external file upload
+// It speaks the methods mciv's notifier uses: chat.postMessage (with
+// message metadata), chat.update, conversations.history, auth.test and the three-step external file upload
 // (files.getUploadURLExternal, a POST of the bytes to the upload URL it
 // returned — served by this fake too — and files.completeUploadExternal), with form-encoded or JSON bodies (slack-go sends forms with
 // the token in the body; other clients send JSON with an Authorization:
@@ -53,6 +53,9 @@ type Message struct {
 	// TS identifies the message: assigned by chat.postMessage, and the ts of
 	// the message edited for chat.update.
 	TS string
+	// Metadata is the message metadata as sent ({"event_type":...,
+	// "event_payload":{...}}); nil if none.
+	Metadata json.RawMessage
 }
 
 // BlockText returns every text string found in the message's blocks (header,
@@ -135,10 +138,14 @@ type Server struct {
 		status     int
 		retryAfter time.Duration
 	}
+	down    int            // SetDown's status: every call fails with it while not 0
+	lose    map[string]int // LoseAnswers: calls per method to accept without answering
 	seq     int
 	changed chan struct{}    // closed and replaced whenever messages or files grow
 	uploads map[string]*File // by file id: requested or uploaded, not yet shared
 	files   []File           // shared by files.completeUploadExternal, in order
+
+	sock socket // Socket Mode (socketmode.go)
 }
 
 // NewServer starts a fake Slack that accepts token. Close it when done.
@@ -153,6 +160,7 @@ func NewServer(token string) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serve)
 	mux.HandleFunc("/upload/{id}", s.upload)
+	mux.HandleFunc("/socket", s.serveSocket)
 	s.srv = httptest.NewServer(mux)
 	return s
 }
@@ -231,6 +239,39 @@ func (s *Server) FailNext(n int, status int, retryAfter time.Duration) {
 	s.fail.n, s.fail.status, s.fail.retryAfter = n, status, retryAfter
 }
 
+// SetDown makes every API call fail with the HTTP status code (503: an
+// outage) until SetDown(0); while down, FailNext's count is not used.
+func (s *Server) SetDown(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = status
+}
+
+// LoseAnswers makes the next n calls of method take effect (a message is
+// posted) without their answer ever reaching the client: the request
+// hangs until the client gives up (its context ends), as when the notifier
+// is killed after Slack accepted a message and before it stored the ts.
+func (s *Server) LoseAnswers(method string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lose == nil {
+		s.lose = make(map[string]int)
+	}
+	s.lose[method] = n
+}
+
+// loseAnswer reports whether the answer to this call of method is lost,
+// counting it.
+func (s *Server) loseAnswer(method string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lose[method] <= 0 {
+		return false
+	}
+	s.lose[method]--
+	return true
+}
+
 // The Slack error codes the server answers with.
 const (
 	errNotAuthed       = "not_authed"
@@ -250,6 +291,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.injectFailure(w, method) {
+		return
+	}
+	if method == "apps.connections.open" {
+		s.openConnection(w, r)
 		return
 	}
 	params, bearer, err := readParams(r)
@@ -273,10 +318,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case "auth.test":
 		s.answer(w, method, map[string]any{
 			"url": "https://mciv-test.slack.com/", "team": "mciv-test", "user": "marvel",
-			"team_id": "T0000000001", "user_id": "U0000000001", "bot_id": "B0000000001",
+			"team_id": TeamID, "user_id": "U0000000001", "bot_id": "B0000000001",
 		})
 	case "chat.postMessage":
+		if s.loseAnswer(method) {
+			s.postMessage(httptest.NewRecorder(), params)
+			<-r.Context().Done() // the client went away without the answer
+			return
+		}
 		s.postMessage(w, params)
+	case "conversations.history":
+		s.history(w, params)
 	case "chat.update":
 		s.update(w, params)
 	case "files.getUploadURLExternal":
@@ -291,12 +343,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // injectFailure answers the call with the failure FailNext asked for, if any.
 func (s *Server) injectFailure(w http.ResponseWriter, method string) bool {
 	s.mu.Lock()
-	if s.fail.n <= 0 {
-		s.mu.Unlock()
-		return false
+	status, retryAfter := s.down, time.Duration(0)
+	if status == 0 {
+		if s.fail.n <= 0 {
+			s.mu.Unlock()
+			return false
+		}
+		s.fail.n--
+		status, retryAfter = s.fail.status, s.fail.retryAfter
 	}
-	s.fail.n--
-	status, retryAfter := s.fail.status, s.fail.retryAfter
 	s.requests = append(s.requests, Request{Method: method, Status: status})
 	s.mu.Unlock()
 
@@ -331,6 +386,7 @@ func (s *Server) postMessage(w http.ResponseWriter, p params) {
 		Blocks:      p.raw("blocks"),
 		Attachments: p.raw("attachments"),
 		ThreadTS:    p.str("thread_ts"),
+		Metadata:    p.raw("metadata"),
 	}
 	if code := checkContent(m); code != "" {
 		s.answerError(w, method, http.StatusOK, code)
@@ -354,6 +410,47 @@ func (s *Server) postMessage(w http.ResponseWriter, p params) {
 			"text": m.Text, "ts": m.TS, "thread_ts": m.ThreadTS, "blocks": m.Blocks,
 		},
 	})
+}
+
+// history answers conversations.history: the channel's top-level messages,
+// newest first, up to limit (default 100), older than latest and newer
+// than oldest when given; their metadata only with include_all_metadata.
+func (s *Server) history(w http.ResponseWriter, p params) {
+	const method = "conversations.history"
+	channel := p.str("channel")
+	if !channelIDPattern.MatchString(channel) {
+		s.answerError(w, method, http.StatusOK, errChannelNotFound)
+		return
+	}
+	limit, _ := strconv.Atoi(p.str("limit"))
+	if limit <= 0 || limit > 999 {
+		limit = 100
+	}
+	oldest, latest := p.str("oldest"), p.str("latest")
+	withMeta := p.str("include_all_metadata") == "1" || p.str("include_all_metadata") == "true"
+	s.mu.Lock()
+	var out []map[string]any
+	for i := len(s.current) - 1; i >= 0 && len(out) < limit; i-- {
+		m := s.current[i]
+		if m.ChannelID != channel || m.ThreadTS != "" ||
+			(oldest != "" && tsLess(m.TS, oldest)) || (latest != "" && !tsLess(m.TS, latest)) {
+			continue
+		}
+		msg := map[string]any{"type": "message", "subtype": "bot_message", "bot_id": "B0000000001", "text": m.Text, "ts": m.TS}
+		if withMeta && len(m.Metadata) > 0 {
+			msg["metadata"] = m.Metadata
+		}
+		out = append(out, msg)
+	}
+	s.mu.Unlock()
+	s.answer(w, method, map[string]any{"messages": out, "has_more": false})
+}
+
+// tsLess orders Slack timestamps ("1700000000.000100").
+func tsLess(a, b string) bool {
+	fa, _ := strconv.ParseFloat(a, 64)
+	fb, _ := strconv.ParseFloat(b, 64)
+	return fa < fb
 }
 
 func (s *Server) update(w http.ResponseWriter, p params) {

@@ -270,3 +270,58 @@ func TestSignMatchesSlackGoVerifier(t *testing.T) {
 		t.Errorf("slack-go decodes the payload as %+v", cb)
 	}
 }
+
+func TestSetDown(t *testing.T) {
+	s := New(t, "xoxb-down")
+	api := client(s, "xoxb-down")
+	s.SetDown(http.StatusServiceUnavailable)
+	for range 3 {
+		if _, _, err := api.PostMessageContext(ctxT(t), "#c", slack.MsgOptionText("x", false)); err == nil {
+			t.Fatal("posted while down")
+		}
+	}
+	s.SetDown(0)
+	if _, _, err := api.PostMessageContext(ctxT(t), "#c", slack.MsgOptionText("x", false)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Messages()); n != 1 {
+		t.Fatalf("%d messages, want 1", n)
+	}
+}
+
+func TestHistoryReturnsMetadata(t *testing.T) {
+	s := New(t, "xoxb-h")
+	api := client(s, "xoxb-h")
+	md := slack.SlackMetadata{EventType: "mciv_alert_group", EventPayload: map[string]any{"group_key": "k"}}
+	ch, ts, err := api.PostMessageContext(ctxT(t), "#oncall", slack.MsgOptionText("x", false), slack.MsgOptionMetadata(md))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.PostMessageContext(ctxT(t), ch, slack.MsgOptionText("reply", false), slack.MsgOptionTS(ts)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := api.GetConversationHistoryContext(ctxT(t), &slack.GetConversationHistoryParameters{ChannelID: ch, IncludeAllMetadata: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Messages) != 1 || resp.Messages[0].Timestamp != ts || resp.Messages[0].Metadata.EventPayload["group_key"] != "k" {
+		t.Fatalf("history %+v", resp.Messages)
+	}
+	if _, err := api.GetConversationHistoryContext(ctxT(t), &slack.GetConversationHistoryParameters{ChannelID: "#oncall"}); err == nil {
+		t.Error("history by channel name accepted; Slack wants an ID")
+	}
+}
+
+func TestLoseAnswers(t *testing.T) {
+	s := New(t, "xoxb-l")
+	api := client(s, "xoxb-l")
+	s.LoseAnswers("chat.postMessage", 1)
+	ctx, cancel := context.WithTimeout(ctxT(t), 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := api.PostMessageContext(ctx, "#c", slack.MsgOptionText("x", false)); err == nil {
+		t.Fatal("the lost answer arrived")
+	}
+	if n := len(s.Messages()); n != 1 {
+		t.Fatalf("%d messages, want the one Slack took", n)
+	}
+}

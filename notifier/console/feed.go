@@ -1,0 +1,177 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/notifier"
+	"github.com/mciv/mciv/notifier/silence"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// FormatAck is the console line of an acknowledgement (button, phone key,
+// slash command): "ACK      acknowledge fp by U123 via slack".
+func FormatAck(a *wire.Ack) string {
+	s := fmt.Sprintf("%-8s %s %s by %s", "ACK", a.Action, a.Fingerprint, notifier.OneLine(a.By))
+	if a.Via != "" {
+		s += " via " + a.Via
+	}
+	if !a.Until.IsZero() {
+		s += " until " + a.Until.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+// FormatAction is the console line of a failover decision.
+func FormatAction(a *wire.Action) string {
+	s := fmt.Sprintf("%-8s %s %s cluster=%s", "FAILOVER", a.Kind, a.Decision, a.Cluster)
+	if a.From != "" || a.To != "" {
+		s += fmt.Sprintf(" %s→%s", a.From, a.To)
+	}
+	if a.Safeguard != "" {
+		s += " safeguard=" + a.Safeguard
+	}
+	if a.Reason != "" {
+		s += " — " + notifier.OneLine(a.Reason)
+	}
+	return s
+}
+
+// FormatSilence is the console line of a silence that started (on) or
+// ended.
+func FormatSilence(s *silence.Silence, on bool) string {
+	if !on {
+		return fmt.Sprintf("%-8s %s %s ended", "UNSILENC", s.ID, s.Matchers.String())
+	}
+	line := fmt.Sprintf("%-8s %s %s until %s by %s", "SILENCE", s.ID, s.Matchers.String(), s.EndsAt.UTC().Format(time.RFC3339), notifier.OneLine(s.CreatedBy))
+	if s.Comment != "" {
+		line += " — " + notifier.OneLine(s.Comment)
+	}
+	return line
+}
+
+// Feed prints, besides the alerts, what people and the actuator do:
+// acknowledgements (MCIV_ACKS), failover decisions (MCIV_ACTIONS) and
+// silences starting and ending. It reads the streams with ephemeral
+// ordered consumers from now on: the console shows what happens while it
+// runs.
+type Feed struct {
+	out      io.Writer
+	silences *silence.Store
+	every    time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+	mu       sync.Mutex // one line at a time
+}
+
+// NewFeed returns a feed printing to out; silences may be nil (no
+// silence lines), every is the silence poll interval (default 10s).
+func NewFeed(out io.Writer, silences *silence.Store, every time.Duration, logger *slog.Logger) *Feed {
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Feed{out: out, silences: silences, every: every, now: time.Now, log: logger}
+}
+
+func (f *Feed) println(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, _ = fmt.Fprintln(f.out, s)
+}
+
+// Run prints until ctx ends; it returns nil then.
+func (f *Feed) Run(ctx context.Context, js jetstream.JetStream) error {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		f.stream(ctx, js, bus.AcksStream, wire.AcksWildcard, func(data []byte) (string, error) {
+			a, err := wire.DecodeAck(data)
+			if err != nil {
+				return "", err
+			}
+			return FormatAck(a), nil
+		})
+	})
+	wg.Go(func() {
+		f.stream(ctx, js, bus.ActionsStream, wire.ActionsWildcard, func(data []byte) (string, error) {
+			a, err := wire.DecodeAction(data)
+			if err != nil {
+				return "", err
+			}
+			return FormatAction(a), nil
+		})
+	})
+	if f.silences != nil {
+		wg.Go(func() { f.pollSilences(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// stream prints every new message of stream until ctx ends, recreating
+// its ordered consumer after failures.
+func (f *Feed) stream(ctx context.Context, js jetstream.JetStream, stream, filter string, format func([]byte) (string, error)) {
+	for ctx.Err() == nil {
+		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverNewPolicy,
+		})
+		if err == nil {
+			var cc jetstream.ConsumeContext
+			cc, err = cons.Consume(func(m jetstream.Msg) {
+				if line, ferr := format(m.Data()); ferr == nil {
+					f.println(line)
+				}
+			})
+			if err == nil {
+				<-ctx.Done()
+				cc.Stop()
+				return
+			}
+		}
+		if errors.Is(err, jetstream.ErrConnectionClosed) {
+			return
+		}
+		f.log.Debug("console feed consumer failed; retrying", "stream", stream, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// pollSilences prints silences as they start and end.
+func (f *Feed) pollSilences(ctx context.Context) {
+	shown := map[string]bool{} // id -> printed as active
+	t := time.NewTicker(f.every)
+	defer t.Stop()
+	for {
+		if all, err := f.silences.List(ctx); err == nil {
+			now := f.now()
+			for _, s := range all {
+				active := s.Active(now)
+				switch {
+				case active && !shown[s.ID]:
+					shown[s.ID] = true
+					f.println(FormatSilence(s, true))
+				case !active && shown[s.ID]:
+					delete(shown, s.ID)
+					f.println(FormatSilence(s, false))
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
