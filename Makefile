@@ -5,7 +5,7 @@ BIN     ?= ./mciv
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 ARGS    ?=
 
-.PHONY: run build test generate check-generate bench demo deps fmt vet validate-deploy install
+.PHONY: run build test generate check-generate bench demo deps fmt vet validate-deploy install fuzz
 
 ## build: compile the one binary (no clang needed: bpf2go output is committed)
 build:
@@ -51,3 +51,10 @@ validate-deploy:
 ## install: binary, user mciv, systemd units and example configuration on this host (root)
 install: build
 	deploy/install.sh
+
+FUZZTIME ?= 1m
+## fuzz: every fuzz target for FUZZTIME each
+fuzz:
+	@for t in internal/wire:FuzzDecode rules:FuzzParse app/config:FuzzDecode analyzer/replay:FuzzReadSamples; do \
+	  $(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*} || exit 1; \
+	done

@@ -28,5 +28,10 @@ scripts/check-generate.sh
 echo "== go test"
 go test -count=1 -race -timeout 20m ./...
 
+echo "== fuzz (brief: each target 5 s beyond its committed seeds; make fuzz runs longer)"
+for t in internal/wire:FuzzDecode rules:FuzzParse app/config:FuzzDecode analyzer/replay:FuzzReadSamples; do
+  go test -run '^$' -fuzz "^${t##*:}\$" -fuzztime 5s "./${t%%:*}"
+done
+
 echo "== deploy/ (helm chart, systemd units, capabilities, dashboard)"
 deploy/validate.sh

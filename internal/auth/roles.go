@@ -66,6 +66,10 @@ const (
 	ActuatorDurable     = "mciv-actuator"
 )
 
+// NotifierIntegrations are the integrations that each have their own
+// durable consumer, NotifierDurable-<integration>, on the alerts stream.
+func NotifierIntegrations() []string { return []string{"console", "slack", "voice", "escalation"} }
+
 // Tag keys on user JWTs: the role and the database cluster. The server
 // lower-cases tags, so cluster names used with credentials are lower case.
 const (
@@ -97,13 +101,23 @@ func Permissions(role Role) jwt.Permissions {
 			wire.EventsPrefix+".{{tag("+TagCluster+")}}.{{name()}}")
 	case Analyzer:
 		p.sub(wire.SamplesWildcard)
+		p.sub(wire.AcksWildcard) // Resolve pressed in Slack ends an alert
 		p.pub(wire.AlertsWildcard)
 		p.streamInfo(AlertsStream)
 		p.kvOwner(AlertStateBucket)
 	case Notifier:
 		p.sub(wire.SamplesWildcard) // the chart recorder
 		p.pub(wire.AcksWildcard)    // Slack buttons and phone keypresses
+		// One durable per integration (notifier.Dispatcher), the old
+		// shared one read for where to start.
 		p.consumer(AlertsStream, NotifierDurable)
+		for _, integration := range NotifierIntegrations() {
+			p.consumer(AlertsStream, NotifierDurable+"-"+integration)
+		}
+		// The console's feed of acknowledgements, silences and failover
+		// decisions reads the acks and actions streams as they pass.
+		p.orderedConsumer(AcksStream)
+		p.orderedConsumer(ActionsStream)
 		p.consumer(AcksStream, SlackAcksDurable)
 		p.consumer(AcksStream, EscalationDurable)
 		p.consumer(ActionsStream, SlackActionsDurable)
