@@ -373,7 +373,7 @@ func (l *lane) consume(ctx context.Context, js jetstream.JetStream) error {
 		// nak'd one included, to an inbox nobody reads any more.)
 		// A bounded wait: a pull request lost with a NATS node (SIGKILL,
 		// leader change) would otherwise be waited on forever.
-		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		fctx, cancel := context.WithTimeout(ctx, pullWait)
 		msg, err := cons.Next(jetstream.FetchContext(fctx))
 		cancel()
 		switch {
@@ -394,6 +394,10 @@ func (l *lane) consume(ctx context.Context, js jetstream.JetStream) error {
 	}
 	return ctx.Err()
 }
+
+// pullWait bounds one pull request: one lost with a NATS node is
+// replaced after at most this long.
+const pullWait = 5 * time.Second
 
 // watchDepth sets the lane's queue depth gauge (messages not yet
 // acknowledged: waiting, or handed out and not yet delivered) every

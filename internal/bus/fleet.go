@@ -17,7 +17,8 @@ type Fleet struct {
 	// InputMaxAge bounds how long batches stay in MCIV_IN (0: 1h): the
 	// longest warm-up a new partition owner can replay.
 	InputMaxAge yamltime.Duration `yaml:"input_max_age"`
-	// InputMaxBytes bounds MCIV_IN's size (0: 1 GiB).
+	// InputMaxBytes bounds MCIV_IN's size (0: 256 MiB, a quarter of the
+	// embedded server's default store; a fleet sets it from its hosts).
 	InputMaxBytes int64 `yaml:"input_max_bytes"`
 }
 

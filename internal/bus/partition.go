@@ -27,7 +27,7 @@ const (
 	DefaultPartitions    = 16
 	DefaultInputMaxAge   = time.Hour
 	DefaultInputDedup    = 2 * time.Minute
-	DefaultInputMaxBytes = 1 << 30
+	DefaultInputMaxBytes = 256 << 20
 )
 
 // InputOptions shapes the input stream.

@@ -95,14 +95,18 @@ func consumeLoop(ctx context.Context, js jetstream.JetStream, stream, durable, f
 		}
 		wait = time.Second
 		for ctx.Err() == nil {
-			msg, err := cons.Next(jetstream.FetchContext(ctx))
+			// A bounded wait: a pull request lost with a NATS node is
+			// replaced within pullWait.
+			fctx, cancel := context.WithTimeout(ctx, pullWait)
+			msg, err := cons.Next(jetstream.FetchContext(fctx))
+			cancel()
 			if ctx.Err() != nil {
 				if msg != nil {
 					_ = msg.Nak()
 				}
 				return nil
 			}
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoHeartbeat) {
+			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, context.DeadlineExceeded) {
 				continue
 			}
 			if err != nil {
@@ -293,3 +297,6 @@ func approvalBlocks(text string, act *wire.Action) []slackgo.Block {
 		slackgo.NewActionBlock("mciv_failover_"+act.ID, btn),
 	}
 }
+
+// pullWait bounds one pull request of the thread feeds.
+const pullWait = 5 * time.Second
