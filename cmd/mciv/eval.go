@@ -13,7 +13,6 @@ import (
 	"github.com/mciv/mciv/analyzer/score"
 	"github.com/mciv/mciv/detect/quality"
 	"github.com/mciv/mciv/detect/synth"
-	"github.com/mciv/mciv/rules"
 )
 
 func evalCmd(e *env) *cobra.Command {
@@ -44,15 +43,8 @@ benchmarks.`,
 			if len(corpora) == 0 {
 				return errors.New("eval: give at least one --corpus")
 			}
-			set, err := loadRulesOrDefault(rulePaths)
+			set, err := loadRulesOrReport(e.stderr, rulePaths)
 			if err != nil {
-				var list rules.Errors
-				if errors.As(err, &list) {
-					for _, item := range list {
-						fmt.Fprintln(e.stderr, item.Error())
-					}
-					return exitCode(1)
-				}
 				return err
 			}
 			for i, dir := range corpora {

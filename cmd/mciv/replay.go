@@ -48,15 +48,8 @@ or resolving.`,
 			if !jsonl {
 				return errors.New("replay: --jsonl is the only output format; pass it")
 			}
-			set, err := loadRulesOrDefault(rulePaths)
+			set, err := loadRulesOrReport(e.stderr, rulePaths)
 			if err != nil {
-				var list rules.Errors
-				if errors.As(err, &list) {
-					for _, item := range list {
-						fmt.Fprintln(e.stderr, item.Error())
-					}
-					return exitCode(1)
-				}
 				return err
 			}
 			in, err := openInput(csvPath + samples)
@@ -97,6 +90,24 @@ func loadRulesOrDefault(paths []string) (*rules.Set, error) {
 		return rules.LoadDefault()
 	}
 	return rules.LoadFiles(paths...)
+}
+
+// loadRulesOrReport is loadRulesOrDefault for a command: rules-file errors
+// are printed to stderr one per line (file:line:col) and become exit
+// status 1.
+func loadRulesOrReport(stderr io.Writer, paths []string) (*rules.Set, error) {
+	set, err := loadRulesOrDefault(paths)
+	if err != nil {
+		var list rules.Errors
+		if errors.As(err, &list) {
+			for _, item := range list {
+				fmt.Fprintln(stderr, item.Error())
+			}
+			return nil, exitCode(1)
+		}
+		return nil, err
+	}
+	return set, nil
 }
 
 // openInput opens a file, or stdin for "-".

@@ -14,18 +14,8 @@ import (
 // answer is posted in the channel. Socket Mode does without it.
 func (h *Interactions) CommandHandler(failover FailoverSwitch) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err != nil {
-			http.Error(w, "cannot read body", http.StatusBadRequest)
-			return
-		}
-		if err := h.Verify(r.Header, body); err != nil {
-			h.logger.Warn("refusing an unverified slash command", "remote", r.RemoteAddr, "reason", err)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+		body, ok := h.verifiedBody(w, r, "slash command")
+		if !ok {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -105,20 +105,31 @@ func (h *Interactions) Verify(header http.Header, body []byte) error {
 	return nil
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// verifiedBody reads a POST from Slack (at most 1 MiB) and checks its
+// signature; on any failure it has answered w and returns ok false. what
+// names the request in the refusal's log line.
+func (h *Interactions) verifiedBody(w http.ResponseWriter, r *http.Request, what string) (body []byte, ok bool) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
+		return nil, false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		http.Error(w, "cannot read body", http.StatusBadRequest)
-		return
+		return nil, false
 	}
 	if err := h.Verify(r.Header, body); err != nil {
-		h.logger.Warn("refusing an unverified interactivity request", "remote", r.RemoteAddr, "reason", err)
+		h.logger.Warn("refusing an unverified "+what, "remote", r.RemoteAddr, "reason", err)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return nil, false
+	}
+	return body, true
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, ok := h.verifiedBody(w, r, "interactivity request")
+	if !ok {
 		return
 	}
 	form, err := url.ParseQuery(string(body))
