@@ -104,8 +104,33 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// Metrics and health first: /readyz answers 503 (naming what it waits
+	// for) while NATS and the parts start.
+	hl := newHealth()
+	var info Info
+	if cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		hl.Register(mux)
+		metricsSrv := httpserver.New(mux, httpserver.Limits{})
+		go func() { _ = metricsSrv.Serve(ln) }()
+		defer func() {
+			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = metricsSrv.Shutdown(sctx)
+			scancel()
+		}()
+		info.MetricsAddr = ln.Addr().String()
+		logger.Info("serving metrics", "url", "http://"+info.MetricsAddr+"/metrics",
+			"health", "/healthz /livez /readyz")
+	}
+
 	url := cfg.NATS.URL
 	if url == "" {
+		hl.starting("starting the embedded NATS server")
 		es, err := sec.embedded()
 		if err != nil {
 			return err
@@ -121,6 +146,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	connect := func(part string) (*natsConn, error) {
+		hl.starting(part + ": connecting to NATS")
 		co, err := sec.connectOptions(part)
 		if err != nil {
 			return nil, err
@@ -130,23 +156,12 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", part, err)
 		}
+		hl.natsConn(part, nc)
+		hl.starting(part + ": setting up streams and consumers")
 		return &natsConn{nc}, nil
 	}
 
-	info := Info{NATSURL: url}
-	var metricsSrv *http.Server
-	if cfg.Metrics.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		metricsSrv = httpserver.New(mux, httpserver.Limits{})
-		go func() { _ = metricsSrv.Serve(ln) }()
-		info.MetricsAddr = ln.Addr().String()
-		logger.Info("serving metrics", "url", "http://"+info.MetricsAddr+"/metrics")
-	}
+	info.NATSURL = url
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -188,9 +203,11 @@ func Run(ctx context.Context, opts Options) error {
 		if err := sec.ensureStreams(ctx, js, logger, bus.Replicas(cfg.NATS.Replicas, nc.Conn), bus.AlertsStream, bus.AcksStream, bus.ActionsStream); err != nil {
 			return err
 		}
-		if _, err := startNotifier(ctx, cfg, opts.Console, nc.Conn, js, reg, logger, start); err != nil {
+		np, err := startNotifier(ctx, cfg, opts.Console, nc.Conn, js, reg, logger, start)
+		if err != nil {
 			return err
 		}
+		hl.notifier(np.Dispatcher)
 	}
 
 	var ruleSet *rules.Set // the analyzer's rules, for the failover actions they ask for
@@ -229,6 +246,7 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("analyzer: %w", err)
 		}
 		ruleSet = a.Rules()
+		hl.analyzer(a)
 		start("analyzer", func(ctx context.Context) error { return a.Run(ctx, nc.Conn) })
 		// Always caught, so that a SIGHUP never kills mciv; with the
 		// built-in rules there is nothing to reload and it says so.
@@ -247,6 +265,7 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 		failoverActuator.Store(act)
+		hl.failover(act)
 	}
 
 	if opts.Parts.Collector {
@@ -281,16 +300,13 @@ func Run(ctx context.Context, opts Options) error {
 		startSteer(cfg.Steer, nc.Conn, reg, logger, start)
 	}
 
+	hl.started()
 	if opts.Ready != nil {
 		opts.Ready(info)
 	}
 	<-runCtx.Done()
+	hl.starting("stopping")
 	wg.Wait()
-	if metricsSrv != nil {
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		_ = metricsSrv.Shutdown(sctx)
-		scancel()
-	}
 	return errors.Join(errs...)
 }
 

@@ -36,6 +36,8 @@ import (
 type notifierParts struct {
 	// Threads posts into an alert's Slack thread; nil without Slack.
 	Threads slacknotify.ThreadPoster
+	// Dispatcher delivers the alerts stream to the integrations.
+	Dispatcher *notifier.Dispatcher
 }
 
 // startNotifier starts Marvel: the dispatcher with silences and inhibition,
@@ -128,6 +130,7 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 	muter := inhibit.NewMuter(cfg.Notifier.InhibitRules, sil, nfl)
 	d := notifier.NewDispatcher(notifier.DispatcherConfig{Durable: cfg.Notifier.Durable, Muter: muter}, integrations, reg, log)
 	start("notifier", func(ctx context.Context) error { return d.Run(ctx, js) })
+	parts.Dispatcher = d
 	return parts, nil
 }
 

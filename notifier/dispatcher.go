@@ -130,6 +130,7 @@ type Dispatcher struct {
 	logger       *slog.Logger
 	metrics      *metrics
 	running      atomic.Bool
+	consuming    atomic.Int32 // lanes whose durable consumer is bound
 }
 
 // NewDispatcher returns a dispatcher that delivers to integrations. It
@@ -230,6 +231,19 @@ func (d *Dispatcher) Run(ctx context.Context, js jetstream.JetStream) error {
 		return err
 	}
 	d.logger.Info("notifier stopped")
+	return nil
+}
+
+// Ready reports whether Run consumes the alerts stream through every
+// lane's durable consumer; the error says how many are bound so far.
+func (d *Dispatcher) Ready() error {
+	if !d.running.Load() {
+		return errors.New("notifier: dispatcher not running")
+	}
+	want := len(d.Lanes())
+	if n := int(d.consuming.Load()); n < want {
+		return fmt.Errorf("notifier: %d of %d consumers on %s bound", n, want, bus.AlertsStream)
+	}
 	return nil
 }
 
@@ -363,6 +377,8 @@ func (l *lane) consume(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s on stream %s: %w", l.durable, bus.AlertsStream, err)
 	}
+	l.d.consuming.Add(1)
+	defer l.d.consuming.Add(-1)
 	stopDepth := l.watchDepth(ctx, cons)
 	defer stopDepth()
 	// Fetch one message at a time and handle it before fetching the next:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -707,5 +708,47 @@ func TestOneSlowIntegrationDelaysOnlyItself(t *testing.T) {
 	}
 	if _, err := out.wait(ctx, 5); err != nil {
 		t.Fatalf("the console waited for the hung integration: %v", err)
+	}
+}
+
+// TestReadyOnceEveryConsumerIsBound: Ready fails while the alerts stream
+// is missing (no consumer can be bound), names how many are, passes once
+// every lane consumes, and fails again after Run returned.
+func TestReadyOnceEveryConsumerIsBound(t *testing.T) {
+	ctx := testCtx(t)
+	srv, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := bus.Connect(ctx, srv.URL(), bus.ConnectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := bus.JetStream(nc)
+	d := notifier.NewDispatcher(fast, []notifier.Notifier{console.New(io.Discard), &slow{}}, nil, nil)
+	if err := d.Ready(); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("Ready before Run = %v", err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(rctx, js) }()
+	time.Sleep(200 * time.Millisecond) // Run is retrying: the stream is missing
+	if err := d.Ready(); err == nil || !strings.Contains(err.Error(), "0 of 2 consumers") {
+		t.Errorf("Ready without the stream = %v, want 0 of 2 consumers bound", err)
+	}
+	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eventually(ctx, func() bool { return d.Ready() == nil }); err != nil {
+		t.Fatalf("Ready never passed once the stream existed: %v (last: %v)", err, d.Ready())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if err := d.Ready(); err == nil {
+		t.Error("Ready passes after Run returned")
 	}
 }

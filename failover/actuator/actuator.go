@@ -81,6 +81,8 @@ type Actuator struct {
 	store   *Store
 	seq     atomic.Uint64          // numbers decisions for their audit ids
 	refused *prometheus.CounterVec // spoofed samples and refused approvals, by reason (trust.go)
+	metrics *decisionMetrics       // every decision, by cluster, decision and reason (metrics.go)
+	running atomic.Bool            // Run consumes the alerts stream
 
 	mu       sync.Mutex
 	rules    map[string]Policy            // by alert name; SetRules replaces it
@@ -105,7 +107,13 @@ func New(opts Options) (*Actuator, error) {
 		obs:    NewObserver(cfg.Signals, max(cfg.Window.D(), cfg.SeenWindow.D())),
 		firing: map[string]map[string]string{}, resolved: map[string]chan struct{}{},
 		locks: map[string]*sync.Mutex{}, rules: map[string]Policy{},
-		refused: newRefusedCounter(),
+		refused: newRefusedCounter(), metrics: newDecisionMetrics(),
+	}
+	for name := range cfg.Clusters {
+		a.metrics.preset(name)
+	}
+	for name := range opts.Drivers {
+		a.metrics.preset(name)
 	}
 	for name, p := range cfg.Rules {
 		a.rules[name] = p
@@ -198,6 +206,8 @@ func (a *Actuator) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("actuator: consume alerts: %w", err)
 	}
+	a.running.Store(true)
+	defer a.running.Store(false)
 	a.log.Info("failover actuator running", "holder", a.holder, "rules", len(a.policies()), "dry_run", a.cfg.DryRun)
 	<-ctx.Done()
 	cc.Stop()
@@ -597,9 +607,19 @@ func (a *Actuator) publish(ctx context.Context, act *wire.Action) {
 	if err != nil {
 		a.log.Error("audit record not published", "id", act.ID, "err", err)
 	}
+	a.metrics.count(act)
 	if a.onDec != nil {
 		a.onDec(*act)
 	}
+}
+
+// Ready reports whether Run consumes the alerts stream (its durable
+// consumer bound, its KV state open).
+func (a *Actuator) Ready() error {
+	if !a.running.Load() {
+		return errors.New("failover actuator: not consuming " + bus.AlertsStream + " yet")
+	}
+	return nil
 }
 
 func publishRetry(ctx context.Context, js jetstream.JetStream, subject string, data []byte, id string) error {

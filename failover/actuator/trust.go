@@ -34,14 +34,15 @@ const DecisionApprovalRefused = "approval_refused"
 const clockSkew = time.Minute
 
 func newRefusedCounter() *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mciv_failover_refused_total",
 		Help: "Samples the actuator did not count as a vantage point and approvals it refused, by reason.",
 	}, []string{"reason"})
+	for _, r := range refusedReasons {
+		c.WithLabelValues(r) // at zero: the first refusal shows in rate()
+	}
+	return c
 }
-
-// Metrics is the actuator's collector, for a Prometheus registry.
-func (a *Actuator) Metrics() prometheus.Collector { return a.refused }
 
 // Refused is how many samples or approvals were refused for reason.
 func (a *Actuator) Refused(reason string) float64 {
