@@ -2,8 +2,12 @@ package validate
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,7 +143,7 @@ func kinds(m objects) []string {
 
 // checkWorkloads: replicas, PodDisruptionBudgets, anti-affinity, resources
 // and probes of every part; probes must name a port the binary serves.
-func checkWorkloads(t *testing.T, m objects) {
+func checkWorkloads(t *testing.T, m objects, vals map[string]any) {
 	t.Helper()
 	pdbs := map[string]*policyv1.PodDisruptionBudget{}
 	for _, o := range m["PodDisruptionBudget"] {
@@ -153,7 +158,11 @@ func checkWorkloads(t *testing.T, m objects) {
 	for name, o := range m["Deployment"] {
 		d := o.(*appsv1.Deployment)
 		role := d.Spec.Selector.MatchLabels["app.kubernetes.io/component"]
-		if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
+		section := map[string]string{"actuator": "failover"}[role]
+		if section == "" {
+			section = role
+		}
+		if lookup(vals, section, "replicas") == nil && (d.Spec.Replicas == nil || *d.Spec.Replicas < 2) {
 			t.Errorf("%s: fewer than 2 replicas by default", name)
 		}
 		if pdbs[role] == nil {
@@ -184,8 +193,8 @@ func checkContainer(t *testing.T, name string, c corev1.Container) {
 			t.Errorf("%s: no HTTP %s probe", name, kind)
 			continue
 		}
-		if p.HTTPGet.Path != "/metrics" {
-			t.Errorf("%s: %s probe on %s; the binary serves /metrics", name, kind, p.HTTPGet.Path)
+		if want := map[string]string{"readiness": "/readyz", "liveness": "/healthz"}[kind]; p.HTTPGet.Path != want {
+			t.Errorf("%s: %s probe on %s, want %s", name, kind, p.HTTPGet.Path, want)
 		}
 		if _, err := containerPort(c, p.HTTPGet.Port); err != nil {
 			t.Errorf("%s: %s probe: %v", name, kind, err)
@@ -328,6 +337,7 @@ func checkRules(t *testing.T, m objects, bin string) string {
 func checkConfigs(t *testing.T, m objects, bin string) {
 	t.Helper()
 	rulesDir := checkRules(t, m, bin)
+	natsURL := startNATS(t, bin)
 	for name, spec := range podSpecs(m) {
 		c := spec.Containers[0]
 		part, cfgPath := c.Args[0], ""
@@ -359,10 +369,16 @@ func checkConfigs(t *testing.T, m objects, bin string) {
 			t.Errorf("%s: nats.creds %q is not in a mounted volume", name, creds)
 		}
 		// Run the binary on a local copy.
-		local := relocate(cfg, rulesDir)
-		out := runPart(t, bin, part, local, c.Env)
-		if !strings.Contains(out, "serving metrics") {
-			t.Errorf("%s: mciv %s refused its configuration:\n%s", name, part, out)
+		local := relocate(cfg, rulesDir, natsURL)
+		var probes []string
+		for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+			if p != nil && p.HTTPGet != nil {
+				probes = append(probes, p.HTTPGet.Path)
+			}
+		}
+		out, err := runPart(t, bin, part, local, c.Env, probes)
+		if err != nil {
+			t.Errorf("%s: mciv %s: %v\n%s", name, part, err, out)
 		}
 	}
 }
@@ -402,8 +418,9 @@ func mountedFile(t *testing.T, m objects, spec corev1.PodSpec, c corev1.Containe
 }
 
 // relocate moves a pod's configuration to this machine: loopback listeners
-// on free ports, an unreachable NATS, the rendered rules directory.
-func relocate(cfg map[string]any, rulesDir string) map[string]any {
+// on free ports, the test's NATS (without the pod's credentials file),
+// the rendered rules directory.
+func relocate(cfg map[string]any, rulesDir, natsURL string) map[string]any {
 	set := func(v string, path ...string) {
 		cur := cfg
 		for _, p := range path[:len(path)-1] {
@@ -420,16 +437,83 @@ func relocate(cfg map[string]any, rulesDir string) map[string]any {
 	set("127.0.0.1:0", "metrics", "listen")
 	set("127.0.0.1:0", "slack", "interactivity", "listen")
 	set("127.0.0.1:0", "twilio", "listen")
-	set("nats://127.0.0.1:1", "nats", "url")
+	set(natsURL, "nats", "url")
+	if _, ok := lookup(cfg, "nats", "replicas").(int); ok {
+		cfg["nats"].(map[string]any)["replicas"] = 1 // the test's NATS is one server
+	}
+	if _, ok := lookup(cfg, "nats", "input_max_bytes").(int); ok {
+		cfg["nats"].(map[string]any)["input_max_bytes"] = 64 << 20 // and stores less than a fleet's
+	}
+	if n, ok := cfg["nats"].(map[string]any); ok {
+		delete(n, "creds")
+	}
 	if a, ok := cfg["analyzer"].(map[string]any); ok {
 		a["rules"] = []any{rulesDir}
 	}
 	return cfg
 }
 
-// runPart runs `mciv PART --config` for two seconds with placeholder values
-// for the secret environment the pod gets from Secrets.
-func runPart(t *testing.T, bin, part string, cfg map[string]any, env []corev1.EnvVar) string {
+// startNATS runs `mciv up` with every part off: only its embedded NATS
+// server (JetStream on), on a free loopback port, until the test ends.
+func startNATS(t *testing.T, bin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	addr := freePort(t)
+	cfg := fmt.Sprintf("host: nats\ndata_dir: %s\nnats: {listen: %q}\nmetrics: {listen: \"\"}\n"+
+		"collector: {enabled: false}\nanalyzer: {enabled: false}\nnotifier: {enabled: false}\n", filepath.Join(dir, "data"), addr)
+	path := filepath.Join(dir, "nats.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "up", "--config", path)
+	cmd.Env = append(os.Environ(), "MCIV_NATS_URL=")
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return "nats://" + addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the test's NATS (mciv up, parts off) did not listen on %s:\n%s", addr, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// lockedBuffer collects a process's output while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// servingMetrics finds the metrics address in mciv's log line.
+var servingMetrics = regexp.MustCompile(`serving metrics.*url=http://([^/ ]+)/metrics`)
+
+// runPart runs `mciv PART --config` with placeholder values for the secret
+// environment the pod gets from Secrets, until every probe path answers
+// 200 on its metrics listener (or 30 s pass), and returns its output.
+func runPart(t *testing.T, bin, part string, cfg map[string]any, env []corev1.EnvVar, probes []string) (string, error) {
 	t.Helper()
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -439,13 +523,123 @@ func runPart(t *testing.T, bin, part string, cfg map[string]any, env []corev1.En
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, part, "--config", path)
 	cmd.Env = append(os.Environ(), "MCIV_NATS_URL=")
 	for _, e := range env {
 		cmd.Env = append(cmd.Env, e.Name+"=placeholder-from-secret")
 	}
-	out, _ := cmd.CombinedOutput()
-	return string(out)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() { cancel(); <-exited }()
+	deadline := time.Now().Add(30 * time.Second)
+	pending := append([]string(nil), probes...)
+	last := map[string]string{}
+	for len(pending) > 0 {
+		select {
+		case <-exited:
+			return out.String(), fmt.Errorf("exited before its probes answered 200 (last answers %v)", last)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return out.String(), fmt.Errorf("probes %v did not answer 200 within 30 s (last answers %v)", pending, last)
+		}
+		if mm := servingMetrics.FindStringSubmatch(out.String()); mm != nil {
+			var still []string
+			for _, p := range pending {
+				code, body, err := probeGet("http://" + mm[1] + p)
+				if err != nil || code != http.StatusOK {
+					last[p] = fmt.Sprintf("%d %q %v", code, body, err)
+					still = append(still, p)
+				}
+			}
+			pending = still
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return out.String(), nil
+}
+
+func probeGet(url string) (int, string, error) {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, strings.TrimSpace(string(b)), nil
+}
+
+// checkFleet: the analyzers' fleet mode follows analyzer.partitioned
+// (auto: on with more than one replica), the partitions are at least the
+// replicas, and the nats values reach every part's configuration.
+func checkFleet(t *testing.T, m objects, vals map[string]any) {
+	t.Helper()
+	d, ok := m["Deployment"]["mciv-analyzer"].(*appsv1.Deployment)
+	if !ok {
+		t.Fatal("no Deployment mciv-analyzer")
+	}
+	replicas := int(*d.Spec.Replicas)
+	cm, ok := m["ConfigMap"]["mciv-config"].(*corev1.ConfigMap)
+	if !ok {
+		t.Fatal("no ConfigMap mciv-config")
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(cm.Data["analyzer.yaml"]), &cfg); err != nil {
+		t.Fatalf("analyzer.yaml: %v", err)
+	}
+	partitioned, _ := lookup(cfg, "analyzer", "partitioned").(bool)
+	setting := fmt.Sprint(lookup(vals, "analyzer", "partitioned"))
+	switch setting {
+	case "<nil>", "auto":
+		if partitioned != (replicas > 1) {
+			t.Errorf("analyzer.partitioned auto with %d replicas rendered partitioned=%v", replicas, partitioned)
+		}
+	default:
+		if fmt.Sprint(partitioned) != setting {
+			t.Errorf("analyzer.partitioned %s rendered partitioned=%v", setting, partitioned)
+		}
+	}
+	if replicas > 1 && !partitioned && setting != "false" {
+		t.Errorf("%d analyzers without fleet mode", replicas)
+	}
+	parts, _ := lookup(cfg, "nats", "partitions").(int)
+	if parts == 0 {
+		parts = 16 // bus.DefaultPartitions
+	}
+	if partitioned && parts < replicas {
+		t.Errorf("%d partitions for %d analyzers: some would own none", parts, replicas)
+	}
+	for key, yamlKey := range map[string]string{"replicas": "replicas", "partitions": "partitions", "inputMaxAge": "input_max_age", "inputMaxBytes": "input_max_bytes"} {
+		want := lookup(vals, "nats", key)
+		if want == nil || plain(want) == "0" || want == "" {
+			continue
+		}
+		for file, data := range cm.Data {
+			var c map[string]any
+			if err := yaml.Unmarshal([]byte(data), &c); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			if got := lookup(c, "nats", yamlKey); plain(got) != plain(want) {
+				t.Errorf("%s: nats.%s = %v, want nats.%s %v from the values", file, yamlKey, got, key, want)
+			}
+		}
+	}
+}
+
+// plain prints a YAML or JSON value: integral floats (JSON numbers) as integers.
+func plain(v any) string {
+	if f, ok := v.(float64); ok && f == float64(int64(f)) {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return fmt.Sprint(v)
 }

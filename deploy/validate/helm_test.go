@@ -167,7 +167,8 @@ func TestHelmTemplate(t *testing.T) {
 			}
 			m := index(objs)
 			checkCollector(t, m, v.values)
-			checkWorkloads(t, m)
+			checkWorkloads(t, m, v.values)
+			checkFleet(t, m, v.values)
 			checkSecrets(t, m, v.values)
 			checkRules(t, m, bin)
 			checkConfigs(t, m, bin)

@@ -42,17 +42,30 @@ cluster: {{ $.Values.cluster | quote }}
 nats:
   url: {{ $.Values.nats.url | quote }}
   creds: /etc/mciv/nats/{{ (index $.Values.nats.credentials (index . 1)).key }}
+  {{- with $.Values.nats.replicas }}
+  replicas: {{ int . }}
+  {{- end }}
+  {{- with $.Values.nats.partitions }}
+  partitions: {{ int . }}
+  {{- end }}
+  {{- with $.Values.nats.inputMaxAge }}
+  input_max_age: {{ . | quote }}
+  {{- end }}
+  {{- with $.Values.nats.inputMaxBytes }}
+  input_max_bytes: {{ int64 . }}
+  {{- end }}
 metrics:
   listen: {{ printf "0.0.0.0:%v" $.Values.metrics.port | quote }}
 {{- end -}}
 
-{{/* Probes on the metrics endpoint. */}}
+{{/* Probes on the metrics listener: /readyz (NATS connected, streams and
+consumers set up, rules loaded) and /healthz (the process answers). */}}
 {{- define "mciv.probes" -}}
 readinessProbe:
-  httpGet: {path: /metrics, port: metrics}
+  httpGet: {path: /readyz, port: metrics}
   {{- toYaml .Values.probes.readiness | nindent 2 }}
 livenessProbe:
-  httpGet: {path: /metrics, port: metrics}
+  httpGet: {path: /healthz, port: metrics}
   {{- toYaml .Values.probes.liveness | nindent 2 }}
 {{- end -}}
 
@@ -91,4 +104,18 @@ capabilities:
   drop: [ALL]
 seccompProfile:
   type: RuntimeDefault
+{{- end -}}
+
+
+{{/* Whether the analyzers run in fleet mode: analyzer.partitioned true,
+or auto with more than one replica. */}}
+{{- define "mciv.partitioned" -}}
+{{- $p := .Values.analyzer.partitioned -}}
+{{- if eq (toString $p) "auto" -}}
+{{- if gt (int .Values.analyzer.replicas) 1 }}true{{ else }}false{{ end -}}
+{{- else if or (eq (toString $p) "true") (eq (toString $p) "false") -}}
+{{- toString $p -}}
+{{- else -}}
+{{- fail (printf "analyzer.partitioned must be auto, true or false, not %v" $p) -}}
+{{- end -}}
 {{- end -}}
