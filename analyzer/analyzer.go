@@ -369,9 +369,14 @@ func (a *Analyzer) handle(ctx context.Context, subject string, data []byte, anno
 	for _, re := range rep.Errors {
 		a.ruleError(ctx, b, re)
 	}
-	if rep.Missed > 0 && announce { // a silent replay re-reads what the previous owner counted
-		a.fm.missed.WithLabelValues(b.Cluster, b.Host).Add(float64(rep.Missed))
-		a.log.Debug("sample batches missed", "cluster", b.Cluster, "host", b.Host, "seq", b.Seq, "missed", rep.Missed)
+	if announce {
+		// Every host evaluated has its series, at zero until a batch is
+		// missed, so that increase() sees the first miss.
+		missed := a.fm.missed.WithLabelValues(b.Cluster, b.Host)
+		if rep.Missed > 0 { // (a silent replay re-reads what the previous owner counted)
+			missed.Add(float64(rep.Missed))
+			a.log.Debug("sample batches missed", "cluster", b.Cluster, "host", b.Host, "seq", b.Seq, "missed", rep.Missed)
+		}
 	}
 	if !announce {
 		return b

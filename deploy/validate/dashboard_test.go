@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -32,41 +33,78 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// liveMetrics starts `mciv up` with its data in a temporary directory and
-// returns the metric names of its /metrics.
+// liveMetrics starts, on a NATS of its own, one fleet analyzer (which
+// creates the input stream MCIV_IN) and then `mciv up` with every part, the
+// analyzer partitioned and failover on (dry run), its collector publishing
+// to MCIV_IN; it returns the metric names of that `mciv up`'s /metrics.
 func liveMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	bin := mcivBinary(t)
-	dir := t.TempDir()
-	metrics, natsAddr := freePort(t), freePort(t)
-	cfg := fmt.Sprintf("host: validate\ndata_dir: %s\nnats: {listen: %q}\nmetrics: {listen: %q}\n", filepath.Join(dir, "data"), natsAddr, metrics)
-	path := filepath.Join(dir, "mciv.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+	natsURL := startNATS(t, bin)
+	start := func(name, part, cfg string) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(fmt.Sprintf("data_dir: %s\n", filepath.Join(dir, "data"))+cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, bin, part, "--config", path)
+		cmd.Env = append(os.Environ(), "MCIV_NATS_URL=", "MCIV_SLACK_TOKEN=", "MCIV_SLACK_CHANNEL=")
+		logf, _ := os.Create(filepath.Join(dir, "mciv.log"))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = 10 * time.Second
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cancel()
+			_ = cmd.Wait()
+			logf.Close()
+			if t.Failed() {
+				log, _ := os.ReadFile(filepath.Join(dir, "mciv.log"))
+				t.Logf("%s log:\n%s", name, log)
+			}
+		})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "up", "--config", path)
-	cmd.Env = append(os.Environ(), "MCIV_NATS_URL=", "MCIV_SLACK_TOKEN=", "MCIV_SLACK_CHANNEL=")
-	logf, _ := os.Create(filepath.Join(dir, "mciv.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait(); logf.Close() })
-
-	// Every part is up once the analyzer's and notifier's metrics are
-	// there and the collector has tried each hook (mciv_collector_hook_up).
+	fleet := fmt.Sprintf("nats: {url: %q}\nanalyzer: {partitioned: true}\n", natsURL)
+	first := freePort(t)
+	start("first-analyzer", "analyzer", fmt.Sprintf("host: validate-a\nmetrics: {listen: %q}\n", first)+fleet)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		code, body, err := probeGet("http://" + first + "/readyz")
+		if err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first fleet analyzer is not ready within 30 s: %d %s %v", code, body, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	metrics := freePort(t)
+	start("up", "up", fmt.Sprintf("host: validate\ncluster: validate\nmetrics: {listen: %q}\n", metrics)+fleet+
+		"failover: {enabled: true, dry_run: true, clusters: {validate: {endpoints: [\"http://127.0.0.1:1\"]}}}\n")
+
+	// The metrics of the fleet are those of both processes (the host's
+	// partition is owned by either analyzer).
+	// Every part is up once the analyzer's, notifier's and actuator's
+	// metrics are there, the collector has tried each hook
+	// (mciv_collector_hook_up) and published into MCIV_IN, and the
+	// analyzer evaluated a batch of this host.
+	want := []string{"mciv_analyzer_rules_loaded", "mciv_notifier_queue_depth", "mciv_collector_batches_published_total",
+		"mciv_collector_hook_up", "mciv_collector_stream_published_total", "mciv_failover_decisions_total", "mciv_analyzer_batches_missed_total"}
+	deadline = time.Now().Add(60 * time.Second)
+	for {
 		names, err := scrape("http://" + metrics + "/metrics")
-		if err == nil && names["mciv_analyzer_rules_loaded"] && names["mciv_notifier_queue_depth"] && names["mciv_collector_batches_published_total"] && names["mciv_collector_hook_up"] {
+		if other, oerr := scrape("http://" + first + "/metrics"); oerr == nil && err == nil {
+			maps.Copy(names, other)
+		}
+		missing := slices.DeleteFunc(slices.Clone(want), func(n string) bool { return names[n] })
+		if err == nil && len(missing) == 0 {
 			return names
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "mciv.log"))
-			t.Fatalf("mciv up did not serve its metrics within 30 s (last error %v):\n%s", err, log)
+			t.Fatalf("mciv up did not serve %v within 60 s (last error %v)", missing, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
