@@ -22,10 +22,10 @@ const EvidenceWindowFactor = 4
 // alert fires once the detector's verdicts have accumulated Need of
 // supporting time, each supporting batch counting its covered time
 // (the batch's interval) multiplied by how far the value is past the
-// detector's threshold (at least 1, at most MaxWeight), and at least Min
-// of plain supporting time. A large change thus fires after Min, a
-// change just past the threshold after Need, and a lone short blip not at
-// all.
+// detector's threshold (at least 1, at most MaxWeight), and once the
+// condition has persisted for Min after the batch it was first seen in.
+// A large change thus fires after Min, a change just past the threshold
+// after Need, and a lone batch, however strong, not at all (when Min > 0).
 //
 //	evidence: {need: 1s, min: 500ms, max_weight: 4}
 //
@@ -36,7 +36,8 @@ const EvidenceWindowFactor = 4
 type Evidence struct {
 	// Need is the weighted supporting time needed to fire.
 	Need time.Duration
-	// Min is the plain (unweighted) supporting time needed to fire.
+	// Min is how long the condition must have persisted (plain supporting
+	// time after the run's first supporting batch) to fire.
 	Min time.Duration
 	// MaxWeight caps the factor a strong anomaly's batch is weighted by
 	// (≥ 1; 0 means DefaultEvidenceMaxWeight).
@@ -83,6 +84,9 @@ type EvidenceRun struct {
 	Weight time.Duration
 	// Support is the plain supporting time so far.
 	Support time.Duration
+	// First is the covered time of the run's first supporting batch:
+	// Support - First is how long the condition has persisted since.
+	First time.Duration
 	// Span is the covered time since the run's first supporting batch,
 	// quiet batches included.
 	Span time.Duration
@@ -112,11 +116,14 @@ func (r *EvidenceRun) Step(e Evidence, d time.Duration, supporting bool, strengt
 	if r.Support > 0 && r.Span+d >= e.Window() {
 		r.Reset() // too slow to add up: start again from this batch
 	}
+	if r.Support == 0 {
+		r.First = d
+	}
 	r.Quiet = 0
 	r.Span += d
 	r.Support += d
 	r.Weight += time.Duration(float64(d) * strength)
-	return r.Weight >= e.Need && r.Support >= e.Min
+	return r.Weight >= e.Need && r.Support-r.First >= e.Min
 }
 
 // Reset drops the run's evidence.

@@ -110,12 +110,12 @@ func TestEvidenceRun(t *testing.T) {
 		pattern string
 		want    int
 	}{
-		{"strong fault fires after min", q, "SSSS", 1},
+		{"strong fault fires once it persisted for min", q, "SSSS", 2},
 		{"weak fault needs all of need", q, "ssssss", 3},
 		{"one strong blip is not enough", q, "S..S..S..", -1},
-		{"one quiet batch does not break a run", q, "S.S", 2},
+		{"one quiet batch does not break a run", q, "S.SS", 3},
 		{"two quiet batches do", q, "s..sss", -1},
-		{"weak one-second batches", time.Second, "s", 0},
+		{"one one-second batch is not enough, two are", time.Second, "ss", 1},
 		{"support in every other batch adds up within the window", q, "s.s.s.s.s.s.s.s.", 6},
 		{"quiet", q, "........", -1},
 	} {

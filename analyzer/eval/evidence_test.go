@@ -57,11 +57,12 @@ func repeat(n int, s ...evStep) []evStep {
 func TestEvidenceFiresFastOnStrongFault(t *testing.T) {
 	q := 250 * time.Millisecond
 	// One quiet second, then 20 retransmits per 250 ms batch (80/s, far
-	// past 5/s): the alert fires on the second strong batch, 500 ms in.
+	// past 5/s): the alert fires on the third strong batch, once the
+	// fault has persisted 500 ms past the first.
 	steps := append([]evStep{{time.Second, 0}}, repeat(4, evStep{q, 20})...)
 	steps = append(steps, repeat(4, evStep{time.Second, 0})...)
 	got := timeline(t, New(mustRules(t, evidenceRule), Options{}), steps)
-	want := []string{"t=1500:firing", "t=5000:resolved"}
+	want := []string{"t=1750:firing", "t=5000:resolved"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -69,9 +70,10 @@ func TestEvidenceFiresFastOnStrongFault(t *testing.T) {
 
 func TestEvidenceWeakFaultNeedsLonger(t *testing.T) {
 	// 6/s in one-second batches: strength 1.2, one second of need is met
-	// by the first batch.
+	// by the first batch, but the fault must persist: it fires with the
+	// second.
 	got := timeline(t, New(mustRules(t, evidenceRule), Options{}), repeat(3, evStep{time.Second, 6}))
-	if fmt.Sprint(got) != "[t=1000:firing]" {
+	if fmt.Sprint(got) != "[t=2000:firing]" {
 		t.Fatalf("weak one-second fault: %v", got)
 	}
 	// 1.5 retransmits per 250 ms (6/s) fires only once a second of it has
@@ -89,6 +91,11 @@ func TestEvidenceQuietThroughBlips(t *testing.T) {
 	blip := []evStep{{q, 10}, {time.Second, 0}, {time.Second, 0}, {time.Second, 0}}
 	if got := timeline(t, New(mustRules(t, evidenceRule), Options{}), repeat(10, blip...)); len(got) != 0 {
 		t.Fatalf("blips fired: %v", got)
+	}
+	// One long batch holding a burst, however strong, is one sighting.
+	burst := []evStep{{time.Second, 0}, {900 * time.Millisecond, 100}, {time.Second, 0}, {time.Second, 0}}
+	if got := timeline(t, New(mustRules(t, evidenceRule), Options{}), repeat(5, burst...)); len(got) != 0 {
+		t.Fatalf("bursts in one batch fired: %v", got)
 	}
 	// The same with `for: 0` would fire on every blip: the test can fail.
 	forZero := `groups:
@@ -110,7 +117,7 @@ func TestEvidenceSurvivesOneQuietWindow(t *testing.T) {
 	// fault: the run goes on and fires with the second burst.
 	steps := []evStep{{time.Second, 0}, {q, 3}, {q, 0}, {q, 3}, {q, 3}}
 	got := timeline(t, New(mustRules(t, evidenceRule), Options{}), steps)
-	if fmt.Sprint(got) != "[t=1750:firing]" {
+	if fmt.Sprint(got) != "[t=2000:firing]" {
 		t.Fatalf("got %v", got)
 	}
 	// Two quiet batches end it: the fourth batch starts a new run.
