@@ -107,13 +107,13 @@ func (r *EvidenceRun) Step(e Evidence, d time.Duration, supporting bool, strengt
 		}
 		r.Quiet++
 		r.Span += d
-		if r.Quiet > 1 || r.Span > e.Window() {
+		if r.Quiet > 1 {
 			r.Reset()
 		}
 		return false
 	}
 	strength = min(max(strength, 1), e.maxWeight())
-	if r.Support > 0 && r.Span+d >= e.Window() {
+	if r.Support > 0 && r.Span >= e.Window() {
 		r.Reset() // too slow to add up: start again from this batch
 	}
 	if r.Support == 0 {
@@ -124,6 +124,24 @@ func (r *EvidenceRun) Step(e Evidence, d time.Duration, supporting bool, strengt
 	r.Support += d
 	r.Weight += time.Duration(float64(d) * strength)
 	return r.Weight >= e.Need && r.Support-r.First >= e.Min
+}
+
+// Condition is what a rule's alert lifecycle steps on: the detector's
+// verdict firing for a rule without evidence (e nil) and for an alert
+// already firing (it stays so while the detector fires, then for
+// keep_firing_for); otherwise whether run, stepped with this batch of
+// covered time d and value v judged against threshold and baseline, is
+// now enough (the run then starts afresh, so that a later alert needs
+// evidence of its own).
+func (e *Evidence) Condition(run *EvidenceRun, alreadyFiring, firing bool, d time.Duration, v, threshold, baseline float64) bool {
+	if e == nil || alreadyFiring {
+		return firing
+	}
+	if !run.Step(*e, d, firing, e.Strength(v, threshold, baseline)) {
+		return false
+	}
+	run.Reset()
+	return true
 }
 
 // Reset drops the run's evidence.

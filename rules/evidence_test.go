@@ -123,13 +123,20 @@ func TestEvidenceRun(t *testing.T) {
 			t.Errorf("%s: %q fired at %d, want %d", tc.name, tc.pattern, got, tc.want)
 		}
 	}
-	// A trickle of short supporting batches between one-second quiet
-	// ones is slower than the window (4s for 1s of need): it never fires.
+	// A trickle of short supporting batches between 1.5s quiet ones is
+	// slower than the window (4s for 1s of need): it never fires.
 	var r EvidenceRun
 	for i := range 40 {
 		if r.Step(e, q, true, 1) {
 			t.Fatalf("trickle fired at batch %d: %+v", i, r)
 		}
-		r.Step(e, time.Second, false, 0)
+		r.Step(e, 1500*time.Millisecond, false, 0)
+	}
+	// Batches longer than the window still make a run: two one-minute
+	// batches for 30s of need.
+	r.Reset()
+	long := Evidence{Need: 30 * time.Second, Min: 10 * time.Second}
+	if r.Step(long, time.Minute, true, 1) || !r.Step(long, time.Minute, true, 1) {
+		t.Fatalf("two long batches: %+v", r)
 	}
 }

@@ -429,13 +429,7 @@ func (e *Engine) evalRule(rep *Report, i int, r *rules.Rule, b *wire.Batch, h *h
 func (e *Engine) step(rep *Report, i int, r *rules.Rule, g *group, h *host, cluster, hostName string, t time.Time, d time.Duration, res detect.Result, v float64) {
 	g.res = res
 	was := g.life
-	active := res.Firing
-	if r.Evidence != nil && g.life.State != lifecycle.Firing {
-		active = g.ev.Step(*r.Evidence, d, res.Firing, r.Evidence.Strength(v, res.Threshold, res.Baseline))
-		if active {
-			g.ev.Reset() // a later alert of this group needs evidence of its own
-		}
-	}
+	active := r.Evidence.Condition(&g.ev, g.life.State == lifecycle.Firing, res.Firing, d, v, res.Threshold, res.Baseline)
 	g.stepped = t
 	tr := g.life.Step(t, active, lifecycle.Timing{For: r.For, KeepFiringFor: r.KeepFiringFor})
 	e.count(i, was.State, g.life.State)
