@@ -37,6 +37,10 @@ import (
 const (
 	DefaultInterval             = time.Second
 	DefaultMaxEventsPerInterval = 100
+	// DefaultNotableInterval is how soon after its start a batch is cut
+	// short and published when a notable event (a TCP retransmit or
+	// reset) arrives.
+	DefaultNotableInterval = 250 * time.Millisecond
 	// DefaultSlowQueryThreshold is the latency above which a database
 	// query becomes a db_slow_query event.
 	DefaultSlowQueryThreshold = 100 * time.Millisecond
@@ -54,6 +58,14 @@ type Config struct {
 	Cluster, Host string
 	// Interval between two sample batches; 0 means DefaultInterval.
 	Interval time.Duration
+	// NotableInterval: when a notable event (TCP retransmit or reset)
+	// arrives, the batch being gathered is published as soon as it is
+	// NotableInterval old, rather than at the end of Interval, so that a
+	// fault reaches the analyzer within a fraction of a second while a
+	// quiet host still sends one batch per Interval. At most one batch
+	// per NotableInterval. 0 means DefaultNotableInterval; negative (or
+	// not less than Interval) switches early batches off.
+	NotableInterval time.Duration
 	// MaxEventsPerInterval bounds the events published per interval; the
 	// rest are counted as suppressed. 0 means DefaultMaxEventsPerInterval.
 	MaxEventsPerInterval int
@@ -110,6 +122,9 @@ type Collector struct {
 
 	running atomic.Bool
 	started chan struct{}
+	// notable carries a signal (buffered, never blocking the reader) when
+	// a notable event arrives: the loop cuts its batch short.
+	notable chan struct{}
 
 	names names
 	// dbScans counts the completed looks for database servers (tests wait
@@ -145,6 +160,12 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
+	}
+	if cfg.NotableInterval == 0 {
+		cfg.NotableInterval = DefaultNotableInterval
+	}
+	if cfg.NotableInterval >= cfg.Interval {
+		cfg.NotableInterval = -1 // no earlier than a normal batch anyway
 	}
 	if cfg.MaxEventsPerInterval < 0 {
 		return nil, fmt.Errorf("collector: negative max events per interval %d", cfg.MaxEventsPerInterval)
@@ -215,6 +236,7 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 		samplesSubject: wire.SamplesSubject(cfg.Cluster, cfg.Host),
 		eventsSubject:  wire.EventsSubject(cfg.Cluster, cfg.Host),
 		started:        make(chan struct{}),
+		notable:        make(chan struct{}, 1),
 		run:            strconv.FormatInt(time.Now().UnixMilli(), 36),
 	}, nil
 }
@@ -366,23 +388,52 @@ func (c *Collector) anyAttached() bool {
 	return false
 }
 
-// loop publishes one batch per interval until ctx ends; pgSock (nil if
-// none) holds the PostgreSQL servers' query latency histograms.
+// loop publishes one batch per interval until ctx ends, and an earlier
+// one (at least NotableInterval after the batch began) when a notable
+// event arrives; pgSock (nil if none) holds the PostgreSQL servers' query
+// latency histograms.
 func (c *Collector) loop(ctx context.Context, p *probes, pgSock *dbListeners) {
 	var (
 		tracker     deltaTracker[bpf.TCPRetransKey]
 		aggTracker  deltaTracker[bpf.TCPAggKey]
 		lastDropped uint64
 		seq         uint64
+		early       *time.Timer // armed while an early cut waits for NotableInterval
+		earlyC      <-chan time.Time
 	)
 	start := time.Now()
+	budgetStart := start
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
 	for {
+		cut := false
 		select {
 		case <-ctx.Done():
+			if early != nil {
+				early.Stop()
+			}
 			return
 		case <-t.C:
+		case <-c.notable:
+			if c.cfg.NotableInterval <= 0 || earlyC != nil {
+				continue // off, or already armed
+			}
+			if wait := c.cfg.NotableInterval - time.Since(start); wait > 0 {
+				early = time.NewTimer(wait)
+				earlyC = early.C
+				continue
+			}
+			cut = true
+		case <-earlyC:
+			cut = true
+		}
+		if early != nil {
+			early.Stop()
+			early, earlyC = nil, nil
+		}
+		select {
+		case <-c.notable: // events so far are in this batch
+		default:
 		}
 		end := time.Now()
 		series := []wire.Series{upSeries()}
@@ -398,8 +449,13 @@ func (c *Collector) loop(ctx context.Context, p *probes, pgSock *dbListeners) {
 				lastDropped = n
 			}
 		}
-		if n := c.budget.reset(); n > 0 {
-			c.logger.Debug("events suppressed over the per-interval limit", "suppressed", n, "limit", c.cfg.MaxEventsPerInterval)
+		// The event budget is per Interval, however many early batches
+		// it holds.
+		if end.Sub(budgetStart) >= c.cfg.Interval-c.cfg.Interval/20 {
+			budgetStart = end
+			if n := c.budget.reset(); n > 0 {
+				c.logger.Debug("events suppressed over the per-interval limit", "suppressed", n, "limit", c.cfg.MaxEventsPerInterval)
+			}
 		}
 		seq++
 		c.publishBatch(&wire.Batch{
@@ -410,6 +466,10 @@ func (c *Collector) loop(ctx context.Context, p *probes, pgSock *dbListeners) {
 			Interval: end.Sub(start),
 			Series:   series,
 		})
+		if cut {
+			c.m.earlyBatches.Inc()
+			t.Reset(c.cfg.Interval) // the next normal batch is a full interval away
+		}
 		start = end
 	}
 }
@@ -505,6 +565,12 @@ func (c *Collector) handleRecord(raw []byte) {
 		c.m.eventsMalformed.Inc()
 		c.logger.Debug("malformed event record", "err", err)
 		return
+	}
+	if ev.Kind == eventKindRetransmit || ev.Kind == eventKindReset {
+		select {
+		case c.notable <- struct{}{}:
+		default: // already signalled
+		}
 	}
 	if !c.budget.take() {
 		c.m.eventsSuppressed.Inc()

@@ -10,6 +10,7 @@ import (
 // metrics are the collector's own Prometheus metrics.
 type metrics struct {
 	batches          prometheus.Counter
+	earlyBatches     prometheus.Counter
 	publishErrors    *prometheus.CounterVec
 	eventsPublished  prometheus.Counter
 	eventsSuppressed prometheus.Counter
@@ -25,6 +26,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mciv_collector_batches_published_total",
 			Help: "Sample batches published.",
+		}),
+		earlyBatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mciv_collector_early_batches_total",
+			Help: "Sample batches cut short and published early because a notable event (TCP retransmit or reset) arrived (collector.notable_interval).",
 		}),
 		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mciv_collector_publish_errors_total",
@@ -66,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{
-		m.batches, m.publishErrors, m.eventsPublished, m.eventsSuppressed,
+		m.batches, m.earlyBatches, m.publishErrors, m.eventsPublished, m.eventsSuppressed,
 		m.eventsMalformed, m.ringbufDropped, m.mapReadErrors, m.hookUp, m.seriesDropped,
 	} {
 		if err := reg.Register(c); err != nil {

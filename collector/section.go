@@ -13,6 +13,10 @@ type Section struct {
 	// Enabled switches the collector off in `mciv up` when false (absent: on).
 	Enabled  *bool             `yaml:"enabled"`
 	Interval yamltime.Duration `yaml:"interval"`
+	// NotableInterval: a batch is cut short and published this soon after
+	// it began when a TCP retransmit or reset arrives (default 250ms; 0s
+	// switches early batches off).
+	NotableInterval yamltime.Duration `yaml:"notable_interval"`
 	// MaxEventsPerInterval bounds the notable events one host publishes per interval.
 	MaxEventsPerInterval int `yaml:"max_events_per_interval"`
 	// NetNS restricts the TCP signals to one network namespace (a path like
@@ -26,7 +30,7 @@ type Section struct {
 
 // DefaultSection is the collector section used when the file has none.
 func DefaultSection() Section {
-	return Section{Interval: yamltime.Duration(time.Second), MaxEventsPerInterval: 100}
+	return Section{Interval: yamltime.Duration(time.Second), NotableInterval: yamltime.Duration(DefaultNotableInterval), MaxEventsPerInterval: 100}
 }
 
 // On reports whether the collector runs (enabled absent or true).
@@ -38,6 +42,9 @@ func (s Section) Validate() error {
 	if s.Interval < yamltime.Duration(10*time.Millisecond) {
 		errs = append(errs, fmt.Errorf("collector.interval %s: must be at least 10ms", time.Duration(s.Interval)))
 	}
+	if s.NotableInterval != 0 && s.NotableInterval < yamltime.Duration(10*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("collector.notable_interval %s: must be at least 10ms, or 0s for no early batches", time.Duration(s.NotableInterval)))
+	}
 	if s.MaxEventsPerInterval < 0 {
 		errs = append(errs, errors.New("collector.max_events_per_interval must not be negative"))
 	}
@@ -47,9 +54,14 @@ func (s Section) Validate() error {
 // Config is the collector's run configuration for this section on the
 // given cluster and host.
 func (s Section) Config(cluster, host string) Config {
+	notable := time.Duration(s.NotableInterval)
+	if notable == 0 {
+		notable = -1 // 0s in the file: off
+	}
 	return Config{
 		Cluster: cluster, Host: host,
 		Interval:             time.Duration(s.Interval),
+		NotableInterval:      notable,
 		MaxEventsPerInterval: s.MaxEventsPerInterval,
 		NetNS:                s.NetNS,
 		PostgresProbes:       s.PostgresProbes,

@@ -20,7 +20,7 @@ import (
 func rootKeys() []string  { return []string{"groups"} }
 func groupKeys() []string { return []string{"name", "rules"} }
 func ruleKeys() []string {
-	return []string{"alert", "signal", "stat", "by", "detector", "for", "keep_firing_for", "labels", "annotations", "actions"}
+	return []string{"alert", "signal", "stat", "by", "detector", "for", "evidence", "keep_firing_for", "labels", "annotations", "actions"}
 }
 
 // Names: alert names become NATS subject tokens and label values, signals
@@ -307,6 +307,7 @@ func (p *parser) rule(n *yaml.Node, group string, index int, alerts map[string]i
 		r.Detector = p.detector(f.val, w)
 	}
 	r.For = p.duration(fs, w, "for")
+	r.Evidence = p.evidence(fs, w)
 	r.KeepFiringFor = p.duration(fs, w, "keep_firing_for")
 	r.Labels = p.labels(fs, w, r.By)
 	r.Annotations, r.templates = p.annotations(fs, w, r.By)

@@ -131,7 +131,7 @@ func TestParseErrors(t *testing.T) {
 				`f.yaml:8:54: group "g", rule "A": detector value must be a number, not "5"`,
 				`f.yaml:9:14: group "g", rule "A": for: "3" is not a duration such as 30s, 5m or 1h30m`,
 				`f.yaml:10:26: group "g", rule "A": keep_firing_for must not be negative`,
-				`f.yaml:11:9: group "g", rule "A": unknown key "lables" in rule (known: alert, signal, stat, by, detector, for, keep_firing_for, labels, annotations, actions)`,
+				`f.yaml:11:9: group "g", rule "A": unknown key "lables" in rule (known: alert, signal, stat, by, detector, for, evidence, keep_firing_for, labels, annotations, actions)`,
 				`f.yaml:13:20: group "g", rule "A": annotation "summary": template: summary:1: unclosed action`,
 				`f.yaml:14:18: group "g", rule "A": annotation "other": template: other:1:3: executing "other" at <.Vaule>: can't evaluate field Vaule in type rules.TemplateData`,
 			},

@@ -166,6 +166,9 @@ type Rule struct {
 	Detector detect.Spec
 	// For is how long the detector must fire before the alert fires.
 	For time.Duration
+	// Evidence, when not nil, replaces For: the alert fires once the
+	// detector's verdicts have accumulated enough supporting time.
+	Evidence *Evidence
 	// KeepFiringFor is how long the alert keeps firing once the detector
 	// is quiet.
 	KeepFiringFor time.Duration

@@ -115,6 +115,8 @@ type group struct {
 	value       float64   // last value fed to the detector
 	top         string    // peer, device or instance of the largest contributor, when not a by label
 	res         detect.Result
+	ev          rules.EvidenceRun // the rule's evidence so far (rules with evidence)
+	stepped     time.Time         // when the group was last stepped
 }
 
 // Active counts the alerts of one rule that are pending and firing.
@@ -396,11 +398,11 @@ func (e *Engine) evalRule(rep *Report, i int, r *rules.Rule, b *wire.Batch, h *h
 			v, has = 0, true
 		} else if tk, ok := g.det.(detect.Ticker); ok {
 			// A detector of time itself (absence) judges the silence.
-			e.step(rep, i, r, g, h, b.Cluster, b.Host, t, tk.Tick(t), math.NaN())
+			e.step(rep, i, r, g, h, b.Cluster, b.Host, t, b.Interval, tk.Tick(t), math.NaN())
 		}
 		if has {
 			g.value = v
-			e.step(rep, i, r, g, h, b.Cluster, b.Host, t, g.det.Observe(t, v), v)
+			e.step(rep, i, r, g, h, b.Cluster, b.Host, t, b.Interval, g.det.Observe(t, v), v)
 		}
 		if !fed && g.life.State == lifecycle.Inactive && t.Sub(g.lastSeen) >= e.idleTTL {
 			idle = true
@@ -418,12 +420,18 @@ func (e *Engine) evalRule(rep *Report, i int, r *rules.Rule, b *wire.Batch, h *h
 }
 
 // step steps group g of rule i on host h at time t with its detector's
-// verdict res on value v (NaN for a tick without a value), and records
-// the state change and the transition to announce.
-func (e *Engine) step(rep *Report, i int, r *rules.Rule, g *group, h *host, cluster, hostName string, t time.Time, res detect.Result, v float64) {
+// verdict res on value v (NaN for a tick without a value) over covered
+// time d, and records the state change and the transition to announce.
+//
+// A rule with evidence (rules.Evidence) fires once its evidence run is
+// enough rather than after `for`; once firing, it stays so while the
+// detector fires and for keep_firing_for after, like any rule.
+func (e *Engine) step(rep *Report, i int, r *rules.Rule, g *group, h *host, cluster, hostName string, t time.Time, d time.Duration, res detect.Result, v float64) {
 	g.res = res
 	was := g.life
-	tr := g.life.Step(t, res.Firing, lifecycle.Timing{For: r.For, KeepFiringFor: r.KeepFiringFor})
+	active := r.Evidence.Condition(&g.ev, g.life.State == lifecycle.Firing, res.Firing, d, v, res.Threshold, res.Baseline)
+	g.stepped = t
+	tr := g.life.Step(t, active, lifecycle.Timing{For: r.For, KeepFiringFor: r.KeepFiringFor})
 	e.count(i, was.State, g.life.State)
 	if g.life != was {
 		st := GroupState{
@@ -465,7 +473,11 @@ func (e *Engine) Tick(now time.Time) Report {
 		for i, r := range e.rules {
 			for _, g := range h.groups[i].all() {
 				if tk, ok := g.det.(detect.Ticker); ok {
-					e.step(&rep, i, r, g, h, hk.cluster, hk.host, t, tk.Tick(t), math.NaN())
+					d := h.interval
+					if !g.stepped.IsZero() {
+						d = max(t.Sub(g.stepped), 0)
+					}
+					e.step(&rep, i, r, g, h, hk.cluster, hk.host, t, d, tk.Tick(t), math.NaN())
 				}
 			}
 		}

@@ -75,6 +75,7 @@ func CSVWith(in io.Reader, set *rules.Set, opt CSVOptions, out io.Writer) (Summa
 		r    *rules.Rule
 		det  detect.Detector
 		life lifecycle.Alert
+		ev   rules.EvidenceRun
 	}
 	var states []*state
 	for _, r := range set.Rules() {
@@ -106,6 +107,7 @@ func CSVWith(in io.Reader, set *rules.Set, opt CSVOptions, out io.Writer) (Summa
 	var (
 		trs  []transition
 		line []byte
+		prev time.Time
 	)
 	for {
 		rec, err := cr.Read()
@@ -125,13 +127,19 @@ func CSVWith(in io.Reader, set *rules.Set, opt CSVOptions, out io.Writer) (Summa
 			return sum, fmt.Errorf("replay: csv line %d: %w", lineNo, err)
 		}
 		score, firing := 0.0, false
+		var covered time.Duration // a row covers the time since the previous one
+		if !prev.IsZero() && ts.After(prev) {
+			covered = ts.Sub(prev)
+		}
+		prev = ts
 		for _, st := range states {
 			res := st.det.Observe(ts, v)
 			if s := res.Score; s > score && !math.IsInf(s, 0) {
 				score = s
 			}
 			firing = firing || res.Firing
-			tr := st.life.Step(ts, res.Firing, lifecycle.Timing{For: st.r.For, KeepFiringFor: st.r.KeepFiringFor})
+			active := st.r.Evidence.Condition(&st.ev, st.life.State == lifecycle.Firing, res.Firing, covered, v, res.Threshold, res.Baseline)
+			tr := st.life.Step(ts, active, lifecycle.Timing{For: st.r.For, KeepFiringFor: st.r.KeepFiringFor})
 			if tr != lifecycle.None {
 				trs = append(trs, transition{rule: st.r.Alert, tr: tr, ts: ts, value: v})
 			}

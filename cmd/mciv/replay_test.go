@@ -48,8 +48,9 @@ func TestReplayCSV(t *testing.T) {
 	for _, tr := range transitions {
 		got = append(got, tr["transition"].(string))
 	}
-	// TCPRetransmitRateHigh: pending at row 5, firing 3s later, resolved 5s after row 9.
-	if strings.Join(got, ",") != "pending,firing,resolved" {
+	// TCPRetransmitRateHigh (evidence {need: 1s, min: 500ms}): seen at
+	// row 5, firing at row 6 once it persisted, resolved 5s after row 9.
+	if strings.Join(got, ",") != "firing,resolved" || transitions[0]["ts"] != 1.700000006e+09 {
 		t.Fatalf("transitions %v", transitions)
 	}
 

@@ -42,7 +42,7 @@ func TestRulesTest(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 	data, err := os.ReadFile(junit)
-	if err != nil || !strings.Contains(string(data), `<testsuites tests="3" failures="0" errors="0">`) {
+	if err != nil || !strings.Contains(string(data), `<testsuites tests="4" failures="0" errors="0">`) {
 		t.Fatalf("junit: %s %v", data, err)
 	}
 

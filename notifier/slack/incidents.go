@@ -209,6 +209,21 @@ func (n *Incidents) notifyGroup(ctx context.Context, m route.Match, ls map[strin
 	return n.sync(ctx, key, m)
 }
 
+// loneCritical reports whether a group not yet posted holds one alert,
+// firing with severity critical: it is posted at once, without waiting
+// group_wait for company (group_wait trades a first page's speed for
+// fewer messages; with nothing else pending there is nothing to gather).
+// An alert that joins later goes into the same message as usual.
+func loneCritical(e *nflog.Entry) bool {
+	if len(e.Alerts) != 1 {
+		return false
+	}
+	for _, a := range e.Alerts {
+		return a.State == wire.StateFiring && a.Labels["severity"] == "critical"
+	}
+	return false
+}
+
 // sync brings the Slack message of a group up to date with its entry.
 func (n *Incidents) sync(ctx context.Context, key string, m route.Match) error {
 	for {
@@ -228,7 +243,7 @@ func (n *Incidents) sync(ctx context.Context, key string, m route.Match) error {
 			return nil // Slack shows this state already
 		}
 		if e.TS == "" {
-			if wait := e.FirstSeen.Add(m.GroupWait).Sub(now); wait > 0 {
+			if wait := e.FirstSeen.Add(m.GroupWait).Sub(now); wait > 0 && !loneCritical(e) {
 				return notifier.Defer(wait, "group_wait")
 			}
 		} else if wait := e.SentAt.Add(m.GroupInterval).Sub(now); wait > 0 && hash != e.SentHash {

@@ -398,3 +398,36 @@ func TestRepeatIntervalReminds(t *testing.T) {
 		t.Errorf("reminded an acknowledged group: %d replies", len(replies))
 	}
 }
+
+// TestCriticalGroupPostsAtOnce: a group whose only alert is a firing
+// critical one is posted without waiting group_wait; a warning in the same
+// setting waits, and a critical alert joining a waiting group does not cut
+// the wait short (the group holds more than it).
+func TestCriticalGroupPostsAtOnce(t *testing.T) {
+	ctx := testCtx(t)
+	env := newIncidentsEnv(t)
+	tree := mustTree(t, "route:\n  group_wait: 30s\n  group_by: [alertname, host, peer]\n")
+	n := env.replica(t, "r1", func(c *IncidentsConfig) { c.Routes = tree })
+
+	crit := alertOf("fpC", wire.StateFiring, env.clock.Now(), 99)
+	crit.Labels["severity"] = "critical"
+	if err := n.Notify(ctx, crit); err != nil {
+		t.Fatalf("lone critical alert: %v, want it posted at once", err)
+	}
+	if msgs := env.slack.Messages(); len(msgs) != 1 || msgs[0].ThreadTS != "" {
+		t.Fatalf("after a lone critical alert: %+v, want one top-level message", msgs)
+	}
+
+	warn := alertOf("fpW", wire.StateFiring, env.clock.Now(), 1)
+	if de, ok := errors.AsType[*notifier.DeferError](n.Notify(ctx, warn)); !ok || de.After != 30*time.Second {
+		t.Fatalf("warning: %v, want a 30s group_wait", de)
+	}
+	join := alertOf("fpW", wire.StateFiring, env.clock.Now(), 50) // same group (peer fpW)
+	join.Fingerprint, join.Labels["severity"] = "fpW2", "critical"
+	if _, ok := errors.AsType[*notifier.DeferError](n.Notify(ctx, join)); !ok {
+		t.Fatal("a critical alert joining a waiting group cut group_wait short")
+	}
+	if got := len(env.slack.Messages()); got != 1 {
+		t.Fatalf("%d messages after the warning, want still 1", got)
+	}
+}

@@ -27,7 +27,8 @@ func TestDefaultRulesLoad(t *testing.T) {
 	if r.Signal != "tcp_retransmits_total" || r.Stat != rules.StatRate ||
 		strings.Join(r.By, ",") != "cluster,host" ||
 		r.Detector != (detect.ThresholdSpec{Op: detect.OpGT, Value: 5}) ||
-		r.For != 3*time.Second || r.KeepFiringFor != 5*time.Second || r.Labels["severity"] != "warning" {
+		r.For != 0 || r.Evidence == nil || *r.Evidence != (rules.Evidence{Need: time.Second, Min: 500 * time.Millisecond, MaxWeight: rules.DefaultEvidenceMaxWeight}) ||
+		r.KeepFiringFor != 5*time.Second || r.Labels["severity"] != "warning" {
 		t.Fatalf("rule %+v", r)
 	}
 	ann, err := r.Annotate(rules.TemplateData{
