@@ -139,6 +139,7 @@ type Server struct {
 		retryAfter time.Duration
 	}
 	down    int            // SetDown's status: every call fails with it while not 0
+	stall   chan struct{}  // SetStalled: calls wait until it is closed; nil: none
 	lose    map[string]int // LoseAnswers: calls per method to accept without answering
 	seq     int
 	changed chan struct{}    // closed and replaced whenever messages or files grow
@@ -176,6 +177,7 @@ func New(t testing.TB, token string) *Server {
 
 // Close shuts the server down and closes its connections.
 func (s *Server) Close() {
+	s.SetStalled(false)
 	s.srv.CloseClientConnections()
 	s.srv.Close()
 }
@@ -247,6 +249,36 @@ func (s *Server) SetDown(status int) {
 	s.down = status
 }
 
+// SetStalled(true) makes every API call wait, without an answer, until
+// SetStalled(false) or until its client gives up; then it is answered as
+// usual (with SetDown's status while down). Together with SetDown it is a
+// slow outage: a load balancer that answers 503 only after a long wait.
+func (s *Server) SetStalled(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case on && s.stall == nil:
+		s.stall = make(chan struct{})
+	case !on && s.stall != nil:
+		close(s.stall)
+		s.stall = nil
+	}
+}
+
+// waitStall waits while the server is stalled, or until ctx ends.
+func (s *Server) waitStall(ctx context.Context) {
+	s.mu.Lock()
+	stall := s.stall
+	s.mu.Unlock()
+	if stall == nil {
+		return
+	}
+	select {
+	case <-stall:
+	case <-ctx.Done():
+	}
+}
+
 // LoseAnswers makes the next n calls of method take effect (a message is
 // posted) without their answer ever reaching the client: the request
 // hangs until the client gives up (its context ends), as when the notifier
@@ -290,6 +322,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.answerError(w, method, http.StatusMethodNotAllowed, "method_not_allowed")
 		return
 	}
+	s.waitStall(r.Context())
 	if s.injectFailure(w, method) {
 		return
 	}
