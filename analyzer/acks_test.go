@@ -14,6 +14,7 @@ import (
 
 	"github.com/mciv/mciv/analyzer/eval"
 	"github.com/mciv/mciv/analyzer/lifecycle"
+	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 )
 
@@ -64,6 +65,43 @@ func TestResolveEndsTheAlertForKeepFiringFor(t *testing.T) {
 	if again := alerts[2]; !again.StartsAt.After(res.EndsAt) {
 		t.Errorf("the new firing starts at %s, before the resolution %s", again.StartsAt, res.EndsAt)
 	}
+	// The resolve is audited on MCIV_ACTIONS, as a resolve, not a failover.
+	acts, subjects := storedActions(t, ctx, b.js)
+	if len(acts) != 1 {
+		t.Fatalf("actions %+v, want one resolve", acts)
+	}
+	act := acts[0]
+	if subjects[0] != "mciv.actions.c.resolve" || act.Kind != wire.ActionKindResolve || act.Fingerprint != fp ||
+		act.Cluster != "c" || act.Decision != "acted" || act.ID != "resolve-r1" || act.Evidence["by"] != "U123" ||
+		act.Evidence["quiet_until"] != t0.Add(10200*time.Millisecond).Format(time.RFC3339) {
+		t.Errorf("resolve audit record on %s: %+v", subjects[0], act)
+	}
+}
+
+// storedActions returns every action in MCIV_ACTIONS with its subject.
+func storedActions(t *testing.T, ctx context.Context, js jetstream.JetStream) (acts []*wire.Action, subjects []string) {
+	t.Helper()
+	st, err := js.Stream(ctx, bus.ActionsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := wire.DecodeAction(m.Data)
+		if err != nil {
+			t.Fatalf("action %d: %v", seq, err)
+		}
+		acts = append(acts, a)
+		subjects = append(subjects, m.Subject)
+	}
+	return acts, subjects
 }
 
 // The quiet window after a Resolve is in the alert state bucket: an

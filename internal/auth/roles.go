@@ -105,6 +105,8 @@ func Permissions(role Role) jwt.Permissions {
 		p.pub(wire.AlertsWildcard)
 		p.streamInfo(AlertsStream)
 		p.kvOwner(AlertStateBucket)
+		// Resolves are audited on MCIV_ACTIONS; no failover decision.
+		p.pub(wire.ResolveActionSubject("*"))
 	case Notifier:
 		p.sub(wire.SamplesWildcard) // the chart recorder
 		p.pub(wire.AcksWildcard)    // Slack buttons and phone keypresses
