@@ -17,7 +17,9 @@ const ActionKindResolve = "resolve"
 // ResolveActionSubject is where the analyzer audits the resolves of
 // cluster's alerts: ActionSubject(cluster) + ".resolve", so that NATS
 // permissions can let the analyzer publish resolves and nothing else.
-func ResolveActionSubject(cluster string) string { return ActionSubject(cluster) + "." + ActionKindResolve }
+func ResolveActionSubject(cluster string) string {
+	return ActionSubject(cluster) + "." + ActionKindResolve
+}
 
 // Action is one failover decision, acted on or refused, with the evidence
 // and the safeguard that decided it. Every decision is published to
