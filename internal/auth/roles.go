@@ -116,6 +116,8 @@ func Permissions(role Role) jwt.Permissions {
 		for _, integration := range NotifierIntegrations() {
 			p.consumer(AlertsStream, NotifierDurable+"-"+integration)
 		}
+		// ... and retire the old shared one once the lanes took over.
+		p.pub("$JS.API.CONSUMER.DELETE." + AlertsStream + "." + NotifierDurable)
 		// The console's feed of acknowledgements, silences and failover
 		// decisions reads the acks and actions streams as they pass.
 		p.orderedConsumer(AcksStream)
