@@ -413,6 +413,7 @@ func TestCallsOnTimeWhileSlackFailsAfterTheThreadExists(t *testing.T) {
 	before := len(s.slack.Messages())
 	s.slack.SetDown(http.StatusServiceUnavailable)
 	s.slack.SetStalled(true)
+	began := time.Now()
 	for step := 1; step <= 20; step++ {
 		now := t0.Add(time.Duration(step) * 30 * time.Second)
 		s.clock.Set(now)
@@ -451,11 +452,15 @@ func TestCallsOnTimeWhileSlackFailsAfterTheThreadExists(t *testing.T) {
 	}
 
 	// Slack is back: the queued replies arrive, in order, once each.
+	outage := time.Since(began)
 	s.slack.SetDown(0)
 	s.slack.SetStalled(false)
+	began = time.Now()
 	if err := eventually(ctx, func() bool { return s.replies.Len() == 0 }); err != nil {
 		t.Fatalf("%d replies still queued after Slack came back", s.replies.Len())
 	}
+	t.Logf("real time: 10 fake minutes of escalation with Slack failing %s; %d queued replies posted %s after Slack came back",
+		outage.Round(time.Millisecond), 3*stormHosts, time.Since(began).Round(time.Millisecond))
 	byTS := map[string][]string{}
 	for _, m := range s.slack.Messages()[before:] {
 		if m.Method == "chat.postMessage" && m.ThreadTS != "" &&
