@@ -13,6 +13,7 @@ import (
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // stuck is an integration whose destination is down: every delivery fails.
@@ -31,13 +32,27 @@ func (s *stuck) Notify(ctx context.Context, a *wire.Alert) error {
 // heap grew while the dispatcher ran (the stream's own memory is in the
 // baseline).
 func heapGrowth(t *testing.T, n, maxPending int) int64 {
-	ctx := testCtx(t)
+	// Publishing tens of thousands of alerts under -race on a shared
+	// machine takes a while: a longer bound than testCtx.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
 	env := startNATS(t, ctx, t.TempDir())
 	desc := strings.Repeat("x", 2048)
 	for i := range n {
 		a := alert("RuleA", fmt.Sprintf("db-%05d", i))
 		a.Annotations = map[string]string{"description": desc}
-		env.publish(ctx, a)
+		data, err := wire.EncodeAlert(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.js.PublishAsync(wire.AlertSubject("default", a.Rule), data, jetstream.WithMsgID(a.MsgID())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-env.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		t.Fatalf("publishing %d alerts: %v", n, ctx.Err())
 	}
 	heap := func() int64 {
 		runtime.GC()
