@@ -3,6 +3,10 @@ package analyzer
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/mciv/mciv/analyzer/eval"
 
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/nats-io/nats.go"
@@ -48,6 +52,7 @@ func (a *Analyzer) HandleAck(ctx context.Context, ack *wire.Ack) bool {
 	a.log.Info("alert resolved by a person", "fingerprint", ack.Fingerprint, "rule", rep.Alerts[0].Rule, "by", by, "ack_id", ack.ID)
 	a.enqueue(rep.Alerts)
 	a.enqueueStates(rep.Changes)
+	a.enqueueAction(resolveAction(ack, rep, by, now))
 	a.tryFlush(ctx)
 	return true
 }
@@ -68,4 +73,51 @@ func (a *Analyzer) subscribeAcks(ctx context.Context, nc *nats.Conn) (*nats.Subs
 		return nil, fmt.Errorf("analyzer: subscribe %s: %w", wire.AcksWildcard, err)
 	}
 	return sub, nil
+}
+
+// resolveAction is the audit record of a person's resolve: kind resolve,
+// decision acted, with who resolved and until when the alert stays quiet.
+func resolveAction(ack *wire.Ack, rep eval.Report, by string, now time.Time) *wire.Action {
+	al := rep.Alerts[0]
+	cluster := al.Labels["cluster"]
+	if cluster == "" {
+		cluster = ack.Cluster
+	}
+	act := &wire.Action{
+		ID:          "resolve-" + ack.Fingerprint + "-" + strconv.FormatInt(now.UnixNano(), 10),
+		Cluster:     cluster,
+		Fingerprint: ack.Fingerprint,
+		Rule:        al.Rule,
+		Kind:        wire.ActionKindResolve,
+		Decision:    "acted",
+		Outcome:     "resolved",
+		Reason:      "resolved by " + by,
+		Evidence:    map[string]string{"by": ack.By, "via": ack.Via},
+		At:          now,
+	}
+	if ack.ID != "" {
+		act.ID = "resolve-" + ack.ID
+		act.Evidence["ack_id"] = ack.ID
+	}
+	if len(rep.Changes) > 0 {
+		if until := rep.Changes[0].Life.SuppressUntil; !until.IsZero() {
+			act.Evidence["quiet_until"] = until.UTC().Format(time.RFC3339)
+			act.Reason += "; quiet until " + until.UTC().Format(time.RFC3339)
+		}
+	}
+	return act
+}
+
+// enqueueAction queues an audit record for MCIV_ACTIONS, after what is
+// already queued (the resolved alert and its state).
+func (a *Analyzer) enqueueAction(act *wire.Action) {
+	data, err := wire.EncodeAction(act)
+	if err != nil {
+		a.log.Error("cannot encode the resolve audit record; dropped", "fingerprint", act.Fingerprint, "err", err)
+		return
+	}
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	a.queue = append(a.queue, &queued{action: act, subject: wire.ResolveActionSubject(act.Cluster), data: data})
+	a.trimQueue()
 }

@@ -18,6 +18,7 @@ import (
 type queued struct {
 	alert    *wire.Alert
 	state    *eval.GroupState
+	action   *wire.Action // an audit record for MCIV_ACTIONS
 	subject  string
 	data     []byte
 	attempts int
@@ -52,7 +53,10 @@ func (a *Analyzer) trimQueue() {
 		a.queue[0] = nil
 		a.queue = a.queue[1:]
 		a.m.dropped.Inc()
-		if old.alert != nil {
+		if old.action != nil {
+			a.log.Error("alert queue full: dropped the oldest unpublished resolve audit record",
+				"fingerprint", old.action.Fingerprint, "max_queued", a.cfg.MaxQueued)
+		} else if old.alert != nil {
 			a.log.Error("alert queue full: dropped the oldest unpublished alert change",
 				"rule", old.alert.Rule, "fingerprint", old.alert.Fingerprint, "state", old.alert.State, "max_queued", a.cfg.MaxQueued)
 		} else {
@@ -108,9 +112,13 @@ func (a *Analyzer) publishQueued(ctx context.Context, force bool) error {
 			ack *jetstream.PubAck
 			err error
 		)
-		if q.state != nil {
+		switch {
+		case q.state != nil:
 			err = a.writeState(pctx, q)
-		} else {
+		case q.action != nil:
+			ack, err = a.js.Publish(pctx, q.subject, q.data,
+				jetstream.WithMsgID(q.action.ID), jetstream.WithExpectStream(bus.ActionsStream))
+		default:
 			ack, err = a.js.Publish(pctx, q.subject, q.data,
 				jetstream.WithMsgID(q.alert.MsgID()), jetstream.WithExpectStream(bus.AlertsStream))
 		}
@@ -128,6 +136,11 @@ func (a *Analyzer) publishQueued(ctx context.Context, force bool) error {
 				a.log.Warn("writing alert state failed; kept for retry", "attempts", q.attempts, "queued", n, "retry_in", a.backoff, "err", err)
 				return err
 			}
+			if q.action != nil {
+				a.log.Warn("publishing a resolve to the audit stream failed; kept for retry", "subject", q.subject,
+					"fingerprint", q.action.Fingerprint, "attempts", q.attempts, "queued", n, "retry_in", a.backoff, "err", err)
+				return fmt.Errorf("publish action %s to %s: %w", q.action.ID, q.subject, err)
+			}
 			a.log.Warn("publishing alert change failed; kept for retry",
 				"subject", q.subject, "rule", q.alert.Rule, "fingerprint", q.alert.Fingerprint, "state", q.alert.State,
 				"attempts", q.attempts, "queued", n, "retry_in", a.backoff, "err", err)
@@ -141,6 +154,10 @@ func (a *Analyzer) publishQueued(ctx context.Context, force bool) error {
 		a.m.queued.Set(float64(len(a.queue)))
 		a.outMu.Unlock()
 		if q.state != nil {
+			continue
+		}
+		if q.action != nil {
+			a.log.Info("resolve audited", "subject", q.subject, "fingerprint", q.action.Fingerprint, "stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
 			continue
 		}
 

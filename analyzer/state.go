@@ -9,14 +9,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mciv/mciv/analyzer/eval"
-	"github.com/mciv/mciv/analyzer/lifecycle"
 )
 
 // StateBucket is the JetStream KV bucket that keeps the state of pending
 // and firing alerts across analyzer restarts: one key per alert
 // fingerprint, holding its lifecycle and its host's last batch
 // (eval.GroupState as JSON); an alert that goes back to inactive is
-// deleted.
+// deleted, unless a person resolved it: then it stays for the quiet
+// window (keep_firing_for) in which it must not fire again, so that a
+// restarted analyzer keeps that window too.
 const StateBucket = "MCIV_ALERT_STATE"
 
 // Restore opens (creating it if needed) the alert state bucket, restores
@@ -43,6 +44,7 @@ func (a *Analyzer) Restore(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("analyzer: listing alert states: %w", err)
 	}
 	var states []eval.GroupState
+	now := a.cfg.Now()
 	for _, k := range keys {
 		e, err := kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -54,6 +56,13 @@ func (a *Analyzer) Restore(ctx context.Context) (int, error) {
 		var st eval.GroupState
 		if err := json.Unmarshal(e.Value(), &st); err != nil {
 			a.log.Warn("unreadable alert state skipped", "key", k, "err", err)
+			continue
+		}
+		if !st.Keep(now) {
+			// A quiet window that ended while no analyzer ran.
+			if err := kv.Delete(ctx, k, jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+				a.log.Debug("deleting an ended quiet window failed", "key", k, "err", err)
+			}
 			continue
 		}
 		states = append(states, st)
@@ -85,10 +94,11 @@ func (a *Analyzer) enqueueStates(changes []eval.GroupState) {
 	if a.kv == nil {
 		return
 	}
+	now := a.cfg.Now()
 	for i := range changes {
 		st := changes[i]
 		q := &queued{state: &st}
-		if st.Life.State != lifecycle.Inactive {
+		if st.Keep(now) {
 			data, err := json.Marshal(&st)
 			if err != nil {
 				a.log.Error("cannot encode alert state; not persisted", "rule", st.Rule, "fingerprint", st.Fingerprint, "err", err)

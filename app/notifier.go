@@ -38,6 +38,9 @@ type notifierParts struct {
 	Threads slacknotify.ThreadPoster
 	// Dispatcher delivers the alerts stream to the integrations.
 	Dispatcher *notifier.Dispatcher
+	// replies queues thread replies for the phone escalation; nil without
+	// Slack.
+	replies *slacknotify.ReplyQueue
 }
 
 // startNotifier starts Marvel: the dispatcher with silences and inhibition,
@@ -94,6 +97,8 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 		}
 		integrations = append(integrations, inc)
 		parts.Threads = inc
+		parts.replies = slacknotify.NewReplyQueue(inc, slacknotify.ReplyQueueConfig{Registry: reg})
+		start("notifier-thread-replies", parts.replies.Run)
 		start("notifier-threads", func(ctx context.Context) error { return inc.RunThreads(ctx, js) })
 		start("notifier-silence-threads", func(ctx context.Context) error { return inc.RunSilences(ctx, sil, 0) })
 		log.Info("slack notifications on", "slack", cfg.Slack.String())
@@ -114,8 +119,10 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 	}
 	if cfg.OnCall.Enabled() && cfg.Twilio.Enabled() {
 		var thread escalation.ThreadPoster
-		if parts.Threads != nil {
-			thread = parts.Threads
+		if parts.replies != nil {
+			// Through the reply queue: a slow or failing Slack must not
+			// hold up the next call.
+			thread = parts.replies
 		}
 		svc, err := escalation.NewService(ctx, escalation.ServiceOptions{
 			OnCall: cfg.OnCall, Twilio: cfg.Twilio, JS: js, Cluster: cfg.Cluster, Thread: thread, Logger: log.With("integration", "escalation"),

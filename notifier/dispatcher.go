@@ -59,6 +59,11 @@ type DispatcherConfig struct {
 	// DepthInterval is how often each lane reads its backlog for
 	// mciv_notifier_queue_depth. Default 5s.
 	DepthInterval time.Duration
+	// RetireInterval is how often the dispatcher looks whether the
+	// former shared consumer (Durable, from before per-integration
+	// lanes) can be deleted: once the lanes have taken over its position
+	// and it has been idle for one interval. Default 1m.
+	RetireInterval time.Duration
 }
 
 // Muter decides whether an alert must not be notified: Mute returns the
@@ -95,6 +100,9 @@ func (c DispatcherConfig) withDefaults() DispatcherConfig {
 	}
 	if c.DepthInterval <= 0 {
 		c.DepthInterval = 5 * time.Second
+	}
+	if c.RetireInterval <= 0 {
+		c.RetireInterval = time.Minute
 	}
 	return c
 }
@@ -226,6 +234,7 @@ func (d *Dispatcher) Run(ctx context.Context, js jetstream.JetStream) error {
 			}
 		})
 	}
+	wg.Go(func() { d.retire(ctx, js) })
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err

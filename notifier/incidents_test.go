@@ -2,6 +2,7 @@ package notifier_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -159,16 +160,30 @@ func TestSilencedAlertIsAckedNotDelivered(t *testing.T) {
 }
 
 func TestKilledAfterSlackAcceptedTheFirstPostBeforeItsTSWasStored(t *testing.T) {
+	// By channel ID, and by channel name (the notifier's first message to
+	// it ever: its ID comes from conversations.list, paged through a
+	// workspace of many channels).
+	for _, channel := range []string{"C0ONCALL01", "#oncall"} {
+		t.Run(channel, func(t *testing.T) { killedAfterFirstPost(t, channel) })
+	}
+}
+
+func killedAfterFirstPost(t *testing.T, channel string) {
 	ctx := testCtx(t)
 	env := startNATS(t, ctx, t.TempDir())
 	srv := slacktest.New(t, slackToken)
+	var others []string
+	for i := range 450 {
+		others = append(others, fmt.Sprintf("a-team-%03d", i)) // sorted before oncall
+	}
+	srv.AddChannels(others...)
 	log, err := nflog.Open(ctx, env.js, nflog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	inc := func() *slack.Incidents {
 		n, err := slack.NewIncidents(slack.IncidentsConfig{
-			Config:      slack.Config{Token: slackToken, Channel: "C0ONCALL01", APIURL: srv.URL(), RetryBackoff: 10 * time.Millisecond},
+			Config:      slack.Config{Token: slackToken, Channel: channel, APIURL: srv.URL(), RetryBackoff: 10 * time.Millisecond},
 			Log:         log,
 			Replica:     "host-1",
 			ChannelRate: 1000,
@@ -203,5 +218,14 @@ func TestKilledAfterSlackAcceptedTheFirstPostBeforeItsTSWasStored(t *testing.T) 
 	}
 	if !slices.Contains(methods, "conversations.history") {
 		t.Errorf("the restarted notifier did not look the message up: %v", methods)
+	}
+	lists := 0
+	for _, m := range methods {
+		if m == "conversations.list" {
+			lists++
+		}
+	}
+	if strings.HasPrefix(channel, "#") && lists < 2 {
+		t.Errorf("the channel name was resolved with %d conversations.list calls, want the pages up to #oncall (2 or more)", lists)
 	}
 }

@@ -73,15 +73,17 @@ type storm struct {
 	slack *slacktest.Server
 	phone *twiliotest.Server
 	esc   *escalation.Engine
-	voice *lines
-	run   *running
-	cfg   notifier.DispatcherConfig
+	// replies queues the escalation's thread replies (Slack may be down).
+	replies *slack.ReplyQueue
+	voice   *lines
+	run     *running
+	cfg     notifier.DispatcherConfig
 }
 
 func newStorm(t *testing.T, ctx context.Context, t0 time.Time) *storm {
 	t.Helper()
 	s := &storm{t: t, env: startNATS(t, ctx, t.TempDir()), clock: &fakeClock{t: t0},
-		slack: slacktest.New(t, slackToken), phone: twiliotest.Start(t, "AC0000000000000000000000000000000a", "twilio-secret"), voice: newLines()}
+		slack: slacktest.New(t, slackToken), phone: twiliotest.Start(t, "AC0000000000000000000000000000000a", "twiliosecret0"), voice: newLines()}
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	nfl, err := nflog.Open(ctx, s.env.js, nflog.Options{})
@@ -117,14 +119,19 @@ func newStorm(t *testing.T, ctx context.Context, t0 time.Time) *storm {
 		t.Fatal(err)
 	}
 	prov, err := twilio.New(twilio.Options{
-		Config:     twilio.Config{AccountSID: "AC0000000000000000000000000000000a", AuthToken: "twilio-secret", From: "+15551230000", PublicURL: "http://127.0.0.1:1"},
+		Config:     twilio.Config{AccountSID: "AC0000000000000000000000000000000a", AuthToken: "twiliosecret0", From: "+15551230000", PublicURL: "http://127.0.0.1:1"},
 		HTTPClient: s.phone.HTTPClient(),
 		Logger:     logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.esc, err = escalation.New(escalation.Options{Config: oc, Provider: prov, Thread: inc, Cluster: "default", Now: s.clock.Now, Logger: logger})
+	s.replies = slack.NewReplyQueue(inc, slack.ReplyQueueConfig{RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond})
+	qctx, stopQueue := context.WithCancel(ctx)
+	var queueDone sync.WaitGroup
+	queueDone.Go(func() { _ = s.replies.Run(qctx) })
+	t.Cleanup(func() { stopQueue(); queueDone.Wait() })
+	s.esc, err = escalation.New(escalation.Options{Config: oc, Provider: prov, Thread: s.replies, Cluster: "default", Now: s.clock.Now, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,6 +361,121 @@ func (g gaugeValue) Collect(ch chan<- prometheus.Metric) {
 					return
 				}
 			}
+		}
+	}
+}
+
+// TestCallsOnTimeWhileSlackFailsAfterTheThreadExists: the groups' Slack
+// threads exist, then Slack fails slowly (every call hangs, then 503)
+// while the escalations go on: every call is placed at the time it is
+// placed with Slack up (alice at once, bob after 5m; the resolved alerts'
+// escalations stop at 2m), no tick waits for Slack, and once Slack is
+// back the escalation's replies arrive in each thread, once each, in the
+// order they happened.
+func TestCallsOnTimeWhileSlackFailsAfterTheThreadExists(t *testing.T) {
+	ctx := stormCtx(t)
+	t0 := time.Date(2026, 1, 6, 10, 0, 0, 0, time.UTC)
+	s := newStorm(t, ctx, t0)
+	rules := []string{"DiskLatencyHigh", "TCPRetransmitRateHigh", "QueryLatencyHigh"}
+	var fps []string
+	var last uint64
+	for h := range stormHosts {
+		for _, r := range rules {
+			a := stormAlert(r, fmt.Sprintf("db-%02d", h), wire.StateFiring, t0, t0)
+			fps = append(fps, a.Fingerprint)
+			last = s.env.publish(ctx, a)
+		}
+	}
+	s.lane(ctx, "escalation", last)
+	s.lane(ctx, "slack", last)
+	if _, err := s.voice.wait(ctx, len(fps)); err != nil {
+		t.Fatalf("voice: %v", err)
+	}
+	if err := eventually(ctx, func() bool { return s.replies.Len() == 0 }); err != nil {
+		t.Fatalf("%d replies still queued with Slack up", s.replies.Len())
+	}
+	threadOf := map[string]string{} // host -> ts of its group message
+	for _, m := range s.slack.Messages() {
+		if m.Method != "chat.postMessage" || m.ThreadTS != "" {
+			continue
+		}
+		for h := range stormHosts {
+			if name := fmt.Sprintf("db-%02d", h); strings.Contains(m.Text+m.BlockText(), name) {
+				threadOf[name] = m.TS
+			}
+		}
+	}
+	if len(threadOf) != stormHosts {
+		t.Fatalf("threads of %d hosts, want %d", len(threadOf), stormHosts)
+	}
+
+	// Slack fails: every call hangs, then 503.
+	before := len(s.slack.Messages())
+	s.slack.SetDown(http.StatusServiceUnavailable)
+	s.slack.SetStalled(true)
+	began := time.Now()
+	for step := 1; step <= 20; step++ {
+		now := t0.Add(time.Duration(step) * 30 * time.Second)
+		s.clock.Set(now)
+		if now.Equal(t0.Add(2 * time.Minute)) {
+			for h := range stormHosts {
+				last = s.env.publish(ctx, stormAlert(rules[2], fmt.Sprintf("db-%02d", h), wire.StateResolved, t0, now))
+			}
+			s.lane(ctx, "escalation", last) // stops without waiting for Slack
+		}
+		// A liveness bound, not a timing: a tick that posts to Slack
+		// itself hangs until Slack recovers.
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		s.esc.Tick(tctx)
+		stuck := tctx.Err() != nil
+		cancel()
+		if stuck {
+			t.Fatalf("the escalation tick at %s waited for Slack", now.Sub(t0))
+		}
+	}
+	got := s.callTimes(fps, t0)
+	for _, fp := range fps {
+		want := "alice@0s,bob@5m0s" // as with Slack up (TestSlackOutageDelaysOnlySlack)
+		if strings.HasPrefix(fp, "QueryLatencyHigh/") {
+			want = "alice@0s"
+		}
+		if got[fp] != want {
+			t.Errorf("%s: calls %q while Slack failed, want %q", fp, got[fp], want)
+		}
+	}
+	if n := len(s.slack.Messages()); n != before {
+		t.Fatalf("Slack accepted %d messages while failing", n-before)
+	}
+	// Per host: one escalation stopped (the resolved alert), two calls to bob.
+	if n := s.replies.Len(); n != 3*stormHosts {
+		t.Errorf("%d replies queued during the outage, want %d", n, 3*stormHosts)
+	}
+
+	// Slack is back: the queued replies arrive, in order, once each.
+	outage := time.Since(began)
+	s.slack.SetDown(0)
+	s.slack.SetStalled(false)
+	began = time.Now()
+	if err := eventually(ctx, func() bool { return s.replies.Len() == 0 }); err != nil {
+		t.Fatalf("%d replies still queued after Slack came back", s.replies.Len())
+	}
+	t.Logf("real time: 10 fake minutes of escalation with Slack failing %s; %d queued replies posted %s after Slack came back",
+		outage.Round(time.Millisecond), 3*stormHosts, time.Since(began).Round(time.Millisecond))
+	byTS := map[string][]string{}
+	for _, m := range s.slack.Messages()[before:] {
+		if m.Method == "chat.postMessage" && m.ThreadTS != "" &&
+			(strings.Contains(m.Text, "Phone escalation stopped") || strings.Contains(m.Text, "Calling")) {
+			byTS[m.ThreadTS] = append(byTS[m.ThreadTS], m.Text)
+		}
+	}
+	for host, ts := range threadOf {
+		want := []string{
+			"✅ Phone escalation stopped: the alert resolved (1 call(s) placed).",
+			"📞 Calling bob (step 2).",
+			"📞 Calling bob (step 2).",
+		}
+		if !slices.Equal(byTS[ts], want) {
+			t.Errorf("%s: escalation replies after the outage %q, want %q", host, byTS[ts], want)
 		}
 	}
 }

@@ -166,8 +166,10 @@ type Report struct {
 }
 
 // GroupState is what must survive a restart of one alert group that is
-// pending or firing: its lifecycle, and the state of its host's batches
-// at the time. A group whose lifecycle is inactive is not kept.
+// pending or firing, or that a person resolved and whose quiet window
+// (lifecycle.Alert.SuppressUntil) has not ended: its lifecycle, and the
+// state of its host's batches at the time. Any other inactive group is
+// not kept (see Keep).
 type GroupState struct {
 	Rule        string          `json:"rule"`
 	Fingerprint string          `json:"fingerprint"`
@@ -182,6 +184,12 @@ type GroupState struct {
 	Last  time.Time `json:"last"`
 }
 
+// Keep reports whether the state must be kept at now: the group is
+// pending or firing, or in the quiet window after a person resolved it.
+func (st *GroupState) Keep(now time.Time) bool {
+	return st.Life.State != lifecycle.Inactive || now.Before(st.Life.SuppressUntil)
+}
+
 // Restore recreates alert groups from their persisted state, as after a
 // restart, with fresh detectors: a firing alert goes on firing (and
 // resolves normally), and the hosts' last batches are remembered so that
@@ -192,7 +200,7 @@ func (e *Engine) Restore(states []GroupState) int {
 	n := 0
 	for _, st := range states {
 		i := slices.IndexFunc(e.rules, func(r *rules.Rule) bool { return r.Alert == st.Rule })
-		if i < 0 || len(st.By) != len(e.rules[i].By) || st.Life.State == lifecycle.Inactive {
+		if i < 0 || len(st.By) != len(e.rules[i].By) || (st.Life.State == lifecycle.Inactive && st.Life.SuppressUntil.IsZero()) {
 			continue
 		}
 		r := e.rules[i]
@@ -404,14 +412,16 @@ func (e *Engine) evalRule(rep *Report, i int, r *rules.Rule, b *wire.Batch, h *h
 			g.value = v
 			e.step(rep, i, r, g, h, b.Cluster, b.Host, t, b.Interval, g.det.Observe(t, v), v)
 		}
-		if !fed && g.life.State == lifecycle.Inactive && t.Sub(g.lastSeen) >= e.idleTTL {
+		if !fed && g.life.State == lifecycle.Inactive && t.Sub(g.lastSeen) >= e.idleTTL && !t.Before(g.life.SuppressUntil) {
 			idle = true
 		}
 	}
 	if idle {
 		// Forget label sets that went away, once nothing depends on them.
 		groups.removeIf(func(g *group) bool {
-			return g.round != e.round && g.life.State == lifecycle.Inactive && t.Sub(g.lastSeen) >= e.idleTTL
+			// (A group a person resolved keeps its quiet window.)
+			return g.round != e.round && g.life.State == lifecycle.Inactive && t.Sub(g.lastSeen) >= e.idleTTL &&
+				!t.Before(g.life.SuppressUntil)
 		})
 	}
 	if ruleErr != nil {

@@ -36,8 +36,8 @@ func (e *Engine) Snapshot(keep func(cluster, host string) bool) ([]GroupState, [
 		marks = append(marks, HostMark{Cluster: hk.cluster, Host: hk.host, Seq: h.seq, Start: h.start, Last: h.last})
 		for i, r := range e.rules {
 			for _, g := range h.groups[i].all() {
-				if g.life.State == lifecycle.Inactive {
-					continue
+				if g.life.State == lifecycle.Inactive && !h.last.Before(g.life.SuppressUntil) {
+					continue // (a resolved group's quiet window moves along)
 				}
 				st := GroupState{
 					Rule: r.Alert, Fingerprint: g.fingerprint, Cluster: hk.cluster, Host: hk.host, By: g.by,
@@ -88,7 +88,7 @@ func (e *Engine) Overlay(keep func(cluster, host string) bool, states []GroupSta
 			continue
 		}
 		i := slices.IndexFunc(e.rules, func(r *rules.Rule) bool { return r.Alert == st.Rule })
-		if i < 0 || len(st.By) != len(e.rules[i].By) || st.Life.State == lifecycle.Inactive {
+		if i < 0 || len(st.By) != len(e.rules[i].By) || (st.Life.State == lifecycle.Inactive && st.Life.SuppressUntil.IsZero()) {
 			continue
 		}
 		fresh := newGroup(e.rules[i], st.By)

@@ -105,6 +105,8 @@ func Permissions(role Role) jwt.Permissions {
 		p.pub(wire.AlertsWildcard)
 		p.streamInfo(AlertsStream)
 		p.kvOwner(AlertStateBucket)
+		// Resolves are audited on MCIV_ACTIONS; no failover decision.
+		p.pub(wire.ResolveActionSubject("*"))
 	case Notifier:
 		p.sub(wire.SamplesWildcard) // the chart recorder
 		p.pub(wire.AcksWildcard)    // Slack buttons and phone keypresses
@@ -114,6 +116,8 @@ func Permissions(role Role) jwt.Permissions {
 		for _, integration := range NotifierIntegrations() {
 			p.consumer(AlertsStream, NotifierDurable+"-"+integration)
 		}
+		// ... and retire the old shared one once the lanes took over.
+		p.pub("$JS.API.CONSUMER.DELETE." + AlertsStream + "." + NotifierDurable)
 		// The console's feed of acknowledgements, silences and failover
 		// decisions reads the acks and actions streams as they pass.
 		p.orderedConsumer(AcksStream)

@@ -9,6 +9,18 @@ import (
 // ActionSubject is where decisions about cluster's failovers are audited.
 func ActionSubject(cluster string) string { return ActionsPrefix + "." + cluster }
 
+// ActionKindResolve is the Kind of the Action by which the analyzer
+// audits an alert a person resolved (the Resolve button, /mciv resolve,
+// key 2 on the phone): not a failover.
+const ActionKindResolve = "resolve"
+
+// ResolveActionSubject is where the analyzer audits the resolves of
+// cluster's alerts: ActionSubject(cluster) + ".resolve", so that NATS
+// permissions can let the analyzer publish resolves and nothing else.
+func ResolveActionSubject(cluster string) string {
+	return ActionSubject(cluster) + "." + ActionKindResolve
+}
+
 // Action is one failover decision, acted on or refused, with the evidence
 // and the safeguard that decided it. Every decision is published to
 // JetStream on ActionSubject; it is JSON so that the nats CLI can read it.
@@ -18,7 +30,7 @@ type Action struct {
 	Cluster      string            `json:"cluster"`
 	Fingerprint  string            `json:"fingerprint,omitempty"` // the alert that asked
 	Rule         string            `json:"rule,omitempty"`
-	Kind         string            `json:"kind"`     // "switchover", "failover"
+	Kind         string            `json:"kind"`     // "switchover", "failover", "steer", "resolve"
 	Decision     string            `json:"decision"` // "acted", "refused", "dry_run", "pending_approval"
 	Outcome      string            `json:"outcome,omitempty"`
 	Safeguard    string            `json:"safeguard,omitempty"` // the guard that refused, if any

@@ -29,9 +29,21 @@ func FormatAck(a *wire.Ack) string {
 	return s
 }
 
-// FormatAction is the console line of a failover decision.
+// FormatAction is the console line of an audited action, labelled by its
+// kind: FAILOVER for a switchover or failover decision, RESOLVE for an
+// alert a person resolved, STEER for a route change.
 func FormatAction(a *wire.Action) string {
-	s := fmt.Sprintf("%-8s %s %s cluster=%s", "FAILOVER", a.Kind, a.Decision, a.Cluster)
+	label := "FAILOVER"
+	switch a.Kind {
+	case wire.ActionKindResolve:
+		label = "RESOLVE"
+	case "steer":
+		label = "STEER"
+	}
+	s := fmt.Sprintf("%-8s %s %s cluster=%s", label, a.Kind, a.Decision, a.Cluster)
+	if a.Kind == wire.ActionKindResolve && a.Fingerprint != "" {
+		s += " " + a.Fingerprint
+	}
 	if a.From != "" || a.To != "" {
 		s += fmt.Sprintf(" %s→%s", a.From, a.To)
 	}

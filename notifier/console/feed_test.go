@@ -75,6 +75,10 @@ func TestFeedPrintsAcksSilencesAndFailoverDecisions(t *testing.T) {
 		data, _ := wire.EncodeAction(&wire.Action{ID: "x", Cluster: "c", Kind: "switchover", Decision: "refused", Safeguard: "cooldown", Reason: "too soon", At: time.Now()})
 		_, _ = js.Publish(ctx, wire.ActionSubject("c"), data, jetstream.WithMsgID(time.Now().String()))
 	})
+	wait("RESOLVE  resolve acted cluster=c fpA", func() {
+		data, _ := wire.EncodeAction(&wire.Action{ID: "r", Cluster: "c", Fingerprint: "fpA", Kind: wire.ActionKindResolve, Decision: "acted", Reason: "resolved by slack:U123", At: time.Now()})
+		_, _ = js.Publish(ctx, wire.ResolveActionSubject("c"), data, jetstream.WithMsgID(time.Now().String()))
+	})
 	s, err := sil.Add(ctx, silence.Silence{Matchers: labels.Matchers{labels.MustParse("host=db-1")}, StartsAt: time.Now(), EndsAt: time.Now().Add(time.Hour), CreatedBy: "cli:alice", Comment: "upgrade"})
 	if err != nil {
 		t.Fatal(err)

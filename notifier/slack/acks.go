@@ -253,8 +253,18 @@ func (n *Incidents) handleAction(ctx context.Context, act *wire.Action) error {
 	return nil
 }
 
-// ActionText is the thread reply for a failover decision.
+// ActionText is the thread reply for an audited action: a failover
+// decision, or the analyzer's record of a resolve.
 func ActionText(a *wire.Action) string {
+	if a.Kind == wire.ActionKindResolve {
+		text := ":white_check_mark: Ended in the analyzer"
+		if q := a.Evidence["quiet_until"]; q != "" {
+			if t, err := time.Parse(time.RFC3339, q); err == nil {
+				text += "; it does not fire again before " + slackDate(t)
+			}
+		}
+		return text
+	}
 	var b strings.Builder
 	icon := ":gear:"
 	switch a.Decision {

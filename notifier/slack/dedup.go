@@ -42,8 +42,9 @@ func (n *Incidents) rememberChannel(channel, id string) {
 }
 
 // channelID returns the ID of channel (a name or an ID): from Slack's
-// earlier answers in this process or the notification log; "" when no
-// group message ever went to that channel (then there is nothing to find).
+// earlier answers in this process, the notification log, or else Slack's
+// list of channels (conversations.list); "" when Slack has no channel of
+// that name (then there is nothing to find).
 func (n *Incidents) channelID(ctx context.Context, channel string) (string, error) {
 	if channelIDPattern.MatchString(channel) {
 		return channel, nil
@@ -61,7 +62,48 @@ func (n *Incidents) channelID(ctx context.Context, channel string) (string, erro
 			return e.ChannelID, nil
 		}
 	}
-	return "", nil
+	// The first message ever to this channel was lost with its answer
+	// (a crash): ask Slack which channel has the name.
+	id, err := n.lookupChannel(ctx, strings.TrimPrefix(channel, "#"))
+	if err != nil {
+		return "", err
+	}
+	n.rememberChannel(channel, id)
+	return id, nil
+}
+
+// listPageSize is how many channels one conversations.list call asks for.
+const listPageSize = 200
+
+// lookupChannel finds the ID of the channel called name (without '#')
+// with conversations.list, page by page; "" when there is none.
+func (n *Incidents) lookupChannel(ctx context.Context, name string) (string, error) {
+	cursor := ""
+	for {
+		var (
+			chans []slackgo.Channel
+			next  string
+		)
+		err := n.call.do(ctx, "conversations.list", "", func(ctx context.Context) error {
+			var err error
+			chans, next, err = n.api.GetConversationsContext(ctx, &slackgo.GetConversationsParameters{
+				Cursor: cursor, Limit: listPageSize, ExcludeArchived: true, Types: []string{"public_channel", "private_channel"},
+			})
+			return err
+		})
+		if err != nil {
+			return "", fmt.Errorf("looking up channel %s: %w", name, err)
+		}
+		for _, c := range chans {
+			if c.Name == name {
+				return c.ID, nil
+			}
+		}
+		if next == "" || next == cursor {
+			return "", nil
+		}
+		cursor = next
+	}
 }
 
 // findPosted looks for the message of group key (incident firstSeen) among

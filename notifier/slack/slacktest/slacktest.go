@@ -4,7 +4,7 @@
 // Slack itself is replaced.
 //
 // It speaks the methods mciv's notifier uses: chat.postMessage (with
-// message metadata), chat.update, conversations.history, auth.test and the three-step external file upload
+// message metadata), chat.update, conversations.history, conversations.list (with cursor paging), auth.test and the three-step external file upload
 // (files.getUploadURLExternal, a POST of the bytes to the upload URL it
 // returned — served by this fake too — and files.completeUploadExternal), with form-encoded or JSON bodies (slack-go sends forms with
 // the token in the body; other clients send JSON with an Authorization:
@@ -139,6 +139,7 @@ type Server struct {
 		retryAfter time.Duration
 	}
 	down    int            // SetDown's status: every call fails with it while not 0
+	stall   chan struct{}  // SetStalled: calls wait until it is closed; nil: none
 	lose    map[string]int // LoseAnswers: calls per method to accept without answering
 	seq     int
 	changed chan struct{}    // closed and replaced whenever messages or files grow
@@ -176,6 +177,7 @@ func New(t testing.TB, token string) *Server {
 
 // Close shuts the server down and closes its connections.
 func (s *Server) Close() {
+	s.SetStalled(false)
 	s.srv.CloseClientConnections()
 	s.srv.Close()
 }
@@ -247,6 +249,36 @@ func (s *Server) SetDown(status int) {
 	s.down = status
 }
 
+// SetStalled(true) makes every API call wait, without an answer, until
+// SetStalled(false) or until its client gives up; then it is answered as
+// usual (with SetDown's status while down). Together with SetDown it is a
+// slow outage: a load balancer that answers 503 only after a long wait.
+func (s *Server) SetStalled(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case on && s.stall == nil:
+		s.stall = make(chan struct{})
+	case !on && s.stall != nil:
+		close(s.stall)
+		s.stall = nil
+	}
+}
+
+// waitStall waits while the server is stalled, or until ctx ends.
+func (s *Server) waitStall(ctx context.Context) {
+	s.mu.Lock()
+	stall := s.stall
+	s.mu.Unlock()
+	if stall == nil {
+		return
+	}
+	select {
+	case <-stall:
+	case <-ctx.Done():
+	}
+}
+
 // LoseAnswers makes the next n calls of method take effect (a message is
 // posted) without their answer ever reaching the client: the request
 // hangs until the client gives up (its context ends), as when the notifier
@@ -290,6 +322,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.answerError(w, method, http.StatusMethodNotAllowed, "method_not_allowed")
 		return
 	}
+	s.waitStall(r.Context())
 	if s.injectFailure(w, method) {
 		return
 	}
@@ -329,6 +362,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.postMessage(w, params)
 	case "conversations.history":
 		s.history(w, params)
+	case "conversations.list":
+		s.list(w, params)
 	case "chat.update":
 		s.update(w, params)
 	case "files.getUploadURLExternal":
@@ -444,6 +479,56 @@ func (s *Server) history(w http.ResponseWriter, p params) {
 	}
 	s.mu.Unlock()
 	s.answer(w, method, map[string]any{"messages": out, "has_more": false})
+}
+
+// AddChannels creates channels by name (without '#'), as a workspace
+// that has them, and returns their IDs. Posting to a new name creates
+// its channel too.
+func (s *Server) AddChannels(names ...string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, len(names))
+	for i, n := range names {
+		ids[i] = s.channelIDLocked(n)
+	}
+	return ids
+}
+
+// list answers conversations.list: the channels by name order, a page of
+// limit (default 100, at most 1000) at a time, with Slack's cursor
+// paging (response_metadata.next_cursor, "" on the last page).
+func (s *Server) list(w http.ResponseWriter, p params) {
+	const method = "conversations.list"
+	limit, _ := strconv.Atoi(p.str("limit"))
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	from := 0
+	if c := p.str("cursor"); c != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(c, "page:"))
+		if err != nil || !strings.HasPrefix(c, "page:") || n < 0 {
+			s.answerError(w, method, http.StatusOK, "invalid_cursor")
+			return
+		}
+		from = n
+	}
+	s.mu.Lock()
+	names := make([]string, 0, len(s.channels))
+	for n := range s.channels {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var out []map[string]any
+	for _, n := range names[min(from, len(names)):min(from+limit, len(names))] {
+		out = append(out, map[string]any{"id": s.channels[n], "name": n, "is_channel": true, "is_member": true, "is_archived": false})
+	}
+	s.mu.Unlock()
+	next := ""
+	if from+limit < len(names) {
+		next = "page:" + strconv.Itoa(from+limit)
+	}
+	s.answer(w, method, map[string]any{"channels": out, "response_metadata": map[string]any{"next_cursor": next}})
 }
 
 // tsLess orders Slack timestamps ("1700000000.000100").
