@@ -104,14 +104,16 @@ func evaluate(ctx context.Context, rs []*rules.Rule, c *Corpus) Result {
 	scores := []float64{}
 	var onsets []int
 	var judges []*rules.Rule
+	judged := make([]bool, len(rs))
 	for _, s := range c.Series {
 		if ctx.Err() != nil {
 			return res
 		}
 		judges = judges[:0]
-		for _, r := range rs {
+		for k, r := range rs {
 			if Judges(r, s.Signal) {
 				judges = append(judges, r)
+				judged[k] = true
 			}
 		}
 		if len(judges) > 0 {
@@ -132,6 +134,15 @@ func evaluate(ctx context.Context, rs []*rules.Rule, c *Corpus) Result {
 		res.Swept[i], res.Theta[i] = pool.Sweep(p)
 	}
 	res.TP = tallies[0].TP
+	if len(rs) > 1 {
+		n := 0
+		for _, j := range judged {
+			if j {
+				n++
+			}
+		}
+		res.Detector = fmt.Sprintf("%d rules", n)
+	}
 	return res
 }
 

@@ -167,7 +167,7 @@ func TestEvaluateSignals(t *testing.T) {
 	if err := WriteTable(&b, c, res); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(b.String(), "YAbove5") || !strings.Contains(b.String(), "| XAbove5 |") {
+	if strings.Contains(b.String(), "YAbove5") || !strings.Contains(b.String(), "| XAbove5 |") || !strings.Contains(b.String(), "| (all rules) | 2 rules |") {
 		t.Errorf("table:\n%s", b.String())
 	}
 
