@@ -275,7 +275,8 @@ func (d *Auto) slot(t time.Time) int {
 // periodFinder finds a series' period by autocorrelation, in bounded
 // memory: it keeps the means of blocks of b samples, and when its buffer
 // fills it looks for a period and then halves its resolution (b doubles),
-// so it sees periods of 8 samples up to about half of what it has seen.
+// so it sees periods of autoMinPeriod samples up to about half of what
+// it has seen.
 type periodFinder struct {
 	buf    [autoACF]float32
 	acc    float64 // sum of the current block
@@ -287,9 +288,12 @@ type periodFinder struct {
 
 const (
 	autoACF     = 256
-	autoACFMin  = 0.3     // the least autocorrelation a period must have
-	autoACFNear = 0.85    // a peak this near the highest is the period
-	autoACFMaxB = 1 << 12 // the finder gives up past 4096-sample blocks
+	autoACFMin  = 0.3  // the least autocorrelation a period must have
+	autoACFNear = 0.85 // a peak this near the highest is the period
+	// autoMinPeriod is the shortest period in samples: two per phase
+	// slot; shorter cycles are noise to the baseline, not seasons.
+	autoMinPeriod = 2 * autoSlots
+	autoACFMaxB   = 1 << 12 // the finder gives up past 4096-sample blocks
 )
 
 // add folds v in and reports whether a look for a period is due.
@@ -329,7 +333,8 @@ func (p *periodFinder) shrink() {
 // acfPeriod is the lag (in blocks of b samples, with a fraction) of the
 // first peak of the autocorrelation of xs, after it has first gone
 // negative, that is above autoACFMin and nearly as high as the highest
-// (autoACFNear), between 8 samples and 2/3 of xs; 0 when there is none.
+// (autoACFNear), below 2/3 of xs; 0 when there is none or it is shorter
+// than autoMinPeriod samples.
 func acfPeriod(xs []float32, b int) float64 {
 	n := len(xs)
 	mean := 0.0
@@ -351,7 +356,7 @@ func acfPeriod(xs []float32, b int) float64 {
 		}
 		return s / v0 * float64(n) / float64(n-lag)
 	}
-	lo := max(1, (8+b-1)/b)
+	lo := max(1, (autoMinPeriod+b-1)/b)
 	hi := n * 2 / 3
 	type peak struct {
 		lag int
@@ -361,8 +366,8 @@ func acfPeriod(xs []float32, b int) float64 {
 	np := 0
 	best := autoACFMin
 	wentNeg := false
-	prev, cur := acf(lo-1), acf(lo)
-	for lag := lo; lag < hi && np < len(peaks); lag++ {
+	prev, cur := 1.0, acf(1)
+	for lag := 1; lag < hi && np < len(peaks); lag++ {
 		next := acf(lag + 1)
 		if cur < 0 {
 			wentNeg = true
@@ -385,8 +390,8 @@ func acfPeriod(xs []float32, b int) float64 {
 			break
 		}
 	}
-	if bestLag == 0 {
-		return 0
+	if bestLag < lo {
+		return 0 // none, or a cycle too short to be a season
 	}
 	// The peak between lags, from the parabola through three points.
 	frac := 0.0

@@ -160,12 +160,12 @@ func TestAutoFindsPeriod(t *testing.T) {
 func TestACFPeriod(t *testing.T) {
 	xs := make([]float32, 256)
 	for i := range xs {
-		xs[i] = float32(math.Sin(2 * math.Pi * float64(i) / 37.5))
+		xs[i] = float32(math.Sin(2 * math.Pi * float64(i) / 60.5))
 	}
-	if got := acfPeriod(xs, 1); math.Abs(got-37.5) > 0.5 {
-		t.Errorf("period %v, want 37.5 (not a multiple)", got)
+	if got := acfPeriod(xs, 1); math.Abs(got-60.5) > 0.5 {
+		t.Errorf("period %v, want 60.5 (not a multiple)", got)
 	}
-	if got := acfPeriod(xs[:40], 1); got != 0 {
+	if got := acfPeriod(xs[:80], 1); got != 0 {
 		t.Errorf("less than 1.5 periods: %v", got)
 	}
 	if got := acfPeriod(make([]float32, 256), 1); got != 0 {
