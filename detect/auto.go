@@ -31,8 +31,12 @@ const (
 //   - variance change: the log ratio of the recent mean squared deviation
 //     (clamped) to the baseline's variance, both ways (a flat line is a
 //     variance change);
-//   - broken seasonality: once a whole day has been seen, the value
-//     against the mean and spread of its hour of the day.
+//   - broken seasonality: once the series' period is known (found by
+//     autocorrelation: a load cycle of minutes at 1-second steps, a day
+//     at 5 minutes), the baseline and every statistic above work on the
+//     value less its phase's learnt offset, and this statistic is the
+//     value against the offset of its phase: a cycle that stops or
+//     turns over shows here.
 //
 // The score is 1-p, p the smallest of the five tail probabilities times
 // the number of statistics judged (Bonferroni), and while firing also
@@ -41,7 +45,7 @@ const (
 // -log10(p) < threshold·hysteresis. Direction applies to all but the
 // variance statistic. Result.Kind names the statistic (a spike that
 // fires on consecutive samples is a level shift). State: fixed,
-// about 1.4 KiB.
+// about 2 KiB.
 type Auto struct {
 	j      judge
 	limZ   float64  // the Gaussian |z| of p = 10^-threshold
@@ -54,8 +58,12 @@ type Auto struct {
 	nb     uint32   // samples in the baseline
 	since  uint32   // samples the current firing has lasted
 	cal    [4]calib // level, drift, variance, seasonality
-	day    [autoSlots]struct{ m, v float32 }
-	dayN   [autoSlots]uint16
+	// The seasonal profile: once a period is found, the mean offset of
+	// each of autoSlots phases of it from the baseline.
+	period int64 // ns, 0 while none was found
+	off    [autoSlots]float32
+	offN   [autoSlots]uint16
+	per    periodFinder
 }
 
 const (
@@ -80,17 +88,31 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 	if !ok {
 		return d.j.skip()
 	}
+	if d.per.add(v) {
+		d.findPeriod(t)
+	}
 	if d.nb == 0 {
 		d.mu, d.muL, d.lvl, d.mid, d.vr, d.nb = v, v, v, v, 0, 1
 		return Result{Baseline: v, Threshold: v}
 	}
+	// With a period, the statistics judge the value less its phase's
+	// offset (the offset once it has been seen MinSamples times).
+	slot, offset := -1, 0.0
+	if d.period > 0 {
+		slot = d.slot(t)
+		if d.offN[slot] >= MinSamples {
+			offset = float64(d.off[slot])
+		}
+	}
+	raw := v
+	v -= offset
 	sd := floorScale(math.Sqrt(d.vr), d.mu)
 	z := (v - d.mu) / sd
-	lim := d.mu + d.limZ*sd
+	lim := d.mu + offset + d.limZ*sd
 	if d.j.dir < 0 || (d.j.dir == 0 && z < 0) {
-		lim = d.mu - d.limZ*sd
+		lim = d.mu + offset - d.limZ*sd
 	}
-	r := Result{Baseline: d.mu, Threshold: lim}
+	r := Result{Baseline: d.mu + offset, Threshold: lim}
 	warm := d.j.warm(MinSamples)
 
 	// The statistics, before this value updates them.
@@ -101,18 +123,27 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 	sLevel := (lvl - d.mu) / (sd * math.Sqrt(autoLevelA/(2-autoLevelA)))
 	sDrift := (mid - d.muL) / (sd * math.Sqrt(autoDriftA/(2-autoDriftA)))
 	sVar := math.Abs(math.Log(max(msd, 1e-6))) / math.Sqrt(2*autoVarA/(2-autoVarA))
-	slot := d.slot(t)
-	sSeason, seasonal := 0.0, d.j.last-d.j.start >= int64(24*time.Hour) && d.dayN[slot] >= MinSamples
+	// Broken seasonality: the raw value's deviation from the baseline
+	// against the phase's offset, in the direction the offset expects
+	// (a cycle that stops or turns over), as much as the offset is large.
+	sSeason, seasonal := 0.0, offset != 0
 	if seasonal {
-		m, s := float64(d.day[slot].m), math.Sqrt(float64(d.day[slot].v))
-		sSeason = (v - m) / floorScale(s, m)
+		dev := raw - d.mu
+		sSeason = (offset - dev) / sd
+		if offset < 0 {
+			sSeason = -sSeason
+		}
+		sSeason = min(sSeason, math.Abs(offset)/sd)
+		if d.j.dir != 0 && (raw-d.mu-offset)*float64(d.j.dir) < 0 {
+			sSeason = 0
+		}
 	}
 
 	// The statistics are calibrated from MinSamples samples on, and
 	// judged once warm.
 	d.j.firing = d.j.firing && warm
 	if d.nb >= MinSamples {
-		stats := [5]float64{d.j.directed(z), d.j.directed(sLevel), d.j.directed(sDrift), sVar, d.j.directed(sSeason)}
+		stats := [5]float64{d.j.directed(z), d.j.directed(sLevel), d.j.directed(sDrift), sVar, sSeason}
 		kinds := [5]string{KindSpike, KindLevelShift, KindDrift, KindVariance, KindSeasonality}
 		k := 4
 		if seasonal {
@@ -173,24 +204,54 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 	if d.nb <= MinSamples {
 		d.lvl, d.mid, d.msd = d.mu, d.mu, 1
 	}
-	st := &d.day[slot]
-	sa := 1 / float64(min(int(d.dayN[slot])+1, 32))
-	xs := v
-	if d.dayN[slot] >= MinSamples {
-		m, s := float64(st.m), math.Sqrt(float64(st.v))
-		xs = clampTo(v, m, autoClamp, floorScale(s, m))
-	}
-	ds := xs - float64(st.m)
-	if d.dayN[slot] == 0 {
-		st.m, st.v = float32(xs), 0
-	} else {
-		st.m += float32(sa * ds)
-		st.v = float32((1 - sa) * (float64(st.v) + ds*sa*ds))
-	}
-	if d.dayN[slot] < math.MaxUint16 {
-		d.dayN[slot]++
+	if slot >= 0 {
+		// The phase's offset learns the raw value's deviation from the
+		// baseline, clamped once the phase is known.
+		dev := raw - d.mu
+		if d.offN[slot] >= MinSamples {
+			dev = clampTo(dev, offset, autoClamp, sd)
+		}
+		sa := 1 / float64(min(int(d.offN[slot])+1, 64))
+		d.off[slot] += float32(sa * (dev - float64(d.off[slot])))
+		if d.offN[slot] < math.MaxUint16 {
+			d.offN[slot]++
+		}
 	}
 	return r
+}
+
+// findPeriod looks for the series' period in the finder's blocks, which
+// end at t, and adopts it with the offsets of its phases from the blocks
+// when it differs from the one in use by more than 2 % (a longer history
+// finds it more exactly).
+func (d *Auto) findPeriod(t time.Time) {
+	p := &d.per
+	blocks := p.buf[:p.n]
+	lag := acfPeriod(blocks, int(p.b))
+	per := int64(lag * float64(int64(p.b)*d.j.step))
+	if lag > 0 && d.j.step > 0 && math.Abs(float64(per-d.period)) > 0.02*float64(per) {
+		d.period = per
+		mean := 0.0
+		for _, x := range blocks {
+			mean += float64(x)
+		}
+		mean /= float64(len(blocks))
+		var sum [autoSlots]float64
+		var cnt [autoSlots]int
+		bt := int64(p.b) * d.j.step
+		for i, x := range blocks {
+			k := d.slot(t.Add(-time.Duration(int64(len(blocks)-1-i)*bt + bt/2)))
+			sum[k] += float64(x) - mean
+			cnt[k]++
+		}
+		for k := range sum {
+			if cnt[k] > 0 {
+				d.off[k] = float32(sum[k] / float64(cnt[k]))
+				d.offN[k] = uint16(min(cnt[k]*int(p.b), MinSamples))
+			}
+		}
+	}
+	p.shrink()
 }
 
 // calOf is the history of statistic i (0 spike, 1 level, 2 drift,
@@ -202,9 +263,142 @@ func (d *Auto) calOf(i int) *calib {
 	return &d.cal[i-1]
 }
 
-// slot is the hour of the day (UTC) of t.
+// slot is the phase of t in the period, in autoSlots slots.
 func (d *Auto) slot(t time.Time) int {
-	return t.UTC().Hour() % autoSlots
+	ph := t.UnixNano() % d.period
+	if ph < 0 {
+		ph += d.period
+	}
+	return int(ph * autoSlots / d.period)
+}
+
+// periodFinder finds a series' period by autocorrelation, in bounded
+// memory: it keeps the means of blocks of b samples, and when its buffer
+// fills it looks for a period and then halves its resolution (b doubles),
+// so it sees periods of autoMinPeriod samples up to about half of what
+// it has seen.
+type periodFinder struct {
+	buf    [autoACF]float32
+	acc    float64 // sum of the current block
+	b      uint32  // samples per block
+	accN   uint32
+	n      uint16 // blocks in buf
+	gaveUp bool
+}
+
+const (
+	autoACF     = 256
+	autoACFMin  = 0.3  // the least autocorrelation a period must have
+	autoACFNear = 0.85 // a peak this near the highest is the period
+	// autoMinPeriod is the shortest period in samples: two per phase
+	// slot; shorter cycles are noise to the baseline, not seasons.
+	autoMinPeriod = 2 * autoSlots
+	autoACFMaxB   = 1 << 12 // the finder gives up past 4096-sample blocks
+)
+
+// add folds v in and reports whether a look for a period is due.
+func (p *periodFinder) add(v float64) bool {
+	if p.gaveUp {
+		return false
+	}
+	if p.b == 0 {
+		p.b = 1
+	}
+	p.acc += v
+	p.accN++
+	if p.accN < p.b {
+		return false
+	}
+	p.buf[p.n] = float32(p.acc / float64(p.accN))
+	p.n++
+	p.acc, p.accN = 0, 0
+	return p.n == autoACF || p.n == autoACF*3/4
+}
+
+// shrink halves the resolution once the buffer is full.
+func (p *periodFinder) shrink() {
+	if p.n < autoACF {
+		return
+	}
+	for i := range autoACF / 2 {
+		p.buf[i] = (p.buf[2*i] + p.buf[2*i+1]) / 2
+	}
+	p.n = autoACF / 2
+	p.b *= 2
+	if p.b > autoACFMaxB {
+		p.gaveUp = true
+	}
+}
+
+// acfPeriod is the lag (in blocks of b samples, with a fraction) of the
+// first peak of the autocorrelation of xs, after it has first gone
+// negative, that is above autoACFMin and nearly as high as the highest
+// (autoACFNear), below 2/3 of xs; 0 when there is none or it is shorter
+// than autoMinPeriod samples.
+func acfPeriod(xs []float32, b int) float64 {
+	n := len(xs)
+	mean := 0.0
+	for _, x := range xs {
+		mean += float64(x)
+	}
+	mean /= float64(n)
+	v0 := 0.0
+	for _, x := range xs {
+		v0 += (float64(x) - mean) * (float64(x) - mean)
+	}
+	if v0 == 0 {
+		return 0
+	}
+	acf := func(lag int) float64 {
+		s := 0.0
+		for i := lag; i < n; i++ {
+			s += (float64(xs[i]) - mean) * (float64(xs[i-lag]) - mean)
+		}
+		return s / v0 * float64(n) / float64(n-lag)
+	}
+	lo := max(1, (autoMinPeriod+b-1)/b)
+	hi := n * 2 / 3
+	type peak struct {
+		lag int
+		at  [3]float64
+	}
+	var peaks [16]peak
+	np := 0
+	best := autoACFMin
+	wentNeg := false
+	prev, cur := 1.0, acf(1)
+	for lag := 1; lag < hi && np < len(peaks); lag++ {
+		next := acf(lag + 1)
+		if cur < 0 {
+			wentNeg = true
+		}
+		// Above autoACFMin, and beyond what noise gives over n-lag pairs
+		// (4 standard errors).
+		if wentNeg && cur > max(autoACFMin, 4/math.Sqrt(float64(n-lag))) && cur >= prev && cur >= next {
+			peaks[np] = peak{lag, [3]float64{prev, cur, next}}
+			np++
+			best = max(best, cur)
+		}
+		prev, cur = cur, next
+	}
+	// The first peak nearly as high as the highest: the period, not one
+	// of its multiples.
+	bestLag, at := 0, [3]float64{}
+	for _, pk := range peaks[:np] {
+		if pk.at[1] >= autoACFNear*best {
+			bestLag, at = pk.lag, pk.at
+			break
+		}
+	}
+	if bestLag < lo {
+		return 0 // none, or a cycle too short to be a season
+	}
+	// The peak between lags, from the parabola through three points.
+	frac := 0.0
+	if den := at[0] - 2*at[1] + at[2]; den < 0 {
+		frac = min(max(0.5*(at[0]-at[2])/den, -0.5), 0.5)
+	}
+	return float64(bestLag) + frac
 }
 
 // autoGaussZ is the |z| whose two-sided Gaussian tail is 10^-nines.

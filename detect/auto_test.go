@@ -127,3 +127,48 @@ func TestAutoLearnsStep(t *testing.T) {
 		t.Fatalf("baseline %v", time.Duration(got))
 	}
 }
+
+func TestAutoFindsPeriod(t *testing.T) {
+	// A 10-minute load cycle at 1-second steps, then the cycle stops.
+	const per, n = 600, 6000
+	vs := noise(44, n+per, 100, 1)
+	for i := range vs {
+		if i < n {
+			vs[i] += 10 * math.Sin(2*math.Pi*float64(i)/per)
+		}
+	}
+	d := mustSpec(t, Default("auto")).New().(*Auto)
+	rs := feed(d, vs, time.Second)
+	if got := time.Duration(d.period); got < 588*time.Second || got > 612*time.Second {
+		t.Fatalf("period %v, want 10m", got)
+	}
+	if f := firstFiring(rs, 2*per); f >= 0 && f < n {
+		t.Fatalf("fired at %d on the cycle (%+v)", f, rs[f])
+	}
+	f := firstFiring(rs, n)
+	if f < 0 || f > n+per/2 {
+		t.Fatalf("broken cycle: first firing %d, want within half a period of %d", f, n)
+	}
+	// Noise alone has no period.
+	d = mustSpec(t, Default("auto")).New().(*Auto)
+	feed(d, noise(45, n, 100, 1), time.Second)
+	if d.period != 0 {
+		t.Errorf("noise: period %v", time.Duration(d.period))
+	}
+}
+
+func TestACFPeriod(t *testing.T) {
+	xs := make([]float32, 256)
+	for i := range xs {
+		xs[i] = float32(math.Sin(2 * math.Pi * float64(i) / 60.5))
+	}
+	if got := acfPeriod(xs, 1); math.Abs(got-60.5) > 0.5 {
+		t.Errorf("period %v, want 60.5 (not a multiple)", got)
+	}
+	if got := acfPeriod(xs[:80], 1); got != 0 {
+		t.Errorf("less than 1.5 periods: %v", got)
+	}
+	if got := acfPeriod(make([]float32, 256), 1); got != 0 {
+		t.Errorf("flat: %v", got)
+	}
+}

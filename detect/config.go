@@ -74,9 +74,12 @@ func defaultConfig(typ string) (Config, bool) {
 	case "robust_zscore":
 		return Config{Baseline: time.Hour, Threshold: 24, Samples: 64}, true
 	case "ewma":
-		return Config{Baseline: time.Hour, Threshold: 6, Lambda: 0.3}, true
+		// A floor of 12 samples (1h at 5-minute steps): 64 cost ASD at
+		// 5 minutes two thirds of its firing score (mciv eval, RESULTS.md
+		// session 3) for a few points on SMD.
+		return Config{Baseline: time.Hour, Threshold: 6, Lambda: 0.3, BaselineSamples: 12}, true
 	case "cusum":
-		return Config{Baseline: time.Hour, Threshold: 8, K: 2}, true
+		return Config{Baseline: time.Hour, Threshold: 8, K: 2, BaselineSamples: 12}, true
 	case "auto":
 		return Config{Baseline: time.Hour, Threshold: 5, BaselineSamples: 128, WarmupSamples: 32}, true
 	case "seasonal":

@@ -20,9 +20,9 @@
 //     baseline is the plain mean), so gaps and irregular sampling are
 //     treated correctly. Each detector also learns the series' sampling
 //     interval, and a baseline never spans fewer than baseline_samples
-//     intervals (default MinBaselineSamples; 128 for auto): "30m" at
-//     5-minute steps is not 6 samples. Time that goes backwards counts as
-//     Δt = 0.
+//     intervals (default MinBaselineSamples; 128 for auto, 12 for
+//     ewma and cusum): "30m" at 5-minute steps is not 6 samples. Time
+//     that goes backwards counts as Δt = 0.
 //   - Warm-up. A detector cannot fire, and scores 0, until warmup has
 //     passed since its first finite sample and it has seen at least
 //     warmup_samples finite samples (default MinWarmupSamples; 64 for

@@ -255,7 +255,7 @@ func TestDetectorsBoundedMemory(t *testing.T) {
 		}
 		limit := 1024
 		if typ == "auto" {
-			limit = 1280 // five calibrated statistics and 24 hourly slots
+			limit = 2304 // five calibrated statistics, 24 phase offsets and the period finder
 		}
 		if after := sz.Size(); after != before || before > limit {
 			t.Errorf("%s: state %d bytes, then %d after %d samples (want constant, <= %d)", typ, before, after, n, limit)

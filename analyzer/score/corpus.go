@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -29,6 +30,10 @@ type Series struct {
 	Values []float64
 	// Windows are the anomaly windows, sorted, in rows.
 	Windows []Window
+	// Signal is what the series is, as "signal" or "signal:stat"
+	// (db_query_seconds:p99): only the rules of that signal (and stat)
+	// judge it. "" lets every rule judge it.
+	Signal string
 }
 
 // Corpus is a labelled corpus: series in name order.
@@ -71,11 +76,61 @@ func LabelsFile(dir string) (string, error) {
 	return "", fmt.Errorf("corpus %s: no labels.json or labels/combined_windows.json", dir)
 }
 
+// SignalsFile is the file beside labels.json that says which signal each
+// series is: a JSON object mapping a glob of file names under data/
+// (path.Match; "*" and "**" match every file) to a signal, written
+// "signal" or "signal:stat". The first matching glob, in sorted order,
+// wins; a file no glob matches has no signal.
+const SignalsFile = "signals.json"
+
+// SetSignal makes every series of c the signal sig ("signal" or
+// "signal:stat"; "" lets every rule judge them).
+func (c *Corpus) SetSignal(sig string) {
+	for i := range c.Series {
+		c.Series[i].Signal = sig
+	}
+}
+
+// readSignals reads dir/signals.json into the series of c, when there is
+// one.
+func readSignals(dir string, c *Corpus) error {
+	raw, err := os.ReadFile(filepath.Join(dir, SignalsFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("corpus: %w", err)
+	}
+	var globs map[string]string
+	if err := json.Unmarshal(raw, &globs); err != nil {
+		return fmt.Errorf("corpus: %s: %w", filepath.Join(dir, SignalsFile), err)
+	}
+	keys := make([]string, 0, len(globs))
+	for g := range globs {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("corpus: %s: glob %q: %w", filepath.Join(dir, SignalsFile), g, err)
+		}
+		keys = append(keys, g)
+	}
+	slices.Sort(keys)
+	for i := range c.Series {
+		s := &c.Series[i]
+		for _, g := range keys {
+			if ok, _ := path.Match(g, s.Name); ok || g == "*" || g == "**" {
+				s.Signal = globs[g]
+				break
+			}
+		}
+	}
+	return nil
+}
+
 // Load reads a corpus laid out as NAB's: every *.csv under dir/data
 // (timestamp column and value column as replay reads them; valueColumn ""
 // for the default) and a labels file (LabelsFile) mapping each file's
 // path under data/ to its windows, [[start, end], ...] with both ends
-// inclusive timestamps. A window covers the rows whose time lies within
+// inclusive timestamps. The signal of each series comes from
+// SignalsFile, when there is one. A window covers the rows whose time lies within
 // it; files missing from the labels have no windows.
 func Load(dir, valueColumn string) (*Corpus, error) {
 	lp, err := LabelsFile(dir)
@@ -130,6 +185,9 @@ func Load(dir, valueColumn string) (*Corpus, error) {
 	if len(c.Series) == 0 {
 		return nil, fmt.Errorf("corpus %s: no data/**/*.csv", dir)
 	}
+	if err := readSignals(dir, c); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -179,10 +237,15 @@ func readSeries(path, valueColumn string) (Series, error) {
 const labelTime = "2006-01-02 15:04:05.000000"
 
 // Write writes c under dir as Load reads it: dir/data/<name> (header
-// timestamp,value) and dir/labels.json.
+// timestamp,value), dir/labels.json and, when series have signals,
+// dir/signals.json.
 func Write(dir string, c *Corpus) error {
 	labels := make(map[string][][2]string, len(c.Series))
+	signals := map[string]string{}
 	for _, s := range c.Series {
+		if s.Signal != "" {
+			signals[s.Name] = s.Signal
+		}
 		p := filepath.Join(dir, "data", filepath.FromSlash(s.Name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return fmt.Errorf("corpus: %w", err)
@@ -204,6 +267,24 @@ func Write(dir string, c *Corpus) error {
 		return fmt.Errorf("corpus: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "labels.json"), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("corpus: %w", err)
+	}
+	if len(signals) == 0 {
+		return nil
+	}
+	// One signal for the whole corpus is written as "*".
+	var one string
+	for _, sig := range signals {
+		one = sig
+		break
+	}
+	if len(signals) == len(c.Series) && !slices.ContainsFunc(c.Series, func(s Series) bool { return s.Signal != one }) {
+		signals = map[string]string{"*": one}
+	}
+	if b, err = json.MarshalIndent(signals, "", " "); err != nil {
+		return fmt.Errorf("corpus: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, SignalsFile), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("corpus: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package score
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -29,16 +30,38 @@ type Result struct {
 	// Pages is the number of firing onsets over the corpus (probation
 	// included); TP the windows they found (standard profile).
 	Pages, TP int
+	// Series is the number of series the rule judged (see Judges).
+	Series int
 }
 
 // AllRules is the Name of the result of every rule together.
 const AllRules = "(all rules)"
 
+// AnySignal is the signal of a rule that judges every series whatever its
+// signal (the one-rule-per-detector files of the eval tables).
+const AnySignal = "any"
+
+// Judges reports whether rule r judges a series of signal sig ("signal"
+// or "signal:stat"): every rule judges a series of no signal, a rule of
+// AnySignal every series, and otherwise the signal (and the stat, when
+// given) must be the rule's. A static limit in seconds means nothing on a
+// series of packets per second.
+func Judges(r *rules.Rule, sig string) bool {
+	if sig == "" || r.Signal == AnySignal {
+		return true
+	}
+	name, stat, ok := strings.Cut(sig, ":")
+	return name == r.Signal && (!ok || stat == string(r.Stat))
+}
+
 // Evaluate scores every rule of set on c, plus all of them together when
 // there are several, in the order of set.Rules(). Rules run as the
 // analyzer runs them: each series from the start with a fresh detector,
-// and the rule's for and keep_firing_for applied to its firing.
-func Evaluate(set *rules.Set, c *Corpus) []Result {
+// and the rule's for and keep_firing_for applied to its firing. A rule
+// judges only the series of its signal (Judges); a series no rule of a
+// row judges counts as one where that row never alerts. Evaluate stops
+// with ctx's error when ctx is done.
+func Evaluate(ctx context.Context, set *rules.Set, c *Corpus) ([]Result, error) {
 	rs := set.Rules()
 	jobs := make([][]*rules.Rule, 0, len(rs)+1)
 	for _, r := range rs {
@@ -56,15 +79,18 @@ func Evaluate(set *rules.Set, c *Corpus) []Result {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i] = evaluate(job, c)
+			out[i] = evaluate(ctx, job, c)
 		}()
 	}
 	wg.Wait()
-	return out
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", c.Name, err)
+	}
+	return out, nil
 }
 
 // evaluate scores rules together on c.
-func evaluate(rs []*rules.Rule, c *Corpus) Result {
+func evaluate(ctx context.Context, rs []*rules.Rule, c *Corpus) Result {
 	res := Result{Name: AllRules, Detector: fmt.Sprintf("%d rules", len(rs))}
 	if len(rs) == 1 {
 		res.Name, res.Detector = rs[0].Alert, rs[0].Detector.Type()
@@ -77,11 +103,26 @@ func evaluate(rs []*rules.Rule, c *Corpus) Result {
 	var pool Pool
 	scores := []float64{}
 	var onsets []int
+	var judges []*rules.Rule
+	judged := make([]bool, len(rs))
 	for _, s := range c.Series {
+		if ctx.Err() != nil {
+			return res
+		}
+		judges = judges[:0]
+		for k, r := range rs {
+			if Judges(r, s.Signal) {
+				judges = append(judges, r)
+				judged[k] = true
+			}
+		}
+		if len(judges) > 0 {
+			res.Series++
+		}
 		scores = scores[:0]
 		onsets = onsets[:0]
 		scores = append(scores, make([]float64, len(s.Values))...)
-		onsets = runRules(rs, s, scores, onsets)
+		onsets = runRules(judges, s, scores, onsets)
 		res.Pages += len(onsets)
 		for _, t := range tallies {
 			t.File(len(s.Values), s.Windows, onsets)
@@ -93,6 +134,15 @@ func evaluate(rs []*rules.Rule, c *Corpus) Result {
 		res.Swept[i], res.Theta[i] = pool.Sweep(p)
 	}
 	res.TP = tallies[0].TP
+	if len(rs) > 1 {
+		n := 0
+		for _, j := range judged {
+			if j {
+				n++
+			}
+		}
+		res.Detector = fmt.Sprintf("%d rules", n)
+	}
 	return res
 }
 
@@ -122,15 +172,19 @@ func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int 
 	return onsets
 }
 
-// WriteTable writes results as a Markdown table titled with the corpus.
+// WriteTable writes results as a Markdown table titled with the corpus;
+// a rule that judged no series of it has no row.
 func WriteTable(w io.Writer, c *Corpus, results []Result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "corpus %s: %d series, %d rows, %d windows\n\n", c.Name, len(c.Series), c.Rows(), c.WindowCount())
-	b.WriteString("| rule | detector | onsets standard | onsets low_FP | onsets low_FN | swept standard | swept low_FP | swept low_FN | pages | windows found |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| rule | detector | onsets standard | onsets low_FP | onsets low_FN | swept standard | swept low_FP | swept low_FN | pages | windows found | series |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d |\n",
-			r.Name, r.Detector, r.Onsets[0], r.Onsets[1], r.Onsets[2], r.Swept[0], r.Swept[1], r.Swept[2], r.Pages, r.TP)
+		if r.Series == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d | %d |\n",
+			r.Name, r.Detector, r.Onsets[0], r.Onsets[1], r.Onsets[2], r.Swept[0], r.Swept[1], r.Swept[2], r.Pages, r.TP, r.Series)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -2,6 +2,8 @@ package score
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -82,7 +84,10 @@ func TestEvaluate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := Evaluate(&rules.Set{Groups: g}, testCorpus())
+	res, err := Evaluate(context.Background(), &rules.Set{Groups: g}, testCorpus())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(res) != 3 || res[2].Name != AllRules {
 		t.Fatalf("results %+v", res)
 	}
@@ -106,5 +111,103 @@ func TestEvaluate(t *testing.T) {
 	var b bytes.Buffer
 	if err := WriteTable(&b, testCorpus(), res); err != nil || !strings.Contains(b.String(), "| Above5 | threshold") {
 		t.Errorf("table: %v\n%s", err, b.String())
+	}
+}
+
+const signalRules = `groups:
+  - name: g
+    rules:
+      - alert: XAbove5
+        signal: x
+        stat: max
+        detector: {type: threshold, op: ">", value: 5}
+      - alert: YAbove5
+        signal: y
+        stat: p99
+        detector: {type: threshold, op: ">", value: 5}
+      - alert: AnyAbove5
+        signal: any
+        stat: max
+        detector: {type: threshold, op: ">", value: 5}
+`
+
+func TestEvaluateSignals(t *testing.T) {
+	g, err := rules.Parse("r.yaml", []byte(signalRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := &rules.Set{Groups: g}
+	c := testCorpus()
+	c.Series[0].Signal = "y:p99" // the step series is y's
+	c.Series[1].Signal = "x"
+	res, err := Evaluate(context.Background(), set, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Result{}
+	for _, r := range res {
+		byName[r.Name] = r
+	}
+	if r := byName["XAbove5"]; r.Series != 1 || r.Pages != 0 || r.Onsets[0] != 0 {
+		t.Errorf("x's rule judged y's series: %+v", r)
+	}
+	if r := byName["YAbove5"]; r.Series != 1 || r.Pages != 1 || r.TP != 1 {
+		t.Errorf("y's rule: %+v", r)
+	}
+	if r := byName["AnyAbove5"]; r.Series != 2 || r.Pages != 1 {
+		t.Errorf("any rule: %+v", r)
+	}
+	if r := byName[AllRules]; r.Series != 2 || r.Pages != 1 {
+		t.Errorf("all rules: %+v", r)
+	}
+	// A stat that differs: y's rule judges nothing and has no row.
+	c.Series[0].Signal = "y:rate"
+	res, _ = Evaluate(context.Background(), set, c)
+	var b bytes.Buffer
+	if err := WriteTable(&b, c, res); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "YAbove5") || !strings.Contains(b.String(), "| XAbove5 |") || !strings.Contains(b.String(), "| (all rules) | 2 rules |") {
+		t.Errorf("table:\n%s", b.String())
+	}
+
+	// Signals survive Write and Load: one signal is written as "*".
+	dir := t.TempDir()
+	c.SetSignal("y:p99")
+	if err := Write(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, SignalsFile))
+	if !strings.Contains(string(raw), `"*": "y:p99"`) {
+		t.Errorf("signals.json: %s", raw)
+	}
+	got, err := Load(dir, "")
+	if err != nil || got.Series[0].Signal != "y:p99" || got.Series[1].Signal != "y:p99" {
+		t.Fatalf("load: %v %+v", err, got)
+	}
+	// Globs: the first in sorted order wins; unmatched files have none.
+	os.WriteFile(filepath.Join(dir, SignalsFile), []byte(`{"a/*.csv": "y", "b*": "x"}`), 0o644)
+	if got, err = Load(dir, ""); err != nil || got.Series[0].Signal != "y" || got.Series[1].Signal != "" {
+		t.Fatalf("globs: %v %+v", err, got)
+	}
+	os.WriteFile(filepath.Join(dir, SignalsFile), []byte(`{"[": "y"}`), 0o644)
+	if _, err = Load(dir, ""); err == nil || !strings.Contains(err.Error(), SignalsFile) {
+		t.Errorf("bad glob: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, SignalsFile), []byte(`[1]`), 0o644)
+	if _, err = Load(dir, ""); err == nil || !strings.Contains(err.Error(), SignalsFile) {
+		t.Errorf("bad json: %v", err)
+	}
+}
+
+func TestEvaluateCancelled(t *testing.T) {
+	g, err := rules.Parse("r.yaml", []byte(testRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Evaluate(ctx, &rules.Set{Groups: g}, testCorpus()); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ func evalCmd(e *env) *cobra.Command {
 		rulePaths []string
 		corpora   []string
 		valueCol  string
+		signal    string
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --rules PATH... --corpus DIR...",
@@ -32,6 +33,14 @@ labels/combined_windows.json) mapping each file's path under data/ to its
 anomaly windows, [["start","end"], ...]. Each rule runs over each file as
 the analyzer runs it (detector, for, keep_firing_for), from a fresh state.
 
+A rule judges only the series of its own signal: signals.json beside
+labels.json maps globs of file names to "signal" or "signal:stat"
+(e.g. {"*": "db_query_seconds:p99"}), and --signal gives one for every
+series of every corpus. A series with no signal is judged by every rule;
+a rule whose signal is "any" judges every series (the detector rows of
+analyzer/score/testdata/detectors.yaml). A rule that judges no series of
+a corpus has no row.
+
 One table per corpus, one row per rule and one for all rules together:
 the NAB score (standard, reward_low_FP, reward_low_FN profiles; 0 = never
 alerting, 100 = perfect) of the firing onsets (the rows where an alert
@@ -39,7 +48,7 @@ starts firing), and of the detector's score with one threshold swept over
 the corpus. "mciv eval corpus" writes the corpora of the repository's
 benchmarks.`,
 		Args: cobra.NoArgs,
-		RunE: func(_ *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(corpora) == 0 {
 				return errors.New("eval: give at least one --corpus")
 			}
@@ -52,10 +61,17 @@ benchmarks.`,
 				if err != nil {
 					return fmt.Errorf("eval: %w", err)
 				}
+				if signal != "" {
+					c.SetSignal(signal)
+				}
+				res, err := score.Evaluate(cmd.Context(), set, c)
+				if err != nil {
+					return fmt.Errorf("eval: %w", err)
+				}
 				if i > 0 {
 					fmt.Fprintln(e.stdout)
 				}
-				if err := score.WriteTable(e.stdout, c, score.Evaluate(set, c)); err != nil {
+				if err := score.WriteTable(e.stdout, c, res); err != nil {
 					return fmt.Errorf("eval: %w", err)
 				}
 			}
@@ -65,14 +81,15 @@ benchmarks.`,
 	cmd.Flags().StringSliceVar(&rulePaths, "rules", nil, "rules files or directories (default: the built-in rules)")
 	cmd.Flags().StringSliceVar(&corpora, "corpus", nil, "corpus directories (data/**/*.csv and labels.json)")
 	cmd.Flags().StringVar(&valueCol, "value-column", "", "the column of values, by header name or 1-based position (default: value)")
+	cmd.Flags().StringVar(&signal, "signal", "", `the signal of every series, "signal" or "signal:stat" (default: signals.json of each corpus)`)
 	cmd.AddCommand(evalCorpusCmd(e))
 	return cmd
 }
 
 func evalCorpusCmd(e *env) *cobra.Command {
 	var (
-		kind, out, data, seeds string
-		step                   time.Duration
+		kind, out, data, seeds, signal string
+		step                           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "corpus --kind synth|smd|asd [--step D] [--seeds A-B] --out DIR",
@@ -104,6 +121,7 @@ steps average, finer ones interpolate). Windows follow NAB's labeller.`,
 			if err != nil {
 				return err
 			}
+			c.SetSignal(signal)
 			if err := score.Write(out, c); err != nil {
 				return err
 			}
@@ -116,6 +134,7 @@ steps average, finer ones interpolate). Windows follow NAB's labeller.`,
 	cmd.Flags().StringVar(&data, "data", "", "labelled data directory (default: $MCIV_DATA or ../shared/data)")
 	cmd.Flags().StringVar(&seeds, "seeds", "1-60", "synth: the seeds, as A-B")
 	cmd.Flags().DurationVar(&step, "step", 0, "sampling step (synth default 1m; smd/asd default their own)")
+	cmd.Flags().StringVar(&signal, "signal", "", `the signal of the series, "signal" or "signal:stat", written to signals.json (default: none, every rule judges them)`)
 	return cmd
 }
 

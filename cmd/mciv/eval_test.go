@@ -22,6 +22,29 @@ func TestEval(t *testing.T) {
 			t.Errorf("no %q in\n%s", want, out)
 		}
 	}
+	// Only the rules of the series' signal judge them.
+	out, err = runCLI(context.Background(), "eval", "--rules", "../../rules/default", "--corpus", dir, "--signal", "db_query_seconds:p99")
+	if err != nil {
+		t.Fatalf("eval --signal: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "| QueryLatencyAnomaly | auto |") || strings.Contains(out, "TCPRetransmitRateHigh") {
+		t.Errorf("eval --signal db_query_seconds:p99:\n%s", out)
+	}
+	// signals.json written by eval corpus --signal does the same.
+	dir2 := filepath.Join(t.TempDir(), "synth")
+	if _, err := runCLI(context.Background(), "eval", "corpus", "--seeds", "1-2", "--signal", "tcp_retransmits_total", "--out", dir2); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(context.Background(), "eval", "--rules", "../../rules/default", "--corpus", dir2)
+	if err != nil || !strings.Contains(out, "| TCPRetransmitRateHigh |") || strings.Contains(out, "QueryLatency") {
+		t.Errorf("signals.json: %v\n%s", err, out)
+	}
+	// Interrupted (Ctrl-C cancels the command's context): an error, no table.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if out, err := runCLI(ctx, "eval", "--rules", "../../analyzer/score/testdata/detectors.yaml", "--corpus", dir); err == nil || strings.Contains(out, "| auto |") {
+		t.Errorf("cancelled eval: %v\n%s", err, out)
+	}
 	if _, err := runCLI(context.Background(), "eval", "--corpus", t.TempDir()); err == nil {
 		t.Error("empty corpus: no error")
 	}

@@ -1,6 +1,7 @@
 package defaultrules_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -42,5 +43,64 @@ func TestDefaultRulesLoad(t *testing.T) {
 	}
 	if d := ann["description"]; !strings.Contains(d, "mciv.events.payments.db-1") || !strings.Contains(d, "ethtool") {
 		t.Errorf("description is not a runbook: %q", d)
+	}
+}
+
+// TestQueryRateAnomaly: the query rate rule pages a fall of the rate as
+// well as a surge, once it lasts its for, and a single odd interval
+// does not page.
+func TestQueryRateAnomaly(t *testing.T) {
+	set, err := rules.LoadFS(defaultrules.FS(), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *rules.Rule
+	for _, x := range set.Rules() {
+		if x.Alert == "QueryRateAnomaly" {
+			r = x
+		}
+	}
+	if r == nil || r.Stat != rules.StatRate || r.For <= 0 {
+		t.Fatalf("rule %+v", r)
+	}
+	t0 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	// firstPage runs the rule's detector over 3 h of ~200 queries/s at
+	// 1-minute steps with change applied from 2 h on, and returns the
+	// first interval at which the detector has fired for r.For, or -1.
+	firstPage := func(change func(i int, v float64) float64) int {
+		d := r.Detector.New()
+		var since time.Time
+		for i := range 180 {
+			v := 200 + 10*math.Sin(float64(i)*1.7) // deterministic wiggle
+			if i >= 120 {
+				v = change(i-120, v)
+			}
+			at := t0.Add(time.Duration(i) * time.Minute)
+			res := d.Observe(at, v)
+			switch {
+			case !res.Firing:
+				since = time.Time{}
+			case since.IsZero():
+				since = at
+			}
+			if !since.IsZero() && at.Sub(since) >= r.For {
+				return i
+			}
+		}
+		return -1
+	}
+	if got := firstPage(func(_ int, v float64) float64 { return v / 10 }); got < 120 || got > 125 {
+		t.Errorf("a fall to a tenth pages at %d, want soon after 120", got)
+	}
+	if got := firstPage(func(_ int, v float64) float64 { return v * 3 }); got < 120 || got > 125 {
+		t.Errorf("a surge to three times pages at %d, want soon after 120", got)
+	}
+	if got := firstPage(func(i int, v float64) float64 {
+		if i == 0 {
+			return v * 5
+		}
+		return v
+	}); got != -1 {
+		t.Errorf("one odd interval pages at %d", got)
 	}
 }
