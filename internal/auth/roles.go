@@ -163,6 +163,7 @@ func Permissions(role Role) jwt.Permissions {
 	case Actuator:
 		p.sub(wire.SamplesWildcard)
 		p.pub(wire.ActionsWildcard)
+		p.streamInfo(ActionsStream)
 		p.consumer(AlertsStream, ActuatorDurable)
 		p.orderedConsumer(AcksStream) // approvals, read through JetStream
 		p.kvOwner(FailoverStateBucket)
