@@ -29,6 +29,10 @@ const CheckpointBucket = "MCIV_PARTITIONS"
 // PriorityGroup is the priority group of the partition consumers.
 const PriorityGroup = "mciv"
 
+// PartitionDurablePrefix starts the durable consumer names of the
+// partitions: PartitionDurablePrefix + "<n>".
+const PartitionDurablePrefix = "mciv-analyzer-p"
+
 // Defaults of FleetConfig.
 const (
 	DefaultPinnedTTL          = 3 * time.Second
@@ -174,7 +178,7 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 	}
 	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, hosts: map[[2]string]int{}, membersSeen: make(chan struct{})}
 	for n := range fc.Partitions {
-		durable := "mciv-analyzer-p" + strconv.Itoa(n)
+		durable := PartitionDurablePrefix + strconv.Itoa(n)
 		cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable:        durable,
 			Description:    "mciv analyzers: partition " + strconv.Itoa(n),

@@ -72,9 +72,16 @@ func (s *security) embedded() (bus.EmbeddedSecure, error) {
 	return es, nil
 }
 
-// roleOf is the role each part of app.Run connects as.
-func roleOf(part string) auth.Role {
+// roleOf is the role each part of app.Run connects as; steering connects
+// as the controller when it runs one (whose permissions cover the agent's
+// reads), else as an agent.
+func (s *security) roleOf(part string) auth.Role {
 	switch part {
+	case "steer":
+		if s.cfg.Steer.Controller {
+			return auth.SteerController
+		}
+		return auth.Steer
 	case "collector":
 		return auth.Collector
 	case "analyzer":
@@ -97,7 +104,7 @@ func (s *security) connectOptions(part string) (bus.ConnectOptions, error) {
 		return o, err
 	}
 	o.TLS = tc
-	role := roleOf(part)
+	role := s.roleOf(part)
 	if s.trust != nil && s.cfg.NATS.Creds == "" {
 		c, err := s.trust.Issue(auth.Identity{Role: role, Cluster: s.cfg.Cluster, Name: s.cfg.Host}, 0)
 		if err != nil {

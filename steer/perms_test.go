@@ -3,6 +3,7 @@ package steer
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,25 +12,26 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/steer/routes"
 )
 
-// TestAgentRoleOnlyReads runs an agent as a NATS user with
-// AgentPermissions: it follows the routes, and cannot write one.
+// TestAgentRoleOnlyReads runs an agent with a credential of the steer
+// role, issued by a trust root whose permissions the server enforces: it
+// follows the routes, and cannot write one. The controller's credential
+// writes them.
 func TestAgentRoleOnlyReads(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p := AgentPermissions("")
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true,
-		Users: []*server.User{
-			{Username: "ctl", Password: "ctl"},
-			{Username: "agent", Password: "agent", Permissions: &server.Permissions{
-				Publish:   &server.SubjectPermission{Allow: p.PublishAllow},
-				Subscribe: &server.SubjectPermission{Allow: p.SubscribeAllow},
-			}},
-		},
-	})
+	trust, err := auth.Init(filepath.Join(t.TempDir(), "auth"), auth.InitOptions{MaxStore: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true}
+	if err := trust.ConfigureServer(opts); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,10 +40,20 @@ func TestAgentRoleOnlyReads(t *testing.T) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	ctlNC, err := nats.Connect(srv.ClientURL(), nats.UserInfo("ctl", "ctl"))
-	if err != nil {
-		t.Fatal(err)
+	connect := func(role auth.Role, name string) *nats.Conn {
+		t.Helper()
+		c, err := trust.Issue(auth.Identity{Role: role, Cluster: "pay", Name: name}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(srv.ClientURL(), nats.UserJWTAndSeed(c.JWT, string(c.Seed)),
+			nats.CustomInboxPrefix(auth.InboxPrefix(role, "pay", name)))
+		if err != nil {
+			t.Fatalf("%s connects: %v", role, err)
+		}
+		return nc
 	}
+	ctlNC := connect(ControllerRole, "ctl")
 	defer ctlNC.Close()
 	ctlJS, _ := jetstream.New(ctlNC)
 	kv, err := EnsureBucket(ctx, ctlJS, DefaultBucket, 1)
@@ -55,10 +67,7 @@ func TestAgentRoleOnlyReads(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	agentNC, err := nats.Connect(srv.ClientURL(), nats.UserInfo("agent", "agent"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	agentNC := connect(AgentRole, "app-1")
 	defer agentNC.Close()
 	agentJS, _ := jetstream.New(agentNC)
 	cfg := Config{Agent: true, Cgroup: "/fake", StatusFile: "-",

@@ -137,7 +137,7 @@ func (a *Actuator) Open(ctx context.Context) error {
 	if a.store != nil {
 		return nil
 	}
-	if err := bus.EnsureStreams(ctx, a.js, bus.StreamOptions{}); err != nil {
+	if err := ensureStreams(ctx, a.js); err != nil {
 		return fmt.Errorf("actuator: %w", err)
 	}
 	s, err := OpenStore(ctx, a.js, a.cfg.KVBucket, a.cfg.LeaseTTL.D())
@@ -649,4 +649,16 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// ensureStreams creates the shared streams only when one is missing: on a
+// bus with permissions the actuator's role may look them up but not
+// create or update them (they are provisioned by an admin).
+func ensureStreams(ctx context.Context, js jetstream.JetStream) error {
+	for _, name := range []string{bus.AlertsStream, bus.ActionsStream, bus.AcksStream} {
+		if _, err := js.Stream(ctx, name); err != nil {
+			return bus.EnsureStreams(ctx, js, bus.StreamOptions{})
+		}
+	}
+	return nil
 }

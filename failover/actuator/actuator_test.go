@@ -442,7 +442,11 @@ func publishApproval(t *testing.T, h *harness, a wire.Ack) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.js.Publish(context.Background(), wire.AckSubject(testCluster), data, jetstream.WithMsgID(a.ID)); err != nil {
+	js := h.js
+	if h.ackJS != nil {
+		js = h.ackJS
+	}
+	if _, err := js.Publish(context.Background(), wire.AckSubject(testCluster), data, jetstream.WithMsgID(a.ID)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -155,6 +155,7 @@ func testConfig(bucket string) Config {
 type harness struct {
 	t     *testing.T
 	js    jetstream.JetStream
+	ackJS jetstream.JetStream // publishes approvals (nil: js)
 	clock *fakeClock
 	drv   *fakeDriver
 	act   *Actuator

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/wire"
 )
 
@@ -15,6 +16,23 @@ import (
 func TestApprovalRefusals(t *testing.T) {
 	_, js := startNATS(t)
 	h := newHarness(t, js, bucket(), func(c *Config) { c.Rules["pg_latency"] = Policy{When: WhenPrimary, Approval: true} })
+	testApprovalRefusals(t, h)
+}
+
+// TestSecurityApprovalRefusals is TestApprovalRefusals on a server that
+// enforces the shipped permissions: the actuator runs on its own
+// credentials, approvals come from the notifier's.
+func TestSecurityApprovalRefusals(t *testing.T) {
+	sb := startSecureNATS(t)
+	h := newHarness(t, sb.js(t, auth.Actuator, "mon-1"), DefaultKVBucket, func(c *Config) {
+		c.Rules["pg_latency"] = Policy{When: WhenPrimary, Approval: true}
+	})
+	h.ackJS = sb.js(t, auth.Notifier, "mon-1")
+	testApprovalRefusals(t, h)
+}
+
+func testApprovalRefusals(t *testing.T, h *harness) {
+	t.Helper()
 	h.healthyEvidence()
 	al := h.alert("db-1", 20*time.Second)
 	h.act.Track(al)

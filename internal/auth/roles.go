@@ -26,11 +26,16 @@ const (
 	Notifier  Role = "notifier"  // reads alerts, acks, actions; writes acks, nflog, silences, escalations
 	Actuator  Role = "actuator"  // reads samples, alerts, acks; writes actions, its lease and state
 	Operator  Role = "operator"  // the CLI: silences, failover pause, tail
-	Admin     Role = "admin"     // `mciv auth provision`: creates streams and buckets
+	// Steer is the steering agent on an application host: it reads the
+	// routes and nothing else.
+	Steer Role = "steer"
+	// SteerController computes the routes and writes them.
+	SteerController Role = "steer-controller"
+	Admin           Role = "admin" // `mciv auth provision`: creates streams and buckets
 )
 
 // Roles lists every role in a stable order.
-var Roles = []Role{Collector, Analyzer, Notifier, Actuator, Operator, Admin}
+var Roles = []Role{Collector, Analyzer, Notifier, Actuator, Operator, Steer, SteerController, Admin}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
@@ -64,6 +69,18 @@ const (
 	SlackActionsDurable = "mciv-notifier-slack-actions"
 	EscalationDurable   = "mciv-escalation"
 	ActuatorDurable     = "mciv-actuator"
+
+	// The fleet (analyzer.partitioned): the input stream the collectors
+	// publish into, the partition checkpoints and members' heartbeats,
+	// and the durable consumer of each partition
+	// (PartitionDurablePrefix<n>, pulled in a pinned priority group).
+	InputStream            = "MCIV_IN"
+	PartitionsBucket       = "MCIV_PARTITIONS"
+	PartitionDurablePrefix = "mciv-analyzer-p"
+
+	// RoutesBucket holds the steering routes (steer.DefaultBucket); a
+	// deployment that names another bucket grants it itself.
+	RoutesBucket = "MCIV_ROUTES"
 )
 
 // NotifierIntegrations are the integrations that each have their own
@@ -97,8 +114,13 @@ func Permissions(role Role) jwt.Permissions {
 	p.sub(inboxTemplate(role))
 	switch role {
 	case Collector:
+		// Its own host's subjects only, on core NATS or into the fleet's
+		// input stream (a JetStream publish: the stream's acknowledgement
+		// comes back on the collector's inbox). It may look the input
+		// stream up, not read it.
 		p.pub(wire.SamplesPrefix+".{{tag("+TagCluster+")}}.{{name()}}",
 			wire.EventsPrefix+".{{tag("+TagCluster+")}}.{{name()}}")
+		p.streamInfo(InputStream)
 	case Analyzer:
 		p.sub(wire.SamplesWildcard)
 		p.sub(wire.AcksWildcard) // Resolve pressed in Slack ends an alert
@@ -107,6 +129,20 @@ func Permissions(role Role) jwt.Permissions {
 		p.kvOwner(AlertStateBucket)
 		// Resolves are audited on MCIV_ACTIONS; no failover decision.
 		p.pub(wire.ResolveActionSubject("*"))
+		// Fleet mode: every analyzer ensures the input stream (create or
+		// update, never delete or purge), pulls the partitions' durable
+		// consumers in their priority group, acknowledges, unpins a
+		// partition it hands over, replays a partition through ordered
+		// consumers, and keeps checkpoints and heartbeats in
+		// PartitionsBucket. Consumer names are whole tokens in subjects,
+		// so the partition durables are granted as any consumer of the
+		// input stream, which the analyzer reads in full anyway.
+		p.streamOwner(InputStream)
+		p.orderedConsumer(InputStream)
+		p.pub("$JS.API.CONSUMER.DURABLE.CREATE."+InputStream+".*",
+			"$JS.API.CONSUMER.UNPIN."+InputStream+".*",
+			"$JS.ACK."+InputStream+".>")
+		p.kvOwner(PartitionsBucket)
 	case Notifier:
 		p.sub(wire.SamplesWildcard) // the chart recorder
 		p.pub(wire.AcksWildcard)    // Slack buttons and phone keypresses
@@ -131,6 +167,7 @@ func Permissions(role Role) jwt.Permissions {
 	case Actuator:
 		p.sub(wire.SamplesWildcard)
 		p.pub(wire.ActionsWildcard)
+		p.streamInfo(ActionsStream)
 		p.consumer(AlertsStream, ActuatorDurable)
 		p.orderedConsumer(AcksStream) // approvals, read through JetStream
 		p.kvOwner(FailoverStateBucket)
@@ -142,6 +179,15 @@ func Permissions(role Role) jwt.Permissions {
 		p.pub(wire.AcksWildcard)
 		p.kvOwner(SilencesBucket)
 		p.kvOwner(FailoverStateBucket)
+	case Steer:
+		p.kvReader(RoutesBucket)
+	case SteerController:
+		// It follows switchovers, alerts and samples, writes the routes
+		// and audits each change on the actions stream.
+		p.sub(wire.ActionsWildcard, wire.AlertsWildcard, wire.SamplesWildcard)
+		p.pub(wire.ActionsWildcard)
+		p.streamInfo(ActionsStream)
+		p.kvOwner(RoutesBucket)
 	case Admin:
 		p.pub(">")
 		p.sub(">")
@@ -186,6 +232,25 @@ func (p *perms) orderedConsumer(stream string) {
 		"$JS.API.CONSUMER.DELETE."+stream+".*",
 		"$JS.API.CONSUMER.MSG.NEXT."+stream+".*",
 		"$JS.FC."+stream+".>")
+}
+
+// streamOwner lets the client create the stream and update its
+// configuration; not delete or purge it.
+func (p *perms) streamOwner(stream string) {
+	p.streamInfo(stream)
+	p.pub("$JS.API.STREAM.CREATE."+stream, "$JS.API.STREAM.UPDATE."+stream)
+}
+
+// kvReader lets the client read, watch and list the bucket's keys; not
+// write them, nor create, change or delete the bucket.
+func (p *perms) kvReader(bucket string) {
+	s := "KV_" + bucket
+	p.pub("$JS.API.DIRECT.GET."+s,
+		"$JS.API.DIRECT.GET."+s+".>",
+		"$JS.API.STREAM.MSG.GET."+s)
+	p.orderedConsumer(s)
+	// Older clients watch through an ephemeral consumer without a name.
+	p.pub("$JS.API.CONSUMER.CREATE." + s)
 }
 
 // kvOwner lets the client create (or update the configuration of) the
