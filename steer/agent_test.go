@@ -33,13 +33,32 @@ func (f *fakeDP) Set(e Entry) error {
 	f.entries[e.Service] = e
 	return nil
 }
+func (f *fakeDP) Delete(a netip.AddrPort) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.entries, a)
+	return nil
+}
+func (f *fakeDP) Entries() ([]Entry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Entry
+	for _, e := range f.entries {
+		out = append(out, e)
+	}
+	return out, nil
+}
 func (f *fakeDP) Counts() (map[CountKey]uint64, error) { return map[CountKey]uint64{{1, 1}: 3}, nil }
 func (f *fakeDP) Hooks() []Hook                        { return []Hook{{Name: "cgroup/connect4", Attached: true}} }
 func (f *fakeDP) Cgroup() string                       { return "/fake" }
 func (f *fakeDP) backend(svc string) netip.AddrPort {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.entries[netip.MustParseAddrPort(svc)].Backend
+	e := f.entries[netip.MustParseAddrPort(svc)]
+	if len(e.Backends) == 0 {
+		return netip.AddrPort{}
+	}
+	return e.Backends[0].Addr
 }
 
 // listener returns a local address that accepts connections.
