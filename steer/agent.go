@@ -204,7 +204,9 @@ func (a *Agent) adopt() error {
 		if old, ok := byAddr[s.Address]; ok && len(old.Backends) > 0 {
 			if r, ok := a.routeOf(s, old); ok {
 				e = a.entry(s, r)
+				a.mu.Lock()
 				a.state[s.Name].Route = &r
+				a.mu.Unlock()
 				a.log.Info("adopted the pinned route", "service", s.Name, "member", r.Member, "backends", len(e.Backends))
 			} else {
 				a.log.Warn("pinned route names a backend this configuration does not allow: removed", "service", s.Name)
