@@ -131,8 +131,9 @@ type Policy struct {
 	ErrorPenalty time.Duration
 	// Spread is the most members a read-only route spreads connects over
 	// (0 or 1: one member). A member joins the spread when its score has
-	// been within Margin (plus Slack) of the best for Hold, and leaves at
-	// once when it is beyond twice that, or no longer eligible.
+	// been within Margin (plus Slack) of the best for Hold, and leaves when
+	// it has been beyond twice that for Hold/4, or at once when it is no
+	// longer eligible.
 	Spread int
 	// Slack is added to the spread's margin, so members all much faster
 	// than it count as equally fast.
@@ -151,6 +152,7 @@ type Decider struct {
 	policy  Policy
 	better  map[string]pending              // by service
 	joining map[string]map[string]time.Time // service -> member key -> within the margin since
+	leaving map[string]map[string]time.Time // service -> member key -> beyond twice the margin since
 }
 
 type pending struct {
@@ -163,7 +165,8 @@ func NewDecider(p Policy) *Decider {
 	if p.Spread > MaxSpread {
 		p.Spread = MaxSpread
 	}
-	return &Decider{policy: p, better: map[string]pending{}, joining: map[string]map[string]time.Time{}}
+	return &Decider{policy: p, better: map[string]pending{}, joining: map[string]map[string]time.Time{},
+		leaving: map[string]map[string]time.Time{}}
 }
 
 // score is what a read-only route minimises: the network latency (the
@@ -281,16 +284,35 @@ func (d *Decider) spread(now time.Time, svc Service, eligible []Member, current 
 			inCur[t.Cluster+"/"+t.Member+"@"+t.Addr] = true
 		}
 	}
+	// A member beyond twice the margin leaves once it has stayed there for
+	// a quarter of Hold (one slow probe does not evict it).
+	out := d.leaving[svc.Name]
+	if out == nil {
+		out = map[string]time.Time{}
+		d.leaving[svc.Name] = out
+	}
 	var kept, gone []Member
 	for _, m := range eligible {
-		if !inCur[key(m)+"@"+m.Addr.String()] {
+		k := key(m)
+		if !inCur[k+"@"+m.Addr.String()] {
+			delete(out, k)
 			continue
 		}
 		if d.score(m) <= leave {
+			delete(out, k)
 			kept = append(kept, m)
-		} else {
-			gone = append(gone, m)
+			continue
 		}
+		t, ok := out[k]
+		if !ok {
+			out[k], t = now, now
+		}
+		if now.Sub(t) < d.policy.Hold/4 {
+			kept = append(kept, m)
+			continue
+		}
+		delete(out, k)
+		gone = append(gone, m)
 	}
 	names := func(ms []Member) string {
 		var s []string

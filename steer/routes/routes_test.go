@@ -178,9 +178,12 @@ func TestReadOnlySpread(t *testing.T) {
 	if err := Check(r, svc, map[string]map[string]netip.AddrPort{"c1": {"pg0": ms[0].Addr, "pg1": ms[1].Addr}}); err != nil {
 		t.Fatalf("the decider's own spread fails Check: %v", err)
 	}
-	// pg1 degrades (connect errors): it leaves at once.
+	// pg1 degrades (connect errors): it leaves after Hold/4, not on one round.
 	ms[1].ErrorRate = 0.2
-	r2 := d.Decide(now.Add(time.Second), svc, ms, &r)
+	if r1 := d.Decide(now.Add(time.Second), svc, ms, &r); !r1.Same(r) {
+		t.Fatalf("left on one slow round: %+v", r1)
+	}
+	r2 := d.Decide(now.Add(3*time.Second), svc, ms, &r)
 	if len(r2.Targets()) != 1 || r2.Member != "pg0" || len(r2.Spread) != 0 || !strings.Contains(r2.Reason, "pg1 left") {
 		t.Fatalf("degraded member kept: %+v", r2)
 	}
