@@ -35,15 +35,23 @@ func startSteer(cfg steer.Config, nc *nats.Conn, reg prometheus.Registerer, logg
 	if !cfg.Agent {
 		return
 	}
-	dp, err := steer.NewDatapath(cfg.Cgroup)
+	dp, err := steer.OpenDatapath(cfg.Cgroup, cfg.Pins())
 	if err != nil {
 		log.Warn("no steering on this host: connects go where the application dials", "err", err,
 			"fix", "run as root on a kernel with cgroup v2 and cgroup/connect4 (`mciv doctor` checks)")
 		return
 	}
+	if r := dp.Replaced(); r != "" {
+		log.Warn("the pinned steering maps had another layout (an older mciv): replaced; routes come back from the bucket", "err", r)
+	}
 	for _, h := range dp.Hooks() {
-		if !h.Attached {
+		switch {
+		case !h.Attached:
 			log.Warn("steer hook not attached", "hook", h.Name, "err", h.Error)
+		case h.Adopted:
+			log.Info("steer hook adopted from its pin (not attached twice)", "hook", h.Name, "pin_dir", dp.PinDir())
+		case h.Error != "":
+			log.Warn("steer hook attached but not pinned: steering stops with this process", "hook", h.Name, "err", h.Error)
 		}
 	}
 	agent, err := steer.NewAgent(cfg, dp, reg, logger)
@@ -53,6 +61,8 @@ func startSteer(cfg steer.Config, nc *nats.Conn, reg prometheus.Registerer, logg
 		return
 	}
 	start("steer-agent", func(ctx context.Context) error {
+		// Pinned, the programs and routes stay after Close: connects stay
+		// steered by the last routes until the next agent or `mciv steer detach`.
 		defer dp.Close()
 		return agent.Run(ctx, nc, js)
 	})

@@ -22,7 +22,7 @@ package bpf
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel -type query_event PG pg.bpf.c -- -I./headers -Wall -Werror
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel -type db_listener_key -type db_listener -type db_hist_row -type db_unix_key DBSock dbsock.bpf.c -- -I./headers -Wall -Werror
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel MySQL mysql.bpf.c -- -I./headers -Wall -Werror
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel -type steer_addr -type steer_backend -type steer_count_key Steer steer.bpf.c -- -I./headers -Wall -Werror
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel -type steer_addr -type steer_target -type steer_backend -type steer_count_key Steer steer.bpf.c -- -I./headers -Wall -Werror
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -target bpfel HistoTest histo_test.bpf.c -- -I./headers -Wall -Werror
 
 // The generated tcp_bpfel.go names the programs and maps of the TCP object

@@ -21,8 +21,12 @@
  * AF_INET; an AF_INET6 socket that connects to an IPv4-mapped address
  * (::ffff:a.b.c.d) is looked up and steered as IPv4.
  *
- * The agent in steer/ fills `routes` (service -> backend) and reads
- * `connects` (per service and backend, per CPU) for its metrics.
+ * A service may spread its connects over up to STEER_MAX_BACKENDS
+ * backends by weight (round robin per CPU, position in `rr`).
+ *
+ * The agent in steer/ fills `routes` (service -> backends) and reads
+ * `connects` (per service and backend, per CPU) for its metrics; it pins
+ * the maps and links in bpffs, so steering outlives the agent.
  */
 
 #include "mciv_types.h"
@@ -61,11 +65,24 @@ struct steer_addr {
 	__u16 family;
 };
 
-/* What a service address is steered to. */
-struct steer_backend {
+/* The most backends a service spreads its connects over. */
+#define STEER_MAX_BACKENDS 8
+
+/* One backend of a service, and its share of connects. */
+struct steer_target {
 	struct steer_addr to;
-	__u32 service_id; /* the agent's numbering of services */
-	__u32 backend_id; /* and of backends; 0: no backend */
+	__u32 backend_id; /* the agent's numbering of backends (never 0) */
+	__u32 upto;       /* cumulative weight: picked when pick < upto */
+};
+
+/* What a service address is steered to: n targets, whose weights add up
+ * to total; the n-th connect of a CPU picks by n % total (weighted round
+ * robin). n == 0: no backend, connects are left alone. */
+struct steer_backend {
+	__u32 service_id; /* the agent's numbering of services, 1..1023 */
+	__u32 n;
+	__u32 total;
+	struct steer_target t[STEER_MAX_BACKENDS];
 };
 
 /* Key of `connects`. */
@@ -88,6 +105,14 @@ struct {
 	__type(value, __u64);
 } connects SEC(".maps");
 
+/* The round-robin position of each service (by service_id), per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u32);
+} rr SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -105,17 +130,40 @@ static __always_inline void count(__u32 service, __u32 backend)
 		bpf_map_update_elem(&connects, &k, &one, BPF_NOEXIST);
 }
 
-/* steer looks up key and, when it names a backend, records key as the
- * socket's origin and returns the backend; NULL leaves the connect alone. */
-static __always_inline struct steer_backend *steer(struct bpf_sock_addr *ctx, struct steer_addr *key)
+/* steer looks up key and, when it names a backend, picks one of its
+ * targets, records key as the socket's origin and returns the target;
+ * NULL leaves the connect alone. */
+static __always_inline struct steer_target *steer(struct bpf_sock_addr *ctx, struct steer_addr *key)
 {
 	struct steer_backend *b = bpf_map_lookup_elem(&routes, key);
 	if (!b)
 		return 0;
-	if (b->backend_id == 0) {
+	__u32 n = b->n, total = b->total;
+	if (n == 0 || total == 0) {
 		count(b->service_id, 0);
 		return 0;
 	}
+	__u32 pick = 0;
+	if (n > 1) {
+		__u32 idx = b->service_id;
+		__u32 *pos = bpf_map_lookup_elem(&rr, &idx);
+		if (pos) {
+			pick = *pos % total;
+			*pos += 1;
+		}
+	}
+	struct steer_target *t = 0;
+#pragma unroll
+	for (int i = 0; i < STEER_MAX_BACKENDS; i++) {
+		if (i >= n)
+			break;
+		if (pick < b->t[i].upto) {
+			t = &b->t[i];
+			break;
+		}
+	}
+	if (!t)
+		return 0;
 	struct bpf_sock *sk = ctx->sk;
 	if (!sk)
 		return 0;
@@ -123,8 +171,8 @@ static __always_inline struct steer_backend *steer(struct bpf_sock_addr *ctx, st
 	if (!o)
 		return 0; /* cannot restore the peer name: do not steer */
 	*o = *key;
-	count(b->service_id, b->backend_id);
-	return b;
+	count(b->service_id, t->backend_id);
+	return t;
 }
 
 SEC("cgroup/connect4")
@@ -136,7 +184,7 @@ int steer_connect4(struct bpf_sock_addr *ctx)
 	__u32 ip = ctx->user_ip4;
 	__builtin_memcpy(key.addr, &ip, 4);
 	key.port = (__be16)ctx->user_port;
-	struct steer_backend *b = steer(ctx, &key);
+	struct steer_target *b = steer(ctx, &key);
 	if (!b || b->to.family != AF_INET)
 		return 1;
 	__builtin_memcpy(&ip, b->to.addr, 4);
@@ -170,7 +218,7 @@ int steer_connect6(struct bpf_sock_addr *ctx)
 		__builtin_memcpy(key.addr, w, 16);
 	}
 	key.port = (__be16)ctx->user_port;
-	struct steer_backend *b = steer(ctx, &key);
+	struct steer_target *b = steer(ctx, &key);
 	if (!b)
 		return 1;
 	if (b->to.family == AF_INET6) {

@@ -22,15 +22,23 @@ type SteerSteerAddr struct {
 
 type SteerSteerBackend struct {
 	_         structs.HostLayout
-	To        SteerSteerAddr
 	ServiceId uint32
-	BackendId uint32
+	N         uint32
+	Total     uint32
+	T         [8]SteerSteerTarget
 }
 
 type SteerSteerCountKey struct {
 	_         structs.HostLayout
 	ServiceId uint32
 	BackendId uint32
+}
+
+type SteerSteerTarget struct {
+	_         structs.HostLayout
+	To        SteerSteerAddr
+	BackendId uint32
+	Upto      uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -40,6 +48,7 @@ const (
 	SteerMapConnects           = "connects"
 	SteerMapOrigins            = "origins"
 	SteerMapRoutes             = "routes"
+	SteerMapRr                 = "rr"
 	SteerProgSteerConnect4     = "steer_connect4"
 	SteerProgSteerConnect6     = "steer_connect6"
 	SteerProgSteerGetpeername4 = "steer_getpeername4"
@@ -101,6 +110,7 @@ type SteerMapSpecs struct {
 	Connects *ebpf.MapSpec `ebpf:"connects"`
 	Origins  *ebpf.MapSpec `ebpf:"origins"`
 	Routes   *ebpf.MapSpec `ebpf:"routes"`
+	Rr       *ebpf.MapSpec `ebpf:"rr"`
 }
 
 // SteerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -132,6 +142,7 @@ type SteerMaps struct {
 	Connects *ebpf.Map `ebpf:"connects"`
 	Origins  *ebpf.Map `ebpf:"origins"`
 	Routes   *ebpf.Map `ebpf:"routes"`
+	Rr       *ebpf.Map `ebpf:"rr"`
 }
 
 func (m *SteerMaps) Close() error {
@@ -139,6 +150,7 @@ func (m *SteerMaps) Close() error {
 		m.Connects,
 		m.Origins,
 		m.Routes,
+		m.Rr,
 	)
 }
 

@@ -23,6 +23,9 @@ import (
 // Programmer is the kernel side an Agent drives (a *Datapath; tests fake it).
 type Programmer interface {
 	Set(Entry) error
+	Delete(netip.AddrPort) error
+	// Entries is what the datapath holds (pinned by an earlier agent).
+	Entries() ([]Entry, error)
 	Counts() (map[CountKey]uint64, error)
 	Hooks() []Hook
 	Cgroup() string
@@ -97,6 +100,7 @@ type ServiceStatus struct {
 type Status struct {
 	Cgroup   string          `json:"cgroup"`
 	Hooks    []Hook          `json:"hooks"`
+	PinDir   string          `json:"pin_dir,omitempty"`
 	NATS     string          `json:"nats"` // "following", "lost since ...: last routes kept (fail static)"
 	Services []ServiceStatus `json:"services"`
 	At       time.Time       `json:"at"`
@@ -107,7 +111,7 @@ func (a *Agent) Status() Status {
 	counts, _ := a.dp.Counts()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := Status{Cgroup: a.dp.Cgroup(), Hooks: a.dp.Hooks(), At: a.now()}
+	st := Status{Cgroup: a.dp.Cgroup(), Hooks: a.dp.Hooks(), PinDir: a.cfg.Pins(), At: a.now()}
 	switch {
 	case a.natsOK:
 		st.NATS = "following " + a.cfg.Bucket
@@ -136,14 +140,13 @@ func (a *Agent) backendName(id uint32) string {
 	return a.idNames[id-1]
 }
 
-// Run programs every service with no backend, then follows the bucket
-// until ctx ends. It keeps the last routes when NATS is gone, and writes
-// the status file on every change.
+// Run adopts what the datapath holds (the routes an earlier agent pinned
+// stay in force), then follows the bucket until ctx ends. It keeps the
+// last routes when NATS is gone, and writes the status file on every
+// change.
 func (a *Agent) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
-	for _, s := range a.svcs {
-		if err := a.dp.Set(Entry{Service: s.Address, ServiceID: a.state[s.Name].id}); err != nil {
-			return err
-		}
+	if err := a.adopt(); err != nil {
+		return err
 	}
 	a.writeStatus()
 	go a.watchConn(ctx, nc)
@@ -179,6 +182,83 @@ func (a *Agent) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) 
 			a.apply(e.Key(), e.Value(), e.Operation() != jetstream.KeyValuePut)
 		}
 	}
+}
+
+// adopt reconciles the datapath with the configuration: an entry of a
+// listed service whose backends this configuration allows is kept (and
+// renumbered), any other is removed or emptied, and a listed service with
+// no entry gets one with no backend.
+func (a *Agent) adopt() error {
+	entries, err := a.dp.Entries()
+	if err != nil {
+		return err
+	}
+	byAddr := map[netip.AddrPort]Entry{}
+	for _, e := range entries {
+		byAddr[e.Service] = e
+	}
+	listed := map[netip.AddrPort]bool{}
+	for _, s := range a.svcs {
+		listed[s.Address] = true
+		e := Entry{Service: s.Address, ServiceID: a.state[s.Name].id}
+		if old, ok := byAddr[s.Address]; ok && len(old.Backends) > 0 {
+			if r, ok := a.routeOf(s, old); ok {
+				e = a.entry(s, r)
+				a.mu.Lock()
+				a.state[s.Name].Route = &r
+				a.mu.Unlock()
+				a.log.Info("adopted the pinned route", "service", s.Name, "member", r.Member, "backends", len(e.Backends))
+			} else {
+				a.log.Warn("pinned route names a backend this configuration does not allow: removed", "service", s.Name)
+			}
+		}
+		if err := a.dp.Set(e); err != nil {
+			return err
+		}
+	}
+	for addr := range byAddr {
+		if !listed[addr] {
+			if err := a.dp.Delete(addr); err != nil {
+				return err
+			}
+			a.log.Info("pinned route of an address no longer listed: removed", "address", addr)
+		}
+	}
+	return nil
+}
+
+// routeOf rebuilds the route a pinned entry carries, if every backend is a
+// member this configuration allows for s.
+func (a *Agent) routeOf(s routes.Service, e Entry) (routes.Route, bool) {
+	r := routes.Route{V: routes.Version, Service: s.Name, Role: s.Role, Reason: "adopted from the pinned map (the last agent's route)", At: a.now()}
+	for _, t := range e.Backends {
+		found := false
+		for _, cl := range s.Clusters {
+			for m, ap := range a.allowed[cl] {
+				if ap == t.Addr && !found {
+					r.Spread = append(r.Spread, routes.Target{Cluster: cl, Member: m, Addr: ap.String(), Weight: t.Weight})
+					found = true
+				}
+			}
+		}
+		if !found {
+			return r, false
+		}
+	}
+	r.Cluster, r.Member, r.Addr = r.Spread[0].Cluster, r.Spread[0].Member, r.Spread[0].Addr
+	if len(r.Spread) == 1 {
+		r.Spread = nil
+	}
+	return r, routes.Check(r, s, a.allowed) == nil
+}
+
+// entry is the datapath entry of a checked route.
+func (a *Agent) entry(s routes.Service, r routes.Route) Entry {
+	e := Entry{Service: s.Address, ServiceID: a.state[s.Name].id}
+	for _, t := range r.Targets() {
+		e.Backends = append(e.Backends, Target{Addr: a.allowed[t.Cluster][t.Member], ID: a.ids[t.Cluster+"/"+t.Member], Weight: t.Weight})
+	}
+	return e
 }
 
 // watchConn tracks the NATS connection for the status and the gauge, and
@@ -240,17 +320,13 @@ func (a *Agent) apply(key string, value []byte, deleted bool) {
 		a.refuse(svc.Name, err)
 		return
 	}
-	e := Entry{Service: svc.Address, ServiceID: a.state[svc.Name].id}
-	if r.Member != "" {
-		e.Backend = a.allowed[r.Cluster][r.Member]
-		e.BackendID = a.ids[r.Cluster+"/"+r.Member]
-	}
-	if err := a.dp.Set(e); err != nil {
+	if err := a.dp.Set(a.entry(*svc, r)); err != nil {
 		a.refuse(svc.Name, err)
 		return
 	}
 	a.changes.WithLabelValues(svc.Name).Inc()
-	a.log.Info("route applied", "service", svc.Name, "cluster", r.Cluster, "member", r.Member, "addr", r.Addr, "reason", r.Reason)
+	a.log.Info("route applied", "service", svc.Name, "cluster", r.Cluster, "member", r.Member, "addr", r.Addr,
+		"spread", len(r.Spread), "reason", r.Reason)
 	a.mu.Lock()
 	a.state[svc.Name].Route = &r
 	a.state[svc.Name].Refused = ""

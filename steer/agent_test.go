@@ -33,13 +33,32 @@ func (f *fakeDP) Set(e Entry) error {
 	f.entries[e.Service] = e
 	return nil
 }
+func (f *fakeDP) Delete(a netip.AddrPort) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.entries, a)
+	return nil
+}
+func (f *fakeDP) Entries() ([]Entry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Entry
+	for _, e := range f.entries {
+		out = append(out, e)
+	}
+	return out, nil
+}
 func (f *fakeDP) Counts() (map[CountKey]uint64, error) { return map[CountKey]uint64{{1, 1}: 3}, nil }
 func (f *fakeDP) Hooks() []Hook                        { return []Hook{{Name: "cgroup/connect4", Attached: true}} }
 func (f *fakeDP) Cgroup() string                       { return "/fake" }
 func (f *fakeDP) backend(svc string) netip.AddrPort {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.entries[netip.MustParseAddrPort(svc)].Backend
+	e := f.entries[netip.MustParseAddrPort(svc)]
+	if len(e.Backends) == 0 {
+		return netip.AddrPort{}
+	}
+	return e.Backends[0].Addr
 }
 
 // listener returns a local address that accepts connections.
@@ -196,5 +215,79 @@ func TestControllerAndAgent(t *testing.T) {
 	st, err := ReadStatus(cfg.StatusFile)
 	if err != nil || !strings.Contains(st.NATS, "fail static") || len(st.Services) != 2 {
 		t.Fatalf("status file: %+v %v", st, err)
+	}
+}
+
+func TestAgentRestartAdoptsPinnedRoutes(t *testing.T) {
+	dir := testCgroup(t)
+	pins := testPinDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv, nc, js := startBus(t, ctx)
+	a, b := nameServer(t, "A"), nameServer(t, "B")
+	cfg := Config{Agent: true, Cgroup: dir, PinDir: pins, StatusFile: t.TempDir() + "/steer.json",
+		Services: []ServiceConfig{{Name: "pay-ro", Address: "127.77.0.8:5432", Role: "ro", Clusters: []string{"pay"}}},
+		Clusters: map[string]ClusterConfig{"pay": {Members: map[string]string{"a": a.String(), "b": b.String()}}}}
+	kv, err := EnsureBucket(ctx, js, DefaultBucket, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := routes.Route{V: routes.Version, Service: "pay-ro", Role: routes.ReadOnly, Cluster: "pay", Member: "a", Addr: a.String(),
+		Spread: []routes.Target{{Cluster: "pay", Member: "a", Addr: a.String(), Weight: 1}, {Cluster: "pay", Member: "b", Addr: b.String(), Weight: 1}}}
+	data, _ := json.Marshal(r)
+	if _, err := kv.Put(ctx, "pay-ro", data); err != nil {
+		t.Fatal(err)
+	}
+	run := func() (*Agent, *Datapath, context.CancelFunc, chan struct{}) {
+		dp, err := OpenDatapath(dir, pins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ag, err := NewAgent(cfg, dp, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		actx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = ag.Run(actx, nc, js); dp.Close(); close(done) }()
+		return ag, dp, stop, done
+	}
+	ag, _, stop, done := run()
+	eventually(t, ctx, "the spread applied", func() bool {
+		st := ag.Status()
+		return st.Services[0].Route != nil && len(st.Services[0].Route.Spread) == 2
+	})
+	if got := dialFrom(t, ctx, dir, "127.77.0.8:5432", helperTimes+"=20"); got != "A=10 B=10" && !strings.HasPrefix(got, "A=") {
+		t.Fatalf("spread: %q", got)
+	}
+	// The agent stops: new connects are still steered.
+	stop()
+	<-done
+	if got := dialFrom(t, ctx, dir, "127.77.0.8:5432", helperTimes+"=10"); strings.Contains(got, "error") {
+		t.Fatalf("after the agent stopped: %q", got)
+	}
+	// It restarts with NATS gone: it adopts the pinned route (fail static).
+	srv.Shutdown()
+	ag2, dp2, stop2, done2 := run()
+	defer func() { stop2(); <-done2 }()
+	for _, h := range dp2.Hooks() {
+		if h.Attached && !h.Adopted {
+			t.Fatalf("hook %+v attached anew, not adopted", h)
+		}
+	}
+	eventually(t, ctx, "adopted route in the status", func() bool {
+		st := ag2.Status()
+		rt := st.Services[0].Route
+		return rt != nil && len(rt.Spread) == 2 && strings.Contains(rt.Reason, "adopted")
+	})
+	if got := dialFrom(t, ctx, dir, "127.77.0.8:5432", helperTimes+"=10"); strings.Contains(got, "error") || !strings.Contains(got, "B=") {
+		t.Fatalf("after the restart: %q", got)
+	}
+	// Detach: plain connects (nobody listens on the service address).
+	if _, err := Detach(pins); err != nil {
+		t.Fatal(err)
+	}
+	if got := dialFrom(t, ctx, dir, "127.77.0.8:5432", helperTimes+"=3"); got != "error=3" {
+		t.Fatalf("after detach: %q", got)
 	}
 }

@@ -111,7 +111,7 @@ func BenchmarkConnect(b *testing.B) {
 	}()
 	backend := netip.MustParseAddrPort(l.Addr().String())
 	svc := netip.MustParseAddrPort("127.77.0.9:5432")
-	if err := d.Set(Entry{Service: svc, ServiceID: 1, Backend: backend, BackendID: 1}); err != nil {
+	if err := d.Set(Entry{Service: svc, ServiceID: 1, Backends: []Target{{Addr: backend, ID: 1, Weight: 1}}}); err != nil {
 		b.Fatal(err)
 	}
 	// The kernel's own accounting of the program's run time (Linux 5.8+).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mciv/mciv/internal/wire"
@@ -14,6 +15,9 @@ import (
 
 // DefaultBucket is the JetStream KV bucket of routes, one key per service.
 const DefaultBucket = "MCIV_ROUTES"
+
+// DefaultLeaseBucket is the KV bucket of the controller lease.
+const DefaultLeaseBucket = "MCIV_STEER_LEASE"
 
 // DefaultStatusFile is where an agent writes its state for `mciv steer status`.
 const DefaultStatusFile = "/run/mciv/steer.json"
@@ -33,6 +37,9 @@ const DefaultStatusFile = "/run/mciv/steer.json"
 //	      members: {pg0: "10.0.0.10:5432", pg1: "10.0.0.11:5432"}
 //	  interval: 500ms                  # topology poll and probe period of the controller
 //	  hysteresis: {margin: 0.5, hold: 10s}
+//	  spread: {max: 8, slack: 1ms}     # ro services: spread connects over the members within the margin
+//	  pin_dir: /sys/fs/bpf/mciv/steer/payments-app  # default: from the cgroup's name
+//	  lease_ttl: 3s                    # one controller per deployment writes routes
 type Config struct {
 	// Agent attaches the steering program to Cgroup and follows the routes.
 	Agent bool `yaml:"agent"`
@@ -55,6 +62,25 @@ type Config struct {
 	ProbeTimeout yamltime.Duration `yaml:"probe_timeout"`
 	// Hysteresis tunes read-only route changes.
 	Hysteresis Hysteresis `yaml:"hysteresis"`
+	// Spread tunes how read-only services spread connects over members.
+	Spread Spread `yaml:"spread"`
+	// PinDir is the bpffs directory the agent pins its maps and links in,
+	// so steering outlives it (default /sys/fs/bpf/mciv/steer/<cgroup
+	// path below the cgroup v2 mount, "/" as "-">); "none" pins nothing.
+	PinDir string `yaml:"pin_dir"`
+	// LeaseTTL is how long the controller's lease on the routes lasts
+	// without renewal (default 3s): another controller takes over after it.
+	LeaseTTL yamltime.Duration `yaml:"lease_ttl"`
+	// LeaseBucket is the KV bucket of the controller lease (default MCIV_STEER_LEASE).
+	LeaseBucket string `yaml:"lease_bucket"`
+}
+
+// Spread is routes.Policy's spread in YAML.
+type Spread struct {
+	// Max members per read-only route (default 8; 1: one member, no spread).
+	Max int `yaml:"max"`
+	// Slack is added to the margin (default 1ms).
+	Slack yamltime.Duration `yaml:"slack"`
 }
 
 // ServiceConfig is one database service.
@@ -97,6 +123,21 @@ func (c *Config) SetDefaults() {
 	if c.ProbeTimeout <= 0 {
 		c.ProbeTimeout = yamltime.Duration(time.Second)
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = yamltime.Duration(3 * time.Second)
+	}
+	if c.LeaseBucket == "" {
+		c.LeaseBucket = DefaultLeaseBucket
+	}
+	if c.Spread.Max <= 0 {
+		c.Spread.Max = routes.MaxSpread
+	}
+	if c.Spread.Slack <= 0 {
+		c.Spread.Slack = yamltime.Duration(time.Millisecond)
+	}
+	if c.PinDir == "" && c.Cgroup != "" {
+		c.PinDir = DefaultPinDir(c.Cgroup)
+	}
 	p := routes.DefaultPolicy()
 	if c.Hysteresis.Margin <= 0 {
 		c.Hysteresis.Margin = p.Margin
@@ -110,7 +151,35 @@ func (c *Config) SetDefaults() {
 func (c Config) Policy() routes.Policy {
 	p := routes.DefaultPolicy()
 	p.Margin, p.Hold = c.Hysteresis.Margin, time.Duration(c.Hysteresis.Hold)
+	p.Spread, p.Slack = c.Spread.Max, time.Duration(c.Spread.Slack)
 	return p
+}
+
+// PinRoot is where agents pin their steering, one directory per cgroup.
+const PinRoot = "/sys/fs/bpf/mciv/steer"
+
+// DefaultPinDir is the pin directory of an agent steering cgroup: the
+// cgroup's path below the cgroup v2 mount with "/" as "-", under PinRoot.
+func DefaultPinDir(cgroup string) string {
+	rel := strings.Trim(cgroup, "/")
+	if mp, err := CgroupV2Mount(); err == nil {
+		if r, ok := strings.CutPrefix(cgroup, strings.TrimSuffix(mp, "/")+"/"); ok {
+			rel = r
+		}
+	}
+	rel = strings.ReplaceAll(strings.Trim(rel, "/"), "/", "-")
+	if rel == "" || rel == "." || rel == ".." {
+		rel = "root"
+	}
+	return PinRoot + "/" + rel
+}
+
+// Pins returns the pin directory, "" when pinning is off (pin_dir: none).
+func (c Config) Pins() string {
+	if c.PinDir == "none" {
+		return ""
+	}
+	return c.PinDir
 }
 
 // Validate checks the section (after SetDefaults).
@@ -124,6 +193,15 @@ func (c Config) Validate() error {
 	}
 	if err := wire.ValidToken(c.Bucket); err != nil {
 		errs = append(errs, fmt.Errorf("steer.bucket: %w", err))
+	}
+	if err := wire.ValidToken(c.LeaseBucket); err != nil {
+		errs = append(errs, fmt.Errorf("steer.lease_bucket: %w", err))
+	}
+	if c.Spread.Max > routes.MaxSpread {
+		errs = append(errs, fmt.Errorf("steer.spread.max: %d, at most %d", c.Spread.Max, routes.MaxSpread))
+	}
+	if c.PinDir != "none" && c.PinDir != "" && !strings.HasPrefix(c.PinDir, "/") {
+		errs = append(errs, fmt.Errorf("steer.pin_dir: %q: want an absolute path in bpffs, or none", c.PinDir))
 	}
 	if len(c.Services) == 0 {
 		errs = append(errs, errors.New("steer.services: at least one service"))

@@ -46,6 +46,9 @@ type Controller struct {
 	told    map[string]told         // cluster -> the last switchover record's leader
 	current map[string]routes.Route
 	poke    chan struct{}
+	id      string
+	lease   *lease
+	leading bool
 }
 
 // told is a leader an actuator's record named, which outweighs a topology
@@ -81,7 +84,7 @@ func NewController(cfg Config, logger *slog.Logger) (*Controller, error) {
 		log: logger.With("part", "steer-controller"), http: &http.Client{Timeout: 2 * time.Second}, now: time.Now,
 		members: map[string]*memberState{}, firing: map[string]string{}, cause: map[string]string{},
 		told:    map[string]told{},
-		current: map[string]routes.Route{}, poke: make(chan struct{}, 1)}
+		current: map[string]routes.Route{}, poke: make(chan struct{}, 1), id: newControllerID()}
 	c.dial = func(ctx context.Context, addr string) error {
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", addr)
@@ -113,12 +116,76 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, bucket string, re
 	return kv, nil
 }
 
-// Run keeps the routes current until ctx ends.
+// ID names this controller in the lease and in the routes it writes.
+func (c *Controller) ID() string { return c.id }
+
+// Leading reports whether this controller holds the lease (writes routes).
+func (c *Controller) Leading() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leading
+}
+
+// Run keeps the routes current until ctx ends. Only the controller holding
+// the lease (one per deployment) writes routes; the others follow the
+// topology and probes, ready to take over when the lease expires.
 func (c *Controller) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
 	kv, err := EnsureBucket(ctx, js, c.cfg.Bucket, 1)
 	if err != nil {
 		return err
 	}
+	lkv, err := ensureLeaseBucket(ctx, js, c.cfg.LeaseBucket, time.Duration(c.cfg.LeaseTTL))
+	if err != nil {
+		return err
+	}
+	c.lease = &lease{kv: lkv, id: c.id, ttl: time.Duration(c.cfg.LeaseTTL)}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c.lease.release(rctx)
+	}()
+	c.loadCurrent(ctx, kv)
+	stop, err := c.follow(nc)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	t := time.NewTicker(time.Duration(c.cfg.Interval))
+	defer t.Stop()
+	for {
+		c.refresh(ctx)
+		c.lead(ctx, kv)
+		if c.lease.valid() {
+			c.publish(ctx, js, kv)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-c.poke:
+		}
+	}
+}
+
+// lead renews or takes the lease; on taking it, the routes the last holder
+// wrote become this controller's current routes.
+func (c *Controller) lead(ctx context.Context, kv jetstream.KeyValue) {
+	was := c.lease.held
+	now := c.lease.acquire(ctx)
+	c.mu.Lock()
+	c.leading = now
+	c.mu.Unlock()
+	switch {
+	case now && !was:
+		c.loadCurrent(ctx, kv)
+		c.log.Info("took the steering lease: this controller writes routes", "controller", c.id)
+	case was && !now:
+		c.log.Warn("lost the steering lease: not writing routes", "controller", c.id, "holder", c.lease.holder(ctx))
+	}
+}
+
+// loadCurrent reads the routes in the bucket as the current ones.
+func (c *Controller) loadCurrent(ctx context.Context, kv jetstream.KeyValue) {
 	for _, s := range c.svcs {
 		if e, err := kv.Get(ctx, s.Name); err == nil {
 			var r routes.Route
@@ -127,12 +194,16 @@ func (c *Controller) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStr
 			}
 		}
 	}
+}
+
+// follow subscribes to the actions, alerts and samples the routes depend on.
+func (c *Controller) follow(nc *nats.Conn) (func(), error) {
 	subs := []*nats.Subscription{}
-	defer func() {
+	stop := func() {
 		for _, s := range subs {
 			_ = s.Unsubscribe()
 		}
-	}()
+	}
 	for subj, h := range map[string]nats.MsgHandler{
 		wire.ActionsWildcard: func(m *nats.Msg) { c.onAction(m.Data) },
 		wire.AlertsWildcard:  func(m *nats.Msg) { c.onAlert(m.Data) },
@@ -140,22 +211,12 @@ func (c *Controller) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStr
 	} {
 		s, err := nc.Subscribe(subj, h)
 		if err != nil {
-			return fmt.Errorf("steer: subscribe %s: %w", subj, err)
+			stop()
+			return nil, fmt.Errorf("steer: subscribe %s: %w", subj, err)
 		}
 		subs = append(subs, s)
 	}
-	t := time.NewTicker(time.Duration(c.cfg.Interval))
-	defer t.Stop()
-	for {
-		c.refresh(ctx)
-		c.publish(ctx, js, kv)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		case <-c.poke:
-		}
-	}
+	return stop, nil
 }
 
 // onAction takes the actuator's word for a new primary at once.
@@ -368,6 +429,10 @@ func (c *Controller) publish(ctx context.Context, js jetstream.JetStream, kv jet
 			c.log.Error("computed a route the agents would refuse", "service", s.Name, "err", err)
 			continue
 		}
+		if !c.lease.valid() {
+			return // the lease ran out during this round: write nothing more
+		}
+		r.By = c.id
 		data, _ := json.Marshal(r)
 		if _, err := kv.Put(ctx, s.Name, data); err != nil {
 			c.log.Warn("route not written; retrying next round", "service", s.Name, "err", err)
@@ -402,7 +467,7 @@ func (c *Controller) audit(ctx context.Context, js jetstream.JetStream, s routes
 		Kind: "steer", Decision: "acted", Outcome: "route published", From: from.Member, To: to.Member,
 		Reason: text, At: to.At,
 		Evidence: map[string]string{"service": s.Name, "role": string(s.Role), "address": s.Address.String(),
-			"backend": to.Addr, "why": to.Reason},
+			"backend": to.Addr, "why": to.Reason, "controller": c.id},
 	}
 	data, err := wire.EncodeAction(a)
 	if err != nil {

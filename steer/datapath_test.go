@@ -9,10 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/mciv/mciv/internal/lab/testenv"
 )
@@ -74,7 +79,14 @@ const helperEnv = "MCIV_STEER_HELPER_DIAL"
 // wait for the client, such as PostgreSQL).
 const helperNoRead = "MCIV_STEER_HELPER_NOREAD"
 
+// helperTimes makes the helper dial that many times and print a tally of
+// the first lines it read ("A=3 B=2").
+const helperTimes = "MCIV_STEER_HELPER_TIMES"
+
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(helperEnv); addr != "" && os.Getenv(helperTimes) != "" {
+		os.Exit(helperTally(addr, os.Getenv(helperTimes)))
+	}
 	if addr := os.Getenv(helperEnv); addr != "" {
 		os.Exit(helperDial(addr))
 	}
@@ -96,6 +108,30 @@ func helperDial(addr string) int {
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	fmt.Printf("peer=%s got=%s\n", c.RemoteAddr(), strings.TrimSpace(line))
+	return 0
+}
+
+// helperTally dials addr n times and prints how often each first line came.
+func helperTally(addr, times string) int {
+	n, _ := strconv.Atoi(times)
+	tally := map[string]int{}
+	for i := 0; i < n; i++ {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			tally["error"]++
+			continue
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		tally[strings.TrimSpace(line)]++
+	}
+	var out []string
+	for k, v := range tally {
+		out = append(out, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(out)
+	fmt.Println(strings.Join(out, " "))
 	return 0
 }
 
@@ -154,14 +190,14 @@ func TestDatapathSteersListedAddressOnly(t *testing.T) {
 	}
 	a, b, other := nameServer(t, "A"), nameServer(t, "B"), nameServer(t, "other")
 	svc := netip.MustParseAddrPort("127.77.0.1:15432")
-	if err := d.Set(Entry{Service: svc, ServiceID: 1, Backend: a, BackendID: 1}); err != nil {
+	if err := d.Set(Entry{Service: svc, ServiceID: 1, Backends: []Target{{Addr: a, ID: 1, Weight: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := dialFrom(t, ctx, dir, svc.String()), "peer="+svc.String()+" got=A"; got != want {
 		t.Fatalf("steered dial: %q, want %q", got, want)
 	}
 	// A new route applies to new connects.
-	if err := d.Set(Entry{Service: svc, ServiceID: 1, Backend: b, BackendID: 2}); err != nil {
+	if err := d.Set(Entry{Service: svc, ServiceID: 1, Backends: []Target{{Addr: b, ID: 2, Weight: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := dialFrom(t, ctx, dir, svc.String()), "peer="+svc.String()+" got=B"; got != want {
@@ -194,5 +230,188 @@ func TestDatapathSteersListedAddressOnly(t *testing.T) {
 	}
 	if counts[CountKey{1, 1}] != 1 || counts[CountKey{1, 2}] != 2 || counts[CountKey{1, 0}] != 1 {
 		t.Fatalf("counts %v", counts)
+	}
+}
+
+func TestDatapathSpreadsByWeight(t *testing.T) {
+	dir := testCgroup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d, err := NewDatapath(dir)
+	if err != nil {
+		t.Fatalf("datapath: %v", err)
+	}
+	defer d.Close()
+	a, b, c := nameServer(t, "A"), nameServer(t, "B"), nameServer(t, "C")
+	svc := netip.MustParseAddrPort("127.77.0.5:15432")
+	if err := d.Set(Entry{Service: svc, ServiceID: 7, Backends: []Target{{Addr: a, ID: 1, Weight: 1}, {Addr: b, ID: 2, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Round robin per CPU: each CPU alternates, so 60 connects from any
+	// mix of CPUs give each backend at least 60/2 - (CPUs) of them.
+	tally := dialFrom(t, ctx, dir, svc.String(), helperTimes+"=60")
+	var na, nb int
+	if _, err := fmt.Sscanf(tally, "A=%d B=%d", &na, &nb); err != nil || na+nb != 60 || na < 20 || nb < 20 {
+		t.Fatalf("equal weights: %q", tally)
+	}
+	// Weights 3:1 over A and C.
+	if err := d.Set(Entry{Service: svc, ServiceID: 7, Backends: []Target{{Addr: a, ID: 1, Weight: 3}, {Addr: c, ID: 3, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	tally = dialFrom(t, ctx, dir, svc.String(), helperTimes+"=80")
+	var nc int
+	if _, err := fmt.Sscanf(tally, "A=%d C=%d", &na, &nc); err != nil || na+nc != 80 || nc < 10 || nc > 30 {
+		t.Fatalf("weights 3:1: %q", tally)
+	}
+	// One backend left (the other degraded): all go there.
+	if err := d.Set(Entry{Service: svc, ServiceID: 7, Backends: []Target{{Addr: c, ID: 3, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if tally = dialFrom(t, ctx, dir, svc.String(), helperTimes+"=10"); tally != "C=10" {
+		t.Fatalf("one backend: %q", tally)
+	}
+	counts, err := d.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counts[CountKey{7, 1}] + counts[CountKey{7, 2}] + counts[CountKey{7, 3}]; got != 150 {
+		t.Fatalf("counts %v", counts)
+	}
+	es, err := d.Entries()
+	if err != nil || len(es) != 1 || len(es[0].Backends) != 1 || es[0].Backends[0].Addr != c || es[0].ServiceID != 7 {
+		t.Fatalf("entries %+v %v", es, err)
+	}
+	// Bad entries are refused with the place named.
+	if err := d.Set(Entry{Service: svc, ServiceID: 7, Backends: []Target{{Addr: a, ID: 1}}}); err == nil || !strings.Contains(err.Error(), svc.String()) {
+		t.Fatalf("zero weight: %v", err)
+	}
+}
+
+// testPinDir is a fresh pin directory in bpffs, removed after the test.
+func testPinDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(PinRoot, fmt.Sprintf("test-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	t.Cleanup(func() { _, _ = Detach(dir) })
+	return dir
+}
+
+// attachedPrograms counts the programs attached to cgroup dir for a hook.
+func attachedPrograms(t *testing.T, dir string, at ebpf.AttachType) int {
+	t.Helper()
+	res, err := link.QueryPrograms(link.QueryOptions{Target: mustOpenFD(t, dir), Attach: at})
+	if err != nil {
+		t.Fatalf("query programs: %v", err)
+	}
+	return len(res.Programs)
+}
+
+func mustOpenFD(t *testing.T, dir string) int {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return int(f.Fd())
+}
+
+func TestDatapathPinnedOutlivesAgent(t *testing.T) {
+	dir := testCgroup(t)
+	pins := testPinDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, b := nameServer(t, "A"), nameServer(t, "B")
+	svc := netip.MustParseAddrPort("127.77.0.6:15432")
+	d, err := OpenDatapath(dir, pins)
+	if err != nil {
+		t.Fatalf("datapath: %v", err)
+	}
+	for _, h := range d.Hooks() {
+		if !h.Attached || !h.Pinned || h.Adopted {
+			t.Fatalf("first open: hook %+v", h)
+		}
+	}
+	if err := d.Set(Entry{Service: svc, ServiceID: 1, Backends: []Target{{Addr: a, ID: 1, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The agent stops: connects stay steered.
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dialFrom(t, ctx, dir, svc.String()), "peer="+svc.String()+" got=A"; got != want {
+		t.Fatalf("after the agent stopped: %q, want %q", got, want)
+	}
+	// A new agent adopts: the same route, the programs attached once.
+	d2, err := OpenDatapath(dir, pins)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	for _, h := range d2.Hooks() {
+		if !h.Attached || !h.Adopted {
+			t.Fatalf("reopen: hook %+v not adopted", h)
+		}
+	}
+	if n := attachedPrograms(t, dir, ebpf.AttachCGroupInet4Connect); n != 1 {
+		t.Fatalf("%d connect4 programs on the cgroup after the restart, want 1", n)
+	}
+	es, err := d2.Entries()
+	if err != nil || len(es) != 1 || es[0].Service != svc || es[0].Backends[0].Addr != a {
+		t.Fatalf("adopted entries %+v %v", es, err)
+	}
+	if c, _ := d2.Counts(); c[CountKey{1, 1}] != 1 {
+		t.Fatalf("counts did not survive: %v", c)
+	}
+	if err := d2.Set(Entry{Service: svc, ServiceID: 1, Backends: []Target{{Addr: b, ID: 2, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dialFrom(t, ctx, dir, svc.String()); got != "peer="+svc.String()+" got=B" {
+		t.Fatalf("adopted datapath: %q", got)
+	}
+	// Detach (while the agent still holds its handles) restores plain connects.
+	done, err := Detach(pins)
+	if err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	if len(done) < 3 || !strings.Contains(strings.Join(done, "\n"), "detached cgroup/connect4") {
+		t.Fatalf("detach said %q", done)
+	}
+	if got := dialFrom(t, ctx, dir, svc.String()); !strings.HasPrefix(got, "error=") {
+		t.Fatalf("after detach: %q (want a plain, refused connect)", got)
+	}
+	if n := attachedPrograms(t, dir, ebpf.AttachCGroupInet4Connect); n != 0 {
+		t.Fatalf("%d connect4 programs after detach", n)
+	}
+	_ = d2.Close()
+	if _, err := os.Stat(pins); !os.IsNotExist(err) {
+		t.Fatalf("pin dir left: %v", err)
+	}
+	if done, err := Detach(pins); err != nil || !strings.Contains(done[0], "nothing pinned") {
+		t.Fatalf("second detach: %q %v", done, err)
+	}
+}
+
+func TestDatapathPinnedOnAnotherCgroupIsMoved(t *testing.T) {
+	dir1, dir2 := testCgroup(t), testCgroup(t)
+	pins := testPinDir(t)
+	d, err := OpenDatapath(dir1, pins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	d2, err := OpenDatapath(dir2, pins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	for _, h := range d2.Hooks() {
+		if h.Adopted || !h.Pinned {
+			t.Fatalf("hook %+v: a link pinned on another cgroup must not be adopted", h)
+		}
+	}
+	if n := attachedPrograms(t, dir1, ebpf.AttachCGroupInet4Connect); n != 0 {
+		t.Fatalf("old cgroup keeps %d programs", n)
+	}
+	if n := attachedPrograms(t, dir2, ebpf.AttachCGroupInet4Connect); n != 1 {
+		t.Fatalf("new cgroup has %d programs", n)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -62,14 +63,42 @@ type Member struct {
 // Route says where new connections to a service go. Member "" means
 // nowhere: connects are left alone.
 type Route struct {
-	V       int       `json:"v"`
-	Service string    `json:"service"`
-	Role    Role      `json:"role"`
-	Cluster string    `json:"cluster,omitempty"`
-	Member  string    `json:"member,omitempty"`
-	Addr    string    `json:"addr,omitempty"` // host:port of the member
-	Reason  string    `json:"reason"`
-	At      time.Time `json:"at"`
+	V       int    `json:"v"`
+	Service string `json:"service"`
+	Role    Role   `json:"role"`
+	Cluster string `json:"cluster,omitempty"`
+	Member  string `json:"member,omitempty"`
+	Addr    string `json:"addr,omitempty"` // host:port of the member
+	// Spread, on a read-only route, lists the members new connections are
+	// spread over by weight; the first is Cluster/Member/Addr. Empty: all
+	// go to Member.
+	Spread []Target  `json:"spread,omitempty"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	By     string    `json:"by,omitempty"` // the controller that wrote it
+}
+
+// Target is one member of a spread route and its share of connects.
+type Target struct {
+	Cluster string `json:"cluster"`
+	Member  string `json:"member"`
+	Addr    string `json:"addr"`
+	Weight  uint32 `json:"weight"`
+}
+
+// MaxSpread is the most members a route spreads over (the datapath's limit).
+const MaxSpread = 8
+
+// Targets returns where the route sends connects: Spread, or Member with
+// weight 1, or nothing.
+func (r Route) Targets() []Target {
+	if len(r.Spread) > 0 {
+		return r.Spread
+	}
+	if r.Member == "" {
+		return nil
+	}
+	return []Target{{Cluster: r.Cluster, Member: r.Member, Addr: r.Addr, Weight: 1}}
 }
 
 // Version is the schema version of Route records.
@@ -77,7 +106,19 @@ const Version = 1
 
 // Same reports whether r and o send connects to the same place.
 func (r Route) Same(o Route) bool {
-	return r.Service == o.Service && r.Cluster == o.Cluster && r.Member == o.Member && r.Addr == o.Addr
+	if r.Service != o.Service {
+		return false
+	}
+	a, b := r.Targets(), o.Targets()
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Policy tunes read-only routing.
@@ -88,18 +129,30 @@ type Policy struct {
 	Hold time.Duration
 	// ErrorPenalty is added to the score per unit of ErrorRate.
 	ErrorPenalty time.Duration
+	// Spread is the most members a read-only route spreads connects over
+	// (0 or 1: one member). A member joins the spread when its score has
+	// been within Margin (plus Slack) of the best for Hold, and leaves when
+	// it has been beyond twice that for Hold/4, or at once when it is no
+	// longer eligible.
+	Spread int
+	// Slack is added to the spread's margin, so members all much faster
+	// than it count as equally fast.
+	Slack time.Duration
 }
 
-// DefaultPolicy is 50 % better for 10 s, and a failed connect weighs 1 s.
+// DefaultPolicy is 50 % better for 10 s, and a failed connect weighs 1 s;
+// one member per route (no spread), 1 ms slack when spreading.
 func DefaultPolicy() Policy {
-	return Policy{Margin: 0.5, Hold: 10 * time.Second, ErrorPenalty: time.Second}
+	return Policy{Margin: 0.5, Hold: 10 * time.Second, ErrorPenalty: time.Second, Slack: time.Millisecond}
 }
 
 // Decider decides routes, remembering since when a better read-only member
 // has been better (the hysteresis). Not safe for concurrent use.
 type Decider struct {
-	policy Policy
-	better map[string]pending // by service
+	policy  Policy
+	better  map[string]pending              // by service
+	joining map[string]map[string]time.Time // service -> member key -> within the margin since
+	leaving map[string]map[string]time.Time // service -> member key -> beyond twice the margin since
 }
 
 type pending struct {
@@ -109,7 +162,11 @@ type pending struct {
 
 // NewDecider returns a Decider with policy p.
 func NewDecider(p Policy) *Decider {
-	return &Decider{policy: p, better: map[string]pending{}}
+	if p.Spread > MaxSpread {
+		p.Spread = MaxSpread
+	}
+	return &Decider{policy: p, better: map[string]pending{}, joining: map[string]map[string]time.Time{},
+		leaving: map[string]map[string]time.Time{}}
 }
 
 // score is what a read-only route minimises: the network latency (the
@@ -180,6 +237,9 @@ func (d *Decider) Decide(now time.Time, svc Service, members []Member, current *
 		}
 		return Route{V: Version, Service: svc.Name, Role: svc.Role, Reason: "no healthy member without firing alerts", At: now}
 	}
+	if d.policy.Spread > 1 {
+		return d.spread(now, svc, eligible, current)
+	}
 	best := eligible[0]
 	for _, m := range eligible[1:] {
 		if d.score(m) < d.score(best) {
@@ -212,6 +272,131 @@ func (d *Decider) Decide(now time.Time, svc Service, members []Member, current *
 		best.Name, bs.Round(time.Microsecond), cur.Name, cs.Round(time.Microsecond), d.policy.Hold))
 }
 
+// spread decides a read-only route over up to Policy.Spread members.
+func (d *Decider) spread(now time.Time, svc Service, eligible []Member, current *Route) Route {
+	sort.SliceStable(eligible, func(i, j int) bool { return d.score(eligible[i]) < d.score(eligible[j]) })
+	bs := float64(d.score(eligible[0]))
+	join := time.Duration(bs*(1+d.policy.Margin)) + d.policy.Slack
+	leave := time.Duration(bs*(1+2*d.policy.Margin)) + 2*d.policy.Slack
+	inCur := map[string]bool{}
+	if current != nil {
+		for _, t := range current.Targets() {
+			inCur[t.Cluster+"/"+t.Member+"@"+t.Addr] = true
+		}
+	}
+	// A member beyond twice the margin leaves once it has stayed there for
+	// a quarter of Hold (one slow probe does not evict it).
+	out := d.leaving[svc.Name]
+	if out == nil {
+		out = map[string]time.Time{}
+		d.leaving[svc.Name] = out
+	}
+	var kept, gone []Member
+	for _, m := range eligible {
+		k := key(m)
+		if !inCur[k+"@"+m.Addr.String()] {
+			delete(out, k)
+			continue
+		}
+		if d.score(m) <= leave {
+			delete(out, k)
+			kept = append(kept, m)
+			continue
+		}
+		t, ok := out[k]
+		if !ok {
+			out[k], t = now, now
+		}
+		if now.Sub(t) < d.policy.Hold/4 {
+			kept = append(kept, m)
+			continue
+		}
+		delete(out, k)
+		gone = append(gone, m)
+	}
+	names := func(ms []Member) string {
+		var s []string
+		for _, m := range ms {
+			s = append(s, m.Name)
+		}
+		return strings.Join(s, ", ")
+	}
+	var set []Member
+	var why string
+	if len(kept) == 0 {
+		delete(d.joining, svc.Name)
+		for _, m := range eligible {
+			if d.score(m) <= join && len(set) < d.policy.Spread {
+				set = append(set, m)
+			}
+		}
+		why = fmt.Sprintf("spread over the fastest healthy members %s (best %s)", names(set), time.Duration(bs).Round(time.Microsecond))
+		if current != nil && current.Member != "" {
+			why = "the last members are no longer eligible or much slower; " + why
+		}
+	} else {
+		set = kept
+		since := d.joining[svc.Name]
+		if since == nil {
+			since = map[string]time.Time{}
+			d.joining[svc.Name] = since
+		}
+		var joined []Member
+		for _, m := range eligible {
+			k := key(m)
+			if inCur[k+"@"+m.Addr.String()] {
+				continue
+			}
+			if d.score(m) > join {
+				delete(since, k)
+				continue
+			}
+			t, ok := since[k]
+			if !ok {
+				since[k] = now
+				continue
+			}
+			if now.Sub(t) >= d.policy.Hold && len(set) < d.policy.Spread {
+				set = append(set, m)
+				joined = append(joined, m)
+				delete(since, k)
+			}
+		}
+		for k := range since {
+			found := false
+			for _, m := range eligible {
+				found = found || key(m) == k
+			}
+			if !found {
+				delete(since, k)
+			}
+		}
+		switch {
+		case len(joined) > 0 && len(gone) > 0:
+			why = fmt.Sprintf("%s joined the spread (within the margin for %s); %s left it (slower)", names(joined), d.policy.Hold, names(gone))
+		case len(joined) > 0:
+			why = fmt.Sprintf("%s joined the spread (within the margin of the best for %s)", names(joined), d.policy.Hold)
+		case len(gone) > 0:
+			why = fmt.Sprintf("%s left the spread (slower than the best by more than twice the margin)", names(gone))
+		default:
+			why = "members left the spread (no longer eligible)"
+		}
+	}
+	sort.Slice(set, func(i, j int) bool { return key(set[i]) < key(set[j]) })
+	r := Route{V: Version, Service: svc.Name, Role: svc.Role, Reason: why, At: now}
+	for _, m := range set {
+		r.Spread = append(r.Spread, Target{Cluster: m.Cluster, Member: m.Name, Addr: m.Addr.String(), Weight: 1})
+	}
+	r.Cluster, r.Member, r.Addr = set[0].Cluster, set[0].Name, set[0].Addr.String()
+	if len(set) == 1 {
+		r.Spread = nil
+	}
+	if current != nil && r.Same(*current) {
+		return *current
+	}
+	return r
+}
+
 // Backend is a member a service may be routed to, as an agent's own
 // configuration lists it.
 type Backend struct {
@@ -234,18 +419,35 @@ func Check(r Route, svc Service, allowed map[string]map[string]netip.AddrPort) e
 		return fmt.Errorf("%w: route names service %q, not %q", ErrRefused, r.Service, svc.Name)
 	case r.Role != svc.Role:
 		return fmt.Errorf("%w: route of %s has role %q, the service is %q", ErrRefused, svc.Name, r.Role, svc.Role)
-	case r.Member == "":
+	case r.Member == "" && len(r.Spread) == 0:
 		return nil
-	case !inClusters(svc, r.Cluster):
-		return fmt.Errorf("%w: cluster %q is not one of %s's clusters %v", ErrRefused, r.Cluster, svc.Name, svc.Clusters)
+	case len(r.Spread) > 0 && svc.Role != ReadOnly:
+		return fmt.Errorf("%w: route of %s spreads over %d members; only a read-only service may", ErrRefused, svc.Name, len(r.Spread))
+	case len(r.Spread) > MaxSpread:
+		return fmt.Errorf("%w: route of %s spreads over %d members, at most %d", ErrRefused, svc.Name, len(r.Spread), MaxSpread)
+	case len(r.Spread) > 0 && (r.Spread[0].Cluster != r.Cluster || r.Spread[0].Member != r.Member || r.Spread[0].Addr != r.Addr):
+		return fmt.Errorf("%w: route of %s: the first of the spread is not %s/%s", ErrRefused, svc.Name, r.Cluster, r.Member)
 	}
-	want, ok := allowed[r.Cluster][r.Member]
-	if !ok {
-		return fmt.Errorf("%w: %q is not a known member of cluster %s", ErrRefused, r.Member, r.Cluster)
-	}
-	got, err := netip.ParseAddrPort(r.Addr)
-	if err != nil || got != want {
-		return fmt.Errorf("%w: %s/%s is at %s, the route says %q", ErrRefused, r.Cluster, r.Member, want, r.Addr)
+	seen := map[string]bool{}
+	for _, t := range r.Targets() {
+		if !inClusters(svc, t.Cluster) {
+			return fmt.Errorf("%w: cluster %q is not one of %s's clusters %v", ErrRefused, t.Cluster, svc.Name, svc.Clusters)
+		}
+		want, ok := allowed[t.Cluster][t.Member]
+		if !ok {
+			return fmt.Errorf("%w: %q is not a known member of cluster %s", ErrRefused, t.Member, t.Cluster)
+		}
+		got, err := netip.ParseAddrPort(t.Addr)
+		if err != nil || got != want {
+			return fmt.Errorf("%w: %s/%s is at %s, the route says %q", ErrRefused, t.Cluster, t.Member, want, t.Addr)
+		}
+		if t.Weight == 0 || t.Weight > 1000 {
+			return fmt.Errorf("%w: %s/%s has weight %d, want 1..1000", ErrRefused, t.Cluster, t.Member, t.Weight)
+		}
+		if seen[t.Cluster+"/"+t.Member] {
+			return fmt.Errorf("%w: %s/%s listed twice", ErrRefused, t.Cluster, t.Member)
+		}
+		seen[t.Cluster+"/"+t.Member] = true
 	}
 	return nil
 }

@@ -161,3 +161,86 @@ func TestScoreUsesCollectorSignals(t *testing.T) {
 		t.Fatalf("RTT ignored: %+v", r)
 	}
 }
+
+func TestReadOnlySpread(t *testing.T) {
+	p := Policy{Margin: 0.5, Hold: 5 * time.Second, ErrorPenalty: time.Second, Spread: 4, Slack: 500 * time.Microsecond}
+	d := NewDecider(p)
+	svc := Service{Name: "pay-ro", Role: ReadOnly, Clusters: []string{"c1", "c2"}}
+	ms := members() // c1/pg0 3 ms, c1/pg1 2 ms, c2/pg0 1 ms
+	ms[0].Latency = 1200 * time.Microsecond
+	ms[1].Latency = 1100 * time.Microsecond
+	ms[2].Latency = 20 * time.Millisecond // another site: never within the margin
+	now := time.Unix(1000, 0)
+	r := d.Decide(now, svc, ms, nil)
+	if len(r.Spread) != 2 || r.Spread[0].Member != "pg0" || r.Spread[1].Member != "pg1" || r.Member != "pg0" || r.Cluster != "c1" {
+		t.Fatalf("spread over the two close members: %+v", r)
+	}
+	if err := Check(r, svc, map[string]map[string]netip.AddrPort{"c1": {"pg0": ms[0].Addr, "pg1": ms[1].Addr}}); err != nil {
+		t.Fatalf("the decider's own spread fails Check: %v", err)
+	}
+	// pg1 degrades (connect errors): it leaves after Hold/4, not on one round.
+	ms[1].ErrorRate = 0.2
+	if r1 := d.Decide(now.Add(time.Second), svc, ms, &r); !r1.Same(r) {
+		t.Fatalf("left on one slow round: %+v", r1)
+	}
+	r2 := d.Decide(now.Add(3*time.Second), svc, ms, &r)
+	if len(r2.Targets()) != 1 || r2.Member != "pg0" || len(r2.Spread) != 0 || !strings.Contains(r2.Reason, "pg1 left") {
+		t.Fatalf("degraded member kept: %+v", r2)
+	}
+	// It recovers: it rejoins only after Hold.
+	ms[1].ErrorRate = 0
+	now = now.Add(2 * time.Second)
+	for i := 0; i < 4; i++ {
+		now = now.Add(time.Second)
+		if r3 := d.Decide(now, svc, ms, &r2); !r3.Same(r2) {
+			t.Fatalf("rejoined before Hold (round %d): %+v", i, r3)
+		}
+	}
+	now = now.Add(2 * time.Second)
+	r4 := d.Decide(now, svc, ms, &r2)
+	if len(r4.Spread) != 2 || !strings.Contains(r4.Reason, "pg1 joined") {
+		t.Fatalf("not rejoined after Hold: %+v", r4)
+	}
+	// Small noise within twice the margin does not change the spread.
+	ms[1].Latency = 2 * time.Millisecond
+	if r5 := d.Decide(now.Add(time.Second), svc, ms, &r4); !r5.Same(r4) {
+		t.Fatalf("noise changed the spread: %+v", r5)
+	}
+	// A firing alert removes a member at once.
+	ms[0].Firing = true
+	r6 := d.Decide(now.Add(2*time.Second), svc, ms, &r4)
+	if len(r6.Targets()) != 1 || r6.Member != "pg1" {
+		t.Fatalf("firing member kept: %+v", r6)
+	}
+}
+
+func TestCheckSpread(t *testing.T) {
+	svc := Service{Name: "pay-ro", Role: ReadOnly, Clusters: []string{"c1"}}
+	allowed := map[string]map[string]netip.AddrPort{"c1": {"pg0": ap("10.0.0.10:5432"), "pg1": ap("10.0.0.11:5432")}}
+	good := Route{V: Version, Service: "pay-ro", Role: ReadOnly, Cluster: "c1", Member: "pg0", Addr: "10.0.0.10:5432",
+		Spread: []Target{{"c1", "pg0", "10.0.0.10:5432", 1}, {"c1", "pg1", "10.0.0.11:5432", 2}}}
+	if err := Check(good, svc, allowed); err != nil {
+		t.Fatal(err)
+	}
+	for name, mut := range map[string]func(*Route){
+		"unknown member":  func(r *Route) { r.Spread = append(r.Spread, Target{"c1", "evil", "10.6.6.6:5432", 1}) },
+		"wrong address":   func(r *Route) { r.Spread[1].Addr = "10.6.6.6:5432" },
+		"zero weight":     func(r *Route) { r.Spread[1].Weight = 0 },
+		"twice":           func(r *Route) { r.Spread[1] = r.Spread[0] },
+		"first differs":   func(r *Route) { r.Member, r.Addr = "pg1", "10.0.0.11:5432" },
+		"rw spread":       func(r *Route) { r.Role = ReadWrite },
+		"too many":        func(r *Route) { r.Spread = append(r.Spread, make([]Target, MaxSpread)...) },
+		"foreign cluster": func(r *Route) { r.Spread[1].Cluster = "c2" },
+	} {
+		r := good
+		r.Spread = append([]Target(nil), good.Spread...)
+		mut(&r)
+		s := svc
+		if r.Role == ReadWrite {
+			s.Role = ReadWrite
+		}
+		if err := Check(r, s, allowed); !errors.Is(err, ErrRefused) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
