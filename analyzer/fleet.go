@@ -162,7 +162,7 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("analyzer: %w", err)
 	}
-	kv, err := a.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.EnsureKeyValue(ctx, a.js, jetstream.KeyValueConfig{
 		Bucket:      CheckpointBucket,
 		Description: "mciv analyzer: partition checkpoints (alert state, host marks, input sequence)",
 		History:     1,
@@ -541,7 +541,7 @@ func (p *partitionRunner) checkpoint(ctx context.Context) bool {
 		return false
 	}
 	rev, err := p.f.kv.Update(fctx, p.key(), data, p.rev)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if bus.IsConflict(err) {
 		p.lose("checkpoint compare-and-set failed")
 		return false
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mciv/mciv/internal/bus"
 )
 
 // Keys in the state bucket.
@@ -38,7 +40,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, prefix string, lease
 	if err != nil {
 		return nil, err
 	}
-	lease, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	lease, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: prefix + "_lease", Description: "mciv failover actuator lease",
 		History: 1, Storage: jetstream.FileStorage, TTL: leaseTTL,
 	})
@@ -53,7 +55,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, prefix string, lease
 // such as `mciv failover pause` that must not touch the lease bucket's
 // settings. Lease methods of the result must not be used.
 func OpenState(ctx context.Context, js jetstream.JetStream, prefix string) (*Store, error) {
-	state, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	state, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: prefix + "_state", Description: "mciv failover pause and cooldowns",
 		History: 1, Storage: jetstream.FileStorage,
 	})
@@ -166,7 +168,7 @@ func (s *Store) Acquire(ctx context.Context, cluster string, l LeaseInfo) (uint6
 		return 0, fmt.Errorf("encode lease: %w", err)
 	}
 	rev, err := s.lease.Create(ctx, keyLeasePrefix+cluster, b)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if bus.IsConflict(err) {
 		holder := "unknown"
 		if e, gerr := s.lease.Get(ctx, keyLeasePrefix+cluster); gerr == nil {
 			var other LeaseInfo

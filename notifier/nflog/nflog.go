@@ -27,6 +27,8 @@ import (
 
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mciv/mciv/internal/bus"
 )
 
 // Bucket is the name of the KV bucket.
@@ -158,7 +160,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Log, erro
 	if opts.TTL <= 0 {
 		opts.TTL = 7 * 24 * time.Hour
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "mciv notifier notification log (what was sent where, per alert group)",
 		History:     1,
@@ -220,17 +222,12 @@ func (l *Log) Put(ctx context.Context, e *Entry, rev uint64) (uint64, error) {
 		nrev, err = l.kv.Update(ctx, groupKey(e.GroupKey), data, rev)
 	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
+		if bus.IsConflict(err) {
 			return 0, ErrConflict
 		}
 		return 0, fmt.Errorf("nflog: write %s: %w", e.GroupKey, err)
 	}
 	return nrev, nil
-}
-
-func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // Modify applies fn to the group's entry (nil when there is none) and
@@ -351,7 +348,7 @@ func (l *Log) RecordAlert(ctx context.Context, a *wire.Alert) error {
 		if err == nil {
 			return nil
 		}
-		if (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) && ctx.Err() == nil {
+		if bus.IsConflict(err) && ctx.Err() == nil {
 			continue
 		}
 		return fmt.Errorf("nflog: alert %s: %w", a.Fingerprint, err)
