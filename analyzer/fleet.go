@@ -468,6 +468,7 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 		if err != nil {
 			return fmt.Errorf("replay consumer: %w", err)
 		}
+		empty := 0
 	replay:
 		for {
 			b, err := oc.Fetch(512, jetstream.FetchMaxWait(time.Second))
@@ -497,8 +498,24 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 			if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("replay: %w", err)
 			}
-			if n == 0 {
+			if n > 0 {
+				empty = 0
+				continue
+			}
+			// Nothing came. Message first is stored and the replay has
+			// not reached it: the stream stalls (a leader election, a
+			// node cut off) unless nothing at all is left to deliver.
+			// Evaluating from first now would skip what lies between:
+			// alert changes lost, batches counted as missed.
+			info, err := oc.Info(ctx)
+			if err != nil {
+				return fmt.Errorf("replay: %w", err)
+			}
+			if info.NumPending == 0 {
 				break // nothing more stored before first
+			}
+			if empty++; empty >= replayStalls {
+				return fmt.Errorf("replay stalled after %d messages: %d more to read before sequence %d", replayed, info.NumPending, first)
 			}
 		}
 	}
@@ -518,6 +535,11 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 		"checkpoint_seq", ck.Seq, "first", first, "replayed", replayed, "alerts", len(ck.States), "took", time.Since(start))
 	return nil
 }
+
+// replayStalls is how many empty fetches in a row (of up to a second
+// each) a takeover's replay accepts before it gives up and the takeover
+// is tried again.
+const replayStalls = 5
 
 // checkpoint publishes what is queued and stores the partition's state
 // with compare-and-set; a conflict means another member owns the
