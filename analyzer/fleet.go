@@ -146,6 +146,8 @@ type partitionRunner struct {
 	cons     jetstream.Consumer
 	consumer string // its durable name
 
+	lastDelivery atomic.Int64 // unix nanos of the last message of this partition
+
 	owned   bool
 	pin     string
 	rev     uint64    // revision of the checkpoint we last wrote
@@ -334,7 +336,9 @@ func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
-	p.f.lastDelivery.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	p.f.lastDelivery.Store(now)
+	p.lastDelivery.Store(now)
 	pin := msg.Headers().Get("Nats-Pin-Id")
 	if !p.owned || (pin != "" && pin != p.pin) {
 		if p.owned {
@@ -603,8 +607,13 @@ func (p *partitionRunner) lose(why string) {
 // nothing was delivered for half a second to a member that owns
 // partitions, it asks the stream for its state, and a stream that does
 // not answer (no leader: an election after its leader died) or has no
-// leader starts (or extends) the absence grace. A stalled pull times out
-// like a quiet one, so the pulls alone cannot tell.
+// leader starts (or extends) the absence grace. So does an owned
+// partition quiet for half a second whose consumer does not answer, has
+// no leader, or holds messages it does not deliver: a partition's
+// consumer has a raft group of its own, and the node that leads it may
+// be gone (killed, cut off) while the stream and the other partitions
+// flow. A stalled pull times out like a quiet one, so the pulls alone
+// cannot tell.
 func (f *fleet) watchStall(ctx context.Context) {
 	a := f.a
 	if a.cfg.Fleet.AbsenceGrace <= 0 {
@@ -619,21 +628,51 @@ func (f *fleet) watchStall(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if len(a.Owned()) == 0 || time.Since(time.Unix(0, f.lastDelivery.Load())) < quiet {
+		if len(a.Owned()) == 0 {
 			continue
 		}
-		ictx, cancel := context.WithTimeout(ctx, quiet)
-		info, err := f.stream.Info(ictx)
-		cancel()
+		why, err := f.stalled(ctx, quiet)
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+		if why == "" {
 			continue
 		}
 		if a.grace.start(a.cfg.Now(), a.cfg.Fleet.AbsenceGrace) {
 			a.fm.graces.Inc()
 		}
-		a.log.Debug("input stream stalled: absence rules held", "err", err)
+		a.log.Debug("input stalled: absence rules held", "why", why, "err", err)
 	}
+}
+
+// stalled says why the input of this member stalls, or "".
+func (f *fleet) stalled(ctx context.Context, quiet time.Duration) (string, error) {
+	if time.Since(time.Unix(0, f.lastDelivery.Load())) >= quiet {
+		ictx, cancel := context.WithTimeout(ctx, quiet)
+		info, err := f.stream.Info(ictx)
+		cancel()
+		if err != nil || (info.Cluster != nil && info.Cluster.Leader == "") {
+			return "input stream without leader", err
+		}
+	}
+	for _, p := range f.parts {
+		f.mu.Lock()
+		owned := p.owned
+		f.mu.Unlock()
+		if !owned || time.Since(time.Unix(0, p.lastDelivery.Load())) < quiet {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, quiet)
+		info, err := p.cons.Info(ictx)
+		cancel()
+		switch {
+		case err != nil:
+			return fmt.Sprintf("partition %d: consumer does not answer", p.n), err
+		case info.Cluster != nil && info.Cluster.Leader == "":
+			return fmt.Sprintf("partition %d: consumer without leader", p.n), nil
+		case info.NumPending > 0:
+			return fmt.Sprintf("partition %d: %d messages not delivered", p.n, info.NumPending), nil
+		}
+	}
+	return "", nil
 }
