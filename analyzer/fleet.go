@@ -446,6 +446,11 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	a.mu.Lock()
 	a.engine.Forget(keep)
 	a.mu.Unlock()
+	// What this member evaluated of the partition before (an earlier
+	// ownership, a takeover that failed halfway) is forgotten with the
+	// engine's state: messages from the replay's end on must be evaluated
+	// again, not acknowledged as done.
+	p.applied, p.appTime = 0, time.Time{}
 
 	replayed, overlaid := 0, false
 	overlay := func() {
