@@ -150,6 +150,8 @@ type partitionRunner struct {
 	cons     jetstream.Consumer
 	consumer string // its durable name
 
+	lastDelivery atomic.Int64 // unix nanos of the last message of this partition
+
 	owned   bool
 	pin     string
 	rev     uint64    // revision of the checkpoint we last wrote
@@ -166,7 +168,7 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("analyzer: %w", err)
 	}
-	kv, err := a.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.EnsureKeyValue(ctx, a.js, jetstream.KeyValueConfig{
 		Bucket:      CheckpointBucket,
 		Description: "mciv analyzer: partition checkpoints (alert state, host marks, input sequence)",
 		History:     1,
@@ -338,7 +340,9 @@ func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
-	p.f.lastDelivery.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	p.f.lastDelivery.Store(now)
+	p.lastDelivery.Store(now)
 	pin := msg.Headers().Get("Nats-Pin-Id")
 	if !p.owned || (pin != "" && pin != p.pin) {
 		if p.owned {
@@ -446,6 +450,11 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	a.mu.Lock()
 	a.engine.Forget(keep)
 	a.mu.Unlock()
+	// What this member evaluated of the partition before (an earlier
+	// ownership, a takeover that failed halfway) is forgotten with the
+	// engine's state: messages from the replay's end on must be evaluated
+	// again, not acknowledged as done.
+	p.applied, p.appTime = 0, time.Time{}
 
 	replayed, overlaid := 0, false
 	overlay := func() {
@@ -472,6 +481,7 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 		if err != nil {
 			return fmt.Errorf("replay consumer: %w", err)
 		}
+		empty := 0
 	replay:
 		for {
 			b, err := oc.Fetch(512, jetstream.FetchMaxWait(time.Second))
@@ -501,8 +511,24 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 			if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("replay: %w", err)
 			}
-			if n == 0 {
+			if n > 0 {
+				empty = 0
+				continue
+			}
+			// Nothing came. Message first is stored and the replay has
+			// not reached it: the stream stalls (a leader election, a
+			// node cut off) unless nothing at all is left to deliver.
+			// Evaluating from first now would skip what lies between:
+			// alert changes lost, batches counted as missed.
+			info, err := oc.Info(ctx)
+			if err != nil {
+				return fmt.Errorf("replay: %w", err)
+			}
+			if info.NumPending == 0 {
 				break // nothing more stored before first
+			}
+			if empty++; empty >= replayStalls {
+				return fmt.Errorf("replay stalled after %d messages: %d more to read before sequence %d", replayed, info.NumPending, first)
 			}
 		}
 	}
@@ -522,6 +548,11 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 		"checkpoint_seq", ck.Seq, "first", first, "replayed", replayed, "alerts", len(ck.States), "took", time.Since(start))
 	return nil
 }
+
+// replayStalls is how many empty fetches in a row (of up to a second
+// each) a takeover's replay accepts before it gives up and the takeover
+// is tried again.
+const replayStalls = 5
 
 // checkpoint publishes what is queued and stores the partition's state
 // with compare-and-set; a conflict means another member owns the
@@ -545,7 +576,7 @@ func (p *partitionRunner) checkpoint(ctx context.Context) bool {
 		return false
 	}
 	rev, err := p.f.kv.Update(fctx, p.key(), data, p.rev)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if bus.IsConflict(err) {
 		p.lose("checkpoint compare-and-set failed")
 		return false
 	}
@@ -585,8 +616,13 @@ func (p *partitionRunner) lose(why string) {
 // nothing was delivered for half a second to a member that owns
 // partitions, it asks the stream for its state, and a stream that does
 // not answer (no leader: an election after its leader died) or has no
-// leader starts (or extends) the absence grace. A stalled pull times out
-// like a quiet one, so the pulls alone cannot tell.
+// leader starts (or extends) the absence grace. So does an owned
+// partition quiet for half a second whose consumer does not answer, has
+// no leader, or holds messages it does not deliver: a partition's
+// consumer has a raft group of its own, and the node that leads it may
+// be gone (killed, cut off) while the stream and the other partitions
+// flow. A stalled pull times out like a quiet one, so the pulls alone
+// cannot tell.
 func (f *fleet) watchStall(ctx context.Context) {
 	a := f.a
 	if a.cfg.Fleet.AbsenceGrace <= 0 {
@@ -601,21 +637,51 @@ func (f *fleet) watchStall(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if len(a.Owned()) == 0 || time.Since(time.Unix(0, f.lastDelivery.Load())) < quiet {
+		if len(a.Owned()) == 0 {
 			continue
 		}
-		ictx, cancel := context.WithTimeout(ctx, quiet)
-		info, err := f.stream.Info(ictx)
-		cancel()
+		why, err := f.stalled(ctx, quiet)
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil && (info.Cluster == nil || info.Cluster.Leader != "") {
+		if why == "" {
 			continue
 		}
 		if a.grace.start(a.cfg.Now(), a.cfg.Fleet.AbsenceGrace) {
 			a.fm.graces.Inc()
 		}
-		a.log.Debug("input stream stalled: absence rules held", "err", err)
+		a.log.Debug("input stalled: absence rules held", "why", why, "err", err)
 	}
+}
+
+// stalled says why the input of this member stalls, or "".
+func (f *fleet) stalled(ctx context.Context, quiet time.Duration) (string, error) {
+	if time.Since(time.Unix(0, f.lastDelivery.Load())) >= quiet {
+		ictx, cancel := context.WithTimeout(ctx, quiet)
+		info, err := f.stream.Info(ictx)
+		cancel()
+		if err != nil || (info.Cluster != nil && info.Cluster.Leader == "") {
+			return "input stream without leader", err
+		}
+	}
+	for _, p := range f.parts {
+		f.mu.Lock()
+		owned := p.owned
+		f.mu.Unlock()
+		if !owned || time.Since(time.Unix(0, p.lastDelivery.Load())) < quiet {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, quiet)
+		info, err := p.cons.Info(ictx)
+		cancel()
+		switch {
+		case err != nil:
+			return fmt.Sprintf("partition %d: consumer does not answer", p.n), err
+		case info.Cluster != nil && info.Cluster.Leader == "":
+			return fmt.Sprintf("partition %d: consumer without leader", p.n), nil
+		case info.NumPending > 0:
+			return fmt.Sprintf("partition %d: %d messages not delivered", p.n, info.NumPending), nil
+		}
+	}
+	return "", nil
 }

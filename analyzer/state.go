@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mciv/mciv/internal/bus"
+
 	"github.com/mciv/mciv/analyzer/eval"
 )
 
@@ -29,7 +31,7 @@ const StateBucket = "MCIV_ALERT_STATE"
 // normally, with the same StartsAt). It returns how many alerts were
 // restored.
 func (a *Analyzer) Restore(ctx context.Context) (int, error) {
-	kv, err := a.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.EnsureKeyValue(ctx, a.js, jetstream.KeyValueConfig{
 		Bucket:      StateBucket,
 		Description: "mciv analyzer: pending and firing alerts, by fingerprint",
 		History:     1,

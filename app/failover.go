@@ -36,7 +36,7 @@ func startFailover(ctx context.Context, cfg config.Config, set *rules.Set, nc *n
 	if err != nil {
 		return nil, fmt.Errorf("failover: %w", err)
 	}
-	a, err := actuator.New(actuator.Options{Config: fcfg, JS: js, Drivers: drivers, Logger: log})
+	a, err := actuator.New(actuator.Options{Config: fcfg, JS: js, Drivers: drivers, Logger: log, Replicas: bus.Replicas(cfg.NATS.Replicas, nc)})
 	if err != nil {
 		return nil, fmt.Errorf("failover: %w", err)
 	}

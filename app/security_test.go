@@ -363,7 +363,7 @@ func TestAttackKVTampering(t *testing.T) {
 	if _, err := silence.Open(ctx, conns[auth.Notifier].js, 1, nil); err != nil {
 		t.Errorf("notifier opens silences: %v", err)
 	}
-	store, err := actuator.OpenStore(ctx, conns[auth.Actuator].js, actuator.DefaultKVBucket, time.Minute)
+	store, err := actuator.OpenStore(ctx, conns[auth.Actuator].js, actuator.DefaultKVBucket, time.Minute, 1)
 	if err != nil {
 		t.Fatalf("actuator opens its store: %v", err)
 	}

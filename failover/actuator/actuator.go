@@ -65,6 +65,9 @@ type Options struct {
 	// OnDecision, when set, is called with every decision once its audit
 	// record was published (or publishing gave up).
 	OnDecision func(wire.Action)
+	// Replicas of the streams and buckets it creates or updates (0: 1);
+	// 3 on a cluster of three, like every other part's.
+	Replicas int
 }
 
 // Actuator decides and performs failovers. Create it with New.
@@ -74,9 +77,11 @@ type Actuator struct {
 	drivers map[string]failover.Driver
 	clock   Clock
 	holder  string
-	log     *slog.Logger
-	onDec   func(wire.Action)
-	obs     *Observer
+	// replicas of its streams and buckets.
+	replicas int
+	log      *slog.Logger
+	onDec    func(wire.Action)
+	obs      *Observer
 
 	store   *Store
 	seq     atomic.Uint64          // numbers decisions for their audit ids
@@ -102,7 +107,7 @@ func New(opts Options) (*Actuator, error) {
 		return nil, errors.New("actuator: no JetStream")
 	}
 	a := &Actuator{
-		cfg: cfg, js: opts.JS, drivers: opts.Drivers, clock: opts.Clock, holder: opts.Holder,
+		cfg: cfg, js: opts.JS, drivers: opts.Drivers, clock: opts.Clock, holder: opts.Holder, replicas: max(opts.Replicas, 1),
 		log: opts.Logger, onDec: opts.OnDecision,
 		obs:    NewObserver(cfg.Signals, max(cfg.Window.D(), cfg.SeenWindow.D())),
 		firing: map[string]map[string]string{}, resolved: map[string]chan struct{}{},
@@ -137,10 +142,10 @@ func (a *Actuator) Open(ctx context.Context) error {
 	if a.store != nil {
 		return nil
 	}
-	if err := ensureStreams(ctx, a.js); err != nil {
+	if err := ensureStreams(ctx, a.js, a.replicas); err != nil {
 		return fmt.Errorf("actuator: %w", err)
 	}
-	s, err := OpenStore(ctx, a.js, a.cfg.KVBucket, a.cfg.LeaseTTL.D())
+	s, err := OpenStore(ctx, a.js, a.cfg.KVBucket, a.cfg.LeaseTTL.D(), a.replicas)
 	if err != nil {
 		return fmt.Errorf("actuator: %w", err)
 	}
@@ -654,10 +659,10 @@ func orDash(s string) string {
 // ensureStreams creates the shared streams only when one is missing: on a
 // bus with permissions the actuator's role may look them up but not
 // create or update them (they are provisioned by an admin).
-func ensureStreams(ctx context.Context, js jetstream.JetStream) error {
+func ensureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	for _, name := range []string{bus.AlertsStream, bus.ActionsStream, bus.AcksStream} {
 		if _, err := js.Stream(ctx, name); err != nil {
-			return bus.EnsureStreams(ctx, js, bus.StreamOptions{})
+			return bus.EnsureStreams(ctx, js, bus.StreamOptions{Replicas: replicas})
 		}
 	}
 	return nil

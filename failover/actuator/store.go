@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mciv/mciv/internal/bus"
 )
 
 // Keys in the state bucket.
@@ -33,14 +35,15 @@ type Store struct {
 }
 
 // OpenStore creates or opens the buckets <prefix>_state and <prefix>_lease.
-func OpenStore(ctx context.Context, js jetstream.JetStream, prefix string, leaseTTL time.Duration) (*Store, error) {
-	s, err := OpenState(ctx, js, prefix)
+// Both have replicas replicas (0: 1).
+func OpenStore(ctx context.Context, js jetstream.JetStream, prefix string, leaseTTL time.Duration, replicas int) (*Store, error) {
+	s, err := openState(ctx, js, prefix, replicas)
 	if err != nil {
 		return nil, err
 	}
-	lease, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	lease, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: prefix + "_lease", Description: "mciv failover actuator lease",
-		History: 1, Storage: jetstream.FileStorage, TTL: leaseTTL,
+		History: 1, Storage: jetstream.FileStorage, TTL: leaseTTL, Replicas: replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failover lease bucket: %w", err)
@@ -52,10 +55,19 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, prefix string, lease
 // OpenState opens only the state bucket (pause and cooldowns), for tools
 // such as `mciv failover pause` that must not touch the lease bucket's
 // settings. Lease methods of the result must not be used.
+// A state bucket that exists is used as it is (its replicas are the
+// actuator's business); one that does not is created with one replica.
 func OpenState(ctx context.Context, js jetstream.JetStream, prefix string) (*Store, error) {
-	state, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	if kv, err := js.KeyValue(ctx, prefix+"_state"); err == nil {
+		return &Store{state: kv}, nil
+	}
+	return openState(ctx, js, prefix, 1)
+}
+
+func openState(ctx context.Context, js jetstream.JetStream, prefix string, replicas int) (*Store, error) {
+	state, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: prefix + "_state", Description: "mciv failover pause and cooldowns",
-		History: 1, Storage: jetstream.FileStorage,
+		History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failover state bucket: %w", err)
@@ -166,7 +178,7 @@ func (s *Store) Acquire(ctx context.Context, cluster string, l LeaseInfo) (uint6
 		return 0, fmt.Errorf("encode lease: %w", err)
 	}
 	rev, err := s.lease.Create(ctx, keyLeasePrefix+cluster, b)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if bus.IsConflict(err) {
 		holder := "unknown"
 		if e, gerr := s.lease.Get(ctx, keyLeasePrefix+cluster); gerr == nil {
 			var other LeaseInfo

@@ -10,7 +10,7 @@ import (
 func TestStore(t *testing.T) {
 	_, js := startNATS(t)
 	ctx := context.Background()
-	s, err := OpenStore(ctx, js, "storetest", time.Minute)
+	s, err := OpenStore(ctx, js, "storetest", time.Minute, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

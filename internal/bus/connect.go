@@ -27,6 +27,13 @@ type ConnectOptions struct {
 	Secure
 }
 
+// How often a client pings its server, and how many unanswered pings
+// make it give the server up.
+const (
+	pingInterval        = 5 * time.Second
+	maxPingsOutstanding = 2
+)
+
 // Connect connects to url, retrying until ctx ends, and reconnects forever
 // after a connection is lost. url may list several seed servers of a
 // cluster, separated by commas (nats://a:4222,nats://b:4222); the client
@@ -40,6 +47,12 @@ func Connect(ctx context.Context, url string, opts ConnectOptions) (*nats.Conn, 
 		nats.Name(opts.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// A server that stops answering (a node cut off by the network,
+		// not closed) is left after about PingInterval × (MaxPingsOutstanding
+		// + 1) = 15 s, not the default 2 min × 2: the client reconnects to
+		// another node of the cluster.
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(maxPingsOutstanding),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				logger.Warn("nats disconnected", "err", err)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mciv/mciv/internal/bus"
 )
 
 // Store keeps escalations across restarts.
@@ -40,7 +42,7 @@ func NewKVStore(ctx context.Context, js jetstream.JetStream, replicas int) (*KVS
 	if replicas <= 0 {
 		replicas = 1
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "mciv phone escalations in progress",
 		History:     1,

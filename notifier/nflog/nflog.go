@@ -26,7 +26,10 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/internal/wire"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mciv/mciv/internal/bus"
 )
 
 // Bucket is the name of the KV bucket.
@@ -137,6 +140,28 @@ var (
 	ErrConflict = errors.New("nflog: entry changed concurrently")
 )
 
+// OpTimeout bounds one request to the bucket. A request lost with a NATS
+// node (sent to a server killed or cut off before it answered) fails
+// after OpTimeout instead of holding the caller for its whole deadline
+// (a notification's is a minute); Modify tries again.
+const OpTimeout = 5 * time.Second
+
+// op is ctx bounded by OpTimeout, for one request.
+func op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, OpTimeout)
+}
+
+// transient reports whether err (of a request made under ctx) may go away
+// when the request is made again: it timed out on its own bound, or found
+// no stream to answer it (a leader election).
+func transient(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
 // Log is the notification log. It is safe for concurrent use.
 type Log struct {
 	kv jetstream.KeyValue
@@ -158,7 +183,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Log, erro
 	if opts.TTL <= 0 {
 		opts.TTL = 7 * 24 * time.Hour
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "mciv notifier notification log (what was sent where, per alert group)",
 		History:     1,
@@ -189,7 +214,9 @@ func fpKey(fp string) string {
 // Get returns the entry of a group and its revision; nil and 0 when there
 // is none.
 func (l *Log) Get(ctx context.Context, key string) (*Entry, uint64, error) {
-	kve, err := l.kv.Get(ctx, groupKey(key))
+	octx, cancel := op(ctx)
+	defer cancel()
+	kve, err := l.kv.Get(octx, groupKey(key))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -214,13 +241,15 @@ func (l *Log) Put(ctx context.Context, e *Entry, rev uint64) (uint64, error) {
 		return 0, fmt.Errorf("nflog: encode %s: %w", e.GroupKey, err)
 	}
 	var nrev uint64
+	octx, cancel := op(ctx)
+	defer cancel()
 	if rev == 0 {
-		nrev, err = l.kv.Create(ctx, groupKey(e.GroupKey), data)
+		nrev, err = l.kv.Create(octx, groupKey(e.GroupKey), data)
 	} else {
-		nrev, err = l.kv.Update(ctx, groupKey(e.GroupKey), data, rev)
+		nrev, err = l.kv.Update(octx, groupKey(e.GroupKey), data, rev)
 	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
+		if bus.IsConflict(err) {
 			return 0, ErrConflict
 		}
 		return 0, fmt.Errorf("nflog: write %s: %w", e.GroupKey, err)
@@ -228,18 +257,21 @@ func (l *Log) Put(ctx context.Context, e *Entry, rev uint64) (uint64, error) {
 	return nrev, nil
 }
 
-func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
-
 // Modify applies fn to the group's entry (nil when there is none) and
 // writes the result with compare-and-set, re-reading and retrying on
-// conflict. fn returns the entry to write, or nil to write nothing. Modify
-// returns the entry as stored and its revision.
+// conflict, and after a request that timed out or found no leader (a
+// write that timed out may have been stored: the next attempt reads it
+// back, and fn sees it). fn returns the entry to write, or nil to write
+// nothing. Modify returns the entry as stored and its revision.
 func (l *Log) Modify(ctx context.Context, key string, fn func(e *Entry) (*Entry, error)) (*Entry, uint64, error) {
 	for {
 		e, rev, err := l.Get(ctx, key)
+		if transient(ctx, err) {
+			if !pause(ctx) {
+				return nil, 0, err
+			}
+			continue
+		}
 		if err != nil {
 			return nil, 0, err
 		}
@@ -258,10 +290,27 @@ func (l *Log) Modify(ctx context.Context, key string, fn func(e *Entry) (*Entry,
 			}
 			continue
 		}
+		if transient(ctx, err) {
+			if !pause(ctx) {
+				return nil, 0, err
+			}
+			continue
+		}
 		if err != nil {
 			return nil, 0, err
 		}
 		return ne, nrev, nil
+	}
+}
+
+// pause waits a moment before a request is made again; it reports
+// whether ctx is still alive.
+func pause(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(250 * time.Millisecond):
+		return true
 	}
 }
 
@@ -277,7 +326,9 @@ func (l *Log) Index(ctx context.Context, fp, key string) error {
 	}
 	keys = append(keys, key)
 	data, _ := json.Marshal(keys)
-	if _, err := l.kv.Put(ctx, fpKey(fp), data); err != nil {
+	octx, cancel := op(ctx)
+	defer cancel()
+	if _, err := l.kv.Put(octx, fpKey(fp), data); err != nil {
 		return fmt.Errorf("nflog: index %s: %w", fp, err)
 	}
 	return nil
@@ -285,7 +336,9 @@ func (l *Log) Index(ctx context.Context, fp, key string) error {
 
 // Groups returns the group keys the alert with fingerprint fp was sent in.
 func (l *Log) Groups(ctx context.Context, fp string) ([]string, error) {
-	kve, err := l.kv.Get(ctx, fpKey(fp))
+	octx, cancel := op(ctx)
+	defer cancel()
+	kve, err := l.kv.Get(octx, fpKey(fp))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -301,12 +354,12 @@ func (l *Log) Groups(ctx context.Context, fp string) ([]string, error) {
 
 // Entries returns every group entry (for repeat_interval and inhibition).
 func (l *Log) Entries(ctx context.Context) ([]*Entry, error) {
-	lister, err := l.kv.ListKeysFiltered(ctx, "g.>")
+	keys, err := l.keys(ctx, "g.>")
 	if err != nil {
 		return nil, fmt.Errorf("nflog: list: %w", err)
 	}
 	var out []*Entry
-	for k := range lister.Keys() {
+	for _, k := range keys {
 		e, _, err := l.Get(ctx, k[len("g."):])
 		if err != nil {
 			return nil, err
@@ -318,6 +371,24 @@ func (l *Log) Entries(ctx context.Context) ([]*Entry, error) {
 	return out, nil
 }
 
+// keys lists the keys matching filter, within OpTimeout.
+func (l *Log) keys(ctx context.Context, filter string) ([]string, error) {
+	octx, cancel := op(ctx)
+	defer cancel()
+	lister, err := l.kv.ListKeysFiltered(octx, filter)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	if octx.Err() != nil {
+		return nil, octx.Err() // cut short: the list is not complete
+	}
+	return keys, nil
+}
+
 func alertKey(fp string) string { return "a" + fpKey(fp)[len("fp"):] }
 
 // RecordAlert remembers the latest state of an alert (every alert the
@@ -327,7 +398,9 @@ func (l *Log) RecordAlert(ctx context.Context, a *wire.Alert) error {
 	key := alertKey(a.Fingerprint)
 	for {
 		var rev uint64
-		kve, err := l.kv.Get(ctx, key)
+		octx, cancel := op(ctx)
+		kve, err := l.kv.Get(octx, key)
+		cancel()
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
@@ -343,15 +416,17 @@ func (l *Log) RecordAlert(ctx context.Context, a *wire.Alert) error {
 		if err != nil {
 			return fmt.Errorf("nflog: alert %s: %w", a.Fingerprint, err)
 		}
+		octx, cancel = op(ctx)
 		if rev == 0 {
-			_, err = l.kv.Create(ctx, key, data)
+			_, err = l.kv.Create(octx, key, data)
 		} else {
-			_, err = l.kv.Update(ctx, key, data, rev)
+			_, err = l.kv.Update(octx, key, data, rev)
 		}
+		cancel()
 		if err == nil {
 			return nil
 		}
-		if (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) && ctx.Err() == nil {
+		if bus.IsConflict(err) && ctx.Err() == nil {
 			continue
 		}
 		return fmt.Errorf("nflog: alert %s: %w", a.Fingerprint, err)
@@ -360,13 +435,15 @@ func (l *Log) RecordAlert(ctx context.Context, a *wire.Alert) error {
 
 // FiringAlerts returns the alerts whose latest recorded state is firing.
 func (l *Log) FiringAlerts(ctx context.Context) ([]*wire.Alert, error) {
-	lister, err := l.kv.ListKeysFiltered(ctx, "a.>")
+	keys, err := l.keys(ctx, "a.>")
 	if err != nil {
 		return nil, fmt.Errorf("nflog: list alerts: %w", err)
 	}
 	var out []*wire.Alert
-	for k := range lister.Keys() {
-		kve, err := l.kv.Get(ctx, k)
+	for _, k := range keys {
+		gctx, gcancel := op(ctx)
+		kve, err := l.kv.Get(gctx, k)
+		gcancel()
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/mciv/mciv/notifier/labels"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mciv/mciv/internal/bus"
 )
 
 // Bucket is the KV bucket of silences.
@@ -51,7 +53,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int, now func() 
 	if now == nil {
 		now = time.Now
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "mciv silences (matchers with an expiry)",
 		History:     1,
@@ -106,7 +108,7 @@ func (st *Store) Add(ctx context.Context, s Silence) (*Silence, error) {
 		return nil, fmt.Errorf("silence: encode: %w", err)
 	}
 	if _, err := st.kv.Create(ctx, s.ID, data); err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if bus.IsConflict(err) {
 			return st.Get(ctx, s.ID)
 		}
 		return nil, fmt.Errorf("silence: add %s: %w", s.ID, err)
@@ -175,7 +177,7 @@ func (st *Store) Expire(ctx context.Context, id string) error {
 		}
 		data, _ := json.Marshal(&s)
 		if _, err := st.kv.Update(ctx, id, data, e.Revision()); err != nil {
-			if ctx.Err() == nil && strings.Contains(err.Error(), "wrong last sequence") {
+			if ctx.Err() == nil && bus.IsConflict(err) {
 				continue
 			}
 			return fmt.Errorf("silence %s: expire: %w", id, err)

@@ -76,6 +76,7 @@ type Node struct {
 	cluster int
 	dir     string
 	conf    string
+	uid     int // 0: runs as the test's user
 	cmd     *exec.Cmd
 	done    chan struct{}
 }
@@ -87,9 +88,14 @@ func (n *Node) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.Port) 
 type Cluster struct {
 	t     testing.TB
 	bin   string
+	root  string
 	mu    sync.Mutex
 	Nodes []*Node
 }
+
+// nodeUID is the uid of node 0 when the test runs as root; node i runs as
+// nodeUID+i.
+const nodeUID = 64000
 
 // freePorts picks n free loopback ports.
 func freePorts(n int) ([]int, error) {
@@ -129,7 +135,17 @@ func Start(ctx context.Context, t testing.TB, n int) *Cluster {
 	for i := range n {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[n+i]))
 	}
-	root := t.TempDir()
+	// The nodes run as uids of their own when the test is root, so that
+	// Cut can drop one node's packets by owner (nftables meta skuid).
+	root, err := os.MkdirTemp("", "mciv-fleetlab-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.root = root
 	for i := range n {
 		nd := &Node{Name: fmt.Sprintf("n%d", i), Port: ports[i], cluster: ports[n+i], dir: filepath.Join(root, fmt.Sprintf("n%d", i))}
 		nd.conf = filepath.Join(root, nd.Name+".conf")
@@ -138,14 +154,27 @@ listen: 127.0.0.1:%d
 jetstream { store_dir: %q, max_memory_store: 64MB, max_file_store: 1GB }
 cluster { name: mciv-lab, listen: 127.0.0.1:%d, routes: [%s] }
 `, nd.Name, nd.Port, nd.dir, nd.cluster, strings.Join(routes, ", "))
-		if err := os.WriteFile(nd.conf, []byte(conf), 0o600); err != nil {
+		if err := os.WriteFile(nd.conf, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
+		}
+		if os.Geteuid() == 0 {
+			nd.uid = nodeUID + i
+			if err := os.Mkdir(nd.dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(nd.dir, nd.uid, nd.uid); err != nil {
+				t.Fatal(err)
+			}
 		}
 		c.Nodes = append(c.Nodes, nd)
 	}
 	t.Cleanup(func() {
 		for i := range c.Nodes {
 			c.Kill(i)
+			_ = c.Heal(context.Background(), i)
+			if t.Failed() {
+				SaveLog(t, c.logPath(i))
+			}
 		}
 	})
 	for i := range c.Nodes {
@@ -164,12 +193,16 @@ cluster { name: mciv-lab, listen: 127.0.0.1:%d, routes: [%s] }
 func (c *Cluster) start(i int) error {
 	nd := c.Nodes[i]
 	cmd := exec.Command(c.bin, "-c", nd.conf)
-	log, err := os.Create(filepath.Join(filepath.Dir(nd.conf), nd.Name+".log"))
+	log, err := os.OpenFile(c.logPath(i), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(log, "---- start %s\n", time.Now().Format(time.RFC3339Nano))
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if nd.uid != 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(nd.uid), Gid: uint32(nd.uid)}
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", nd.Name, err)
 	}
@@ -179,6 +212,11 @@ func (c *Cluster) start(i int) error {
 	nd.cmd, nd.done = cmd, done
 	c.mu.Unlock()
 	return nil
+}
+
+// logPath is the log file of node i (appended to by every start).
+func (c *Cluster) logPath(i int) string {
+	return filepath.Join(c.root, c.Nodes[i].Name+".log")
 }
 
 // waitReady waits until node i accepts TCP connections.

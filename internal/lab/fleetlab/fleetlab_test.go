@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/mciv/mciv/internal/lab/testenv"
 )
 
 // TestClusterFormsAndSurvivesAKill starts three nodes, checks that a
@@ -32,5 +34,38 @@ func TestClusterFormsAndSurvivesAKill(t *testing.T) {
 	}
 	if c.Index("n2") != 2 || c.Index("x") != -1 {
 		t.Fatal("Index")
+	}
+}
+
+// TestCutAndHeal cuts a node off with nftables: a client connected to it
+// stops getting answers, and after Heal it gets them again.
+func TestCutAndHeal(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nft")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := Start(ctx, t, 3)
+	nc, err := nats.Connect(c.Nodes[0].URL(), nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Cut(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.FlushTimeout(time.Second); err == nil {
+		t.Error("a client of the cut node still gets answers")
+	}
+	if err := c.Heal(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		t.Errorf("after Heal: %v", err)
+	}
+	if err := c.Heal(ctx, 0); err != nil {
+		t.Errorf("a second Heal: %v", err)
 	}
 }

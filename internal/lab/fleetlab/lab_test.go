@@ -19,6 +19,7 @@ import (
 	"github.com/mciv/mciv/collector"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/lab/fleetlab"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/slack/slacktest"
 )
@@ -67,6 +68,8 @@ type lab struct {
 	rules     string
 	analyzers []*fleetlab.Part
 	notifiers []*fleetlab.Part
+
+	lastOwnerErr atomic.Value // string
 }
 
 // startLab starts the cluster, builds mciv (both at once), makes the
@@ -152,19 +155,35 @@ slack: {token: %q, channel: C0LAB, api_url: %q}
 `, i+1, l.cl.URLs(), slackToken, l.slack.URL())
 }
 
-// owner is the member that owns partition p, from its checkpoint.
+// owner is the member that owns partition p, from its checkpoint; ""
+// when it cannot be read (logged once per distinct error).
 func (l *lab) owner(ctx context.Context, p int) string {
-	kv, err := l.js.KeyValue(ctx, "MCIV_PARTITIONS")
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	o, err := l.readOwner(rctx, p)
 	if err != nil {
+		if msg := err.Error(); l.lastOwnerErr.Swap(msg) != msg {
+			l.t.Logf("owner of partition %d: %v", p, err)
+		}
 		return ""
+	}
+	return o
+}
+
+func (l *lab) readOwner(ctx context.Context, p int) (string, error) {
+	kv, err := l.js.KeyValue(ctx, analyzer.CheckpointBucket)
+	if err != nil {
+		return "", err
 	}
 	e, err := kv.Get(ctx, fmt.Sprintf("p%d", p))
 	if err != nil {
-		return ""
+		return "", err
 	}
 	var ck struct{ Owner string }
-	_ = json.Unmarshal(e.Value(), &ck)
-	return ck.Owner
+	if err := json.Unmarshal(e.Value(), &ck); err != nil {
+		return "", err
+	}
+	return ck.Owner, nil
 }
 
 // metric sums metric name (with labels) over the live parts ps.
@@ -179,18 +198,21 @@ func metric(ctx context.Context, ps []*fleetlab.Part, name string, labels ...str
 }
 
 // hosts simulates collectors: every host publishes one batch per
-// interval through its own collector.StreamPublisher.
+// interval through its own collector.StreamPublisher. A host set high
+// reports 10 retransmits a second (the rule's threshold is 5).
 type hosts struct {
-	n       int
-	pubs    []*collector.StreamPublisher
-	seq     atomic.Int64
-	drop    func(host string, seq int) bool
-	value   func(host string, seq int) float64
-	firstHi atomic.Int64 // unix nanos of the first high batch
+	n        int
+	pubs     []*collector.StreamPublisher
+	seq      atomic.Int64
+	high     []atomic.Bool
+	highAt   []atomic.Int64 // unix nanos of the host's first high batch since set high
+	dropHost atomic.Int64   // index of the host whose batches dropFrom and dropFrom+1 are dropped
+	dropFrom atomic.Int64
 }
 
 func newHosts(t testing.TB, js jetstream.JetStream, n int) *hosts {
-	h := &hosts{n: n}
+	h := &hosts{n: n, high: make([]atomic.Bool, n), highAt: make([]atomic.Int64, n)}
+	h.dropHost.Store(-1)
 	for range n {
 		p, err := collector.NewStreamPublisher(js, collector.StreamPublisherConfig{Timeout: time.Second, RetryWait: 100 * time.Millisecond}, nil, nil)
 		if err != nil {
@@ -199,6 +221,23 @@ func newHosts(t testing.TB, js jetstream.JetStream, n int) *hosts {
 		h.pubs = append(h.pubs, p)
 	}
 	return h
+}
+
+// setHigh makes host i report retransmits (or stop).
+func (h *hosts) setHigh(i int, on bool) {
+	h.highAt[i].Store(0)
+	h.high[i].Store(on)
+}
+
+// sinceHigh is how long ago host i's first high batch was made.
+func (h *hosts) sinceHigh(i int) time.Duration {
+	return time.Since(time.Unix(0, h.highAt[i].Load()))
+}
+
+// drop drops batches from and from+1 of host i.
+func (h *hosts) drop(i int, from int64) {
+	h.dropFrom.Store(from)
+	h.dropHost.Store(int64(i))
 }
 
 // run publishes one batch per interval until ctx ends.
@@ -215,15 +254,13 @@ func (h *hosts) run(ctx context.Context) error {
 		h.seq.Store(int64(seq))
 		for i, p := range h.pubs {
 			host := fmt.Sprintf("h%d", i)
-			if h.drop != nil && h.drop(host, seq) {
+			if from := h.dropFrom.Load(); h.dropHost.Load() == int64(i) && (int64(seq) == from || int64(seq) == from+1) {
 				continue
 			}
 			v := 0.0
-			if h.value != nil {
-				v = h.value(host, seq)
-			}
-			if v > 0 {
-				h.firstHi.CompareAndSwap(0, time.Now().UnixNano())
+			if h.high[i].Load() {
+				v = 10
+				h.highAt[i].CompareAndSwap(0, time.Now().UnixNano())
 			}
 			b := &wire.Batch{Cluster: "c", Host: host, Seq: uint64(seq), Start: time.Now().Add(-labInterval), Interval: labInterval,
 				Series: []wire.Series{
@@ -298,74 +335,75 @@ func storedAlerts(ctx context.Context, t testing.TB, js jetstream.JetStream) []*
 // --config` child processes, a fake Slack, and twelve simulated hosts
 // publishing through the collector's StreamPublisher. While h3's alert
 // fires it SIGKILLs the node that leads the input stream, then the
-// analyzer that owns h3's partition, then a notifier; h5 drops two
-// batches. Every transition of h3's alert reaches Slack exactly once
-// (the post, the update and the thread reply of its resolution), no
-// other alert fires (no CollectorDown), the analyzers count exactly the
-// two dropped batches, the hosts lose nothing, and the restarted
-// analyzer gets its partitions back.
-// It runs only with MCIV_FLEET_LAB=1: it still fails about one run in
-// two after the notifier and security work merged (a notifier lane stops
-// delivering after the NATS and notifier kills; issue 15 stays open until
-// it is found), and a test that fails that often cannot gate CI.
+// analyzer that owns h3's partition, then a notifier (h3 resolves while
+// it is down); h5 drops two batches; then it cuts the node that leads the
+// alerts stream off with nftables while h7's alert fires, and heals it.
+// Every transition of h3's and h7's alerts reaches Slack exactly once
+// (the post, the update and the thread reply of its resolution), no other
+// alert fires (no CollectorDown), the analyzers count exactly the two
+// dropped batches, the hosts lose nothing, and the restarted analyzer
+// gets its partitions back.
 func TestFleetLab(t *testing.T) {
-	if os.Getenv("MCIV_FLEET_LAB") != "1" || testing.Short() {
-		t.Skip("the process fleet lab is opt-in while it is flaky: MCIV_FLEET_LAB=1 runs it")
+	if testing.Short() {
+		t.Skip("the process fleet lab takes a minute or two; not with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	testenv.RequireRoot(t) // the nodes run as uids of their own, for the cut
+	testenv.RequireCommand(t, "nft")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	began := time.Now()
 	l := startLab(ctx, t, 2, 2, labRules)
 	t.Logf("lab up in %.1fs", time.Since(began).Seconds())
 
-	const last = 200
 	h := newHosts(t, l.js, 12)
-	h.value = func(host string, seq int) float64 {
-		if host == "h3" && seq >= 20 && seq < 120 {
-			return 10
-		}
-		return 0
-	}
-	h.drop = func(host string, seq int) bool { return host == "h5" && (seq == 170 || seq == 171) }
 	pctx, stopHosts := context.WithCancel(ctx)
 	defer stopHosts()
 	go func() { _ = h.run(pctx) }()
+	h.waitSeq(t, 10)
 
 	// h3 fires: its message is posted.
-	msgs, err := l.slack.WaitMessages(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
+	h.setHigh(3, true)
+	// wait waits for Slack messages about host: its post (the first
+	// message), or its resolution (the update that says RESOLVED and the
+	// thread reply).
+	wait := func(host string, resolved bool, d time.Duration) {
+		t.Helper()
+		waitFor(t, d, fmt.Sprintf("slack messages about %s (resolved %v)", host, resolved), func() bool {
+			var post, update, reply bool
+			for _, m := range l.slack.Messages() {
+				if messageHost(m.Text) != host {
+					continue
+				}
+				switch {
+				case m.Method == "chat.update":
+					update = update || strings.Contains(m.Text, "RESOLVED")
+				case m.ThreadTS != "":
+					reply = true
+				default:
+					post = true
+				}
+			}
+			return post && (!resolved || (update && reply))
+		})
 	}
-	t.Logf("h3's alert posted %.2fs after its first high batch (seq %d)", time.Since(time.Unix(0, h.firstHi.Load())).Seconds(), h.seq.Load())
-	if !strings.Contains(msgs[0].Text, "h3") {
-		t.Fatalf("first message: %q", msgs[0].Text)
-	}
+	wait("h3", false, 30*time.Second)
+	t.Logf("h3's alert posted %.2fs after its first high batch (seq %d)", h.sinceHigh(3).Seconds(), h.seq.Load())
 
 	// SIGKILL of the input stream's leader.
-	h.waitSeq(t, 40)
-	s, err := l.js.Stream(ctx, bus.InputStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	si, err := s.Info(ctx)
-	if err != nil || si.Cluster == nil {
-		t.Fatalf("input stream info: %v", err)
-	}
-	leader := l.cl.Index(si.Cluster.Leader)
+	leader := l.leader(ctx, bus.InputStream)
 	before := h.stats().Published
 	killedAt := time.Now()
 	l.cl.Kill(leader)
-	t.Logf("SIGKILL of %s, the input stream's leader, at seq %d", si.Cluster.Leader, h.seq.Load())
+	t.Logf("SIGKILL of %s, the input stream's leader, at seq %d", l.cl.Nodes[leader].Name, h.seq.Load())
 	waitFor(t, 60*time.Second, "batches stored again", func() bool { return h.stats().Published > before+24 })
 	t.Logf("batches stored again %.2fs after the kill", time.Since(killedAt).Seconds())
-	h.waitSeq(t, 60)
 	if err := l.cl.Restart(ctx, leader); err != nil {
 		t.Fatal(err)
 	}
+	p3 := bus.PartitionOf("c", "h3", labPartitions)
+	waitFor(t, 60*time.Second, "the owner of h3's partition readable after the node's restart", func() bool { return l.owner(ctx, p3) != "" })
 
 	// SIGKILL of the analyzer that evaluates h3.
-	h.waitSeq(t, 70)
-	p3 := bus.PartitionOf("c", "h3", labPartitions)
 	owner := l.owner(ctx, p3)
 	var victim, survivor *fleetlab.Part
 	for _, a := range l.analyzers {
@@ -387,9 +425,8 @@ func TestFleetLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
-	// SIGKILL of a notifier while h3 fires; it comes back after the
-	// resolution.
-	h.waitSeq(t, 100)
+
+	// SIGKILL of a notifier while h3 fires; h3 resolves while it is down.
 	l.notifiers[0].Kill()
 	t.Logf("SIGKILL of %s at seq %d", l.notifiers[0].Name, h.seq.Load())
 	// Rebalancing: the restarted analyzer gets back the partitions that
@@ -404,64 +441,126 @@ func TestFleetLab(t *testing.T) {
 		return true
 	})
 	t.Logf("%s got its share back %.2fs after its restart", victim.Name, time.Since(restarted).Seconds())
-
-	h.waitSeq(t, 150)
+	h.setHigh(3, false)
+	lowAt := time.Now()
+	wait("h3", true, 60*time.Second)
+	t.Logf("h3's resolution in Slack %.2fs after its last high batch", time.Since(lowAt).Seconds())
 	if err := l.notifiers[0].Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 
-	h.waitSeq(t, last)
+	// h5 drops two batches.
+	from := h.seq.Load() + 2
+	h.drop(5, from)
+	h.waitSeq(t, int(from)+3)
+
+	// The node that leads the alerts stream is cut off while h7 fires,
+	// and healed 20 s later.
+	cut := l.leader(ctx, bus.AlertsStream)
+	if err := l.cl.Cut(ctx, cut); err != nil {
+		t.Fatal(err)
+	}
+	cutAt := time.Now()
+	t.Logf("%s, the alerts stream's leader, cut off at seq %d", l.cl.Nodes[cut].Name, h.seq.Load())
+	h.setHigh(7, true)
+	wait("h7", false, 90*time.Second)
+	t.Logf("h7's alert posted %.2fs after its first high batch, %.2fs after the cut", h.sinceHigh(7).Seconds(), time.Since(cutAt).Seconds())
+	select {
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	case <-time.After(time.Until(cutAt.Add(20 * time.Second))):
+	}
+	if err := l.cl.Heal(ctx, cut); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s healed at seq %d", l.cl.Nodes[cut].Name, h.seq.Load())
+	h.setHigh(7, false)
+	lowAt = time.Now()
+	wait("h7", true, 90*time.Second)
+	t.Logf("h7's resolution in Slack %.2fs after its last high batch", time.Since(lowAt).Seconds())
+
 	st := h.stats()
 	t.Logf("hosts: %d batches stored, %d attempts retried, %d dropped, %d waiting", st.Published, st.Retried, st.Dropped, st.Buffered)
 	if st.Dropped != 0 || st.Buffered > 12*5 {
 		t.Errorf("hosts dropped %d batches, %d still wait: want none dropped, nothing stuck", st.Dropped, st.Buffered)
-	}
-
-	// h3's resolution: the update and the thread reply.
-	if _, err := l.slack.WaitMessages(ctx, 3); err != nil {
-		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "h5's gap counted", func() bool {
 		return metric(ctx, l.analyzers, "mciv_analyzer_batches_missed_total", "host", "h5") >= 2
 	})
 	time.Sleep(3 * time.Second) // anything sent twice would arrive now
 
-	var post, update, reply int
+	type count struct{ post, update, reply int }
+	got := map[string]*count{"h3": {}, "h7": {}}
 	for _, m := range l.slack.Messages() {
 		t.Logf("slack: %s thread=%q %q", m.Method, m.ThreadTS, m.Text)
-		if !strings.Contains(m.Text, "h3") && !strings.Contains(m.BlockText(), "h3") && m.ThreadTS == "" {
-			t.Errorf("a message about another host: %q", m.Text)
+		c := got[messageHost(m.Text)]
+		if c == nil || !strings.Contains(m.Text, "TCPRetransmitRateHigh") {
+			t.Errorf("a message about neither h3 nor h7: %q", m.Text)
+			continue
 		}
 		switch {
 		case m.Method == "chat.update":
-			update++
+			c.update++
 		case m.ThreadTS != "":
-			reply++
+			c.reply++
 		default:
-			post++
+			c.post++
 		}
 	}
-	if post != 1 || update != 1 || reply != 1 {
-		t.Errorf("slack got %d posts, %d updates, %d thread replies: want one each (firing; resolved)", post, update, reply)
+	for host, c := range got {
+		if c.post != 1 || c.update != 1 || c.reply != 1 {
+			t.Errorf("slack got %d posts, %d updates, %d thread replies about %s: want one each (firing; resolved)", c.post, c.update, c.reply, host)
+		}
 	}
-	var fired, resolved int
+	stored := map[string]int{}
 	for _, a := range storedAlerts(ctx, t, l.js) {
 		t.Logf("stored: %s %s %s", a.Rule, a.Labels["host"], a.State)
-		switch {
-		case a.Rule != "TCPRetransmitRateHigh" || a.Labels["host"] != "h3":
+		if a.Rule != "TCPRetransmitRateHigh" || (a.Labels["host"] != "h3" && a.Labels["host"] != "h7") {
 			t.Errorf("unexpected alert %s on %s (%s)", a.Rule, a.Labels["host"], a.State)
-		case a.State == wire.StateFiring:
-			fired++
-		case a.State == wire.StateResolved:
-			resolved++
+			continue
 		}
+		stored[a.Labels["host"]+" "+string(a.State)]++
 	}
-	if fired != 1 || resolved != 1 {
-		t.Errorf("h3: %d firing and %d resolved stored, want one each", fired, resolved)
+	for _, k := range []string{"h3 firing", "h3 resolved", "h7 firing", "h7 resolved"} {
+		if stored[k] != 1 {
+			t.Errorf("%s: stored %d times, want once", k, stored[k])
+		}
 	}
 	if got := metric(ctx, l.analyzers, "mciv_analyzer_batches_missed_total"); got != 2 {
 		t.Errorf("the analyzers counted %v missed batches, want the 2 h5 dropped", got)
 	}
 	stopHosts()
 	t.Logf("lab done in %.1fs", time.Since(began).Seconds())
+}
+
+// messageHost is the host a Slack message of the lab is about: "... on
+// h3 (cluster c)" or "... on h3: value".
+func messageHost(text string) string {
+	_, rest, ok := strings.Cut(text, " on ")
+	if !ok {
+		return ""
+	}
+	host, _, _ := strings.Cut(rest, " ")
+	return strings.TrimSuffix(host, ":")
+}
+
+// leader is the index of the node that leads stream name.
+func (l *lab) leader(ctx context.Context, name string) int {
+	l.t.Helper()
+	var leader int
+	waitFor(l.t, 60*time.Second, name+"'s leader", func() bool {
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		s, err := l.js.Stream(ictx, name)
+		if err != nil {
+			return false
+		}
+		si, err := s.Info(ictx)
+		if err != nil || si.Cluster == nil {
+			return false
+		}
+		leader = l.cl.Index(si.Cluster.Leader)
+		return leader >= 0
+	})
+	return leader
 }

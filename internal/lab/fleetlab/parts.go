@@ -80,6 +80,7 @@ func StartPart(ctx context.Context, t testing.TB, bin, kind, name, config string
 		p.Kill()
 		if t.Failed() {
 			t.Logf("log of %s:\n%s", p.Name, p.Log(60))
+			SaveLog(t, p.log)
 		}
 	})
 	if err := p.Start(ctx); err != nil {
@@ -132,6 +133,31 @@ func (p *Part) start(ctx context.Context) error {
 		_, err := p.Metrics(ctx)
 		return err
 	})
+}
+
+// SaveLog copies the file at path into the directory named by
+// $MCIV_LAB_LOGDIR, if set, so that the logs of a failed run outlive its
+// temporary directories.
+func SaveLog(t testing.TB, path string) {
+	dir := os.Getenv("MCIV_LAB_LOGDIR")
+	if dir == "" {
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("saving log: %v", err)
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("saving log: %v", err)
+		return
+	}
+	dst := filepath.Join(dir, filepath.Base(path))
+	if err := os.WriteFile(dst, data, 0o644); err != nil {
+		t.Logf("saving log: %v", err)
+		return
+	}
+	t.Logf("log saved to %s", dst)
 }
 
 // Kill SIGKILLs the part and waits for its end.
