@@ -196,7 +196,7 @@ func Run(ctx context.Context, opts Options) error {
 	var ruleSet *rules.Set // the analyzer's rules, for the failover actions they ask for
 	var failoverActuator atomic.Pointer[actuator.Actuator]
 	if opts.Parts.Analyzer {
-		acfg := analyzer.Config{RulePaths: cfg.Analyzer.Rules}
+		acfg := cfg.Analyzer.Limits.Apply(analyzer.Config{RulePaths: cfg.Analyzer.Rules})
 		if len(cfg.Analyzer.Rules) == 0 { // the built-in defaults: nothing to reload
 			set, err := rules.LoadDefault()
 			if err != nil {
