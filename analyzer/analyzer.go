@@ -135,7 +135,7 @@ type Analyzer struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	limMu      sync.Mutex           // guards refusedLog, lastExpire
+	limMu      sync.Mutex            // guards refusedLog, lastExpire
 	refusedLog map[[2]string]refusal // per cluster and host: refusals since the last log line
 	lastExpire time.Time
 }
