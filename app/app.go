@@ -230,6 +230,11 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		ruleSet = a.Rules()
 		start("analyzer", func(ctx context.Context) error { return a.Run(ctx, nc.Conn) })
+		// How full each stream and bucket is (mciv_jetstream_stream_usage_ratio,
+		// a warning above 80%).
+		if uw, err := bus.NewUsageWatcher(js, reg, logger.With("part", "jetstream-usage")); err == nil {
+			start("jetstream-usage", func(ctx context.Context) error { return uw.Run(ctx, 30*time.Second) })
+		}
 		// Always caught, so that a SIGHUP never kills mciv; with the
 		// built-in rules there is nothing to reload and it says so.
 		start("analyzer-reload", func(ctx context.Context) error { return reloadOnSIGHUP(ctx, a, logger) })

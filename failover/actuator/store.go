@@ -41,6 +41,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, prefix string, lease
 	lease, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: prefix + "_lease", Description: "mciv failover actuator lease",
 		History: 1, Storage: jetstream.FileStorage, TTL: leaseTTL,
+		MaxBytes: 1 << 20, // one key, the lease
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failover lease bucket: %w", err)
@@ -56,6 +57,7 @@ func OpenState(ctx context.Context, js jetstream.JetStream, prefix string) (*Sto
 	state, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: prefix + "_state", Description: "mciv failover pause and cooldowns",
 		History: 1, Storage: jetstream.FileStorage,
+		MaxBytes: 4 << 20, // the pause and one cooldown per cluster
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failover state bucket: %w", err)
