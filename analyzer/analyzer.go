@@ -72,6 +72,8 @@ type Config struct {
 	// GroupIdleTTL is how long an inactive alert group without samples is
 	// remembered; zero means eval.DefaultGroupIdleTTL.
 	GroupIdleTTL time.Duration
+	// Limits caps what one host can make the analyzer hold.
+	Limits Limits
 	// PublishTimeout bounds one JetStream publish; zero means 5s.
 	PublishTimeout time.Duration
 	// RetryInterval is the delay before the first retry of a failed
@@ -132,6 +134,16 @@ type Analyzer struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	limMu      sync.Mutex            // guards refusedLog, lastExpire
+	refusedLog map[[2]string]refusal // per cluster and host: refusals since the last log line
+	lastExpire time.Time
+}
+
+// refusal is what was refused of one host since it was last logged.
+type refusal struct {
+	logged time.Time
+	counts map[string]int
 }
 
 // New returns an analyzer for cfg.Rules that publishes to js and registers
@@ -199,12 +211,14 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *
 		log:       logger,
 		m:         m,
 		fm:        fm,
-		engine:    eval.New(cfg.Rules, eval.Options{GroupIdleTTL: cfg.GroupIdleTTL}),
+		engine:    eval.New(cfg.Rules, cfg.evalOptions()),
 		set:       cfg.Rules,
 		warned:    map[string]bool{},
 		filesHash: hash,
 		kick:      make(chan struct{}, 1),
 		ready:     make(chan struct{}),
+
+		refusedLog: map[[2]string]refusal{},
 	}, nil
 }
 
@@ -366,6 +380,9 @@ func (a *Analyzer) handle(ctx context.Context, subject string, data []byte, anno
 	for reason, n := range rep.Dropped {
 		a.m.seriesDropped.WithLabelValues(reason).Add(float64(n))
 	}
+	if rep.Refused != nil {
+		a.refused(b.Cluster, b.Host, rep.Refused, now)
+	}
 	for _, re := range rep.Errors {
 		a.ruleError(ctx, b, re)
 	}
@@ -395,6 +412,7 @@ func (a *Analyzer) Tick(ctx context.Context) {
 	if a.grace.active(now) {
 		return
 	}
+	a.expire(now)
 	a.mu.Lock()
 	rep := a.engine.Tick(now)
 	if rep.Groups > 0 {

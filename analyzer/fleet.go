@@ -174,6 +174,9 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    fc.Replicas,
+		// One checkpoint per partition, rewritten in place (History 1):
+		// 32 MiB bounds a flood without limiting a real fleet.
+		MaxBytes: 32 << 20,
 	})
 	if err != nil {
 		return fmt.Errorf("analyzer: checkpoint bucket %s: %w", CheckpointBucket, err)

@@ -39,6 +39,8 @@ type metrics struct {
 	reloads       *prometheus.CounterVec
 	rulesLoaded   prometheus.Gauge
 	seriesDropped *prometheus.CounterVec // series dropped before evaluation, by reason
+	seriesRefused *prometheus.CounterVec // series refused because their host is over a cap, by cluster, host, reason
+	hosts         prometheus.Gauge
 	skewed        *prometheus.CounterVec // batches far from the analyzer's clock, by direction
 	stateWrites   prometheus.Counter
 	restored      prometheus.Counter
@@ -136,6 +138,13 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string) (*metrics, error)
 	for _, r := range eval.DropReasons() {
 		m.seriesDropped.WithLabelValues(r)
 	}
+	m.seriesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mciv_analyzer_series_refused_total",
+		Help: "Series of evaluated batches refused because their host is over a cap: max_series (distinct series per host) or max_groups (alert groups per host). The host's other series are evaluated.",
+	}, []string{"cluster", "host", "reason"})
+	m.hosts = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mciv_analyzer_hosts", Help: "Hosts the analyzer remembers (silent, idle hosts are forgotten after the group idle TTL).",
+	})
 	m.skewed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mciv_analyzer_batches_clock_skewed_total",
 		Help: "Batches whose interval ends further than the allowed clock skew from the analyzer's clock: behind (late, or the host's clock is slow) or ahead (the host's clock is fast). They are evaluated on their own time.",
@@ -171,6 +180,7 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string) (*metrics, error)
 		m.batches, m.samples, m.ignored, m.restarts, m.bad, m.evalErrors,
 		m.published, m.publishErrors, m.queued, m.dropped, m.delay, active,
 		m.reloadOK, m.reloadTime, m.reloads, m.rulesLoaded, m.stateWrites, m.restored, m.seriesDropped, m.skewed,
+		m.seriesRefused, m.hosts,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering analyzer metrics: %w", err)

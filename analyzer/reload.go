@@ -63,7 +63,7 @@ func (a *Analyzer) apply(set *rules.Set) {
 		names = append(names, r.Alert)
 	}
 	a.mu.Lock()
-	eng := eval.New(set, eval.Options{GroupIdleTTL: a.cfg.GroupIdleTTL})
+	eng := eval.New(set, a.cfg.evalOptions())
 	kept := eng.Adopt(a.engine)
 	a.engine, a.set = eng, set
 	a.m.setRules(names)

@@ -19,6 +19,32 @@ type Section struct {
 	Partitioned bool `yaml:"partitioned"`
 	// Fleet tunes fleet mode; zero values take FleetConfig's defaults.
 	Fleet FleetSection `yaml:"fleet"`
+	// Limits caps what one host can make the analyzer hold.
+	Limits LimitsSection `yaml:"limits"`
+}
+
+// LimitsSection is `analyzer.limits`: caps per host (see Limits).
+type LimitsSection struct {
+	// MaxSeriesPerHost caps the distinct series of one host (0: 2000;
+	// negative: no cap).
+	MaxSeriesPerHost int `yaml:"max_series_per_host"`
+	// MaxGroupsPerHost caps the alert groups of one host over every rule
+	// (0: 5000; negative: no cap).
+	MaxGroupsPerHost int `yaml:"max_groups_per_host"`
+	// IdleTTL is how long an idle alert group, a silent series or a
+	// silent host without alerts is remembered (0: 1h).
+	IdleTTL yamltime.Duration `yaml:"idle_ttl"`
+	// LogInterval is how often a host over a cap is logged (0: 1m).
+	LogInterval yamltime.Duration `yaml:"log_interval"`
+}
+
+// Apply copies the section's limits into c.
+func (s LimitsSection) Apply(c Config) Config {
+	c.Limits = Limits{MaxSeriesPerHost: s.MaxSeriesPerHost, MaxGroupsPerHost: s.MaxGroupsPerHost, LogInterval: s.LogInterval.D()}
+	if s.IdleTTL > 0 {
+		c.GroupIdleTTL = s.IdleTTL.D()
+	}
+	return c
 }
 
 // FleetSection is `analyzer.fleet`: the timings of fleet mode.

@@ -37,6 +37,12 @@ func (a *Analyzer) Restore(ctx context.Context) (int, error) {
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    a.cfg.StateReplicas,
+		// One small JSON value per pending or firing alert: 32 MiB is
+		// ~50,000 alerts, far more than the per-host caps allow a fleet
+		// to hold. A KV bucket refuses writes when full (it cannot
+		// discard old keys); the analyzer keeps a refused write queued
+		// and retries it.
+		MaxBytes: 32 << 20,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("analyzer: alert state bucket %s: %w", StateBucket, err)

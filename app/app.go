@@ -213,7 +213,7 @@ func Run(ctx context.Context, opts Options) error {
 	var ruleSet *rules.Set // the analyzer's rules, for the failover actions they ask for
 	var failoverActuator atomic.Pointer[actuator.Actuator]
 	if opts.Parts.Analyzer {
-		acfg := analyzer.Config{RulePaths: cfg.Analyzer.Rules}
+		acfg := cfg.Analyzer.Limits.Apply(analyzer.Config{RulePaths: cfg.Analyzer.Rules})
 		if len(cfg.Analyzer.Rules) == 0 { // the built-in defaults: nothing to reload
 			set, err := rules.LoadDefault()
 			if err != nil {
@@ -248,6 +248,11 @@ func Run(ctx context.Context, opts Options) error {
 		ruleSet = a.Rules()
 		hl.analyzer(a)
 		start("analyzer", func(ctx context.Context) error { return a.Run(ctx, nc.Conn) })
+		// How full each stream and bucket is (mciv_jetstream_stream_usage_ratio,
+		// a warning above 80%).
+		if uw, err := bus.NewUsageWatcher(js, reg, logger.With("part", "jetstream-usage")); err == nil {
+			start("jetstream-usage", func(ctx context.Context) error { return uw.Run(ctx, 30*time.Second) })
+		}
 		// Always caught, so that a SIGHUP never kills mciv; with the
 		// built-in rules there is nothing to reload and it says so.
 		start("analyzer-reload", func(ctx context.Context) error { return reloadOnSIGHUP(ctx, a, logger) })

@@ -29,7 +29,7 @@ echo "== go test"
 go test -count=1 -race -timeout 20m ./...
 
 echo "== fuzz (brief: each target 5 s beyond its committed seeds; make fuzz runs longer)"
-for t in internal/wire:FuzzDecode rules:FuzzParse app/config:FuzzDecode analyzer/replay:FuzzReadSamples; do
+for t in internal/wire:FuzzDecode rules:FuzzParse app/config:FuzzDecode analyzer/replay:FuzzReadSamples analyzer/replay:FuzzReadCSV notifier/slack:FuzzInteractionPayload notifier/phone/twilio:FuzzCallbackForm; do
   go test -run '^$' -fuzz "^${t##*:}\$" -fuzztime 5s "./${t%%:*}"
 done
 

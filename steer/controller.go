@@ -109,6 +109,7 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, bucket string, re
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: bucket, Description: "mciv steering: the current backend of each database service",
 		History: 10, Replicas: replicas, Storage: jetstream.FileStorage,
+		MaxBytes: 8 << 20, // ten routes of history per service
 	})
 	if err != nil {
 		return nil, fmt.Errorf("steer: routes bucket %s: %w", bucket, err)

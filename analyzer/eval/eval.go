@@ -16,6 +16,7 @@ package eval
 import (
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"maps"
 	"math"
 	"slices"
@@ -48,9 +49,29 @@ func DropReasons() []string {
 	return []string{DroppedNaN, DroppedInf, DroppedNegative, DroppedNoHist}
 }
 
+// Reasons a series of a batch is refused because its host is over a cap
+// (Report.Refused).
+const (
+	RefusedMaxSeries = "max_series" // a new series of a host that has MaxSeriesPerHost
+	RefusedMaxGroups = "max_groups" // a new alert group of a host that has MaxGroupsPerHost
+)
+
+// RefuseReasons lists every reason a series is refused.
+func RefuseReasons() []string { return []string{RefusedMaxSeries, RefusedMaxGroups} }
+
 // DefaultGroupIdleTTL is how long an inactive alert group that gets no
 // samples is kept before it is forgotten.
 const DefaultGroupIdleTTL = time.Hour
+
+// Default caps per host (Options.MaxSeriesPerHost, MaxGroupsPerHost). A
+// database host sends a few hundred series (peers, devices, instances,
+// times the signals the rules watch); the caps leave room for large
+// hosts and bound what one host that sends garbage can make the analyzer
+// hold: each alert group keeps a detector (a few KiB).
+const (
+	DefaultMaxSeriesPerHost = 2000
+	DefaultMaxGroupsPerHost = 5000
+)
 
 // Options tunes an Engine.
 type Options struct {
@@ -58,6 +79,16 @@ type Options struct {
 	// inactive and gets no samples is kept, with its detector's state,
 	// before it is forgotten. Zero means DefaultGroupIdleTTL.
 	GroupIdleTTL time.Duration
+	// MaxSeriesPerHost caps the distinct series (signal and labels) of one
+	// host that the rules watch: a new series beyond it is refused (and
+	// counted in Report.Refused) until one of the host's series has been
+	// silent for GroupIdleTTL. Series already known go on being evaluated.
+	// Zero means DefaultMaxSeriesPerHost; negative, no cap.
+	MaxSeriesPerHost int
+	// MaxGroupsPerHost caps the alert groups of one host, over every
+	// rule: a series that would create one more is refused. Zero means
+	// DefaultMaxGroupsPerHost; negative, no cap.
+	MaxGroupsPerHost int
 }
 
 // Engine holds the state of every alert group of a rule set: one detector
@@ -67,6 +98,9 @@ type Engine struct {
 	rules    []*rules.Rule
 	bySignal map[string][]int // signal -> indexes of the rules watching it
 	idleTTL  time.Duration
+	maxSer   int // per host; 0: no cap
+	maxGrp   int // per host; 0: no cap
+	seed     maphash.Seed
 	hosts    map[hostKey]*host
 	active   []Active
 	announce []announcement   // scratch: the transitions of the batch being evaluated
@@ -99,6 +133,32 @@ type host struct {
 	arrived  time.Time     // the caller's clock when the last batch was evaluated
 	interval time.Duration // of the last batch
 	groups   []*groupSet   // per rule index, nil until the rule has a group here
+	// series is when (batch time) each series the rules watch was last
+	// seen, by a hash of its signal and labels: what MaxSeriesPerHost
+	// counts.
+	series map[uint64]time.Time
+	swept  uint64 // the Eval round of the last sweep of series
+}
+
+// numGroups counts the host's alert groups over every rule.
+func (h *host) numGroups() int {
+	n := 0
+	for _, gs := range h.groups {
+		n += gs.len()
+	}
+	return n
+}
+
+// busy reports whether some alert group of the host is pending or firing.
+func (h *host) busy() bool {
+	for _, gs := range h.groups {
+		for _, g := range gs.all() {
+			if g.life.State != lifecycle.Inactive {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // group is one alert: a rule and one set of values of its by labels.
@@ -152,6 +212,9 @@ type Report struct {
 	// Dropped counts the series left out of the evaluation, by reason
 	// (DroppedNaN, ...): a bad series must not poison its label set's stat.
 	Dropped map[string]int
+	// Refused counts the series left out because their host is over a cap
+	// (RefusedMaxSeries, RefusedMaxGroups).
+	Refused map[string]int
 	// Groups is the number of alert groups whose detector was fed.
 	Groups int
 	// Errors are the rules that could not be evaluated (at most one per rule).
@@ -237,6 +300,9 @@ func New(set *rules.Set, opts Options) *Engine {
 		rules:    set.Rules(),
 		bySignal: map[string][]int{},
 		idleTTL:  opts.GroupIdleTTL,
+		maxSer:   capOf(opts.MaxSeriesPerHost, DefaultMaxSeriesPerHost),
+		maxGrp:   capOf(opts.MaxGroupsPerHost, DefaultMaxGroupsPerHost),
+		seed:     maphash.MakeSeed(),
 		hosts:    map[hostKey]*host{},
 		sigIndex: map[string]int{},
 	}
@@ -263,6 +329,17 @@ func New(set *rules.Set, opts Options) *Engine {
 		}
 	}
 	return e
+}
+
+// capOf is a cap option: zero takes def, negative means none (0).
+func capOf(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // Active returns how many alerts of each rule are pending and firing,
@@ -334,6 +411,10 @@ func (e *Engine) Eval(b *wire.Batch, now time.Time) (Report, error) {
 			rep.Dropped[reason]++
 			continue
 		}
+		if !e.admitSeries(h, s, t) {
+			refuse(&rep, RefusedMaxSeries)
+			continue
+		}
 		e.watched[sig] = append(e.watched[sig], s)
 	}
 	rep.Samples = len(b.Series)
@@ -349,6 +430,76 @@ func (e *Engine) Eval(b *wire.Batch, now time.Time) (Report, error) {
 	return rep, nil
 }
 
+// refuse counts one series refused for reason.
+func refuse(rep *Report, reason string) {
+	if rep.Refused == nil {
+		rep.Refused = map[string]int{}
+	}
+	rep.Refused[reason]++
+}
+
+// admitSeries records that host h sent series s at batch time t and
+// reports whether it may be evaluated: a series the host sent before, or
+// a new one while the host is under MaxSeriesPerHost. A host at its cap
+// forgets its series silent for the idle TTL (at most once per batch)
+// before a new one is refused.
+func (e *Engine) admitSeries(h *host, s *wire.Series, t time.Time) bool {
+	if e.maxSer == 0 {
+		return true
+	}
+	id := e.seriesID(s)
+	if h.series == nil {
+		h.series = make(map[uint64]time.Time)
+	}
+	if _, ok := h.series[id]; ok {
+		h.series[id] = t
+		return true
+	}
+	if len(h.series) >= e.maxSer && h.swept != e.round {
+		h.swept = e.round
+		maps.DeleteFunc(h.series, func(_ uint64, seen time.Time) bool { return t.Sub(seen) >= e.idleTTL })
+	}
+	if len(h.series) >= e.maxSer {
+		return false
+	}
+	h.series[id] = t
+	return true
+}
+
+// seriesID hashes the signal and labels of s.
+func (e *Engine) seriesID(s *wire.Series) uint64 {
+	var mh maphash.Hash
+	mh.SetSeed(e.seed)
+	mh.WriteString(s.Signal)
+	for _, l := range s.Labels {
+		mh.WriteByte(0xff)
+		mh.WriteString(l.Name)
+		mh.WriteByte(0xfe)
+		mh.WriteString(l.Value)
+	}
+	return mh.Sum64()
+}
+
+// Expire forgets the hosts that sent nothing for the idle TTL (by the
+// caller's clock now, measured from when their last batch arrived) and
+// have no pending or firing alert, with their series and detectors. It
+// returns them, as cluster and host pairs.
+func (e *Engine) Expire(now time.Time) [][2]string {
+	var out [][2]string
+	for hk, h := range e.hosts {
+		if h.arrived.IsZero() || now.Sub(h.arrived) < e.idleTTL || h.busy() {
+			continue
+		}
+		delete(e.hosts, hk)
+		out = append(out, [2]string{hk.cluster, hk.host})
+	}
+	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0]+"\xff"+a[1], b[0]+"\xff"+b[1]) })
+	return out
+}
+
+// Hosts is the number of hosts the engine remembers.
+func (e *Engine) Hosts() int { return len(e.hosts) }
+
 func (e *Engine) evalRule(rep *Report, i int, r *rules.Rule, b *wire.Batch, h *host, series []*wire.Series, t time.Time) {
 	groups := h.groups[i]
 	if len(series) == 0 && groups.len() == 0 {
@@ -363,6 +514,10 @@ func (e *Engine) evalRule(rep *Report, i int, r *rules.Rule, b *wire.Batch, h *h
 		e.key = appendGroupKey(e.key[:0], r.By, b, s)
 		g := groups.m[string(e.key)]
 		if g == nil {
+			if e.maxGrp > 0 && h.numGroups() >= e.maxGrp {
+				refuse(rep, RefusedMaxGroups)
+				continue
+			}
 			g = newGroup(r, byValues(r.By, b, s))
 			g.key = string(e.key)
 			groups.put(g)

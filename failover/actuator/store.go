@@ -44,6 +44,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, prefix string, lease
 	lease, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: prefix + "_lease", Description: "mciv failover actuator lease",
 		History: 1, Storage: jetstream.FileStorage, TTL: leaseTTL, Replicas: replicas,
+		MaxBytes: 1 << 20, // one key, the lease
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failover lease bucket: %w", err)
@@ -68,6 +69,7 @@ func openState(ctx context.Context, js jetstream.JetStream, prefix string, repli
 	state, err := bus.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: prefix + "_state", Description: "mciv failover pause and cooldowns",
 		History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
+		MaxBytes: 4 << 20, // the pause and one cooldown per cluster
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failover state bucket: %w", err)

@@ -26,6 +26,30 @@ type StreamOptions struct {
 	Replicas int
 	// MaxAge bounds how long alerts and actions are kept.
 	MaxAge time.Duration
+	// MaxBytes bounds each stream's files, by stream name; a stream not
+	// named takes DefaultStreamMaxBytes. Together they stay well below
+	// the server's store (nats.max_store, DefaultMaxStore), so that one
+	// stream filled by a flood cannot take the space of the others or of
+	// the KV buckets.
+	MaxBytes map[string]int64
+}
+
+// DefaultStreamMaxBytes are the byte limits of the streams. Every stream
+// discards its OLDEST messages when full (jetstream.DiscardOld), never
+// refuses a new one:
+//   - MCIV_ALERTS: an alert change is needed until every notifier lane
+//     has delivered it (seconds to minutes); what is older is history. A
+//     full stream refusing new changes would silence every alert, the
+//     worst outcome, so the oldest go. 64 MiB is about 100,000 changes.
+//   - MCIV_ACTIONS: the failover audit trail; the newest records (what
+//     the actuator just decided, and why) matter most, so the oldest go
+//     first, and refusing a decision's record would block the decision.
+//   - MCIV_ACKS: acknowledgements and approvals are acted on within
+//     minutes; old ones are disposable.
+var DefaultStreamMaxBytes = map[string]int64{
+	AlertsStream:  64 << 20,
+	ActionsStream: 64 << 20,
+	AcksStream:    16 << 20,
 }
 
 // EnsureStreams creates or updates the alerts, actions and acks streams.
@@ -45,6 +69,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 		cfg.Replicas = opts.Replicas
 		cfg.MaxAge = opts.MaxAge
 		cfg.Duplicates = DedupWindow
+		cfg.MaxBytes = DefaultStreamMaxBytes[cfg.Name]
+		if b, ok := opts.MaxBytes[cfg.Name]; ok && b != 0 {
+			cfg.MaxBytes = b
+		}
+		cfg.Discard = jetstream.DiscardOld // see DefaultStreamMaxBytes
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("jetstream stream %s: %w", cfg.Name, err)
 		}

@@ -14,14 +14,25 @@ import (
 // Recorder keeps the recent values of every (cluster, host, signal) it
 // sees in sample batches: counters as a rate per second, gauges as they
 // are, histograms as the mean observation; series of one signal with
-// different labels are added up. It is safe for concurrent use.
+// different labels are added up, so a host's distinct label values cost
+// nothing here, but its distinct signal names do: at most MaxSignalsPerHost
+// per host and maxSeries in all are kept, the rest refused and counted
+// (Refused), and a series without a point in the window is forgotten. It
+// is safe for concurrent use.
 type Recorder struct {
 	window    time.Duration
 	maxSeries int
 
-	mu     sync.Mutex
-	series map[key]*ring
+	mu      sync.Mutex
+	series  map[key]*ring
+	perHost map[[2]string]int // series per cluster and host
+	refused uint64
+	swept   time.Time // batch time of the last sweep of stale series
 }
+
+// MaxSignalsPerHost caps the series one host can make a Recorder keep.
+// The collector sends a dozen signals.
+const MaxSignalsPerHost = 64
 
 type key struct{ cluster, host, signal string }
 
@@ -38,7 +49,32 @@ func NewRecorder(window time.Duration, maxSeries int) *Recorder {
 	if maxSeries <= 0 {
 		maxSeries = 10000
 	}
-	return &Recorder{window: window, maxSeries: maxSeries, series: make(map[key]*ring)}
+	return &Recorder{window: window, maxSeries: maxSeries, series: make(map[key]*ring), perHost: make(map[[2]string]int)}
+}
+
+// Refused is how many new series were not recorded because of a cap.
+func (r *Recorder) Refused() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refused
+}
+
+// sweep forgets the series whose last point is older than the window
+// before t, at most once per window. The caller holds mu.
+func (r *Recorder) sweep(t time.Time) {
+	if t.Sub(r.swept) < r.window {
+		return
+	}
+	r.swept = t
+	for k, rg := range r.series {
+		if n := len(rg.pts); n == 0 || t.Sub(rg.pts[n-1].T) > r.window {
+			delete(r.series, k)
+			hk := [2]string{k.cluster, k.host}
+			if r.perHost[hk]--; r.perHost[hk] <= 0 {
+				delete(r.perHost, hk)
+			}
+		}
+	}
 }
 
 // Add records one batch.
@@ -69,15 +105,19 @@ func (r *Recorder) Add(b *wire.Batch) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.sweep(t)
+	hk := [2]string{b.Cluster, b.Host}
 	for sig, v := range sums {
 		k := key{b.Cluster, b.Host, sig}
 		rg := r.series[k]
 		if rg == nil {
-			if len(r.series) >= r.maxSeries {
+			if len(r.series) >= r.maxSeries || r.perHost[hk] >= MaxSignalsPerHost {
+				r.refused++
 				continue
 			}
 			rg = &ring{}
 			r.series[k] = rg
+			r.perHost[hk]++
 		}
 		rg.pts = append(rg.pts, Point{T: t, V: v})
 		cut := 0
@@ -111,6 +151,10 @@ func (r *Recorder) Subscribe(nc *nats.Conn, logger *slog.Logger) (stop func(), e
 		b, err := wire.DecodeBatch(m.Data)
 		if err != nil {
 			logger.Debug("chart recorder: undecodable batch", "subject", m.Subject, "err", err)
+			return
+		}
+		if _, cluster, host, err := wire.ParseHostSubject(m.Subject); err != nil || cluster != b.Cluster || host != b.Host {
+			logger.Debug("chart recorder: batch names another host than its subject; ignored", "subject", m.Subject, "cluster", b.Cluster, "host", b.Host)
 			return
 		}
 		r.Add(b)

@@ -3,6 +3,7 @@ package chart
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -69,5 +70,32 @@ func TestRecorderSubscribes(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRecorderCapsSignalsPerHostAndForgetsStaleSeries(t *testing.T) {
+	r := NewRecorder(time.Minute, 0)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	flood := &wire.Batch{Cluster: "c", Host: "bad", Start: t0, Interval: time.Second}
+	for i := range 100 {
+		flood.Series = append(flood.Series, wire.Series{Signal: fmt.Sprintf("sig_%d", i), Kind: wire.KindGauge, Value: 1})
+	}
+	r.Add(flood)
+	if got := r.Refused(); got != 100-MaxSignalsPerHost {
+		t.Fatalf("refused %d, want %d", got, 100-MaxSignalsPerHost)
+	}
+	good := &wire.Batch{Cluster: "c", Host: "good", Start: t0, Interval: time.Second, Series: []wire.Series{{Signal: "s", Kind: wire.KindGauge, Value: 3}}}
+	r.Add(good)
+	if len(r.Points("c", "good", "s")) != 1 {
+		t.Fatal("another host's series was not recorded")
+	}
+	// Two windows later the flooding host's series are gone.
+	good.Start = t0.Add(2 * time.Minute)
+	r.Add(good)
+	r.mu.Lock()
+	n, hosts := len(r.series), len(r.perHost)
+	r.mu.Unlock()
+	if n != 1 || hosts != 1 {
+		t.Fatalf("%d series of %d hosts kept, want only good's", n, hosts)
 	}
 }

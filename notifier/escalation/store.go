@@ -49,6 +49,8 @@ func NewKVStore(ctx context.Context, js jetstream.JetStream, replicas int) (*KVS
 		TTL:         BucketTTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
+		// Escalations in progress, expiring after BucketTTL: 8 MiB.
+		MaxBytes: 8 << 20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("escalation: key-value bucket %s: %w", Bucket, err)

@@ -190,6 +190,10 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Log, erro
 		TTL:         opts.TTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
+		// What was sent where, per alert group, expiring after TTL. When
+		// full, writes are refused (KV cannot discard old keys): the
+		// notifier delivers anyway and counts the failed write.
+		MaxBytes: 32 << 20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nflog: bucket %s: %w", Bucket, err)

@@ -59,6 +59,10 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int, now func() 
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
+		// Silences are few and made by people; 8 MiB holds tens of
+		// thousands. A full bucket refuses a new silence with a clear
+		// error (Add) rather than dropping an existing one.
+		MaxBytes: 8 << 20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("silence: bucket %s: %w", Bucket, err)
