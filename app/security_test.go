@@ -419,7 +419,7 @@ func TestTrustNamesAgree(t *testing.T) {
 		auth.SlackAcksDurable: slacknotify.AcksDurable, auth.SlackActionsDurable: slacknotify.ActionsDurable,
 		auth.EscalationDurable: escalation.DefaultAckDurable, auth.ActuatorDurable: actuator.DefaultDurable,
 		auth.InputStream: bus.InputStream, auth.PartitionsBucket: analyzer.CheckpointBucket,
-		auth.PartitionDurablePrefix: analyzer.PartitionDurablePrefix, auth.RoutesBucket: steer.DefaultBucket,
+		auth.PartitionDurablePrefix: analyzer.PartitionDurablePrefix, auth.RoutesBucket: steer.DefaultBucket, auth.SteerLeaseBucket: steer.DefaultLeaseBucket,
 	} {
 		if got != want {
 			t.Errorf("auth names %q, the part uses %q", got, want)

@@ -81,6 +81,9 @@ const (
 	// RoutesBucket holds the steering routes (steer.DefaultBucket); a
 	// deployment that names another bucket grants it itself.
 	RoutesBucket = "MCIV_ROUTES"
+	// SteerLeaseBucket holds the steering controllers' lease
+	// (steer.DefaultLeaseBucket): one controller writes routes at a time.
+	SteerLeaseBucket = "MCIV_STEER_LEASE"
 )
 
 // NotifierIntegrations are the integrations that each have their own
@@ -188,6 +191,7 @@ func Permissions(role Role) jwt.Permissions {
 		p.pub(wire.ActionsWildcard)
 		p.streamInfo(ActionsStream)
 		p.kvOwner(RoutesBucket)
+		p.kvOwner(SteerLeaseBucket)
 	case Admin:
 		p.pub(">")
 		p.sub(">")
