@@ -16,17 +16,7 @@ import (
 func TestEnsureKeyValueReadsThroughTheLeader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := StartEmbedded(ctx, EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := Connect(ctx, srv.URL(), ConnectOptions{Name: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := JetStream(nc)
+	js := startJetStream(ctx, t)
 	cfg := jetstream.KeyValueConfig{Bucket: "T", Description: "test", History: 1, Storage: jetstream.FileStorage}
 	for i, ttl := range []time.Duration{0, 0, time.Hour} {
 		cfg.TTL = ttl

@@ -16,23 +16,13 @@ import (
 func TestInputStreamPartitionsHosts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := StartEmbedded(ctx, EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := Connect(ctx, srv.URL(), ConnectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := JetStream(nc)
+	js := startJetStream(ctx, t)
 	for range 2 {
 		if _, err := EnsureInputStream(ctx, js, InputOptions{Partitions: 4}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := Replicas(0, nc); got != 1 {
+	if got := Replicas(0, js.Conn()); got != 1 {
 		t.Errorf("Replicas on a single server = %d, want 1", got)
 	}
 	const hosts = 40

@@ -20,17 +20,7 @@ import (
 func TestStreamsHaveByteLimitsAndKeepTheNewest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := StartEmbedded(ctx, EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := Connect(ctx, srv.URL(), ConnectOptions{Name: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := JetStream(nc)
+	js := startJetStream(ctx, t)
 	if err := EnsureStreams(ctx, js, StreamOptions{MaxBytes: map[string]int64{AlertsStream: 64 << 10}}); err != nil {
 		t.Fatal(err)
 	}
