@@ -29,7 +29,7 @@ type LimitsSection struct {
 	// negative: no cap).
 	MaxSeriesPerHost int `yaml:"max_series_per_host"`
 	// MaxGroupsPerHost caps the alert groups of one host over every rule
-	// (0: 5000; negative: no cap).
+	// (0: 10000; negative: no cap).
 	MaxGroupsPerHost int `yaml:"max_groups_per_host"`
 	// IdleTTL is how long an idle alert group, a silent series or a
 	// silent host without alerts is remembered (0: 1h).

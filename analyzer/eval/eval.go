@@ -67,10 +67,14 @@ const DefaultGroupIdleTTL = time.Hour
 // database host sends a few hundred series (peers, devices, instances,
 // times the signals the rules watch); the caps leave room for large
 // hosts and bound what one host that sends garbage can make the analyzer
-// hold: each alert group keeps a detector (a few KiB).
+// hold: each alert group keeps a detector (a few KiB). The default rules
+// watch one signal with up to three rules (db_query_seconds: latency high,
+// latency anomaly, rate anomaly), so the group cap leaves room for every
+// series at the series cap to have its groups: a host's known series keep
+// firing however much garbage it sends after them.
 const (
 	DefaultMaxSeriesPerHost = 2000
-	DefaultMaxGroupsPerHost = 5000
+	DefaultMaxGroupsPerHost = 10000
 )
 
 // Options tunes an Engine.

@@ -13,7 +13,7 @@ import (
 
 // noisyHost generates ten minutes of a host's batches with benign
 // background noise, shaped like what the collector publishes: one-second
-// batches with a few retransmits, ~10 ms queries and ~2 ms I/O; every 20 to
+// batches with a few retransmits, 72–88 queries/s of ~10 ms and ~2 ms I/O; every 20 to
 // 40 s a short retransmit blip, which the collector cuts into a 250 ms
 // early batch (notable_interval) holding 4 to 12 retransmits (16–48/s,
 // far above the 5/s threshold); one slow query (2 s) and one disk
@@ -57,16 +57,16 @@ func noisyHost(seed uint64, quiet time.Duration) []*wire.Batch {
 		switch {
 		case s == nextBlip:
 			nextBlip += 20 + rng.IntN(20)
-			add(250*time.Millisecond, float64(4+rng.IntN(9)), normal(20), io(10))
-			add(750*time.Millisecond, float64(rng.IntN(3)), normal(60), io(30))
+			add(250*time.Millisecond, float64(4+rng.IntN(9)), normal(18+rng.IntN(5)), io(10))
+			add(750*time.Millisecond, float64(rng.IntN(3)), normal(54+rng.IntN(13)), io(30))
 		case s == slowAt:
-			add(time.Second, float64(rng.IntN(3)), append(normal(50), 2), io(40))
+			add(time.Second, float64(rng.IntN(3)), append(normal(71+rng.IntN(17)), 2), io(40))
 		case s == spikeAt:
 			ios := io(40)
 			ios = append(ios, 0.8, 0.8, 0.9) // a burst of slow writes: p99 0.8s
-			add(time.Second, float64(rng.IntN(3)), normal(80), ios)
+			add(time.Second, float64(rng.IntN(3)), normal(72+rng.IntN(17)), ios)
 		default:
-			add(time.Second, float64(rng.IntN(3)), normal(80), io(40))
+			add(time.Second, float64(rng.IntN(3)), normal(72+rng.IntN(17)), io(40))
 		}
 	}
 	return out
