@@ -69,7 +69,7 @@ const labCluster = "lab"
 func startTrustLab(t *testing.T, tune ...func(*config.Config)) *trustLab {
 	t.Helper()
 	dir := t.TempDir()
-	trust, err := auth.Init(filepath.Join(dir, "auth"), auth.InitOptions{MaxStore: 64 << 20})
+	trust, err := auth.Init(filepath.Join(dir, "auth"), auth.InitOptions{MaxStore: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 func TestAgentRoleOnlyReads(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	trust, err := auth.Init(filepath.Join(t.TempDir(), "auth"), auth.InitOptions{MaxStore: 64 << 20})
+	trust, err := auth.Init(filepath.Join(t.TempDir(), "auth"), auth.InitOptions{MaxStore: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}

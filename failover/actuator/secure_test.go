@@ -25,12 +25,12 @@ func startSecureNATS(t *testing.T) *secureBus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	trust, err := auth.Init(filepath.Join(t.TempDir(), "auth"), auth.InitOptions{MaxStore: 64 << 20})
+	trust, err := auth.Init(filepath.Join(t.TempDir(), "auth"), auth.InitOptions{MaxStore: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}
 	emb, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0",
-		EmbeddedSecure: bus.EmbeddedSecure{Auth: trust.ConfigureServer, MaxStore: 64 << 20}}, nil)
+		EmbeddedSecure: bus.EmbeddedSecure{Auth: trust.ConfigureServer, MaxStore: 1 << 30}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
