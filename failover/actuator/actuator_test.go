@@ -292,14 +292,26 @@ func TestPersistence(t *testing.T) {
 		h.act.Track(al)
 		done := make(chan wire.Action, 1)
 		go func() { done <- h.act.Handle(context.Background(), al) }()
-		// Evidence keeps coming while the alert persists.
-		for i := 0; i < 10; i++ {
+		// Evidence keeps coming while the alert persists. Handle may not
+		// have started its persistence timer yet when the clock first
+		// moves (a fake clock fires only timers that exist), so the clock
+		// moves on until Handle returns, within a bounded fake time.
+		var got wire.Action
+	persist:
+		for i := 0; ; i++ {
+			if i == 600 {
+				t.Fatal("Handle did not return within 600 fake seconds")
+			}
 			h.batch("db-1")
 			h.batch("db-2", primaryAddr)
 			h.batch("db-3", primaryAddr)
 			h.clock.Advance(time.Second)
+			select {
+			case got = <-done:
+				break persist
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
-		got := <-done
 		if got.Decision != DecisionActed {
 			t.Fatalf("%s %s: %s", got.Decision, got.Safeguard, got.Reason)
 		}
