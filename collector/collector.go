@@ -458,6 +458,12 @@ func (c *Collector) loop(ctx context.Context, p *probes, pgSock *dbListeners) {
 			}
 		}
 		seq++
+		if cut {
+			// Counted before the batch leaves, so whoever sees the
+			// batch also sees it counted.
+			c.m.earlyBatches.Inc()
+			t.Reset(c.cfg.Interval) // the next normal batch is a full interval away
+		}
 		c.publishBatch(&wire.Batch{
 			Cluster:  c.cfg.Cluster,
 			Host:     c.cfg.Host,
@@ -466,10 +472,6 @@ func (c *Collector) loop(ctx context.Context, p *probes, pgSock *dbListeners) {
 			Interval: end.Sub(start),
 			Series:   series,
 		})
-		if cut {
-			c.m.earlyBatches.Inc()
-			t.Reset(c.cfg.Interval) // the next normal batch is a full interval away
-		}
 		start = end
 	}
 }
