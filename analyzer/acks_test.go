@@ -80,28 +80,7 @@ func TestResolveEndsTheAlertForKeepFiringFor(t *testing.T) {
 
 // storedActions returns every action in MCIV_ACTIONS with its subject.
 func storedActions(t *testing.T, ctx context.Context, js jetstream.JetStream) (acts []*wire.Action, subjects []string) {
-	t.Helper()
-	st, err := js.Stream(ctx, bus.ActionsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := wire.DecodeAction(m.Data)
-		if err != nil {
-			t.Fatalf("action %d: %v", seq, err)
-		}
-		acts = append(acts, a)
-		subjects = append(subjects, m.Subject)
-	}
-	return acts, subjects
+	return readStream(t, ctx, js, bus.ActionsStream, wire.DecodeAction)
 }
 
 // The quiet window after a Resolve is in the alert state bucket: an

@@ -134,8 +134,13 @@ func send(ctx context.Context, a *Analyzer, clk *clock, b *wire.Batch) {
 
 // stored returns every alert in MCIV_ALERTS with its subject.
 func stored(t *testing.T, ctx context.Context, js jetstream.JetStream) (alerts []*wire.Alert, subjects []string) {
+	return readStream(t, ctx, js, bus.AlertsStream, wire.DecodeAlert)
+}
+
+// readStream decodes every message of stream, in order, with its subject.
+func readStream[T any](t *testing.T, ctx context.Context, js jetstream.JetStream, stream string, decode func([]byte) (T, error)) (out []T, subjects []string) {
 	t.Helper()
-	st, err := js.Stream(ctx, bus.AlertsStream)
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,14 +153,14 @@ func stored(t *testing.T, ctx context.Context, js jetstream.JetStream) (alerts [
 		if err != nil {
 			t.Fatal(err)
 		}
-		al, err := wire.DecodeAlert(m.Data)
+		v, err := decode(m.Data)
 		if err != nil {
-			t.Fatalf("stream message %d: %v", seq, err)
+			t.Fatalf("%s message %d: %v", stream, seq, err)
 		}
-		alerts = append(alerts, al)
+		out = append(out, v)
 		subjects = append(subjects, m.Subject)
 	}
-	return alerts, subjects
+	return out, subjects
 }
 
 func TestLifecycleThroughJetStream(t *testing.T) {

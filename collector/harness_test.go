@@ -38,6 +38,14 @@ func runKernelCollector(t *testing.T, cfg Config, edit func([]object) []object) 
 	if edit != nil {
 		c.objects = edit(c.objects)
 	}
+	runStarted(t, c)
+	return &running{c: c, batches: pub.batches, events: pub.events}
+}
+
+// runStarted runs c until the test ends and waits, up to a minute, until
+// it has started.
+func runStarted(t *testing.T, c *Collector) {
+	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -52,7 +60,6 @@ func runKernelCollector(t *testing.T, cfg Config, edit func([]object) []object) 
 	case <-time.After(time.Minute):
 		t.Fatal("collector did not start within a minute")
 	}
-	return &running{c: c, batches: pub.batches, events: pub.events}
 }
 
 // decodingPublisher decodes what the collector publishes.

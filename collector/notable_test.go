@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -27,20 +26,7 @@ func startNoProbes(t *testing.T, cfg Config) (*Collector, *fakePublisher) {
 	for i := range c.objects {
 		c.objects[i].load = func() (*ebpf.CollectionSpec, error) { return nil, errors.New("no object for this test") }
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-c.Started():
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not start")
-	}
+	runStarted(t, c)
 	return c, pub
 }
 

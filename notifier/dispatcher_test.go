@@ -42,6 +42,16 @@ type natsEnv struct {
 
 func startNATS(t *testing.T, ctx context.Context, dir string) *natsEnv {
 	t.Helper()
+	e := startBareNATS(t, ctx, dir)
+	if err := bus.EnsureStreams(ctx, e.js, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// startBareNATS is startNATS without the streams.
+func startBareNATS(t *testing.T, ctx context.Context, dir string) *natsEnv {
+	t.Helper()
 	srv, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: dir, Listen: "127.0.0.1:0"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -53,9 +63,6 @@ func startNATS(t *testing.T, ctx context.Context, dir string) *natsEnv {
 	}
 	js, err := bus.JetStream(nc)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e := &natsEnv{t: t, dir: dir, srv: srv, nc: nc, js: js}
@@ -599,17 +606,7 @@ func TestMetricsSurviveASecondDispatcherOnOneRegistry(t *testing.T) {
 
 func TestRunStopsWhileTheStreamIsMissing(t *testing.T) {
 	ctx := testCtx(t)
-	srv, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := bus.Connect(ctx, srv.URL(), bus.ConnectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := bus.JetStream(nc)
+	js := startBareNATS(t, ctx, t.TempDir()).js
 	// No EnsureStreams: Run keeps retrying until its context ends.
 	rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
@@ -716,17 +713,7 @@ func TestOneSlowIntegrationDelaysOnlyItself(t *testing.T) {
 // every lane consumes, and fails again after Run returned.
 func TestReadyOnceEveryConsumerIsBound(t *testing.T) {
 	ctx := testCtx(t)
-	srv, err := bus.StartEmbedded(ctx, bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := bus.Connect(ctx, srv.URL(), bus.ConnectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := bus.JetStream(nc)
+	js := startBareNATS(t, ctx, t.TempDir()).js
 	d := notifier.NewDispatcher(fast, []notifier.Notifier{console.New(io.Discard), &slow{}}, nil, nil)
 	if err := d.Ready(); err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Fatalf("Ready before Run = %v", err)
