@@ -344,13 +344,10 @@ func storedAlerts(ctx context.Context, t testing.TB, js jetstream.JetStream) []*
 // dropped batches, the hosts lose nothing, and the restarted analyzer
 // gets its partitions back.
 func TestFleetLab(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the process fleet lab takes a minute or two; not with -short")
-	}
-	if os.Getenv("MCIV_FLEET_LAB") != "1" {
-		// Opt-in until it passes every run: 2 of 5 -race runs passed
-		// (a replay after a takeover can count a host's gap again).
-		t.Skip("the process fleet lab runs only with MCIV_FLEET_LAB=1 while it is not yet reliable")
+	// Opt-in until it passes every run: 2 of 5 -race runs passed (a
+	// replay after a takeover can count a host's gap again; issue 15).
+	if os.Getenv("MCIV_FLEET_LAB") != "1" || testing.Short() {
+		t.Skip("the process fleet lab is opt-in while it is not reliable: MCIV_FLEET_LAB=1 runs it (not with -short)")
 	}
 	testenv.RequireRoot(t) // the nodes run as uids of their own, for the cut
 	testenv.RequireCommand(t, "nft")
