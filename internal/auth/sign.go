@@ -74,8 +74,15 @@ func signed(subject string, data []byte) []byte {
 	return append(b, data...)
 }
 
-// Sign sets the signature headers of msg (its subject and data as they are).
+// Identity is who the signer signs as (the tags of its JWT).
+func (s *Signer) Identity() (Identity, error) { return IdentityOf(s.jwt) }
+
+// Sign sets the signature headers of msg (its subject and data as they
+// are). A nil Signer (auth off) leaves msg unsigned.
 func (s *Signer) Sign(msg *nats.Msg) error {
+	if s == nil {
+		return nil
+	}
 	sig, err := s.kp.Sign(signed(msg.Subject, msg.Data))
 	if err != nil {
 		return fmt.Errorf("auth sign: %w", err)

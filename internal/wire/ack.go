@@ -23,6 +23,13 @@ const (
 	AckApprove     AckAction = "approve"     // approve a pending failover
 )
 
+// Where an acknowledgement was made (Ack.Via).
+const (
+	ViaSlack = "slack" // a button or /mciv command in Slack, by the notifier
+	ViaPhone = "phone" // a key pressed on an escalation call, by the notifier
+	ViaCLI   = "cli"   // `mciv ack` with an operator's credentials
+)
+
 // Ack is a human's answer to an alert, from a Slack button or a phone key.
 // It rides JetStream on AckSubject so that every notifier replica and the
 // escalation engine see it, and none is lost.
