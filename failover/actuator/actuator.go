@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/failover"
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/nats-io/nats.go"
@@ -68,6 +69,14 @@ type Options struct {
 	// Replicas of the streams and buckets it creates or updates (0: 1);
 	// 3 on a cluster of three, like every other part's.
 	Replicas int
+	// Verifier checks the signature of approvals (auth on): an approval
+	// counts only when the notifier signed it (or an operator in its own
+	// name, with Config.OperatorApprovals). Nil with Secured false is a
+	// bus without auth, where any approval with the nonce counts.
+	Verifier *auth.Verifier
+	// Secured says the bus requires credentials: without a Verifier every
+	// approval is then refused (nothing to check signatures against).
+	Secured bool
 }
 
 // Actuator decides and performs failovers. Create it with New.
@@ -86,6 +95,7 @@ type Actuator struct {
 	store   *Store
 	seq     atomic.Uint64          // numbers decisions for their audit ids
 	refused *prometheus.CounterVec // spoofed samples and refused approvals, by reason (trust.go)
+	acks    *auth.AckChecker       // who may approve (nil: anyone, auth off)
 	metrics *decisionMetrics       // every decision, by cluster, decision and reason (metrics.go)
 	running atomic.Bool            // Run consumes the alerts stream
 
@@ -113,6 +123,14 @@ func New(opts Options) (*Actuator, error) {
 		firing: map[string]map[string]string{}, resolved: map[string]chan struct{}{},
 		locks: map[string]*sync.Mutex{}, rules: map[string]Policy{},
 		refused: newRefusedCounter(), metrics: newDecisionMetrics(),
+	}
+	switch {
+	case opts.Verifier != nil:
+		a.acks = auth.NewAckChecker(opts.Verifier, cfg.OperatorApprovals)
+	case opts.Secured:
+		a.acks = auth.NewUnverifiableAckChecker("the actuator has no trust root to verify approvals with (set nats.auth)")
+	default:
+		a.acks = auth.NewAckChecker(nil, cfg.OperatorApprovals)
 	}
 	for name := range cfg.Clusters {
 		a.metrics.preset(name)
@@ -428,11 +446,12 @@ func (a *Actuator) decide(ctx context.Context, al *wire.Alert) *decision {
 			return d
 		}
 		if policy.Approval && !approved {
-			ok, detail := a.awaitApproval(ctx, al, what)
+			ok, detail, signer := a.awaitApproval(ctx, al, what)
 			if !ok {
 				return refused(GuardApproval, detail)
 			}
 			d.act.Evidence["approved_by"] = detail
+			d.act.Evidence["approval_signed_by"] = signer
 			approved = true
 			continue // re-check everything after the wait
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mciv/mciv/failover"
 	"github.com/mciv/mciv/internal/wire"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -458,7 +459,11 @@ func publishApproval(t *testing.T, h *harness, a wire.Ack) {
 	if h.ackJS != nil {
 		js = h.ackJS
 	}
-	if _, err := js.Publish(context.Background(), wire.AckSubject(testCluster), data, jetstream.WithMsgID(a.ID)); err != nil {
+	m := &nats.Msg{Subject: wire.AckSubject(testCluster), Data: data}
+	if err := h.signer.Sign(m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(context.Background(), m, jetstream.WithMsgID(a.ID)); err != nil {
 		t.Fatal(err)
 	}
 }

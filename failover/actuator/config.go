@@ -117,6 +117,11 @@ type Config struct {
 	// mciv up means everyone of the on-call section with a Slack id; with
 	// nobody listed, every approval is refused.
 	Approvers []string `yaml:"approvers"`
+	// OperatorApprovals lets an operator's `mciv ack --approve` approve,
+	// signed by the operator's own credential and in its own name, which
+	// must then be listed in Approvers too. Off: on a secured bus only
+	// the notifier's Slack button and phone approve.
+	OperatorApprovals bool `yaml:"operator_approvals"`
 	// KVBucket prefixes the JetStream KV buckets (lease and state).
 	KVBucket string `yaml:"kv_bucket"`
 }

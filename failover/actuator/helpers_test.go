@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/failover"
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
@@ -153,16 +154,24 @@ func testConfig(bucket string) Config {
 }
 
 type harness struct {
-	t     *testing.T
-	js    jetstream.JetStream
-	ackJS jetstream.JetStream // publishes approvals (nil: js)
-	clock *fakeClock
-	drv   *fakeDriver
-	act   *Actuator
-	decs  chan wire.Action
+	t      *testing.T
+	js     jetstream.JetStream
+	ackJS  jetstream.JetStream // publishes approvals (nil: js)
+	signer *auth.Signer        // signs approvals (nil: unsigned)
+	clock  *fakeClock
+	drv    *fakeDriver
+	act    *Actuator
+	decs   chan wire.Action
 }
 
 func newHarness(t *testing.T, js jetstream.JetStream, bucket string, mutate func(*Config)) *harness {
+	t.Helper()
+	return newHarnessOpts(t, js, bucket, mutate, nil)
+}
+
+// newHarnessOpts is newHarness with the actuator's options changed by
+// opts (a Verifier, say).
+func newHarnessOpts(t *testing.T, js jetstream.JetStream, bucket string, mutate func(*Config), opts func(*Options)) *harness {
 	t.Helper()
 	cfg := testConfig(bucket)
 	cfg.Approvers = []string{"U123"}
@@ -170,10 +179,14 @@ func newHarness(t *testing.T, js jetstream.JetStream, bucket string, mutate func
 		mutate(&cfg)
 	}
 	h := &harness{t: t, js: js, clock: newFakeClock(), drv: &fakeDriver{top: labTopology()}, decs: make(chan wire.Action, 16)}
-	a, err := New(Options{
+	o := Options{
 		Config: cfg, JS: js, Drivers: map[string]failover.Driver{testCluster: h.drv}, Clock: h.clock,
 		Holder: "test-" + bucket, OnDecision: func(a wire.Action) { h.decs <- a },
-	})
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	a, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

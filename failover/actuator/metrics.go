@@ -24,7 +24,11 @@ var guards = []Safeguard{GuardPause, GuardCutOff, GuardPersistence, GuardTopolog
 var actedOutcomes = []failover.Outcome{failover.OutcomeSucceeded, failover.OutcomeOtherLeader, failover.OutcomeFailed, failover.OutcomeUnknown}
 
 // refusedReasons are the reasons of mciv_failover_refused_total.
-var refusedReasons = []string{RefusedSpoofedSample, RefusedBadSample, RefusedNonce, RefusedApprover, RefusedAge}
+var refusedReasons = append([]string{RefusedSpoofedSample, RefusedBadSample}, approvalRefusals...)
+
+// approvalRefusals are the reasons an approval is refused.
+var approvalRefusals = []string{RefusedNonce, RefusedApprover, RefusedAge,
+	RefusedUnsigned, RefusedRole, RefusedImpersonation, RefusedCluster}
 
 // decisionMetrics counts every decision the actuator audits.
 type decisionMetrics struct {
@@ -51,7 +55,7 @@ func (m *decisionMetrics) preset(cluster string) {
 	}
 	m.decisions.WithLabelValues(cluster, DecisionDryRun, ReasonDryRun)
 	m.decisions.WithLabelValues(cluster, DecisionPendingApproval, ReasonApprovalRequested)
-	for _, r := range []string{RefusedNonce, RefusedApprover, RefusedAge} {
+	for _, r := range approvalRefusals {
 		m.decisions.WithLabelValues(cluster, DecisionApprovalRefused, r)
 	}
 }

@@ -59,6 +59,30 @@ func (sb *secureBus) conn(t *testing.T, role auth.Role, name string, opts ...nat
 	return nc
 }
 
+// verifier trusts the bus's account.
+func (sb *secureBus) verifier(t *testing.T) *auth.Verifier {
+	t.Helper()
+	v, err := auth.NewVerifier(sb.trust.AccountJWT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// signer signs as a credential of role issued for cluster and name.
+func (sb *secureBus) signer(t *testing.T, role auth.Role, cluster, name string) *auth.Signer {
+	t.Helper()
+	c, err := sb.trust.Issue(auth.Identity{Role: role, Cluster: cluster, Name: name}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := auth.NewSigner(c.JWT, c.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func (sb *secureBus) js(t *testing.T, role auth.Role, name string) jetstream.JetStream {
 	t.Helper()
 	js, err := jetstream.New(sb.conn(t, role, name))

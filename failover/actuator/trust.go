@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/mciv/mciv/failover"
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,7 +27,18 @@ const (
 	RefusedNonce         = "approval_nonce"    // no nonce, or not the pending approval's: hand-published or replayed
 	RefusedApprover      = "approval_approver" // the approver is not listed
 	RefusedAge           = "approval_age"      // pressed before the request or too long ago
+	// Signatures (auth on, auth.AckChecker): who made the approval.
+	RefusedUnsigned      = "approval_unsigned"      // unsigned, badly signed or foreign: hand-published
+	RefusedRole          = "approval_role"          // signed by a role that may not approve
+	RefusedImpersonation = "approval_impersonation" // an operator approving in someone else's name
+	RefusedCluster       = "approval_cluster"       // for another cluster than its subject's or its signer's
 )
+
+// ackRefusal maps auth's reasons to the actuator's.
+var ackRefusal = map[string]string{
+	auth.AckUnsigned: RefusedUnsigned, auth.AckRole: RefusedRole,
+	auth.AckImpersonation: RefusedImpersonation, auth.AckCluster: RefusedCluster,
+}
 
 // DecisionApprovalRefused is the audit decision of a refused approval.
 const DecisionApprovalRefused = "approval_refused"
@@ -105,9 +118,11 @@ func (a *Actuator) checkApproval(ack *wire.Ack, nonce string, requested time.Tim
 // and waits for an approve Ack, read through JetStream (so that a
 // publication the stream dropped as a duplicate is never seen), that
 // carries the nonce, comes from a listed approver and is recent. Every
-// other approval is refused, counted and audited. It returns who approved,
-// or why not.
-func (a *Actuator) awaitApproval(ctx context.Context, al *wire.Alert, what string) (bool, string) {
+// other approval is refused, counted and audited. With auth on, the
+// approval must also be signed by the notifier (or an operator in its own
+// name, where allowed: auth.AckChecker). It returns who approved and who
+// signed the approval ("-" with auth off), or why not.
+func (a *Actuator) awaitApproval(ctx context.Context, al *wire.Alert, what string) (ok bool, detail, signer string) {
 	cluster := al.Labels["cluster"]
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -115,17 +130,17 @@ func (a *Actuator) awaitApproval(ctx context.Context, al *wire.Alert, what strin
 		FilterSubjects: []string{wire.AckSubject(cluster)}, DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
-		return false, fmt.Sprintf("cannot listen for approvals: %v", err)
+		return false, fmt.Sprintf("cannot listen for approvals: %v", err), ""
 	}
-	ch := make(chan []byte, 64)
+	ch := make(chan jetstream.Msg, 64)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
-		case ch <- m.Data():
+		case ch <- m:
 		case <-cctx.Done():
 		}
 	})
 	if err != nil {
-		return false, fmt.Sprintf("cannot listen for approvals: %v", err)
+		return false, fmt.Sprintf("cannot listen for approvals: %v", err), ""
 	}
 	defer cc.Stop()
 	timeout := a.cfg.ApprovalTimeout.D()
@@ -143,29 +158,44 @@ func (a *Actuator) awaitApproval(ctx context.Context, al *wire.Alert, what strin
 	for {
 		select {
 		case <-ctx.Done():
-			return false, "the actuator stopped while waiting for approval"
+			return false, "the actuator stopped while waiting for approval", ""
 		case <-deadline:
-			return false, fmt.Sprintf("nobody approved within %s", timeout)
-		case data := <-ch:
-			ack, err := wire.DecodeAck(data)
+			return false, fmt.Sprintf("nobody approved within %s", timeout), ""
+		case m := <-ch:
+			ack, err := wire.DecodeAck(m.Data())
 			if err != nil || ack.Fingerprint != al.Fingerprint || ack.Action != wire.AckApprove {
 				continue
 			}
-			if reason, why := a.checkApproval(ack, nonce, requested); reason != "" {
-				a.refuseApproval(ctx, al, ack, reason, why)
+			// Who signed it first: a forged approval is refused as
+			// forged, whatever nonce it copied.
+			id, err := a.acks.Check(m.Subject(), m.Data(), m.Headers(), ack)
+			if err != nil {
+				var r *auth.AckRefusal
+				reason := RefusedUnsigned
+				if errors.As(err, &r) {
+					reason = ackRefusal[r.Reason]
+				}
+				a.refuseApproval(ctx, al, ack, id, reason, err.Error())
 				continue
 			}
-			return true, orDash(ack.By) + " via " + orDash(ack.Via)
+			if reason, why := a.checkApproval(ack, nonce, requested); reason != "" {
+				a.refuseApproval(ctx, al, ack, id, reason, why)
+				continue
+			}
+			return true, orDash(ack.By) + " via " + orDash(ack.Via), auth.SignedBy(id)
 		}
 	}
 }
 
 // refuseApproval counts and audits a refused approval.
-func (a *Actuator) refuseApproval(ctx context.Context, al *wire.Alert, ack *wire.Ack, reason, why string) {
+func (a *Actuator) refuseApproval(ctx context.Context, al *wire.Alert, ack *wire.Ack, signer auth.Identity, reason, why string) {
 	a.refused.WithLabelValues(reason).Inc()
+	a.log.Warn("approval refused", "cluster", al.Labels["cluster"], "fingerprint", al.Fingerprint,
+		"by", ack.By, "via", ack.Via, "signer", auth.SignedBy(signer), "reason", reason, "why", why)
 	a.publish(ctx, &wire.Action{
 		ID: "approval-refused-" + ack.ID, Cluster: al.Labels["cluster"], Fingerprint: al.Fingerprint, Rule: al.Rule,
 		Kind: string(failover.ActionSwitchover), Decision: DecisionApprovalRefused, Safeguard: string(GuardApproval),
-		Reason: why, Evidence: map[string]string{"by": ack.By, "via": ack.Via, "ack_id": ack.ID, "reason": reason},
+		Reason: why, Evidence: map[string]string{"by": ack.By, "via": ack.Via, "ack_id": ack.ID, "reason": reason,
+			"signer": auth.SignedBy(signer)},
 	})
 }

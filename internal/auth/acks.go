@@ -56,6 +56,7 @@ func (r *AckRefusal) Error() string { return "ack refused (" + r.Reason + "): " 
 type AckChecker struct {
 	verifier      *Verifier
 	allowOperator bool
+	unverifiable  string // why acks cannot be verified on a secured bus: refuse them all
 }
 
 // NewAckChecker returns a checker; v nil means auth is off (see AckChecker).
@@ -63,8 +64,15 @@ func NewAckChecker(v *Verifier, allowOperator bool) *AckChecker {
 	return &AckChecker{verifier: v, allowOperator: allowOperator}
 }
 
-// Secured reports whether acks are verified.
-func (c *AckChecker) Secured() bool { return c != nil && c.verifier != nil }
+// NewUnverifiableAckChecker refuses every ack as unsigned, saying why:
+// for a part on a bus that requires credentials but that has no trust
+// root to verify signatures with (fail closed).
+func NewUnverifiableAckChecker(why string) *AckChecker {
+	return &AckChecker{unverifiable: why}
+}
+
+// Secured reports whether acks are verified (or all refused).
+func (c *AckChecker) Secured() bool { return c != nil && (c.verifier != nil || c.unverifiable != "") }
 
 // Check says who made ack, decoded from data published on subject with
 // header h, or an *AckRefusal. With auth off the identity is empty.
@@ -74,6 +82,9 @@ func (c *AckChecker) Check(subject string, data []byte, h nats.Header, ack *wire
 	}
 	if !c.Secured() {
 		return Identity{}, nil
+	}
+	if c.verifier == nil {
+		return Identity{}, &AckRefusal{AckUnsigned, c.unverifiable}
 	}
 	id, err := c.verifier.Verify(subject, data, h)
 	if err != nil {

@@ -76,6 +76,7 @@ func TestAckChecker(t *testing.T) {
 		{"operator in an approver's name", lenient, alice, "mciv.acks.pay", ack("U0ALICE", wire.ViaSlack, "pay"), AckImpersonation},
 		{"operator of another cluster", lenient, mallory, "mciv.acks.pay", ack("mallory", wire.ViaCLI, "pay"), AckCluster},
 		{"payload cluster is not the subject's", strict, notifier, "mciv.acks.pay", ack("U0ALICE", wire.ViaSlack, "other"), AckCluster},
+		{"no trust root on a secured bus", NewUnverifiableAckChecker("no trust root"), notifier, "mciv.acks.pay", ack("U0ALICE", wire.ViaSlack, "pay"), AckUnsigned},
 		{"auth off accepts", NewAckChecker(nil, false), nil, "mciv.acks.pay", ack("U0ALICE", wire.ViaSlack, "pay"), ""},
 		{"auth off still checks the cluster", NewAckChecker(nil, false), nil, "mciv.acks.pay", ack("U0ALICE", wire.ViaSlack, "x"), AckCluster},
 	} {
