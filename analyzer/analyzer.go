@@ -41,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mciv/mciv/analyzer/eval"
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/rules"
 )
@@ -100,16 +101,20 @@ type Config struct {
 	// partitions of the input stream (fleet.go); zero Partitions: every
 	// host's batches on core NATS.
 	Fleet FleetConfig
+	// AckChecker decides which Resolve acks may end an alert (acks.go);
+	// nil checks only the cluster (auth off).
+	AckChecker *auth.AckChecker
 }
 
 // Analyzer evaluates rules on sample batches and publishes alert changes.
 // Its methods are safe for concurrent use.
 type Analyzer struct {
-	cfg Config
-	js  jetstream.JetStream
-	log *slog.Logger
-	m   *metrics
-	fm  *fleetMetrics
+	cfg         Config
+	acksRefused *prometheus.CounterVec // Resolve acks refused, by reason (acks.go)
+	js          jetstream.JetStream
+	log         *slog.Logger
+	m           *metrics
+	fm          *fleetMetrics
 	// grace holds absence rules after a reconnect or a takeover.
 	grace grace
 	// fleet is the partition ownership of Run in fleet mode, or nil.
@@ -202,21 +207,26 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *
 	if err != nil {
 		return nil, fmt.Errorf("analyzer: %w", err)
 	}
+	acksRefused, err := newAcksRefused(reg)
+	if err != nil {
+		return nil, fmt.Errorf("analyzer: %w", err)
+	}
 	cfg.Fleet = cfg.Fleet.withDefaults()
 	m.reloadOK.Set(1)
 	m.reloadTime.Set(float64(cfg.Now().UnixNano()) / 1e9)
 	return &Analyzer{
-		cfg:       cfg,
-		js:        js,
-		log:       logger,
-		m:         m,
-		fm:        fm,
-		engine:    eval.New(cfg.Rules, cfg.evalOptions()),
-		set:       cfg.Rules,
-		warned:    map[string]bool{},
-		filesHash: hash,
-		kick:      make(chan struct{}, 1),
-		ready:     make(chan struct{}),
+		cfg:         cfg,
+		acksRefused: acksRefused,
+		js:          js,
+		log:         logger,
+		m:           m,
+		fm:          fm,
+		engine:      eval.New(cfg.Rules, cfg.evalOptions()),
+		set:         cfg.Rules,
+		warned:      map[string]bool{},
+		filesHash:   hash,
+		kick:        make(chan struct{}, 1),
+		ready:       make(chan struct{}),
 
 		refusedLog: map[[2]string]refusal{},
 	}, nil

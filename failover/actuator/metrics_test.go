@@ -31,9 +31,9 @@ func TestDecisionMetrics(t *testing.T) {
 		return out
 	}
 	before := series()
-	// 13 safeguards + 4 outcomes + dry_run + pending_approval + 3 approval refusals.
-	if n := before["mciv_failover_decisions_total"]; n != 22 {
-		t.Errorf("%d preset decision series for %s, want 22", n, testCluster)
+	// 13 safeguards + 4 outcomes + dry_run + pending_approval + 7 approval refusals.
+	if n := before["mciv_failover_decisions_total"]; n != 26 {
+		t.Errorf("%d preset decision series for %s, want 26", n, testCluster)
 	}
 	if n := before["mciv_failover_refused_total"]; n != len(refusedReasons) {
 		t.Errorf("%d preset refused series, want %d", n, len(refusedReasons))
@@ -69,8 +69,8 @@ func TestDecisionMetrics(t *testing.T) {
 	if v := h.act.Decisions("elsewhere", DecisionRefused, string(GuardTopology)); v != 1 {
 		t.Errorf("elsewhere refused/topology = %v, want 1", v)
 	}
-	if n := series()["mciv_failover_decisions_total"]; n != 23 {
-		t.Errorf("%d decision series after the decisions, want 23", n)
+	if n := series()["mciv_failover_decisions_total"]; n != 27 {
+		t.Errorf("%d decision series after the decisions, want 27", n)
 	}
 }
 

@@ -1,11 +1,13 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Reasons an acknowledgement is not trusted (bounded label values of the
@@ -118,4 +120,24 @@ func SignedBy(id Identity) string {
 		return "-"
 	}
 	return string(id.Role) + "/" + id.Name
+}
+
+// NewAckRefusedCounter returns a counter of refused acks by reason (one of
+// AckReasons), each at zero so that the first refusal shows in rate().
+func NewAckRefusedCounter(name, help string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"reason"})
+	for _, r := range AckReasons {
+		c.WithLabelValues(r)
+	}
+	return c
+}
+
+// RefusalReason is the reason of an error Check returned (AckUnsigned
+// for an error that is no *AckRefusal).
+func RefusalReason(err error) string {
+	var r *AckRefusal
+	if errors.As(err, &r) {
+		return r.Reason
+	}
+	return AckUnsigned
 }

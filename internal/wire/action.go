@@ -21,6 +21,14 @@ func ResolveActionSubject(cluster string) string {
 	return ActionSubject(cluster) + "." + ActionKindResolve
 }
 
+// ActionKindAck is the Kind of the Action by which a part audits an
+// acknowledgement it refused (unsigned, forged, for another cluster).
+const ActionKindAck = "ack"
+
+// AckActionSubject is where the notifier audits the acknowledgements of
+// cluster it refused: ActionSubject(cluster) + ".ack".
+func AckActionSubject(cluster string) string { return ActionSubject(cluster) + "." + ActionKindAck }
+
 // Action is one failover decision, acted on or refused, with the evidence
 // and the safeguard that decided it. Every decision is published to
 // JetStream on ActionSubject; it is JSON so that the nats CLI can read it.

@@ -24,9 +24,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/phone"
 	"github.com/mciv/mciv/notifier/speech"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Name is the integration's name in logs and metrics.
@@ -72,6 +74,13 @@ type Options struct {
 	Clips Clips
 	// Acks publishes phone acknowledgements; nil publishes none.
 	Acks AckPublisher
+	// AckChecker decides which acknowledgements consumed from MCIV_ACKS
+	// may stop an escalation (auth on: signed by the notifier or an
+	// operator in its own name); nil checks only the cluster (auth off).
+	AckChecker *auth.AckChecker
+	// AcksRefused counts the refused ones by reason; nil: a counter of
+	// the engine's own (AcksRefused).
+	AcksRefused *prometheus.CounterVec
 	// Cluster is used for the Ack subject when an alert has no cluster
 	// label.
 	Cluster string
@@ -136,6 +145,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore()
+	}
+	if opts.AcksRefused == nil {
+		opts.AcksRefused = NewAcksRefusedCounter()
 	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 15 * time.Second

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/httpserver"
 	"github.com/mciv/mciv/notifier/phone/twilio"
 )
@@ -40,6 +42,12 @@ type ServiceOptions struct {
 	// internal/twiliotest's).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// Signer signs the phone acknowledgements with the notifier's
+	// credential (auth on); nil publishes them unsigned.
+	Signer *auth.Signer
+	// AckChecker and AcksRefused: see Options.
+	AckChecker  *auth.AckChecker
+	AcksRefused *prometheus.CounterVec
 }
 
 // Service is phone escalation wired up: the Engine (give it to the
@@ -78,7 +86,8 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	}
 	eng, err := New(Options{
 		Config: o.OnCall, Provider: prov, Store: store, Thread: o.Thread,
-		Acks: JetStreamAcks{JS: o.JS}, Clips: o.Clips, Cluster: o.Cluster, Logger: log,
+		Acks: JetStreamAcks{JS: o.JS, Signer: o.Signer}, Clips: o.Clips, Cluster: o.Cluster, Logger: log,
+		AckChecker: o.AckChecker, AcksRefused: o.AcksRefused,
 	})
 	if err != nil {
 		return nil, err

@@ -18,11 +18,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier"
 	"github.com/mciv/mciv/notifier/labels"
 	"github.com/mciv/mciv/notifier/nflog"
 	"github.com/mciv/mciv/notifier/silence"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	slackgo "github.com/slack-go/slack"
 )
@@ -60,6 +62,28 @@ type Interactions struct {
 	now      func() time.Time
 	logger   *slog.Logger
 	users    map[string]bool // AllowUsers; nil: every user of the workspace
+	signer   *auth.Signer    // SetSigner; nil: acks go out unsigned (auth off)
+}
+
+// SetSigner makes every ack the handler publishes carry the notifier's
+// signature (auth on), so that the actuator, the analyzer and the
+// escalation know the press came through this endpoint, which verified
+// it was Slack's. Call it before serving.
+func (h *Interactions) SetSigner(s *auth.Signer) { h.signer = s }
+
+// publishAck signs and publishes ack on its cluster's subject, stored once
+// per ack id.
+func (h *Interactions) publishAck(ctx context.Context, ack *wire.Ack) error {
+	data, err := wire.EncodeAck(ack)
+	if err != nil {
+		return err
+	}
+	m := &nats.Msg{Subject: wire.AckSubject(ack.Cluster), Data: data}
+	if err := h.signer.Sign(m); err != nil {
+		return err
+	}
+	_, err = h.js.PublishMsg(ctx, m, jetstream.WithMsgID(ack.ID))
+	return err
 }
 
 // NewInteractions returns the handler; now may be nil (time.Now), logger nil.
@@ -208,7 +232,7 @@ func (h *Interactions) press(ctx context.Context, cb *slackgo.InteractionCallbac
 	id := pressID(cb, act)
 	ack := &wire.Ack{
 		Fingerprint: primary.Fingerprint, Cluster: clusterOf(primary), Action: action,
-		By: cb.User.ID, Via: "slack", At: now, ID: id,
+		By: cb.User.ID, Via: wire.ViaSlack, At: now, ID: id,
 	}
 	if action == wire.AckSilence {
 		ack.Until = now.Add(dur)
@@ -223,11 +247,7 @@ func (h *Interactions) press(ctx context.Context, cb *slackgo.InteractionCallbac
 			return err
 		}
 	}
-	data, err := wire.EncodeAck(ack)
-	if err != nil {
-		return err
-	}
-	if _, err := h.js.Publish(ctx, wire.AckSubject(ack.Cluster), data, jetstream.WithMsgID(ack.ID)); err != nil {
+	if err := h.publishAck(ctx, ack); err != nil {
 		return fmt.Errorf("publish ack: %w", err)
 	}
 	h.logger.Info("button pressed", "action", action, "user", cb.User.ID, "group", act.Value, "ack_id", id)
@@ -275,13 +295,9 @@ func (h *Interactions) approve(ctx context.Context, cb *slackgo.InteractionCallb
 	}
 	ack := &wire.Ack{
 		Fingerprint: fp, Cluster: cluster, Action: wire.AckApprove,
-		By: cb.User.ID, Via: "slack", At: h.now(), ID: id, Nonce: nonce,
+		By: cb.User.ID, Via: wire.ViaSlack, At: h.now(), ID: id, Nonce: nonce,
 	}
-	data, err := wire.EncodeAck(ack)
-	if err != nil {
-		return err
-	}
-	if _, err := h.js.Publish(ctx, wire.AckSubject(cluster), data, jetstream.WithMsgID(ack.ID)); err != nil {
+	if err := h.publishAck(ctx, ack); err != nil {
 		return fmt.Errorf("publish approval: %w", err)
 	}
 	h.logger.Info("failover approved", "user", cb.User.ID, "fingerprint", fp, "cluster", cluster, "ack_id", ack.ID)
