@@ -152,16 +152,23 @@ func Run(ctx context.Context, opts Options) error {
 			return nil, err
 		}
 		co.Name, co.Logger = "mciv-"+part+" "+cfg.Cluster+"/"+cfg.Host, logger.With("part", part)
+		acks, err := sec.ackTrust(co)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", part, err)
+		}
 		nc, err := bus.Connect(ctx, url, co)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", part, err)
 		}
 		hl.natsConn(part, nc)
 		hl.starting(part + ": setting up streams and consumers")
-		return &natsConn{nc}, nil
+		return &natsConn{Conn: nc, acks: acks}, nil
 	}
 
 	info.NATSURL = url
+	if opts.Parts.Notifier || opts.Parts.Analyzer {
+		sec.warnUnverified(logger)
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -203,7 +210,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err := sec.ensureStreams(ctx, js, logger, bus.Replicas(cfg.NATS.Replicas, nc.Conn), bus.AlertsStream, bus.AcksStream, bus.ActionsStream); err != nil {
 			return err
 		}
-		np, err := startNotifier(ctx, cfg, opts.Console, nc.Conn, js, reg, logger, start)
+		np, err := startNotifier(ctx, cfg, opts.Console, nc.Conn, js, nc.acks, reg, logger, start)
 		if err != nil {
 			return err
 		}
@@ -241,6 +248,9 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}
 		acfg.Fleet = fleetConfig(cfg, nc.Conn)
+		// A Resolve ends an alert only when the notifier (a Slack or phone
+		// press) or an operator in its own name made it.
+		acfg.AckChecker = nc.acks.checker(true, false)
 		a, err := analyzer.New(acfg, js, reg, logger.With("part", "analyzer"))
 		if err != nil {
 			return fmt.Errorf("analyzer: %w", err)
@@ -265,7 +275,7 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 		conns = append(conns, nc)
-		act, err := startFailover(ctx, cfg, ruleSet, nc.Conn, reg, logger, start)
+		act, err := startFailover(ctx, cfg, ruleSet, nc.Conn, nc.acks, reg, logger, start)
 		if err != nil {
 			return err
 		}

@@ -7,7 +7,10 @@ import (
 )
 
 // natsConn is a connection that drains on close so that nothing buffered is lost.
-type natsConn struct{ *nats.Conn }
+type natsConn struct {
+	*nats.Conn
+	acks ackTrust // how the part signs and checks acknowledgements
+}
 
 func (c *natsConn) close() {
 	done := make(chan struct{})

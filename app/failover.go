@@ -19,7 +19,7 @@ import (
 // clusters, its durable consumer on MCIV_ALERTS, and its KV state. The
 // rules whose `actions` ask for failover are acted on, as are those named
 // in failover.rules (which take precedence).
-func startFailover(ctx context.Context, cfg config.Config, set *rules.Set, nc *nats.Conn, reg prometheus.Registerer, logger *slog.Logger,
+func startFailover(ctx context.Context, cfg config.Config, set *rules.Set, nc *nats.Conn, acks ackTrust, reg prometheus.Registerer, logger *slog.Logger,
 	start func(string, func(context.Context) error)) (*actuator.Actuator, error) {
 	fcfg := cfg.Failover
 	fcfg.Rules = failoverPolicies(set, cfg.Failover.Rules)
@@ -36,7 +36,8 @@ func startFailover(ctx context.Context, cfg config.Config, set *rules.Set, nc *n
 	if err != nil {
 		return nil, fmt.Errorf("failover: %w", err)
 	}
-	a, err := actuator.New(actuator.Options{Config: fcfg, JS: js, Drivers: drivers, Logger: log, Replicas: bus.Replicas(cfg.NATS.Replicas, nc)})
+	a, err := actuator.New(actuator.Options{Config: fcfg, JS: js, Drivers: drivers, Logger: log, Replicas: bus.Replicas(cfg.NATS.Replicas, nc),
+		Verifier: acks.verifier, Secured: acks.secured})
 	if err != nil {
 		return nil, fmt.Errorf("failover: %w", err)
 	}

@@ -38,7 +38,7 @@ func TestStartFailover(t *testing.T) {
 	started := make(chan string, 1)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	_, err = startFailover(ctx, cfg, nil, nc, nil, slog.New(slog.DiscardHandler), func(part string, fn func(context.Context) error) {
+	_, err = startFailover(ctx, cfg, nil, nc, ackTrust{}, nil, slog.New(slog.DiscardHandler), func(part string, fn func(context.Context) error) {
 		started <- part
 		go func() { done <- fn(runCtx) }()
 	})

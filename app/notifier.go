@@ -14,6 +14,7 @@ import (
 
 	"github.com/mciv/mciv/app/config"
 	"github.com/mciv/mciv/failover/actuator"
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/httpserver"
 	"github.com/mciv/mciv/notifier"
@@ -47,7 +48,7 @@ type notifierParts struct {
 // the console and the grouped Slack integration, the Slack thread feed
 // (acknowledgements and failover actions), the chart recorder and the
 // Slack interactivity endpoint.
-func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *nats.Conn, js jetstream.JetStream,
+func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *nats.Conn, js jetstream.JetStream, acks ackTrust,
 	reg prometheus.Registerer, logger *slog.Logger, start func(string, func(context.Context) error)) (notifierParts, error) {
 	var parts notifierParts
 	if logger == nil {
@@ -103,7 +104,7 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 		start("notifier-silence-threads", func(ctx context.Context) error { return inc.RunSilences(ctx, sil, 0) })
 		log.Info("slack notifications on", "slack", cfg.Slack.String())
 
-		if err := startSlackInteractivity(ctx, cfg, js, nfl, sil, log, start); err != nil {
+		if err := startSlackInteractivity(ctx, cfg, js, acks.signer, nfl, sil, log, start); err != nil {
 			return parts, err
 		}
 	}
@@ -124,8 +125,17 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 			// hold up the next call.
 			thread = parts.replies
 		}
+		// Phone keys are signed as the notifier's; an ack stops a call
+		// only when the notifier or an operator in its own name made it.
+		refused := escalation.NewAcksRefusedCounter()
+		if reg != nil {
+			if err := reg.Register(refused); err != nil {
+				return parts, fmt.Errorf("notifier: %w", err)
+			}
+		}
 		svc, err := escalation.NewService(ctx, escalation.ServiceOptions{
 			OnCall: cfg.OnCall, Twilio: cfg.Twilio, JS: js, Cluster: cfg.Cluster, Thread: thread, Logger: log.With("integration", "escalation"),
+			Signer: acks.signer, AckChecker: acks.checker(true, false), AcksRefused: refused,
 		})
 		if err != nil {
 			return parts, fmt.Errorf("notifier: phone escalation: %w", err)
@@ -145,7 +155,7 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 // when slack.socket_mode.app_token is set, over HTTP when
 // slack.interactivity.listen is (buttons at the interactivity path, /mciv
 // at /slack/commands; both transports may run, sharing one handler).
-func startSlackInteractivity(ctx context.Context, cfg config.Config, js jetstream.JetStream, nfl *nflog.Log, sil *silence.Store,
+func startSlackInteractivity(ctx context.Context, cfg config.Config, js jetstream.JetStream, signer *auth.Signer, nfl *nflog.Log, sil *silence.Store,
 	log *slog.Logger, start func(string, func(context.Context) error)) error {
 	ic, sm := cfg.Slack.Interactivity, cfg.Slack.SocketMode
 	if ic.Listen == "" && sm.AppToken == "" {
@@ -170,6 +180,7 @@ func startSlackInteractivity(ctx context.Context, cfg config.Config, js jetstrea
 		return fmt.Errorf("notifier: %w", err)
 	}
 	h.AllowUsers(users)
+	h.SetSigner(signer) // every press goes out signed as the notifier's (auth on)
 	var sw slacknotify.FailoverSwitch
 	if cfg.Failover.Enabled {
 		bucket := cfg.Failover.KVBucket

@@ -81,7 +81,7 @@ func TestNotifierWiring(t *testing.T) {
 	}()
 	var console bytes.Buffer
 	consoleOut := &lockedWriter{w: &console}
-	parts, err := startNotifier(ctx, cfg, consoleOut, nc, js, prometheus.NewRegistry(), nil, startPart)
+	parts, err := startNotifier(ctx, cfg, consoleOut, nc, js, ackTrust{}, prometheus.NewRegistry(), nil, startPart)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestNotifierSocketModeWiring(t *testing.T) {
 		stop()
 		wg.Wait()
 	}()
-	if _, err := startNotifier(ctx, cfg, nil, nc, js, prometheus.NewRegistry(), nil, startPart); err != nil {
+	if _, err := startNotifier(ctx, cfg, nil, nc, js, ackTrust{}, prometheus.NewRegistry(), nil, startPart); err != nil {
 		t.Fatal(err)
 	}
 	a := &wire.Alert{Fingerprint: "fp-socket", Rule: "DiskLatencyHigh", State: wire.StateFiring,

@@ -179,3 +179,56 @@ func waitStreams(ctx context.Context, js jetstream.JetStream, logger *slog.Logge
 	}
 	return nil
 }
+
+// ackTrust is how a part signs the acknowledgements it makes and checks
+// the ones it reads (internal/auth AckChecker).
+type ackTrust struct {
+	signer   *auth.Signer   // the part's own credential; nil: acks go out unsigned
+	verifier *auth.Verifier // the MCIV account of nats.auth; nil: cannot verify
+	secured  bool           // the bus requires credentials
+}
+
+// checker returns who may make the acks a part acts on. Without a trust
+// root on a secured bus, approvals (strict) are all refused, while the
+// notifier and the analyzer accept acks as without auth (a warning says
+// so at start): refusing every Slack press would leave people paged.
+func (t ackTrust) checker(allowOperator, strict bool) *auth.AckChecker {
+	switch {
+	case t.verifier != nil:
+		return auth.NewAckChecker(t.verifier, allowOperator)
+	case t.secured && strict:
+		return auth.NewUnverifiableAckChecker("no trust root to verify approvals with: set nats.auth to a directory holding the trust root's JWTs")
+	}
+	return auth.NewAckChecker(nil, allowOperator)
+}
+
+// ackTrust returns the signer of the credential in o and the verifier of
+// the trust root.
+func (s *security) ackTrust(o bus.ConnectOptions) (ackTrust, error) {
+	t := ackTrust{secured: s.secured()}
+	if s.trust != nil {
+		v, err := auth.NewVerifier(s.trust.AccountJWT)
+		if err != nil {
+			return t, err
+		}
+		t.verifier = v
+	}
+	var err error
+	switch {
+	case o.UserJWT != "":
+		t.signer, err = auth.NewSigner(o.UserJWT, o.UserSeed)
+	case o.CredsFile != "":
+		t.signer, err = auth.SignerFromCredsFile(o.CredsFile)
+	}
+	return t, err
+}
+
+// warnUnverified says, once, what a secured bus without a trust root does
+// not guarantee.
+func (s *security) warnUnverified(logger *slog.Logger) {
+	if s.secured() && s.trust == nil {
+		logger.Warn("acknowledgements are not verified: the bus needs credentials but nats.auth names no trust root; "+
+			"failover approvals are refused, Slack and phone acks are taken as they come",
+			"fix", "copy operator.jwt, system.jwt and account.jwt of the trust root to this host and set nats.auth to their directory")
+	}
+}

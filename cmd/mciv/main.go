@@ -65,7 +65,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	root.AddCommand(
 		upCmd(e), partCmd(e, "collector"), partCmd(e, "analyzer"), partCmd(e, "notifier"),
 		doctorCmd(e), tailCmd(e), demoCmd(e), rulesCmd(e), replayCmd(e), recordCmd(e), sayCmd(e), silenceCmd(e),
-		failoverCmd(e), steerCmd(e), evalCmd(e), authCmd(e),
+		failoverCmd(e), steerCmd(e), evalCmd(e), authCmd(e), ackCmd(e),
 	)
 	return root
 }
