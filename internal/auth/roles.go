@@ -149,6 +149,10 @@ func Permissions(role Role) jwt.Permissions {
 	case Notifier:
 		p.sub(wire.SamplesWildcard) // the chart recorder
 		p.pub(wire.AcksWildcard)    // Slack buttons and phone keypresses
+		// Acks it refused (unsigned, forged) are audited; no failover
+		// decision.
+		p.pub(wire.AckActionSubject("*"))
+		p.streamInfo(ActionsStream)
 		// One durable per integration (notifier.Dispatcher), the old
 		// shared one read for where to start.
 		p.consumer(AlertsStream, NotifierDurable)
