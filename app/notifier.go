@@ -72,6 +72,7 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 	if out != nil {
 		integrations = append(integrations, console.New(out))
 		feed := console.NewFeed(out, sil, 0, log)
+		feed.SetAckChecker(acks.checker(true, false))
 		start("notifier-console-feed", func(ctx context.Context) error { return feed.Run(ctx, js) })
 	}
 	if cfg.Slack.Enabled() {

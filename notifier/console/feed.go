@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier"
@@ -80,8 +81,15 @@ type Feed struct {
 	every    time.Duration
 	now      func() time.Time
 	log      *slog.Logger
-	mu       sync.Mutex // one line at a time
+	acks     *auth.AckChecker // SetAckChecker; nil: every ack is shown
+	mu       sync.Mutex       // one line at a time
 }
+
+// SetAckChecker shows only the acknowledgements c accepts (auth on: made
+// by the notifier for a person, or by an operator in its own name); the
+// refusal's audit record is shown instead, from the actions stream. Call
+// it before Run.
+func (f *Feed) SetAckChecker(c *auth.AckChecker) { f.acks = c }
 
 // NewFeed returns a feed printing to out; silences may be nil (no
 // silence lines), every is the silence poll interval (default 10s).
@@ -105,17 +113,20 @@ func (f *Feed) println(s string) {
 func (f *Feed) Run(ctx context.Context, js jetstream.JetStream) error {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		f.stream(ctx, js, bus.AcksStream, wire.AcksWildcard, func(data []byte) (string, error) {
-			a, err := wire.DecodeAck(data)
+		f.stream(ctx, js, bus.AcksStream, wire.AcksWildcard, func(m jetstream.Msg) (string, error) {
+			a, err := wire.DecodeAck(m.Data())
 			if err != nil {
+				return "", err
+			}
+			if _, err := f.acks.Check(m.Subject(), m.Data(), m.Headers(), a); err != nil {
 				return "", err
 			}
 			return FormatAck(a), nil
 		})
 	})
 	wg.Go(func() {
-		f.stream(ctx, js, bus.ActionsStream, wire.ActionsWildcard, func(data []byte) (string, error) {
-			a, err := wire.DecodeAction(data)
+		f.stream(ctx, js, bus.ActionsStream, wire.ActionsWildcard, func(m jetstream.Msg) (string, error) {
+			a, err := wire.DecodeAction(m.Data())
 			if err != nil {
 				return "", err
 			}
@@ -131,7 +142,7 @@ func (f *Feed) Run(ctx context.Context, js jetstream.JetStream) error {
 
 // stream prints every new message of stream until ctx ends, recreating
 // its ordered consumer after failures.
-func (f *Feed) stream(ctx context.Context, js jetstream.JetStream, stream, filter string, format func([]byte) (string, error)) {
+func (f *Feed) stream(ctx context.Context, js jetstream.JetStream, stream, filter string, format func(jetstream.Msg) (string, error)) {
 	for ctx.Err() == nil {
 		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverNewPolicy,
@@ -139,7 +150,7 @@ func (f *Feed) stream(ctx context.Context, js jetstream.JetStream, stream, filte
 		if err == nil {
 			var cc jetstream.ConsumeContext
 			cc, err = cons.Consume(func(m jetstream.Msg) {
-				if line, ferr := format(m.Data()); ferr == nil {
+				if line, ferr := format(m); ferr == nil {
 					f.println(line)
 				}
 			})
