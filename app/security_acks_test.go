@@ -3,13 +3,19 @@ package app
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mciv/mciv/analyzer"
+	"github.com/mciv/mciv/app/config"
+	"github.com/mciv/mciv/failover"
+	"github.com/mciv/mciv/failover/actuator"
 	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
+	slacknotify "github.com/mciv/mciv/notifier/slack"
+	"github.com/mciv/mciv/notifier/slack/slacktest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
@@ -197,5 +203,204 @@ func TestAttackForgedResolve(t *testing.T) {
 		if strings.HasPrefix(line, "ACK") && !strings.Contains(line, "by alice via cli") {
 			t.Errorf("the console shows a forged ack as made: %q", line)
 		}
+	}
+}
+
+// labDriver is a failover.Driver over a fixed topology: db-1 leads,
+// db-2 and db-3 replicate. It records switchovers.
+type labDriver struct {
+	mu       sync.Mutex
+	switches []failover.Request
+}
+
+func (d *labDriver) Name() string { return "lab" }
+
+func (d *labDriver) Topology(context.Context) (failover.Topology, error) {
+	return failover.Topology{Cluster: labCluster, Members: []failover.Member{
+		{Name: "db-1", Role: failover.RoleLeader, State: "running", Host: "10.0.0.1", Port: 5432, Timeline: 4},
+		{Name: "db-2", Role: failover.RoleReplica, State: "streaming", Host: "10.0.0.2", Port: 5432, Timeline: 4},
+		{Name: "db-3", Role: failover.RoleReplica, State: "streaming", Host: "10.0.0.3", Port: 5432, Timeline: 4, LagBytes: 100},
+	}}, nil
+}
+
+func (d *labDriver) Switchover(_ context.Context, req failover.Request) (failover.Result, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.switches = append(d.switches, req)
+	return failover.Result{Driver: "lab", To: req.To, NewLeader: req.To, Outcome: failover.OutcomeSucceeded}, nil
+}
+
+func (d *labDriver) Failover(context.Context, failover.Request) (failover.Result, error) {
+	return failover.Result{}, failover.ErrInvalidRequest
+}
+
+func (d *labDriver) Switches() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.switches)
+}
+
+// approveButton finds the Approve button of a pending failover in Slack:
+// its message and its value ("<fingerprint> <cluster> <nonce>").
+func approveButton(msgs []slacktest.Message) (slacktest.Message, string, bool) {
+	for _, m := range msgs {
+		b := string(m.Blocks)
+		i := strings.Index(b, slacknotify.ActionApprove)
+		if i < 0 {
+			continue
+		}
+		j := strings.Index(b[i:], `"value":"`)
+		if j < 0 {
+			continue
+		}
+		rest := b[i+j+len(`"value":"`):]
+		return m, rest[:strings.IndexByte(rest, '"')], true
+	}
+	return slacktest.Message{}, "", false
+}
+
+// TestAttackApprovalThroughSlack: mciv up's notifier (its Slack
+// interaction endpoint, on the notifier's issued credentials) and an
+// actuator on its own credentials, on the permissioned bus. The pending
+// failover's Approve button reaches Slack; an operator publishing the
+// button's approval in the listed approver's name, signed with its own
+// key, and an unlisted user's press are refused, counted and audited, and
+// switch nothing; the listed approver's press through the fake Slack
+// switches over, signed by the notifier.
+func TestAttackApprovalThroughSlack(t *testing.T) {
+	slack := slacktest.New(t, "xoxb-lab")
+	listen := freeAddr(t)
+	l := startTrustLab(t, func(c *config.Config) {
+		c.Slack = slacknotify.Section{Token: "xoxb-lab", Channel: "C0NCALL", APIURL: slack.URL()}
+		c.Slack.Interactivity.Listen = listen
+		c.Slack.Interactivity.SigningSecret = "lab-secret"
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	v, err := auth.NewVerifier(l.trust.AccountJWT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv := &labDriver{}
+	decs := make(chan wire.Action, 32)
+	ac := l.connect(t, auth.Actuator, "core-1")
+	act, err := actuator.New(actuator.Options{
+		Config: actuator.Config{Enabled: true, Approvers: []string{"U123"},
+			Rules: map[string]actuator.Policy{"LabRetransmits": {When: actuator.WhenPrimary, Approval: true}}},
+		JS: ac.js, Drivers: map[string]failover.Driver{labCluster: drv}, Holder: "lab-actuator",
+		Verifier: v, Secured: true, OnDecision: func(a wire.Action) { decs <- a },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := act.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// db-2 and db-3 see the primary degraded; db-1 still reports.
+	now := time.Now()
+	for i := range 3 {
+		at := now.Add(time.Duration(i-3) * time.Second)
+		for _, host := range []string{"db-1", "db-2", "db-3"} {
+			b := &wire.Batch{Cluster: labCluster, Host: host, Start: at, Interval: time.Second,
+				Series: []wire.Series{{Signal: "mciv_collector_up", Kind: wire.KindGauge, Value: 1}}}
+			if host != "db-1" {
+				b.Series = append(b.Series, wire.Series{Signal: "tcp_retransmits_total", Kind: wire.KindCounter,
+					Labels: []wire.Label{{Name: "peer", Value: "10.0.0.1:5432"}}, Value: 7})
+			}
+			act.Observe(b)
+		}
+	}
+	// The alert, as the analyzer would publish it, reaches Slack.
+	al := &wire.Alert{Fingerprint: "fp-approve", Rule: "LabRetransmits", State: wire.StateFiring,
+		Labels: map[string]string{"cluster": labCluster, "host": "db-1", "severity": "critical", "alertname": "LabRetransmits"},
+		Signal: "tcp_retransmits_total", Stat: "rate", Value: 50, Threshold: 1, StartsAt: now.Add(-time.Minute), At: now}
+	data, _ := wire.EncodeAlert(al)
+	an := l.connect(t, auth.Analyzer, "core-1")
+	if _, err := an.js.Publish(ctx, wire.AlertSubject(labCluster, al.Rule), data, jetstream.WithMsgID(al.MsgID())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := slack.WaitMessages(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !act.Track(al) {
+		t.Fatal("the alert is not a failover alert")
+	}
+	done := make(chan wire.Action, 1)
+	go func() { done <- act.Handle(ctx, al) }()
+	var (
+		btnMsg slacktest.Message
+		value  string
+	)
+	if !waitFor(ctx, func() bool {
+		var ok bool
+		btnMsg, value, ok = approveButton(slack.Current())
+		return ok
+	}) {
+		t.Fatalf("no Approve button in Slack: %+v", slack.Current())
+	}
+	fp, rest, _ := strings.Cut(value, " ")
+	_, nonce, _ := strings.Cut(rest, " ")
+	if fp != al.Fingerprint || nonce == "" {
+		t.Fatalf("button value %q", value)
+	}
+	refusal := func(what, reason string) {
+		t.Helper()
+		for {
+			select {
+			case d := <-decs:
+				if d.Decision == actuator.DecisionPendingApproval {
+					continue
+				}
+				if d.Decision != actuator.DecisionApprovalRefused || d.Evidence["reason"] != reason {
+					t.Fatalf("%s: decision %s %v, want %s refused", what, d.Decision, d.Evidence, reason)
+				}
+				if act.Refused(reason) < 1 || drv.Switches() != 0 {
+					t.Fatalf("%s: counted %v, %d switchovers", what, act.Refused(reason), drv.Switches())
+				}
+				return
+			case <-ctx.Done():
+				t.Fatalf("%s: no decision", what)
+			}
+		}
+	}
+	// An operator who read the nonce approves in U123's name, signed with
+	// its own key.
+	op := l.connect(t, auth.Operator, "mallory")
+	op.publishAck(t, l.signerOf(t, auth.Operator, labCluster, "mallory"), wire.Ack{Fingerprint: fp, Cluster: labCluster,
+		Action: wire.AckApprove, By: "U123", Via: "slack", At: time.Now(), ID: "forged", Nonce: nonce})
+	// (operator_approvals is off: the operator role may not approve at all.)
+	refusal("an operator in U123's name", actuator.RefusedRole)
+
+	url := "http://" + listen + "/slack/interactivity"
+	press := func(user string) {
+		t.Helper()
+		body := slacktest.ButtonPress{UserID: user, ChannelID: btnMsg.ChannelID, MessageTS: btnMsg.TS,
+			ActionID: slacknotify.ActionApprove, Value: value}.Body()
+		if status, _, err := slacktest.Post(ctx, url, "lab-secret", time.Now(), body); err != nil || status != 200 {
+			t.Fatalf("%s presses Approve: %d %v", user, status, err)
+		}
+	}
+	press("U0MALLORY") // in the workspace, not an approver
+	refusal("an unlisted user's press", actuator.RefusedApprover)
+
+	// Positive control: the listed approver presses the button in Slack.
+	press("U123")
+	got := <-done
+	if got.Decision != actuator.DecisionActed || got.Evidence["approved_by"] != "U123 via slack" ||
+		got.Evidence["approval_signed_by"] != "notifier/core-1" {
+		t.Fatalf("%s %s: %s %v", got.Decision, got.Safeguard, got.Reason, got.Evidence)
+	}
+	if drv.Switches() != 1 {
+		t.Fatalf("%d switchovers, want 1", drv.Switches())
+	}
+	// Both refusals are on the audit stream.
+	var n int
+	for _, a := range streamRecords(t, l.admin(t).js, bus.ActionsStream, wire.ActionSubject(labCluster), wire.DecodeAction) {
+		if a.Decision == actuator.DecisionApprovalRefused && a.Fingerprint == fp {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d refused approvals audited, want 2", n)
 	}
 }
