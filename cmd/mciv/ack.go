@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -89,7 +90,10 @@ func ackCmd(e *env) *cobra.Command {
 			if err := signer.Sign(m); err != nil {
 				return fmt.Errorf("ack: %w", err)
 			}
-			nc, err := conn.connect(cmd.Context(), e, "mciv-ack")
+			// Bounded: a publication the server refuses gets no answer.
+			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+			defer cancel()
+			nc, err := conn.connect(ctx, e, "mciv-ack")
 			if err != nil {
 				return fmt.Errorf("ack: %w", err)
 			}
@@ -98,7 +102,7 @@ func ackCmd(e *env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("ack: %w", err)
 			}
-			if _, err := js.PublishMsg(cmd.Context(), m, jetstream.WithMsgID(ack.ID)); err != nil {
+			if _, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(ack.ID)); err != nil {
 				return fmt.Errorf("ack: publish: %w", err)
 			}
 			how := "unsigned (no --creds)"
