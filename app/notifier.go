@@ -93,6 +93,9 @@ func startNotifier(ctx context.Context, cfg config.Config, out io.Writer, nc *na
 			Replica:  cfg.Host,
 			Charter:  rec,
 			Registry: reg,
+			// Slack shows an ack as made only when the notifier (a press)
+			// or an operator in its own name made it.
+			AckChecker: acks.checker(true, false),
 		}, log)
 		if err != nil {
 			return parts, fmt.Errorf("notifier: %w", err)

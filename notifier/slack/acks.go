@@ -49,17 +49,20 @@ func (n *Incidents) RunThreads(ctx context.Context, js jetstream.JetStream) erro
 		}
 	}()
 	go func() {
-		errc <- consumeLoop(ctx, js, bus.AcksStream, AcksDurable, wire.AcksWildcard, n.logger, func(ctx context.Context, data []byte) error {
-			ack, err := wire.DecodeAck(data)
+		errc <- consumeLoop(ctx, js, bus.AcksStream, AcksDurable, wire.AcksWildcard, n.logger, func(ctx context.Context, m jetstream.Msg) error {
+			ack, err := wire.DecodeAck(m.Data())
 			if err != nil {
 				return errPermanent{err}
+			}
+			if _, err := n.cfg.AckChecker.Check(m.Subject(), m.Data(), m.Headers(), ack); err != nil {
+				return errPermanent{err} // counted and audited by the escalation and the analyzer
 			}
 			return n.handleAck(ctx, ack)
 		})
 	}()
 	go func() {
-		errc <- consumeLoop(ctx, js, bus.ActionsStream, ActionsDurable, wire.ActionsWildcard, n.logger, func(ctx context.Context, data []byte) error {
-			act, err := wire.DecodeAction(data)
+		errc <- consumeLoop(ctx, js, bus.ActionsStream, ActionsDurable, wire.ActionsWildcard, n.logger, func(ctx context.Context, m jetstream.Msg) error {
+			act, err := wire.DecodeAction(m.Data())
 			if err != nil {
 				return errPermanent{err}
 			}
@@ -74,7 +77,7 @@ type errPermanent struct{ error }
 
 // consumeLoop feeds every message of a durable consumer to handle, one at a
 // time, acknowledging after success and retrying failures with backoff.
-func consumeLoop(ctx context.Context, js jetstream.JetStream, stream, durable, filter string, logger *slog.Logger, handle func(context.Context, []byte) error) error {
+func consumeLoop(ctx context.Context, js jetstream.JetStream, stream, durable, filter string, logger *slog.Logger, handle func(context.Context, jetstream.Msg) error) error {
 	log := logger.With("stream", stream, "durable", durable)
 	wait := time.Second
 	for ctx.Err() == nil {
@@ -113,7 +116,7 @@ func consumeLoop(ctx context.Context, js jetstream.JetStream, stream, durable, f
 				log.Warn("thread feed: next message failed", "err", err)
 				break
 			}
-			herr := handle(ctx, msg.Data())
+			herr := handle(ctx, msg)
 			var perm errPermanent
 			switch {
 			case herr == nil:
@@ -123,7 +126,7 @@ func consumeLoop(ctx context.Context, js jetstream.JetStream, stream, durable, f
 				}
 				cancel()
 			case errors.As(herr, &perm):
-				log.Warn("thread feed: dropping an undecodable message", "subject", msg.Subject(), "err", herr)
+				log.Warn("thread feed: dropping a message it cannot act on (undecodable, or an ack nobody trusted made)", "subject", msg.Subject(), "err", herr)
 				_ = msg.Term()
 			default:
 				log.Warn("thread feed: handling failed; retrying", "subject", msg.Subject(), "err", herr)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mciv/mciv/internal/auth"
 	"log/slog"
 	"slices"
 	"sync"
@@ -53,6 +54,11 @@ type IncidentsConfig struct {
 	Now func() time.Time
 	// Registry gets the Slack call metrics; nil: not registered.
 	Registry prometheus.Registerer
+	// AckChecker decides which acknowledgements the thread feed shows as
+	// made (auth on: by the notifier for a person, or an operator in its
+	// own name); nil checks only the cluster. A refused one changes
+	// nothing in Slack.
+	AckChecker *auth.AckChecker
 }
 
 // Incidents is the Slack integration that keeps one living message per
