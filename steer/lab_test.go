@@ -326,8 +326,8 @@ type switchResult struct {
 	// its own address (the switchover completed) to that first new
 	// connection through the service address.
 	fromWritable time.Duration
-	alert      *wire.Alert
-	decision       wire.Action
+	alert        *wire.Alert
+	decision     wire.Action
 }
 
 // switchover makes the primary slow (a lock on the probe table stalls
