@@ -2,8 +2,11 @@ package steer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"sync"
@@ -85,6 +88,7 @@ type steerLab struct {
 	dir      string
 	js       jetstream.JetStream
 	agent    *Agent
+	dp       *Datapath
 	password string
 	members  map[string]string // name -> host:port
 	byIP     map[string]string // ip -> name
@@ -132,6 +136,7 @@ func newSteerLab(t testing.TB, ctx context.Context) *steerLab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dp.Close() })
+	s.dp = dp
 	if s.agent, err = NewAgent(cfg, dp, nil, logger); err != nil {
 		t.Fatal(err)
 	}
@@ -307,6 +312,16 @@ func (s *steerLab) publishAlert(t testing.TB, ctx context.Context, al *wire.Aler
 	}
 }
 
+// byAddr returns the member at addr ("" if none).
+func (s *steerLab) byAddr(addr netip.AddrPort) string {
+	for m, a := range s.members {
+		if a == addr.String() {
+			return m
+		}
+	}
+	return ""
+}
+
 // watched is the first moment a watcher saw what it waited for, on member.
 type watched struct {
 	member string
@@ -322,12 +337,14 @@ type switchResult struct {
 	// connect: to the first new connection to the rw service address that
 	// lands on it (pg_is_in_recovery() false).
 	route, connect time.Duration
-	// fromWritable: from the new primary first answering as writable on
-	// its own address (the switchover completed) to that first new
-	// connection through the service address.
-	fromWritable time.Duration
-	alert        *wire.Alert
-	decision     wire.Action
+	// kernel and steered: from Patroni's GET /primary first answering 200
+	// on the new primary (the earliest a proxy polling it could move) to
+	// the kernel's rw route naming it (negative: steering moved first, on
+	// Patroni's leader key, while the promotion finished), and to that
+	// first new connection.
+	kernel, steered time.Duration
+	alert           *wire.Alert
+	decision        wire.Action
 }
 
 // switchover makes the primary slow (a lock on the probe table stalls
@@ -366,15 +383,17 @@ func (s *steerLab) switchover(t testing.TB, ctx context.Context, leader string) 
 	if err := s.incidents.Notify(ctx, al); err != nil {
 		t.Fatalf("notify: %v", err)
 	}
-	// Two watchers, each a psql loop, from now on: the first moment a
-	// member other than the old primary answers pg_is_in_recovery() =
-	// false on its own address (the new primary is writable: the
-	// switchover has completed), and the first new connection to the rw
-	// service address, from the application's cgroup, that lands on such a
-	// member.
+	// Watchers, from now on, of three moments: Patroni's GET /primary
+	// first answering 200 on another member (what HAProxy's check of
+	// Patroni polls: the earliest it could move its backend), the kernel's
+	// route of the rw service address first naming another member (the
+	// datapath map, read every 2 ms), and the first new connection to the
+	// rw service address from the application's cgroup that lands on a
+	// member answering pg_is_in_recovery() = false (a psql loop: its
+	// resolution is one psql run, tens to hundreds of ms here).
 	wctx, stopWatch := context.WithTimeout(ctx, 60*time.Second)
 	defer stopWatch()
-	first := func(ok func() string) <-chan watched {
+	first := func(every time.Duration, ok func() string) <-chan watched {
 		ch := make(chan watched, 1)
 		go func() {
 			defer close(ch)
@@ -383,26 +402,46 @@ func (s *steerLab) switchover(t testing.TB, ctx context.Context, leader string) 
 					ch <- watched{m, time.Now()}
 					return
 				}
-				time.Sleep(10 * time.Millisecond)
+				time.Sleep(every)
 			}
 		}()
 		return ch
 	}
-	writable := map[string]<-chan watched{}
+	primaryAPI := map[string]<-chan watched{}
+	hc := &http.Client{Timeout: 500 * time.Millisecond}
 	for _, m := range s.lab.MemberNames() {
 		if m == leader {
 			continue
 		}
-		writable[m] = first(func() string {
-			qctx, cancel := context.WithTimeout(wctx, time.Second)
-			defer cancel()
-			if out, err := s.lab.ExecSQL(qctx, m, "SELECT pg_is_in_recovery()"); err == nil && out == "f" {
+		url := s.lab.APIURL(m) + "/primary"
+		primaryAPI[m] = first(10*time.Millisecond, func() string {
+			resp, err := hc.Get(url)
+			if err != nil {
+				return ""
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
 				return m
 			}
 			return ""
 		})
 	}
-	steered := first(func() string {
+	rwAddr := netip.MustParseAddrPort(s.rw)
+	kernelRoute := first(2*time.Millisecond, func() string {
+		es, err := s.dp.Entries()
+		if err != nil {
+			return ""
+		}
+		for _, e := range es {
+			if e.Service == rwAddr && len(e.Backends) > 0 {
+				if m := s.byAddr(e.Backends[0].Addr); m != leader {
+					return m
+				}
+			}
+		}
+		return ""
+	})
+	steered := first(10*time.Millisecond, func() string {
 		m, rec, err := s.query(wctx, s.rw)
 		if err == nil && m != leader && m != "" && rec == "false" {
 			return m
@@ -433,16 +472,21 @@ func (s *steerLab) switchover(t testing.TB, ctx context.Context, leader string) 
 		return false
 	})
 	res.route = rw.At.Sub(d.At) // the controller's write, on the same clock
-	w, ok := <-writable[d.To]
+	p, ok := <-primaryAPI[d.To]
 	if !ok {
-		t.Fatalf("the new primary %s never answered as writable on its own address (got %+v)", d.To, w)
+		t.Fatalf("Patroni's GET /primary never answered 200 on the new primary %s", d.To)
+	}
+	k, ok := <-kernelRoute
+	if !ok || k.member != d.To {
+		t.Fatalf("the kernel's rw route never named the new primary %s (got %+v)", d.To, k)
 	}
 	c, ok := <-steered
 	if !ok || c.member != d.To {
 		t.Fatalf("new connections to the rw service never reached the new primary %s within 60 s (got %+v)", d.To, c)
 	}
 	res.connect = c.at.Sub(d.At)
-	res.fromWritable = c.at.Sub(w.at)
+	res.kernel = k.at.Sub(p.at)
+	res.steered = c.at.Sub(p.at)
 	// The alert ends; the old primary rejoins as a replica.
 	resolved := *al
 	resolved.State, resolved.At, resolved.EndsAt = wire.StateResolved, time.Now(), time.Now()
@@ -532,8 +576,8 @@ func TestLabSteering(t *testing.T) {
 
 	t.Run("switchover by the actuator", func(t *testing.T) {
 		res := s.switchover(t, ctx, leader)
-		t.Logf("actuator's record → rw route on %s: %s, → first new connection on the new primary: %s; new primary writable → first new connection through the service address: %s",
-			res.to, res.route.Round(time.Millisecond), res.connect.Round(time.Millisecond), res.fromWritable.Round(time.Millisecond))
+		t.Logf("to %s: actuator's record → controller's rw route %s, → first new connection on the new primary %s; Patroni /primary 200 → kernel route %s, → first new connection %s",
+			res.to, res.route.Round(time.Millisecond), res.connect.Round(time.Millisecond), res.kernel.Round(time.Millisecond), res.steered.Round(time.Millisecond))
 		if res.to == leader {
 			t.Fatalf("switched over to the old leader %s", leader)
 		}
@@ -551,6 +595,43 @@ func TestLabSteering(t *testing.T) {
 		line := s.threadReply(t, ctx, res.alert.Fingerprint, want)
 		t.Logf("Slack thread: %s", line.Text)
 		s.threadReply(t, ctx, res.alert.Fingerprint, "Switchover acted")
+		// Forged routes in the bucket (a replica under the ro role, a
+		// backend that is no member) are refused by the agent: new
+		// connections keep reaching the new primary.
+		kv, err := s.js.KeyValue(ctx, DefaultBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig, err := kv.Get(ctx, "payments-rw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []struct {
+			route routes.Route
+			why   string
+		}{
+			{routes.Route{V: routes.Version, Service: "payments-rw", Role: routes.ReadOnly, Cluster: lab.Scope(), Member: leader, Addr: members[leader]}, `has role "ro"`},
+			{routes.Route{V: routes.Version, Service: "payments-rw", Role: routes.ReadWrite, Cluster: lab.Scope(), Member: "evil", Addr: "127.0.0.1:1"}, `"evil" is not a known member`},
+		} {
+			data, _ := json.Marshal(f.route)
+			if _, err := kv.Put(ctx, "payments-rw", data); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, ctx, "the agent refuses "+f.why, 10*time.Second, func() bool {
+				for _, sv := range agent.Status().Services {
+					if sv.Name == "payments-rw" && strings.Contains(sv.Refused, f.why) {
+						return true
+					}
+				}
+				return false
+			})
+			if m, rec, err := s.query(ctx, rw); err != nil || m != res.to || rec != "false" {
+				t.Fatalf("after a forged route (%s): %s %s %v", f.why, m, rec, err)
+			}
+		}
+		if _, err := kv.Put(ctx, "payments-rw", orig.Value()); err != nil {
+			t.Fatal(err)
+		}
 		// An unlisted member address is still untouched (the member that
 		// neither led nor leads: the old primary is restarting).
 		var third string
@@ -646,10 +727,10 @@ func TestLabSteering(t *testing.T) {
 // record (written once its driver confirmed the switchover) to the
 // controller's rw route (negative: its Patroni poll saw the new leader
 // first), and to the first new connection to the rw service address that
-// lands on the new primary (negative: before the record); and from the new
-// primary first answering pg_is_in_recovery() = false on its own address
-// (the switchover completed) to that connection. Both moments are seen by
-// psql loops of the same cadence (a psql run takes tens of ms here).
+// lands on the new primary (negative: before the record); and from
+// Patroni's GET /primary first answering 200 on the new primary (what a
+// proxy's health check polls) to the kernel's route naming it and to that
+// first connection (a psql loop: its resolution is one psql run).
 // HAProxy's usual check of Patroni's API (inter 3s, fall 3, rise 2) takes
 // 3 s to 9 s to move a backend after the same event. Run with
 // -benchtime=5x.
@@ -665,7 +746,7 @@ func BenchmarkLabSwitchoverToSteered(b *testing.B) {
 		m, rec, err := s.query(ctx, s.rw)
 		return err == nil && m == leader && rec == "false"
 	})
-	var route, conn, lead []float64
+	var route, conn, kernel, steered []float64
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -676,9 +757,11 @@ func BenchmarkLabSwitchoverToSteered(b *testing.B) {
 		res := s.switchover(b, ctx, leader)
 		route = append(route, ms(res.route))
 		conn = append(conn, ms(res.connect))
-		lead = append(lead, ms(res.fromWritable))
-		b.Logf("switchover %d to %s: record→route %s, record→first connection %s, new primary writable→first connection %s",
-			i+1, res.to, res.route.Round(time.Millisecond), res.connect.Round(time.Millisecond), res.fromWritable.Round(time.Millisecond))
+		kernel = append(kernel, ms(res.kernel))
+		steered = append(steered, ms(res.steered))
+		b.Logf("switchover %d to %s: record→route %s, record→first connection %s, /primary 200→kernel route %s, /primary 200→first connection %s",
+			i+1, res.to, res.route.Round(time.Millisecond), res.connect.Round(time.Millisecond),
+			res.kernel.Round(time.Millisecond), res.steered.Round(time.Millisecond))
 		leader = res.to
 	}
 	b.StopTimer()
@@ -686,8 +769,10 @@ func BenchmarkLabSwitchoverToSteered(b *testing.B) {
 	b.ReportMetric(slicesMax(route), "ms-max/record-to-route")
 	b.ReportMetric(median(conn), "ms-median/record-to-steered")
 	b.ReportMetric(slicesMax(conn), "ms-max/record-to-steered")
-	b.ReportMetric(median(lead), "ms-median/writable-to-steered")
-	b.ReportMetric(slicesMax(lead), "ms-max/writable-to-steered")
+	b.ReportMetric(median(kernel), "ms-median/primary-api-to-kernel-route")
+	b.ReportMetric(slicesMax(kernel), "ms-max/primary-api-to-kernel-route")
+	b.ReportMetric(median(steered), "ms-median/primary-api-to-steered")
+	b.ReportMetric(slicesMax(steered), "ms-max/primary-api-to-steered")
 }
 
 func slicesMax(xs []float64) float64 {
