@@ -577,7 +577,9 @@ func (s *steerLab) threadReply(t testing.TB, ctx context.Context, fp, text strin
 // spread covers several members, loss injected on one with nftables takes
 // it out, and it does not come back at once.
 func TestLabSteering(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
+	// The lab lives as long as the test; each part has its own bound below
+	// (the read-only part may first wait for other packages' eBPF tests).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	s := newSteerLab(t, ctx)
 	lab, dir, agent, rw, ro, members := s.lab, s.dir, s.agent, s.rw, s.ro, s.members
@@ -610,6 +612,8 @@ func TestLabSteering(t *testing.T) {
 	}
 
 	t.Run("switchover by the actuator", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(ctx, 150*time.Second)
+		defer cancel()
 		res := s.switchover(t, ctx, leader)
 		t.Logf("to %s: actuator's record → controller's rw route %s, → first new connection on the new primary %s; Patroni /primary 200 → kernel route %s, → first new connection %s",
 			res.to, res.route.Round(time.Millisecond), res.connect.Round(time.Millisecond), res.kernel.Round(time.Millisecond), res.steered.Round(time.Millisecond))
@@ -683,6 +687,11 @@ func TestLabSteering(t *testing.T) {
 
 	t.Run("read-only follows latency", func(t *testing.T) {
 		testenv.ExclusiveKernel(t) // the loss below is seen host-wide by eBPF probes
+		// Its own bound from here: waiting for the kernel lock (other
+		// packages' eBPF tests) does not count against it.
+		ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+		defer cancel()
+		query := func(svc string) (string, string, error) { return s.query(ctx, svc) }
 		// The ro route spreads over the members within the margin of the
 		// best (all three here: one host, the same latency).
 		roTargets := func() map[string]bool {
