@@ -774,10 +774,10 @@ func TestLabSteering(t *testing.T) {
 // lands on the new primary (negative: before the record); and from
 // Patroni's GET /primary first answering 200 on the new primary (what a
 // proxy's health check polls) to the kernel's route naming it and to that
-// first connection (a psql loop: its resolution is one psql run).
-// HAProxy's usual check of Patroni's API (inter 3s, fall 3, rise 2) takes
-// 3 s to 9 s to move a backend after the same event. Run with
-// -benchtime=5x.
+// first connection (psql runs started every 100 ms: it includes psql's
+// own start-up). HAProxy's usual check of Patroni's API (inter 3s, fall
+// 3, rise 2) marks the new primary up 3 s to 6 s after /primary first
+// answers 200. Run with -benchtime=5x.
 func BenchmarkLabSwitchoverToSteered(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
