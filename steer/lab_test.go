@@ -190,8 +190,10 @@ const failoverRule = "PaymentsLatency"
 // evidenceWindow is how far back the actuator counts vantage points: a
 // switchover waits for the last one's evidence to age out (a former
 // primary's degraded samples would otherwise make it "degraded towards
-// other peers", no healthy candidate).
-const evidenceWindow = 5 * time.Second
+// other peers", no healthy candidate). 8 s leaves room for the probes'
+// psql runs on a loaded host: the actuator re-checks under its lease that
+// two other members saw the primary degraded in this window.
+const evidenceWindow = 8 * time.Second
 
 // startFailover starts, beside the steering, the parts a switchover goes
 // through in production: the failover actuator with its Patroni driver and
