@@ -151,10 +151,31 @@ func (c *Controller) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStr
 		return err
 	}
 	defer stop()
+	// The topology and probes are refreshed on their own: a slow Patroni
+	// API or a member that does not answer its probe (up to ProbeTimeout)
+	// never delays a route the actuator's switchover record already
+	// decided. Each refresh pokes the loop below.
+	c.refresh(ctx)
+	refreshed := make(chan struct{})
+	go func() {
+		defer close(refreshed)
+		t := time.NewTicker(time.Duration(c.cfg.Interval))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			c.refresh(ctx)
+			c.kick()
+		}
+	}()
+	defer func() { <-refreshed }()
+	// The lease is renewed at least every Interval even when nothing pokes.
 	t := time.NewTicker(time.Duration(c.cfg.Interval))
 	defer t.Stop()
 	for {
-		c.refresh(ctx)
 		c.lead(ctx, kv)
 		if c.lease.valid() {
 			c.publish(ctx, js, kv)

@@ -1,10 +1,15 @@
 package steer
 
 import (
+	"context"
+	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/internal/yamltime"
+	"github.com/mciv/mciv/steer/routes"
 )
 
 func TestControllerFoldsCollectorSignals(t *testing.T) {
@@ -59,4 +64,72 @@ func TestControllerTracksFiringAlerts(t *testing.T) {
 	if c.Members()[0].Firing {
 		t.Fatal("resolved alert still firing")
 	}
+}
+
+// TestSwitchoverRouteDoesNotWaitForRefresh: the actuator's switchover
+// record moves the rw route while the controller's topology and probe
+// round is stuck (a member that does not answer, a slow Patroni API): the
+// route follows the record, not the next refresh.
+func TestSwitchoverRouteDoesNotWaitForRefresh(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, nc, js := startBus(t, ctx)
+	pg0, pg1 := listener(t), listener(t)
+	cfg := Config{
+		Controller: true,
+		Services:   []ServiceConfig{{Name: "pay-rw", Address: "127.77.0.1:5432", Role: "rw", Clusters: []string{"pay"}}},
+		Clusters:   map[string]ClusterConfig{"pay": {Members: map[string]string{"pg0": pg0, "pg1": pg1}}},
+		Interval:   yamltime.Duration(50 * time.Millisecond),
+	}
+	c, err := NewController(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		stall   bool
+		stalled = make(chan struct{}, 8)
+		release = make(chan struct{})
+	)
+	c.dial = func(context.Context, string) error {
+		mu.Lock()
+		s := stall
+		mu.Unlock()
+		if s {
+			stalled <- struct{}{}
+			<-release // ignores its deadline: a refresh that hangs
+		}
+		return nil
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = c.Run(rctx, nc, js); close(done) }()
+	defer func() { stop(); <-done }()
+	defer close(release)
+	eventually(t, ctx, "the lease", c.Leading)
+	mu.Lock()
+	stall = true
+	mu.Unlock()
+	select {
+	case <-stalled:
+	case <-ctx.Done():
+		t.Fatal("refresh never probed")
+	}
+	kv, err := js.KeyValue(ctx, DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := wire.EncodeAction(&wire.Action{ID: "sw-stuck", Cluster: "pay", Kind: "switchover", Decision: "acted",
+		Outcome: "succeeded", From: "pg0", To: "pg1", Evidence: map[string]string{"new_leader": "pg1"}, At: time.Now()})
+	if _, err := js.Publish(ctx, wire.ActionSubject("pay"), data); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ctx, "rw route to pg1 while the refresh hangs", func() bool {
+		e, err := kv.Get(ctx, "pay-rw")
+		if err != nil {
+			return false
+		}
+		var r routes.Route
+		return json.Unmarshal(e.Value(), &r) == nil && r.Member == "pg1" && r.Addr == pg1
+	})
 }

@@ -446,8 +446,11 @@ func (d *Datapath) Counts() (map[CountKey]uint64, error) {
 
 // CgroupV2Mount returns where the cgroup v2 hierarchy is mounted (on a
 // hybrid host beside v1, e.g. /sys/fs/cgroup/unified), from mountinfo.
-func CgroupV2Mount() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+func CgroupV2Mount() (string, error) { return cgroupV2MountIn("/proc/self/mountinfo") }
+
+// cgroupV2MountIn is CgroupV2Mount reading the mountinfo file at path.
+func cgroupV2MountIn(path string) (string, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("cgroup v2: %w", err)
 	}

@@ -65,6 +65,9 @@ func printSteerDoctor(w io.Writer, r steer.Report) error {
 	if r.Problem != "" {
 		fmt.Fprintf(w, "problem: %s\n  fix: %s\n", r.Problem, r.Fix)
 	}
+	if r.Warning != "" {
+		fmt.Fprintf(w, "warning: %s\n", r.Warning)
+	}
 	for _, h := range r.Hooks {
 		fmt.Fprintf(w, "  %-22s attached=%v %s\n", h.Name, h.Attached, h.Error)
 	}

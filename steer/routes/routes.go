@@ -384,6 +384,25 @@ func (d *Decider) spread(now time.Time, svc Service, eligible []Member, current 
 	}
 	sort.Slice(set, func(i, j int) bool { return key(set[i]) < key(set[j]) })
 	r := Route{V: Version, Service: svc.Name, Role: svc.Role, Reason: why, At: now}
+	// Every member of the spread gets the same weight, by design, rather
+	// than a weight derived from its latency:
+	//   - the margin is what "as fast" means here: members within it differ
+	//     by less than the noise of what is measured (a connect probe per
+	//     interval, smoothed RTT and query means), so a weight derived from
+	//     those differences would move with noise;
+	//   - a connect-time weight fixes the split for the life of each
+	//     connection (pools live for hours): re-weighting every few seconds
+	//     would only churn where new connections go, not balance the load;
+	//   - latency-proportional weights feed back on themselves (the faster
+	//     member gets more connections, its queries slow down, its weight
+	//     drops), which hysteresis only slows;
+	//   - it is what SREs run today for Patroni replicas (HAProxy balance
+	//     roundrobin over the healthy replicas, equal weights) and what
+	//     they can predict from `mciv steer status`: N members, 1/N each.
+	// A member clearly slower is taken out instead (beyond twice the
+	// margin for Hold/4), and put back only after Hold within the margin.
+	// Target.Weight stays in the route (the datapath honours it, Check
+	// bounds it) so that a later policy can set it without a schema change.
 	for _, m := range set {
 		r.Spread = append(r.Spread, Target{Cluster: m.Cluster, Member: m.Name, Addr: m.Addr.String(), Weight: 1})
 	}

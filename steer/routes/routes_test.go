@@ -244,3 +244,45 @@ func TestCheckSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestSpreadEqualWeights: members within the margin share new connects
+// equally whatever their latency differences inside it; a member between
+// the margin and twice it keeps its equal share (no step down), and one
+// beyond twice the margin leaves instead of getting a smaller share.
+func TestSpreadEqualWeights(t *testing.T) {
+	p := Policy{Margin: 0.5, Hold: 4 * time.Second, ErrorPenalty: time.Second, Spread: 4}
+	d := NewDecider(p)
+	svc := Service{Name: "pay-ro", Role: ReadOnly, Clusters: []string{"c1"}}
+	ms := []Member{
+		{Cluster: "c1", Name: "pg0", Addr: ap("10.0.0.10:5432"), Healthy: true, Latency: 1000 * time.Microsecond},
+		{Cluster: "c1", Name: "pg1", Addr: ap("10.0.0.11:5432"), Healthy: true, Latency: 1300 * time.Microsecond},
+		{Cluster: "c1", Name: "pg2", Addr: ap("10.0.0.12:5432"), Healthy: true, Latency: 1490 * time.Microsecond},
+	}
+	weights := func(r Route) map[string]uint32 {
+		out := map[string]uint32{}
+		for _, tg := range r.Targets() {
+			out[tg.Member] = tg.Weight
+		}
+		return out
+	}
+	now := time.Unix(1000, 0)
+	r := d.Decide(now, svc, ms, nil)
+	if w := weights(r); len(w) != 3 || w["pg0"] != 1 || w["pg1"] != 1 || w["pg2"] != 1 {
+		t.Fatalf("weights within the margin: %v (%+v)", w, r)
+	}
+	// pg2 slows to 1.8x the best: beyond the margin, within twice it.
+	ms[2].Latency = 1800 * time.Microsecond
+	for i := 1; i <= 10; i++ {
+		r2 := d.Decide(now.Add(time.Duration(i)*time.Second), svc, ms, &r)
+		if !r2.Same(r) {
+			t.Fatalf("second %d: the spread changed for a member within twice the margin: %v", i, weights(r2))
+		}
+	}
+	// pg2 at 2.5x: it leaves after Hold/4; the others keep equal shares.
+	ms[2].Latency = 2500 * time.Microsecond
+	_ = d.Decide(now.Add(11*time.Second), svc, ms, &r)
+	r3 := d.Decide(now.Add(13*time.Second), svc, ms, &r)
+	if w := weights(r3); len(w) != 2 || w["pg0"] != 1 || w["pg1"] != 1 {
+		t.Fatalf("after pg2 slowed beyond twice the margin: %v (%s)", w, r3.Reason)
+	}
+}
