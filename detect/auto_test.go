@@ -45,7 +45,13 @@ func TestAutoKinds(t *testing.T) {
 				t.Errorf("%s at %v: first firing %d, want soon after %d", tc.kind, step, f, at)
 				continue
 			}
-			if !accepts(tc.kind, rs[f].Kind) || rs[f].Score < 1-1e-5 {
+			kind := rs[f].Kind
+			if kind == KindSpike && (tc.kind == KindLevelShift || tc.kind == KindDrift) && f+1 < len(rs) && rs[f+1].Firing {
+				// One sample cannot tell a shift from a spike: the
+				// episode's next sample must name it.
+				kind = rs[f+1].Kind
+			}
+			if !accepts(tc.kind, kind) || rs[f].Score < 1-1e-5 {
 				t.Errorf("%s at %v: fired at %d as %q with score %v", tc.kind, step, f, rs[f].Kind, rs[f].Score)
 			}
 		}
@@ -170,5 +176,63 @@ func TestACFPeriod(t *testing.T) {
 	}
 	if got := acfPeriod(make([]float32, 256), 1); got != 0 {
 		t.Errorf("flat: %v", got)
+	}
+}
+
+// TestAutoScoreRanksOnsetFirst: a lasting level shift scores highest on
+// its first firing sample; every later sample of the episode, and the
+// samples just after it, score below any onset (p >= 10^-(threshold-1)),
+// so a swept score threshold detects the shift once. A second shift right
+// after the first episode needs more evidence to page again.
+func TestAutoScoreRanksOnsetFirst(t *testing.T) {
+	const at = 2000
+	rs := autoRun(t, time.Minute, 2600, at, func(i int, v float64) float64 { return v + 8 })
+	f := firstFiring(rs, at)
+	if f < 0 || f > at+5 {
+		t.Fatalf("first firing %d, want right after %d", f, at)
+	}
+	onsetLimit := 1 - math.Pow(10, -Default("auto").Threshold)
+	if rs[f].Score < onsetLimit {
+		t.Errorf("onset %d scores %v, want >= %v", f, rs[f].Score, onsetLimit)
+	}
+	capLimit := 1 - math.Pow(10, 1-Default("auto").Threshold)
+	for i := f + 1; i < len(rs); i++ {
+		if rs[i].Firing && rs[i].Score > capLimit {
+			t.Fatalf("sample %d of the episode scores %v, want <= %v (below the onset's %v)", i, rs[i].Score, capLimit, rs[f].Score)
+		}
+	}
+	// Without the shift, the same noise never scores as an onset would.
+	quiet := autoRun(t, time.Minute, 2600, at, func(i int, v float64) float64 { return v })
+	for i := at; i < len(quiet); i++ {
+		if quiet[i].Score >= onsetLimit {
+			t.Errorf("noise at %d scores %v", i, quiet[i].Score)
+		}
+	}
+}
+
+// TestAutoRefireNeedsMore: within autoRefireSamples of an episode's end,
+// a deviation that would just fire from quiet does not fire again, while
+// the same deviation later does.
+func TestAutoRefireNeedsMore(t *testing.T) {
+	d := newAuto(mustSpec(t, Default("auto")).(*StatSpec).Config())
+	vs := noise(7, 3000, 100, 1)
+	var fired []int
+	prev := false
+	for i, v := range vs {
+		switch i {
+		case 2000, 2600:
+			v = 104.5 // about 6.5 nines of the spike statistic: fires from quiet
+		case 2008: // within autoRefireSamples of the first
+			v = 105 // fires from quiet too, after the first spike widened the baseline
+		}
+		r := d.Observe(t0.Add(time.Duration(i)*time.Minute), v)
+		if r.Firing && !prev && i >= 2000 && i <= 2600 {
+			fired = append(fired, i)
+		}
+		prev = r.Firing
+	}
+	want := []int{2000, 2600}
+	if len(fired) != len(want) || fired[0] != want[0] || fired[1] != want[1] {
+		t.Errorf("episodes start at %v, want %v (the second spike inside the refire period stays quiet)", fired, want)
 	}
 }
