@@ -1,0 +1,251 @@
+package latbench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mciv/mciv/internal/lab/lossnet"
+)
+
+const (
+	// The veth pair that joins the namespace to the host: the host's end
+	// and address, the namespace's end and address, in a /30 of their own.
+	vethHost, vethNS = "mcivlb0", "mcivlb1"
+	hostAddr, nsAddr = "10.213.77.1", "10.213.77.2"
+	vethPrefix       = "/30"
+	// nftTable holds the loss rule inside the namespace.
+	nftTable = "mciv_latbench"
+	// The workload: one 1 KiB chunk every 10 ms, echoed back (100 KiB/s
+	// each way).
+	chunkSize  = 1024
+	chunkEvery = 10 * time.Millisecond
+)
+
+// NetLab is the benchmark's network namespace: loopback and a veth pair
+// to the host up, a TCP echo workload on its loopback, and the nftables
+// rule that drops a share of the workload's packets on the input hook.
+type NetLab struct {
+	name string
+	port int
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+	sent atomic.Int64
+	echo atomic.Int64
+}
+
+// NewNetLab creates the namespace name (replacing a leftover of an earlier
+// run) with its veth pair, and starts the workload. Close removes it all.
+func NewNetLab(ctx context.Context, name string) (*NetLab, error) {
+	l := &NetLab{name: name}
+	if _, err := os.Stat(l.Path()); err == nil {
+		_ = run(ctx, "ip", "netns", "delete", name)
+	}
+	_ = run(ctx, "ip", "link", "delete", vethHost) // a leftover host end
+	steps := [][]string{
+		{"ip", "netns", "add", name},
+		{"ip", "-n", name, "link", "set", "lo", "up"},
+		{"ip", "link", "add", vethHost, "type", "veth", "peer", "name", vethNS, "netns", name},
+		{"ip", "addr", "add", hostAddr + vethPrefix, "dev", vethHost},
+		{"ip", "link", "set", vethHost, "up"},
+		{"ip", "-n", name, "addr", "add", nsAddr + vethPrefix, "dev", vethNS},
+		{"ip", "-n", name, "link", "set", vethNS, "up"},
+	}
+	for _, s := range steps {
+		if err := run(ctx, s[0], s[1:]...); err != nil {
+			_ = l.Close()
+			return nil, fmt.Errorf("latbench: network lab %s: %w", name, err)
+		}
+	}
+	if err := l.startWorkload(); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("latbench: network lab %s: workload: %w", name, err)
+	}
+	return l, nil
+}
+
+// Name is the namespace's name as `ip netns` knows it.
+func (l *NetLab) Name() string { return l.name }
+
+// Path is the namespace's file, for collector.netns.
+func (l *NetLab) Path() string { return filepath.Join("/run/netns", l.name) }
+
+// NSAddr is the namespace's address on the veth pair, reachable from the
+// host.
+func (l *NetLab) NSAddr() string { return nsAddr }
+
+// Port is the workload server's port on the namespace's 127.0.0.1.
+func (l *NetLab) Port() int { return l.port }
+
+// Traffic reports the bytes the workload's client sent and got back.
+func (l *NetLab) Traffic() (sent, echoed int64) { return l.sent.Load(), l.echo.Load() }
+
+// SetLoss drops percent of the packets to the workload's port on the
+// namespace's input hook (the senders retransmit); 0 removes the rule.
+func (l *NetLab) SetLoss(ctx context.Context, percent int) error {
+	script := lossnet.ClearRuleset(nftTable)
+	if percent > 0 {
+		var err error
+		script, err = lossnet.PortLoss{Table: nftTable, Port: l.port, Percent: percent}.Ruleset()
+		if err != nil {
+			return err
+		}
+	}
+	if err := lossnet.Nft(ctx, l.name, script); err != nil {
+		return fmt.Errorf("latbench: loss %d%%: %w", percent, err)
+	}
+	return nil
+}
+
+// Command returns a command that runs name inside the namespace.
+func (l *NetLab) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.name, name}, args...)...)
+}
+
+// Close stops the workload and deletes the namespace (and with it the
+// veth pair and the nftables table).
+func (l *NetLab) Close() error {
+	if l.stop != nil {
+		l.stop()
+		l.wg.Wait()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	if _, err := os.Stat(l.Path()); err == nil {
+		if err := run(ctx, "ip", "netns", "delete", l.name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := net.InterfaceByName(vethHost); err == nil {
+		if err := run(ctx, "ip", "link", "delete", vethHost); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// startWorkload opens an echo server and its client on the namespace's
+// loopback and keeps them talking until Close.
+func (l *NetLab) startWorkload() error {
+	var ln net.Listener
+	var client net.Conn
+	err := inNetns(l.Path(), func() error {
+		var err error
+		if ln, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
+			return err
+		}
+		if client, err = net.Dial("tcp4", ln.Addr().String()); err != nil {
+			ln.Close()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// The connection waits in the listener's queue; Accept works from any
+	// thread, the socket stays in the namespace it was made in.
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	server, err := ln.Accept()
+	ln.Close()
+	if err != nil {
+		client.Close()
+		return fmt.Errorf("accept: %w", err)
+	}
+	l.port = ln.Addr().(*net.TCPAddr).Port
+	ctx, stop := context.WithCancel(context.Background())
+	l.stop = stop
+	l.wg.Add(4)
+	go func() {
+		defer l.wg.Done()
+		<-ctx.Done()
+		client.Close()
+		server.Close()
+	}()
+	go func() { defer l.wg.Done(); _, _ = io.Copy(server, server) }()
+	go func() { defer l.wg.Done(); _, _ = io.Copy(countWriter{&l.echo}, client) }()
+	go func() {
+		defer l.wg.Done()
+		chunk := bytes.Repeat([]byte("mciv"), chunkSize/4)
+		t := time.NewTicker(chunkEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n, err := client.Write(chunk)
+			l.sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// inNetns runs fn on an OS thread switched into the namespace at path. If
+// switching back fails, the thread stays locked and dies with its
+// goroutine rather than serve others in the wrong namespace.
+func inNetns(path string, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open(path)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("setns %s: %w", path, err)
+			return
+		}
+		fnErr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- errors.Join(fnErr, fmt.Errorf("setns back: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- fnErr
+	}()
+	return <-done
+}
+
+// run runs a command, returning its output in the error if it fails.
+func run(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+type countWriter struct{ n *atomic.Int64 }
+
+func (c countWriter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
