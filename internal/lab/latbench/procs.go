@@ -309,4 +309,3 @@ func counterPositive(ctx context.Context, url, name string) error {
 	}
 	return fmt.Errorf("%s not above 0 yet", name)
 }
-
