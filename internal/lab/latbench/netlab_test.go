@@ -1,0 +1,121 @@
+package latbench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mciv/mciv/internal/lab/testenv"
+)
+
+// retransSegs reads Tcp RetransSegs from the namespace's /proc/net/snmp,
+// as node_exporter inside it does.
+func retransSegs(t *testing.T, lab *NetLab) int64 {
+	t.Helper()
+	out, err := lab.Command(context.Background(), "cat", "/proc/net/snmp").Output()
+	if err != nil {
+		t.Fatalf("read the namespace's /proc/net/snmp: %v", err)
+	}
+	var header []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Tcp:" {
+			continue
+		}
+		if header == nil {
+			header = f
+			continue
+		}
+		for i, name := range header {
+			if name == "RetransSegs" && i < len(f) {
+				v, err := strconv.ParseInt(f[i], 10, 64)
+				if err != nil {
+					t.Fatalf("RetransSegs %q: %v", f[i], err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatalf("no Tcp RetransSegs in the namespace's /proc/net/snmp:\n%s", out)
+	return 0
+}
+
+// TestNetLabLossRetransmitsInItsNamespace checks the lab the benchmark
+// measures with: the workload flows, the veth pair reaches the namespace
+// from the host, and the loss makes the namespace's own counter (the one
+// node_exporter inside it reports) grow.
+func TestNetLabLossRetransmitsInItsNamespace(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "ip", "nft")
+	testenv.ExclusiveKernel(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lab, err := NewNetLab(ctx, "mciv-latbench-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := lab.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if _, err := net.InterfaceByName(vethHost); err == nil {
+			t.Errorf("the veth %s outlived the lab", vethHost)
+		}
+	}()
+
+	// The host reaches a listener on the namespace's end of the pair.
+	var ln net.Listener
+	if err := inNetns(lab.Path(), func() (err error) {
+		ln, err = net.Listen("tcp4", net.JoinHostPort(lab.NSAddr(), "0"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			fmt.Fprint(c, "hello")
+			c.Close()
+		}
+	}()
+	c, err := net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial the namespace over the veth pair: %v", err)
+	}
+	buf := make([]byte, 5)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read over the veth pair: %q, %v", buf, err)
+	}
+	c.Close()
+
+	time.Sleep(300 * time.Millisecond)
+	if sent, echoed := lab.Traffic(); sent == 0 || echoed == 0 {
+		t.Fatalf("workload: sent %d, echoed %d bytes", sent, echoed)
+	}
+	before := retransSegs(t, lab)
+	if err := lab.SetLoss(ctx, 20); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for retransSegs(t, lab) < before+5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("RetransSegs in the namespace went from %d to %d in 10 s of 20%% loss", before, retransSegs(t, lab))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := lab.SetLoss(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	// With the loss off the stream recovers and the counter stops.
+	time.Sleep(2 * time.Second)
+	settled := retransSegs(t, lab)
+	time.Sleep(time.Second)
+	if after := retransSegs(t, lab); after > settled+2 {
+		t.Errorf("RetransSegs still grows with the loss off: %d -> %d in 1 s", settled, after)
+	}
+}
