@@ -56,8 +56,24 @@ type Options struct {
 	// Lock, if set, is held while packets are being dropped, and returns
 	// the function that releases it (KernelLock).
 	Lock func(context.Context) (func(), error)
+	// Retransmits, if set, reads the fault namespace's retransmit
+	// counter, so that the log says how many each fault and blip caused.
+	Retransmits func(context.Context) (int64, error)
 	// Logf reports progress.
 	Logf func(format string, args ...any)
+}
+
+// retransmits returns the counter, or -1 without one.
+func (o Options) retransmits(ctx context.Context) int64 {
+	if o.Retransmits == nil {
+		return -1
+	}
+	n, err := o.Retransmits(ctx)
+	if err != nil {
+		o.Logf("retransmit counter: %v", err)
+		return -1
+	}
+	return n
 }
 
 // Run runs the faults, then the quiet period, and returns one Result per
@@ -109,6 +125,7 @@ func fault(ctx context.Context, opts Options, round int, active []int, results [
 	if err != nil {
 		return err
 	}
+	before := opts.retransmits(ctx)
 	start := time.Now()
 	if err := opts.Lab.SetLoss(ctx, opts.LossPercent); err != nil {
 		unlock()
@@ -124,13 +141,13 @@ func fault(ctx context.Context, opts Options, round int, active []int, results [
 		defer mu.Unlock()
 		if err != nil {
 			results[i].Missed++
-			opts.Logf("fault %d: %s %s: %v", round+1, s.Name, s.Setting, err)
+			opts.Logf("fault %d: %s: %v", round+1, s.Name, err)
 			return
 		}
 		fired[i] = true
 		d := n.At.Sub(start)
 		results[i].Latencies = append(results[i].Latencies, d)
-		opts.Logf("fault %d: %s %s notified after %.2f s (%s)", round+1, s.Name, s.Setting, d.Seconds(), n.What)
+		opts.Logf("fault %d: %s notified after %.2f s (%s)", round+1, s.Name, d.Seconds(), n.What)
 	})
 	stop := time.Now()
 	err = opts.Lab.SetLoss(context.WithoutCancel(ctx), 0)
@@ -138,16 +155,20 @@ func fault(ctx context.Context, opts Options, round int, active []int, results [
 	if err != nil {
 		return err
 	}
-	opts.Logf("fault %d: loss off after %.1f s; waiting for the resolves", round+1, stop.Sub(start).Seconds())
+	if after := opts.retransmits(ctx); before >= 0 && after >= 0 {
+		opts.Logf("fault %d: loss off after %.1f s, %d retransmits in the namespace; waiting for the resolves", round+1, stop.Sub(start).Seconds(), after-before)
+	} else {
+		opts.Logf("fault %d: loss off after %.1f s; waiting for the resolves", round+1, stop.Sub(start).Seconds())
+	}
 	each(active, func(i int) {
 		s := opts.Systems[i]
 		if !fired[i] {
 			return
 		}
 		if n, err := s.Feed.Wait(ctx, false, stop, s.ResolveTimeout); err != nil {
-			opts.Logf("fault %d: %s %s: %v", round+1, s.Name, s.Setting, err)
+			opts.Logf("fault %d: %s: %v", round+1, s.Name, err)
 		} else {
-			opts.Logf("fault %d: %s %s resolved %.1f s after the loss ended", round+1, s.Name, s.Setting, n.At.Sub(stop).Seconds())
+			opts.Logf("fault %d: %s resolved %.1f s after the loss ended", round+1, s.Name, n.At.Sub(stop).Seconds())
 		}
 	})
 	return ctx.Err()
@@ -193,11 +214,24 @@ func blip(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer unlock()
+	before := opts.retransmits(ctx)
 	if err := opts.Lab.SetLoss(ctx, opts.LossPercent); err != nil {
 		return err
 	}
 	serr := sleep(ctx, opts.BlipLength)
-	return errors.Join(serr, opts.Lab.SetLoss(context.WithoutCancel(ctx), 0))
+	if err := errors.Join(serr, opts.Lab.SetLoss(context.WithoutCancel(ctx), 0)); err != nil {
+		return err
+	}
+	if before >= 0 {
+		// The senders retransmit what was lost within about an RTO.
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+		if after := opts.retransmits(ctx); after >= 0 {
+			opts.Logf("blip: %s of %d%% loss, %d retransmits in the namespace", opts.BlipLength, opts.LossPercent, after-before)
+		}
+	}
+	return nil
 }
 
 // each runs fn for every index at once and waits for all.

@@ -95,7 +95,20 @@ func TestSlackNote(t *testing.T) {
 	}
 }
 
-// env reads a setting of the benchmark from the environment.
+// loadavg returns the machine's load averages, to say how busy it was.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// envInt reads a setting of the benchmark from the environment.
 func envInt(t *testing.T, name string, def int) int {
 	v := os.Getenv(name)
 	if v == "" {
@@ -219,11 +232,12 @@ func TestBenchLatency(t *testing.T) {
 	}
 	t.Logf("workload on 127.0.0.1:%d in namespace %s; node_exporter at %s (inside it); mciv watches %s", lab.Port(), lab.Name(), target, lab.Path())
 
+	loadBefore := loadavg()
 	res, err := Run(ctx, Options{
 		Lab: lab, Systems: systems, LossPercent: 20, Gap: gap,
 		Quiet: quietFor, BlipMin: 20 * time.Second, BlipMax: 40 * time.Second, BlipLength: 300 * time.Millisecond,
 		QuietTail: 10 * time.Second, Seed: uint64(time.Now().UnixNano()),
-		Lock: KernelLock, Logf: t.Logf,
+		Lock: KernelLock, Retransmits: lab.Retransmits, Logf: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -233,8 +247,9 @@ func TestBenchLatency(t *testing.T) {
 	}
 	table := Table(res)
 	header := fmt.Sprintf("Fault: %d%% packet loss (nftables, input hook) on a 100 KiB/s TCP echo stream in network namespace %s; "+
-		"fault start (nft run) to first notification. Quiet period: %s with a 300 ms blip of the same loss every 20–40 s (no slow query: left out).\n\n",
-		20, lab.Name(), quietFor)
+		"fault start (nft run) to first notification. Quiet period: %s with a 300 ms blip of the same loss every 20–40 s (no slow query: left out). "+
+		"Load average (1, 5, 15 min) before: %s, after: %s.\n\n",
+		20, lab.Name(), quietFor, loadBefore, loadavg())
 	fmt.Println("\n" + header + table)
 	if out := os.Getenv("MCIV_BENCH_OUT"); out != "" {
 		if err := os.WriteFile(out, []byte(header+table), 0o644); err != nil {

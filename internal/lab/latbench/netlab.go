@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,44 @@ func (l *NetLab) SetLoss(ctx context.Context, percent int) error {
 		return fmt.Errorf("latbench: loss %d%%: %w", percent, err)
 	}
 	return nil
+}
+
+// Retransmits reads Tcp RetransSegs from the namespace's /proc/net/snmp:
+// the counter node_exporter inside it reports as
+// node_netstat_Tcp_RetransSegs.
+func (l *NetLab) Retransmits(ctx context.Context) (int64, error) {
+	out, err := l.Command(ctx, "cat", "/proc/net/snmp").Output()
+	if err != nil {
+		return 0, fmt.Errorf("latbench: read %s's /proc/net/snmp: %w", l.name, err)
+	}
+	return parseRetransSegs(string(out))
+}
+
+// parseRetransSegs finds Tcp RetransSegs in the text of /proc/net/snmp (a
+// "Tcp:" line of names followed by a "Tcp:" line of values).
+func parseRetransSegs(snmp string) (int64, error) {
+	var header []string
+	for _, line := range strings.Split(snmp, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Tcp:" {
+			continue
+		}
+		if header == nil {
+			header = f
+			continue
+		}
+		for i, name := range header {
+			if name == "RetransSegs" && i < len(f) {
+				v, err := strconv.ParseInt(f[i], 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("latbench: /proc/net/snmp: RetransSegs %q: %w", f[i], err)
+				}
+				return v, nil
+			}
+		}
+		break
+	}
+	return 0, errors.New("latbench: /proc/net/snmp: no Tcp RetransSegs")
 }
 
 // Command returns a command that runs name inside the namespace.

@@ -4,44 +4,31 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/mciv/mciv/internal/lab/testenv"
 )
 
-// retransSegs reads Tcp RetransSegs from the namespace's /proc/net/snmp,
-// as node_exporter inside it does.
 func retransSegs(t *testing.T, lab *NetLab) int64 {
 	t.Helper()
-	out, err := lab.Command(context.Background(), "cat", "/proc/net/snmp").Output()
+	n, err := lab.Retransmits(context.Background())
 	if err != nil {
-		t.Fatalf("read the namespace's /proc/net/snmp: %v", err)
+		t.Fatal(err)
 	}
-	var header []string
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "Tcp:" {
-			continue
-		}
-		if header == nil {
-			header = f
-			continue
-		}
-		for i, name := range header {
-			if name == "RetransSegs" && i < len(f) {
-				v, err := strconv.ParseInt(f[i], 10, 64)
-				if err != nil {
-					t.Fatalf("RetransSegs %q: %v", f[i], err)
-				}
-				return v
-			}
+	return n
+}
+
+func TestParseRetransSegs(t *testing.T) {
+	const snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm RtoMin ActiveOpens RetransSegs InErrs\nTcp: 1 200 5 42 0\nUdp: InDatagrams\nUdp: 3\n"
+	if n, err := parseRetransSegs(snmp); err != nil || n != 42 {
+		t.Fatalf("parseRetransSegs = %d, %v; want 42", n, err)
+	}
+	for _, bad := range []string{"", "Tcp: RetransSegs\n", "Tcp: RetransSegs\nTcp: x\n", "Tcp: ActiveOpens\nTcp: 1\n"} {
+		if _, err := parseRetransSegs(bad); err == nil {
+			t.Errorf("parseRetransSegs(%q): no error", bad)
 		}
 	}
-	t.Fatalf("no Tcp RetransSegs in the namespace's /proc/net/snmp:\n%s", out)
-	return 0
 }
 
 // TestNetLabLossRetransmitsInItsNamespace checks the lab the benchmark
