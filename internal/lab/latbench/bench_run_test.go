@@ -52,19 +52,21 @@ func react(feed *Feed, fire bool, delay time.Duration) func(bool) {
 }
 
 func TestRunMeasuresEachSystem(t *testing.T) {
-	fast, slow, deaf := NewFeed(), NewFeed(), NewFeed()
+	fast, slow, deaf, part := NewFeed(), NewFeed(), NewFeed(), NewFeed()
 	lab := &fakeLab{}
-	lab.reactors = []func(bool){react(fast, true, 20*time.Millisecond), react(slow, true, 150*time.Millisecond), react(deaf, false, 0)}
+	lab.reactors = []func(bool){react(fast, true, 20*time.Millisecond), react(slow, true, 150*time.Millisecond),
+		react(deaf, false, 0), react(part, true, 20*time.Millisecond)}
 	systems := []*System{
 		{Name: "fast", Feed: fast, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3},
-		{Name: "slow", Feed: slow, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 2},
+		{Name: "slow", Feed: slow, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3},
 		{Name: "deaf", Feed: deaf, FireTimeout: 50 * time.Millisecond, ResolveTimeout: time.Second, Faults: 3},
+		{Name: "part", Feed: part, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 2},
 	}
 	var locks, unlocks int
 	res, err := Run(context.Background(), Options{
 		Lab: lab, Systems: systems, Gap: 10 * time.Millisecond,
 		Quiet: 300 * time.Millisecond, BlipMin: 40 * time.Millisecond, BlipMax: 80 * time.Millisecond,
-		BlipLength: 10 * time.Millisecond, QuietTail: 100 * time.Millisecond, Seed: 1,
+		BlipLength: 10 * time.Millisecond, QuietTail: 400 * time.Millisecond, Seed: 1,
 		Lock: func(context.Context) (func(), error) { locks++; return func() { unlocks++ }, nil },
 		Logf: t.Logf,
 	})
@@ -74,8 +76,8 @@ func TestRunMeasuresEachSystem(t *testing.T) {
 	if got := len(res[0].Latencies); got != 3 || res[0].Missed != 0 {
 		t.Errorf("fast: %d latencies, %d missed; want 3, 0", got, res[0].Missed)
 	}
-	if got := len(res[1].Latencies); got != 2 {
-		t.Errorf("slow took part in %d faults, want 2", got)
+	if got := len(res[3].Latencies); got != 2 || res[3].Missed != 0 {
+		t.Errorf("part took part in %d faults (%d missed), want 2", got, res[3].Missed)
 	}
 	for _, d := range res[1].Latencies {
 		if d < 150*time.Millisecond {
@@ -94,8 +96,8 @@ func TestRunMeasuresEachSystem(t *testing.T) {
 	}
 	// The fast and slow systems page on every loss, blips included; the
 	// deaf one never.
-	if res[0].QuietAlerts != blips || res[1].QuietAlerts != blips || res[2].QuietAlerts != 0 {
-		t.Errorf("quiet alerts %d, %d, %d; want %d, %d, 0", res[0].QuietAlerts, res[1].QuietAlerts, res[2].QuietAlerts, blips, blips)
+	if res[0].QuietAlerts != blips || res[1].QuietAlerts != blips || res[2].QuietAlerts != 0 || res[3].QuietAlerts != blips {
+		t.Errorf("quiet alerts %d, %d, %d, %d; want %d, %d, 0, %d", res[0].QuietAlerts, res[1].QuietAlerts, res[2].QuietAlerts, res[3].QuietAlerts, blips, blips, blips)
 	}
 	if locks != unlocks || locks != 3+blips {
 		t.Errorf("lock taken %d times, released %d, want %d", locks, unlocks, 3+blips)

@@ -2,6 +2,7 @@ package latbench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/internal/lab/testenv"
+	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/slack/slacktest"
+	"github.com/nats-io/nats.go"
 )
 
 // slackFeed turns the fake Slack's messages into notes: a top-level
@@ -43,6 +46,34 @@ func slackFeed(ctx context.Context, srv *slacktest.Server) *Feed {
 		}
 	}()
 	return feed
+}
+
+// busFeed follows mciv's alert changes on its NATS server: the time an
+// alert is published, before the notifier, splits mciv's latency into the
+// collector and analyzer part and the notifier and Slack part.
+func busFeed(ctx context.Context, url string) (*Feed, error) {
+	nc, err := nats.Connect(url, nats.Name("mciv-latbench"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to mciv's NATS: %w", err)
+	}
+	context.AfterFunc(ctx, nc.Close)
+	feed := NewFeed()
+	_, err = nc.Subscribe(wire.AlertsWildcard, func(m *nats.Msg) {
+		now := time.Now()
+		var a wire.Alert
+		if json.Unmarshal(m.Data, &a) != nil {
+			return
+		}
+		switch a.State {
+		case wire.StateFiring, wire.StateResolved:
+			feed.Add(Note{At: now, Firing: a.State == wire.StateFiring, What: "alert " + a.Rule + " " + string(a.State)})
+		}
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("subscribe to mciv's alerts: %w", err)
+	}
+	return feed, nc.Flush()
 }
 
 // slackNote says whether m changes its message's state, and to what.
@@ -217,8 +248,16 @@ func TestBenchLatency(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	systems = append([]*System{{Name: "mciv", Setting: "`mciv up`, default rules and timings, fake Slack",
-		Feed: slackFeed(ctx, slack), FireTimeout: time.Minute, ResolveTimeout: 2 * time.Minute, Faults: faults}}, systems...)
+	onBus, err := busFeed(ctx, m.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	systems = append([]*System{
+		{Name: "mciv", Setting: "`mciv up`, default rules and timings; Slack message (fake Slack)",
+			Feed: slackFeed(ctx, slack), FireTimeout: time.Minute, ResolveTimeout: 2 * time.Minute, Faults: faults},
+		{Name: "mciv (stage)", Setting: "the same, alert published on the bus (collector + analyzer, before the notifier)",
+			Feed: onBus, FireTimeout: time.Minute, ResolveTimeout: 2 * time.Minute, Faults: faults},
+	}, systems...)
 
 	// A short settling time: nothing should page before the first fault.
 	warm := time.Now()

@@ -170,12 +170,22 @@ func (l *NetLab) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if _, err := net.InterfaceByName(vethHost); err == nil {
-		if err := run(ctx, "ip", "link", "delete", vethHost); err != nil {
+	// Deleting the namespace deletes the pair, the host's end a moment
+	// later: wait for it, and delete it only if it stays.
+	for i := 0; i < 20 && vethExists(); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if vethExists() {
+		if err := run(ctx, "ip", "link", "delete", vethHost); err != nil && vethExists() {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func vethExists() bool {
+	_, err := net.InterfaceByName(vethHost)
+	return err == nil
 }
 
 // startWorkload opens an echo server and its client on the namespace's

@@ -49,7 +49,7 @@ func TestNetLabLossRetransmitsInItsNamespace(t *testing.T) {
 		if err := lab.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
-		if _, err := net.InterfaceByName(vethHost); err == nil {
+		if vethExists() {
 			t.Errorf("the veth %s outlived the lab", vethHost)
 		}
 	}()

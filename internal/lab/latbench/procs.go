@@ -221,7 +221,11 @@ func (st *PromStack) Stop() {
 
 // MCIV is `mciv up` running with its default rules, its collector watching
 // the lab's namespace, and Slack pointed at a fake.
-type MCIV struct{ proc *Proc }
+type MCIV struct {
+	proc *Proc
+	// NATSURL is its embedded NATS server.
+	NATSURL string
+}
 
 // MCIVSlack is where mciv posts: a Slack-compatible Web API.
 type MCIVSlack struct{ URL, Token, Channel string }
@@ -277,7 +281,7 @@ func StartMCIV(ctx context.Context, bin, dir string, lab *NetLab, slack MCIVSlac
 	if err != nil {
 		return nil, err
 	}
-	return &MCIV{proc: p}, nil
+	return &MCIV{proc: p, NATSURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort)}, nil
 }
 
 // Stop stops mciv.
