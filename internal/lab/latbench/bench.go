@@ -25,6 +25,10 @@ type System struct {
 	// Faults is how many faults it takes part in: the first Faults of the
 	// run (it stays running, but is not waited for, after).
 	Faults int
+	// Stage marks a row that times a step inside a system (mciv's first
+	// retransmit event, its alert on the bus) rather than a notification:
+	// no resolve is waited for and the quiet period is not counted.
+	Stage bool
 }
 
 // Loss switches the fault on and off (NetLab does it with nftables).
@@ -91,7 +95,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	results := make([]Result, len(opts.Systems))
 	rounds := 0
 	for i, s := range opts.Systems {
-		results[i] = Result{System: s.Name, Setting: s.Setting, QuietAlerts: -1}
+		results[i] = Result{System: s.Name, Setting: s.Setting, QuietAlerts: -1, Stage: s.Stage}
 		rounds = max(rounds, s.Faults)
 	}
 	defer func() { _ = opts.Lab.SetLoss(context.WithoutCancel(ctx), 0) }()
@@ -162,7 +166,7 @@ func fault(ctx context.Context, opts Options, round int, active []int, results [
 	}
 	each(active, func(i int) {
 		s := opts.Systems[i]
-		if !fired[i] {
+		if !fired[i] || s.Stage {
 			return
 		}
 		if n, err := s.Feed.Wait(ctx, false, stop, s.ResolveTimeout); err != nil {
@@ -202,7 +206,9 @@ func quiet(ctx context.Context, opts Options, results []Result) error {
 		return err
 	}
 	for i, s := range opts.Systems {
-		results[i].QuietAlerts = s.Feed.Count(true, start, end.Add(opts.QuietTail))
+		if !s.Stage {
+			results[i].QuietAlerts = s.Feed.Count(true, start, end.Add(opts.QuietTail))
+		}
 	}
 	opts.Logf("quiet period over: %d blips", blips)
 	return nil

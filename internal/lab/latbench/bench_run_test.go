@@ -52,15 +52,23 @@ func react(feed *Feed, fire bool, delay time.Duration) func(bool) {
 }
 
 func TestRunMeasuresEachSystem(t *testing.T) {
-	fast, slow, deaf, part := NewFeed(), NewFeed(), NewFeed(), NewFeed()
+	fast, slow, deaf, part, stage := NewFeed(), NewFeed(), NewFeed(), NewFeed(), NewFeed()
 	lab := &fakeLab{}
 	lab.reactors = []func(bool){react(fast, true, 20*time.Millisecond), react(slow, true, 150*time.Millisecond),
-		react(deaf, false, 0), react(part, true, 20*time.Millisecond)}
+		react(deaf, false, 0), react(part, true, 20*time.Millisecond),
+		func(on bool) {
+			if on {
+				stage.Add(Note{At: time.Now(), Firing: true})
+			}
+		}}
 	systems := []*System{
 		{Name: "fast", Feed: fast, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3},
 		{Name: "slow", Feed: slow, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3},
 		{Name: "deaf", Feed: deaf, FireTimeout: 50 * time.Millisecond, ResolveTimeout: time.Second, Faults: 3},
 		{Name: "part", Feed: part, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 2},
+		// A stage is timed like a system but has no resolve to wait for
+		// (its feed never gets one: a wait would take ResolveTimeout).
+		{Name: "stage", Feed: stage, FireTimeout: 2 * time.Second, ResolveTimeout: time.Hour, Faults: 3, Stage: true},
 	}
 	var locks, unlocks int
 	res, err := Run(context.Background(), Options{
@@ -101,6 +109,9 @@ func TestRunMeasuresEachSystem(t *testing.T) {
 	}
 	if locks != unlocks || locks != 3+blips {
 		t.Errorf("lock taken %d times, released %d, want %d", locks, unlocks, 3+blips)
+	}
+	if len(res[4].Latencies) != 3 || res[4].QuietAlerts != -1 {
+		t.Errorf("stage: %d latencies, quiet %d; want 3, -1 (not counted)", len(res[4].Latencies), res[4].QuietAlerts)
 	}
 	lab.mu.Lock()
 	defer lab.mu.Unlock()

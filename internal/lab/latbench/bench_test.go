@@ -48,16 +48,18 @@ func slackFeed(ctx context.Context, srv *slacktest.Server) *Feed {
 	return feed
 }
 
-// busFeed follows mciv's alert changes on its NATS server: the time an
-// alert is published, before the notifier, splits mciv's latency into the
-// collector and analyzer part and the notifier and Slack part.
-func busFeed(ctx context.Context, url string) (*Feed, error) {
+// busFeeds follows mciv's NATS server: the alerts it publishes (onBus),
+// and the kernel time of each retransmit in its tcp_retransmit events
+// (kernel). They split mciv's latency into TCP's own (the first
+// retransmit), the collector and analyzer (until the alert), and the
+// notifier and Slack (until the message).
+func busFeeds(ctx context.Context, url string) (onBus, kernel *Feed, err error) {
 	nc, err := nats.Connect(url, nats.Name("mciv-latbench"))
 	if err != nil {
-		return nil, fmt.Errorf("connect to mciv's NATS: %w", err)
+		return nil, nil, fmt.Errorf("connect to mciv's NATS: %w", err)
 	}
 	context.AfterFunc(ctx, nc.Close)
-	feed := NewFeed()
+	onBus, kernel = NewFeed(), NewFeed()
 	_, err = nc.Subscribe(wire.AlertsWildcard, func(m *nats.Msg) {
 		now := time.Now()
 		var a wire.Alert
@@ -66,14 +68,23 @@ func busFeed(ctx context.Context, url string) (*Feed, error) {
 		}
 		switch a.State {
 		case wire.StateFiring, wire.StateResolved:
-			feed.Add(Note{At: now, Firing: a.State == wire.StateFiring, What: "alert " + a.Rule + " " + string(a.State)})
+			onBus.Add(Note{At: now, Firing: a.State == wire.StateFiring, What: "alert " + a.Rule + " " + string(a.State)})
 		}
 	})
+	if err == nil {
+		_, err = nc.Subscribe(wire.EventsWildcard, func(m *nats.Msg) {
+			e, err := wire.DecodeEvent(m.Data)
+			if err != nil || e.Kind != "tcp_retransmit" {
+				return
+			}
+			kernel.Add(Note{At: e.Time, Firing: true, What: "tcp_retransmit event"})
+		})
+	}
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("subscribe to mciv's alerts: %w", err)
+		return nil, nil, fmt.Errorf("subscribe to mciv's alerts and events: %w", err)
 	}
-	return feed, nc.Flush()
+	return onBus, kernel, nc.Flush()
 }
 
 // slackNote says whether m changes its message's state, and to what.
@@ -248,15 +259,17 @@ func TestBenchLatency(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	onBus, err := busFeed(ctx, m.NATSURL)
+	onBus, kernel, err := busFeeds(ctx, m.NATSURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	systems = append([]*System{
 		{Name: "mciv", Setting: "`mciv up`, default rules and timings; Slack message (fake Slack)",
 			Feed: slackFeed(ctx, slack), FireTimeout: time.Minute, ResolveTimeout: 2 * time.Minute, Faults: faults},
-		{Name: "mciv (stage)", Setting: "the same, alert published on the bus (collector + analyzer, before the notifier)",
-			Feed: onBus, FireTimeout: time.Minute, ResolveTimeout: 2 * time.Minute, Faults: faults},
+		{Name: "mciv (stage 1)", Setting: "the first retransmit, by the kernel's clock (from the collector's tcp_retransmit event)",
+			Feed: kernel, FireTimeout: time.Minute, Faults: faults, Stage: true},
+		{Name: "mciv (stage 2)", Setting: "mciv's alert published on the bus (collector + analyzer, before the notifier)",
+			Feed: onBus, FireTimeout: time.Minute, Faults: faults, Stage: true},
 	}, systems...)
 
 	// A short settling time: nothing should page before the first fault.

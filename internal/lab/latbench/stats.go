@@ -21,6 +21,8 @@ type Result struct {
 	// QuietAlerts counts firing notifications during the quiet period;
 	// -1 if the quiet period did not run.
 	QuietAlerts int
+	// Stage marks a step inside a system (see System.Stage).
+	Stage bool
 }
 
 // Summary is the distribution of a result's latencies.
@@ -59,7 +61,10 @@ func Table(results []Result) string {
 			med, lo, hi = seconds(s.Median), seconds(s.Min), seconds(s.Max)
 		}
 		quiet := "not run"
-		if r.QuietAlerts >= 0 {
+		switch {
+		case r.Stage:
+			quiet = "(a stage)"
+		case r.QuietAlerts >= 0:
 			quiet = fmt.Sprint(r.QuietAlerts)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.System, r.Setting, noticed, med, lo, hi, quiet)

@@ -38,10 +38,12 @@ func TestTable(t *testing.T) {
 	got := Table([]Result{
 		{System: "mciv", Setting: "default rules", Latencies: []time.Duration{800 * time.Millisecond, 1200 * time.Millisecond, time.Second}, QuietAlerts: 0},
 		{System: "prometheus", Setting: "typical", Missed: 2, QuietAlerts: -1},
+		{System: "mciv (stage)", Setting: "alert on the bus", Latencies: []time.Duration{time.Second}, QuietAlerts: -1, Stage: true},
 	})
 	for _, want := range []string{
 		"| mciv | default rules | 3 of 3 | 1.00 s | 0.80 s | 1.20 s | 0 |",
 		"| prometheus | typical | 0 of 2 | – | – | – | not run |",
+		"| mciv (stage) | alert on the bus | 1 of 1 | 1.00 s | 1.00 s | 1.00 s | (a stage) |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("table lacks %q:\n%s", want, got)
