@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,7 +202,11 @@ func TestBenchLatency(t *testing.T) {
 		t.Fatal("MCIV_BENCH_FAULTS=0: nothing to measure")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
+	// Ctrl-C or a kill ends the run with its cleanups (the processes it
+	// started, the namespace), not without them.
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	ctx, cancel := context.WithTimeout(sigCtx, 3*time.Hour)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dir := t.TempDir()

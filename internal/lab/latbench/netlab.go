@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"os"
@@ -23,11 +24,8 @@ import (
 )
 
 const (
-	// The veth pair that joins the namespace to the host: the host's end
-	// and address, the namespace's end and address, in a /30 of their own.
-	vethHost, vethNS = "mcivlb0", "mcivlb1"
-	hostAddr, nsAddr = "10.213.77.1", "10.213.77.2"
-	vethPrefix       = "/30"
+	// vethPrefix is the length of the veth pair's own subnet (two hosts).
+	vethPrefix = "/30"
 	// nftTable holds the loss rule inside the namespace.
 	nftTable = "mciv_latbench"
 	// The workload: one 1 KiB chunk every 10 ms, echoed back (100 KiB/s
@@ -42,6 +40,11 @@ const (
 type NetLab struct {
 	name string
 	port int
+	// The veth pair: the host's end and address, the namespace's end and
+	// address. Names and subnet derive from the namespace's name, so that
+	// two labs (the benchmark and a test) never touch each other's pair.
+	vethHost, vethNS string
+	hostAddr, nsAddr string
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -53,18 +56,24 @@ type NetLab struct {
 // run) with its veth pair, and starts the workload. Close removes it all.
 func NewNetLab(ctx context.Context, name string) (*NetLab, error) {
 	l := &NetLab{name: name}
+	l.vethHost, l.vethNS, l.hostAddr, l.nsAddr = vethFor(name)
 	if _, err := os.Stat(l.Path()); err == nil {
 		_ = run(ctx, "ip", "netns", "delete", name)
 	}
-	_ = run(ctx, "ip", "link", "delete", vethHost) // a leftover host end
+	if l.vethExists() { // a leftover of this lab's own pair
+		_ = run(ctx, "ip", "link", "delete", l.vethHost)
+	}
+	if err := subnetFree(l.hostAddr + vethPrefix); err != nil {
+		return nil, fmt.Errorf("latbench: network lab %s: %w", name, err)
+	}
 	steps := [][]string{
 		{"ip", "netns", "add", name},
 		{"ip", "-n", name, "link", "set", "lo", "up"},
-		{"ip", "link", "add", vethHost, "type", "veth", "peer", "name", vethNS, "netns", name},
-		{"ip", "addr", "add", hostAddr + vethPrefix, "dev", vethHost},
-		{"ip", "link", "set", vethHost, "up"},
-		{"ip", "-n", name, "addr", "add", nsAddr + vethPrefix, "dev", vethNS},
-		{"ip", "-n", name, "link", "set", vethNS, "up"},
+		{"ip", "link", "add", l.vethHost, "type", "veth", "peer", "name", l.vethNS, "netns", name},
+		{"ip", "addr", "add", l.hostAddr + vethPrefix, "dev", l.vethHost},
+		{"ip", "link", "set", l.vethHost, "up"},
+		{"ip", "-n", name, "addr", "add", l.nsAddr + vethPrefix, "dev", l.vethNS},
+		{"ip", "-n", name, "link", "set", l.vethNS, "up"},
 	}
 	for _, s := range steps {
 		if err := run(ctx, s[0], s[1:]...); err != nil {
@@ -87,7 +96,7 @@ func (l *NetLab) Path() string { return filepath.Join("/run/netns", l.name) }
 
 // NSAddr is the namespace's address on the veth pair, reachable from the
 // host.
-func (l *NetLab) NSAddr() string { return nsAddr }
+func (l *NetLab) NSAddr() string { return l.nsAddr }
 
 // Port is the workload server's port on the namespace's 127.0.0.1.
 func (l *NetLab) Port() int { return l.port }
@@ -172,20 +181,50 @@ func (l *NetLab) Close() error {
 	}
 	// Deleting the namespace deletes the pair, the host's end a moment
 	// later: wait for it, and delete it only if it stays.
-	for i := 0; i < 20 && vethExists(); i++ {
+	for i := 0; i < 20 && l.vethExists(); i++ {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if vethExists() {
-		if err := run(ctx, "ip", "link", "delete", vethHost); err != nil && vethExists() {
+	if l.vethExists() {
+		if err := run(ctx, "ip", "link", "delete", l.vethHost); err != nil && l.vethExists() {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func vethExists() bool {
-	_, err := net.InterfaceByName(vethHost)
+func (l *NetLab) vethExists() bool {
+	_, err := net.InterfaceByName(l.vethHost)
 	return err == nil
+}
+
+// vethFor derives the veth pair's names (at most 15 characters) and its
+// /30 in 10.213.0.0/16 from the namespace's name.
+func vethFor(name string) (hostEnd, nsEnd, hostIP, nsIP string) {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	v := h.Sum32()
+	base := fmt.Sprintf("mlb%06x", v&0xffffff)
+	third, fourth := (v>>8)&0xff, v&0xfc
+	return base + "h", base + "n", fmt.Sprintf("10.213.%d.%d", third, fourth+1), fmt.Sprintf("10.213.%d.%d", third, fourth+2)
+}
+
+// subnetFree fails if an interface of this namespace already has an
+// address in cidr.
+func subnetFree(cidr string) error {
+	_, want, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return err
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && want.Contains(ipn.IP) {
+			return fmt.Errorf("subnet %s is in use on this host (%s): another lab of the same name runs", want, ipn)
+		}
+	}
+	return nil
 }
 
 // startWorkload opens an echo server and its client on the namespace's

@@ -19,6 +19,21 @@ func retransSegs(t *testing.T, lab *NetLab) int64 {
 	return n
 }
 
+func TestVethForDiffersPerLab(t *testing.T) {
+	h1, n1, a1, b1 := vethFor("mciv-latbench")
+	h2, n2, a2, _ := vethFor("mciv-latbench-test")
+	if h1 == h2 || n1 == n2 || a1 == a2 {
+		t.Errorf("two labs share a veth pair: %s/%s %s and %s/%s %s", h1, n1, a1, h2, n2, a2)
+	}
+	if len(h1) > 15 || len(n1) > 15 {
+		t.Errorf("interface names %q, %q longer than 15 characters", h1, n1)
+	}
+	_, sub, err := net.ParseCIDR(a1 + vethPrefix)
+	if err != nil || !sub.Contains(net.ParseIP(b1)) || a1 == b1 {
+		t.Errorf("addresses %s and %s not two hosts of one %s: %v", a1, b1, vethPrefix, err)
+	}
+}
+
 func TestParseRetransSegs(t *testing.T) {
 	const snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm RtoMin ActiveOpens RetransSegs InErrs\nTcp: 1 200 5 42 0\nUdp: InDatagrams\nUdp: 3\n"
 	if n, err := parseRetransSegs(snmp); err != nil || n != 42 {
@@ -49,8 +64,8 @@ func TestNetLabLossRetransmitsInItsNamespace(t *testing.T) {
 		if err := lab.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
-		if vethExists() {
-			t.Errorf("the veth %s outlived the lab", vethHost)
+		if lab.vethExists() {
+			t.Errorf("the veth %s outlived the lab", lab.vethHost)
 		}
 	}()
 
