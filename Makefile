@@ -5,7 +5,7 @@ BIN     ?= ./mciv
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 ARGS    ?=
 
-.PHONY: run build test generate check-generate bench demo deps fmt vet validate-deploy install fuzz
+.PHONY: run build test generate check-generate bench bench-latency demo deps fmt vet validate-deploy install fuzz
 
 ## build: compile the one binary (no clang needed: bpf2go output is committed)
 build:
@@ -37,6 +37,11 @@ check-generate:
 ## bench: benchmarks, ratios measured side by side in one run
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-latency: fault→notification, mciv vs Prometheus+Alertmanager, side by side (root, ~35 min;
+##   ARGS="--skip-typical --quiet 2m" for a short try; see scripts/bench-latency.sh)
+bench-latency:
+	scripts/bench-latency.sh $(ARGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

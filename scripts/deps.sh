@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mciv needs, only those that are missing,
-# with one `apt-get update` at most. Usage: scripts/deps.sh run|test|generate
+# with one `apt-get update` at most. Usage: scripts/deps.sh run|test|generate|bench
+# (bench: what `make bench-latency` compares mciv with: Prometheus, node_exporter
+# and Alertmanager from Debian)
 set -euo pipefail
 
 want=()
@@ -11,7 +13,8 @@ case "${1:-run}" in
                   espeak-ng sox libsox-fmt-mp3 opus-tools pocketsphinx pocketsphinx-en-us
                   postgresql-15 postgresql-client-15 patroni python3-etcd etcd-server
                   mariadb-server bpftrace) ;;
-  *) echo "usage: $0 run|test|generate" >&2; exit 2 ;;
+  bench)    want=(iproute2 nftables prometheus prometheus-node-exporter prometheus-alertmanager) ;;
+  *) echo "usage: $0 run|test|generate|bench" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -1,0 +1,138 @@
+package latbench
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeLab stands in for NetLab: every switch of the loss makes the
+// reactors deliver notifications, as the systems under test would.
+type fakeLab struct {
+	mu       sync.Mutex
+	on       bool
+	onCalls  int
+	reactors []func(on bool)
+}
+
+func (f *fakeLab) SetLoss(_ context.Context, percent int) error {
+	f.mu.Lock()
+	on := percent > 0
+	changed := on != f.on
+	f.on = on
+	if on {
+		f.onCalls++
+	}
+	rs := f.reactors
+	f.mu.Unlock()
+	if changed {
+		for _, r := range rs {
+			r(on)
+		}
+	}
+	return nil
+}
+
+func (f *fakeLab) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.onCalls
+}
+
+// react returns a reactor that adds a firing note to feed delay after the
+// loss starts (if fire) and a resolved note delay after it stops.
+func react(feed *Feed, fire bool, delay time.Duration) func(bool) {
+	return func(on bool) {
+		if on && !fire {
+			return
+		}
+		time.AfterFunc(delay, func() { feed.Add(Note{At: time.Now(), Firing: on}) })
+	}
+}
+
+func TestRunMeasuresEachSystem(t *testing.T) {
+	fast, slow, deaf, part, stage := NewFeed(), NewFeed(), NewFeed(), NewFeed(), NewFeed()
+	lab := &fakeLab{}
+	lab.reactors = []func(bool){react(fast, true, 20*time.Millisecond), react(slow, true, 150*time.Millisecond),
+		react(deaf, false, 0), react(part, true, 20*time.Millisecond),
+		func(on bool) {
+			if on {
+				stage.Add(Note{At: time.Now(), Firing: true})
+			}
+		}}
+	systems := []*System{
+		{Name: "fast", Feed: fast, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3},
+		{Name: "slow", Feed: slow, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3},
+		{Name: "deaf", Feed: deaf, FireTimeout: 50 * time.Millisecond, ResolveTimeout: time.Second, Faults: 3},
+		{Name: "part", Feed: part, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 2},
+		// A stage is timed like a system but has no resolve to wait for
+		// (its feed never gets one: a wait would take ResolveTimeout).
+		{Name: "stage", Feed: stage, FireTimeout: 2 * time.Second, ResolveTimeout: time.Hour, Faults: 3, Stage: true},
+	}
+	var locks, unlocks int
+	res, err := Run(context.Background(), Options{
+		Lab: lab, Systems: systems, Gap: 10 * time.Millisecond,
+		Quiet: 300 * time.Millisecond, BlipMin: 40 * time.Millisecond, BlipMax: 80 * time.Millisecond,
+		BlipLength: 10 * time.Millisecond, QuietTail: 400 * time.Millisecond, Seed: 1,
+		Lock: func(context.Context) (func(), error) { locks++; return func() { unlocks++ }, nil },
+		Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(res[0].Latencies); got != 3 || res[0].Missed != 0 {
+		t.Errorf("fast: %d latencies, %d missed; want 3, 0", got, res[0].Missed)
+	}
+	if got := len(res[3].Latencies); got != 2 || res[3].Missed != 0 {
+		t.Errorf("part took part in %d faults (%d missed), want 2", got, res[3].Missed)
+	}
+	for _, d := range res[1].Latencies {
+		if d < 150*time.Millisecond {
+			t.Errorf("slow measured %s, before its notification could arrive", d)
+		}
+	}
+	if s0, s1 := Summarize(res[0].Latencies), Summarize(res[1].Latencies); s0.Median >= s1.Median {
+		t.Errorf("fast median %s not below slow median %s", s0.Median, s1.Median)
+	}
+	if res[2].Missed != 3 || len(res[2].Latencies) != 0 {
+		t.Errorf("deaf: %d missed, %d latencies; want 3, 0", res[2].Missed, len(res[2].Latencies))
+	}
+	blips := lab.calls() - 3
+	if blips < 1 {
+		t.Fatalf("no blip in the quiet period")
+	}
+	// The fast and slow systems page on every loss, blips included; the
+	// deaf one never.
+	if res[0].QuietAlerts != blips || res[1].QuietAlerts != blips || res[2].QuietAlerts != 0 || res[3].QuietAlerts != blips {
+		t.Errorf("quiet alerts %d, %d, %d, %d; want %d, %d, 0, %d", res[0].QuietAlerts, res[1].QuietAlerts, res[2].QuietAlerts, res[3].QuietAlerts, blips, blips, blips)
+	}
+	if locks != unlocks || locks != 3+blips {
+		t.Errorf("lock taken %d times, released %d, want %d", locks, unlocks, 3+blips)
+	}
+	if len(res[4].Latencies) != 3 || res[4].QuietAlerts != -1 {
+		t.Errorf("stage: %d latencies, quiet %d; want 3, -1 (not counted)", len(res[4].Latencies), res[4].QuietAlerts)
+	}
+	lab.mu.Lock()
+	defer lab.mu.Unlock()
+	if lab.on {
+		t.Error("the loss is still on after Run")
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	lab := &fakeLab{}
+	lab.reactors = []func(bool){func(on bool) {
+		if on {
+			cancel()
+		}
+	}}
+	_, err := Run(ctx, Options{Lab: lab, Systems: []*System{{Name: "x", Feed: NewFeed(), FireTimeout: time.Minute, ResolveTimeout: time.Minute, Faults: 5}}})
+	if err == nil {
+		t.Fatal("Run returned no error after its context ended")
+	}
+	if lab.calls() != 1 || lab.on {
+		t.Errorf("after cancel: %d faults started, loss on=%v; want 1, off", lab.calls(), lab.on)
+	}
+}

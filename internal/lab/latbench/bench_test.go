@@ -1,0 +1,322 @@
+package latbench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mciv/mciv/internal/lab/testenv"
+	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/notifier/slack/slacktest"
+	"github.com/nats-io/nats.go"
+)
+
+// slackFeed turns the fake Slack's messages into notes: a top-level
+// message that turns FIRING (posted, or updated from RESOLVED) is a firing
+// note, one that turns RESOLVED a resolved note. Updates that keep the
+// state (a new value, an acknowledgement) and thread replies are not new
+// notifications.
+func slackFeed(ctx context.Context, srv *slacktest.Server) *Feed {
+	feed := NewFeed()
+	go func() {
+		state := map[string]bool{} // channel/ts -> firing
+		seen := 0
+		for {
+			msgs, err := srv.WaitMessages(ctx, seen+1)
+			now := time.Now()
+			if err != nil {
+				return
+			}
+			for _, m := range msgs[seen:] {
+				if n, ok := slackNote(state, m); ok {
+					n.At = now
+					feed.Add(n)
+				}
+			}
+			seen = len(msgs)
+		}
+	}()
+	return feed
+}
+
+// busFeeds follows mciv's NATS server: the alerts it publishes (onBus),
+// and the kernel time of each retransmit in its tcp_retransmit events
+// (kernel). They split mciv's latency into TCP's own (the first
+// retransmit), the collector and analyzer (until the alert), and the
+// notifier and Slack (until the message).
+func busFeeds(ctx context.Context, url string) (onBus, kernel *Feed, err error) {
+	nc, err := nats.Connect(url, nats.Name("mciv-latbench"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to mciv's NATS: %w", err)
+	}
+	context.AfterFunc(ctx, nc.Close)
+	onBus, kernel = NewFeed(), NewFeed()
+	_, err = nc.Subscribe(wire.AlertsWildcard, func(m *nats.Msg) {
+		now := time.Now()
+		var a wire.Alert
+		if json.Unmarshal(m.Data, &a) != nil {
+			return
+		}
+		switch a.State {
+		case wire.StateFiring, wire.StateResolved:
+			onBus.Add(Note{At: now, Firing: a.State == wire.StateFiring, What: "alert " + a.Rule + " " + string(a.State)})
+		}
+	})
+	if err == nil {
+		_, err = nc.Subscribe(wire.EventsWildcard, func(m *nats.Msg) {
+			e, err := wire.DecodeEvent(m.Data)
+			if err != nil || e.Kind != "tcp_retransmit" {
+				return
+			}
+			kernel.Add(Note{At: e.Time, Firing: true, What: "tcp_retransmit event"})
+		})
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("subscribe to mciv's alerts and events: %w", err)
+	}
+	return onBus, kernel, nc.Flush()
+}
+
+// slackNote says whether m changes its message's state, and to what.
+func slackNote(state map[string]bool, m slacktest.Message) (Note, bool) {
+	if m.ThreadTS != "" {
+		return Note{}, false
+	}
+	var firing bool
+	switch {
+	case strings.HasPrefix(m.Text, "[FIRING]"):
+		firing = true
+	case strings.HasPrefix(m.Text, "[RESOLVED]"):
+	default:
+		return Note{}, false
+	}
+	key := m.ChannelID + "/" + m.TS
+	was, known := state[key]
+	state[key] = firing
+	if known && was == firing {
+		return Note{}, false
+	}
+	if !known && !firing {
+		return Note{}, false // a resolve of a message never seen firing
+	}
+	return Note{Firing: firing, What: m.Method + ": " + m.Text}, true
+}
+
+func TestSlackNote(t *testing.T) {
+	state := map[string]bool{}
+	msg := func(method, ts, thread, text string) slacktest.Message {
+		return slacktest.Message{Method: method, ChannelID: "C1", TS: ts, ThreadTS: thread, Text: text}
+	}
+	for i, tc := range []struct {
+		m          slacktest.Message
+		note, fire bool
+	}{
+		{msg("chat.postMessage", "1", "", "[FIRING] TCPRetransmitRateHigh on db"), true, true},
+		{msg("chat.update", "1", "", "[FIRING] TCPRetransmitRateHigh on db: value 40"), false, false},
+		{msg("chat.postMessage", "2", "1", "[FIRING] a thread reply"), false, false},
+		{msg("chat.update", "1", "", "[RESOLVED] TCPRetransmitRateHigh on db"), true, false},
+		{msg("chat.update", "1", "", "[RESOLVED] TCPRetransmitRateHigh on db (acked)"), false, false},
+		{msg("chat.update", "1", "", "[FIRING] TCPRetransmitRateHigh on db"), true, true},
+		{msg("chat.update", "9", "", "[RESOLVED] never seen"), false, false},
+		{msg("chat.postMessage", "3", "", "something else"), false, false},
+	} {
+		n, ok := slackNote(state, tc.m)
+		if ok != tc.note || (ok && n.Firing != tc.fire) {
+			t.Errorf("%d: %s %q: note=%v firing=%v, want note=%v firing=%v", i, tc.m.Method, tc.m.Text, ok, n.Firing, tc.note, tc.fire)
+		}
+	}
+}
+
+// loadavg returns the machine's load averages, to say how busy it was.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// envInt reads a setting of the benchmark from the environment.
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a whole number >= 0", name, v)
+	}
+	return n
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		t.Fatalf("%s=%q: want a duration such as 10m or 90s", name, v)
+	}
+	return d
+}
+
+// TestBenchLatency is `make bench-latency`: the same real faults against
+// mciv and Prometheus (fastest and typical), side by side. It is opt-in
+// (MCIV_BENCH_LATENCY=1) and takes about 35 minutes with the defaults:
+//
+//	MCIV_BENCH_MCIV            the mciv binary (default: built here)
+//	MCIV_BENCH_FAULTS          faults for mciv and Prometheus fastest (5)
+//	MCIV_BENCH_TYPICAL_FAULTS  faults for Prometheus typical (as many; 0 leaves it out)
+//	MCIV_BENCH_QUIET           the quiet period with noise (10m; 0 skips it)
+//	MCIV_BENCH_GAP             quiet time between faults once all resolved (10s)
+//	MCIV_BENCH_OUT             also write the table to this file
+func TestBenchLatency(t *testing.T) {
+	if os.Getenv("MCIV_BENCH_LATENCY") != "1" {
+		t.Skip("set MCIV_BENCH_LATENCY=1 (or run make bench-latency) for the side-by-side latency benchmark (about 35 min)")
+	}
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "ip", "nft", "prometheus", "prometheus-alertmanager", "prometheus-node-exporter")
+	testenv.RequireFile(t, "/sys/kernel/btf/vmlinux", "the collector's CO-RE probes need BTF")
+	faults := envInt(t, "MCIV_BENCH_FAULTS", 5)
+	typicalFaults := envInt(t, "MCIV_BENCH_TYPICAL_FAULTS", faults)
+	quietFor := envDuration(t, "MCIV_BENCH_QUIET", 10*time.Minute)
+	gap := envDuration(t, "MCIV_BENCH_GAP", 10*time.Second)
+	if faults == 0 {
+		t.Fatal("MCIV_BENCH_FAULTS=0: nothing to measure")
+	}
+
+	// Ctrl-C or a kill ends the run with its cleanups (the processes it
+	// started, the namespace), not without them.
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	ctx, cancel := context.WithTimeout(sigCtx, 3*time.Hour)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dir := t.TempDir()
+	bin := os.Getenv("MCIV_BENCH_MCIV")
+	if bin == "" {
+		bin = filepath.Join(dir, "mciv")
+		out, err := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/mciv/mciv/cmd/mciv").CombinedOutput()
+		if err != nil {
+			t.Fatalf("build mciv: %v\n%s", err, out)
+		}
+	}
+
+	lab, err := NewNetLab(ctx, "mciv-latbench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Errorf("network lab: %v", err)
+		}
+	})
+	ne, target, err := StartNodeExporter(ctx, dir, lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ne.Stop)
+	hook, err := StartWebhook(logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hook.Close() })
+	const token = "xoxb-latency-bench"
+	slack := slacktest.NewServer(token)
+	t.Cleanup(slack.Close)
+
+	var systems []*System
+	settings := []PromSetting{Fastest()}
+	if typicalFaults > 0 {
+		settings = append(settings, Typical())
+	}
+	for _, s := range settings {
+		st, err := StartPromStack(ctx, dir, s, target, hook.URL(s.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Stop)
+		sys := &System{Name: "Prometheus " + s.Name, Setting: s.String(), Feed: hook.Feed(s.Name),
+			FireTimeout: time.Minute, ResolveTimeout: 2 * time.Minute, Faults: faults}
+		if s.Name == "typical" {
+			sys.FireTimeout, sys.ResolveTimeout, sys.Faults = 5*time.Minute, 6*time.Minute, typicalFaults
+		}
+		systems = append(systems, sys)
+	}
+	m, err := StartMCIV(ctx, bin, dir, lab, MCIVSlack{URL: slack.URL(), Token: token, Channel: "#oncall"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	onBus, kernel, err := busFeeds(ctx, m.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	systems = append([]*System{
+		{Name: "mciv", Setting: "`mciv up`, default rules and timings; Slack message (fake Slack)",
+			Feed: slackFeed(ctx, slack), FireTimeout: time.Minute, ResolveTimeout: 2 * time.Minute, Faults: faults},
+		{Name: "mciv (stage 1)", Setting: "the first retransmit, by the kernel's clock (from the collector's tcp_retransmit event)",
+			Feed: kernel, FireTimeout: time.Minute, Faults: faults, Stage: true},
+		{Name: "mciv (stage 2)", Setting: "mciv's alert published on the bus (collector + analyzer, before the notifier)",
+			Feed: onBus, FireTimeout: time.Minute, Faults: faults, Stage: true},
+	}, systems...)
+
+	// A short settling time: nothing should page before the first fault.
+	warm := time.Now()
+	if err := sleep(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range systems {
+		if n := s.Feed.Count(true, warm, time.Now()); n > 0 {
+			t.Logf("warning: %s paged %d times before the first fault", s.Name, n)
+		}
+	}
+	t.Logf("workload on 127.0.0.1:%d in namespace %s; node_exporter at %s (inside it); mciv watches %s", lab.Port(), lab.Name(), target, lab.Path())
+
+	loadBefore := loadavg()
+	res, err := Run(ctx, Options{
+		Lab: lab, Systems: systems, LossPercent: 20, Gap: gap,
+		Quiet: quietFor, BlipMin: 20 * time.Second, BlipMax: 40 * time.Second, BlipLength: 300 * time.Millisecond,
+		QuietTail: 10 * time.Second, Seed: uint64(time.Now().UnixNano()),
+		Lock: KernelLock, Retransmits: lab.Retransmits, Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent, echoed := lab.Traffic(); sent == 0 || echoed == 0 {
+		t.Errorf("the workload did not flow: sent %d, echoed %d", sent, echoed)
+	}
+	table := Table(res)
+	header := fmt.Sprintf("Fault: %d%% packet loss (nftables, input hook) on a 100 KiB/s TCP echo stream in network namespace %s; "+
+		"fault start (nft run) to first notification. Quiet period: %s with a 300 ms blip of the same loss every 20–40 s (no slow query: left out). "+
+		"Load average (1, 5, 15 min) before: %s, after: %s.\n\n",
+		20, lab.Name(), quietFor, loadBefore, loadavg())
+	fmt.Println("\n" + header + table)
+	if out := os.Getenv("MCIV_BENCH_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(header+table), 0o644); err != nil {
+			t.Errorf("write %s: %v", out, err)
+		}
+	}
+	for _, r := range res {
+		if len(r.Latencies) == 0 {
+			t.Errorf("%s %s noticed none of the faults: see the logs above", r.System, r.Setting)
+		}
+	}
+}
