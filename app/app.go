@@ -261,6 +261,11 @@ func Run(ctx context.Context, opts Options) error {
 		// How full each stream and bucket is (mciv_jetstream_stream_usage_ratio,
 		// a warning above 80%).
 		if uw, err := bus.NewUsageWatcher(js, reg, logger.With("part", "jetstream-usage")); err == nil {
+			if cfg.NATS.Auth != "" {
+				// The analyzer's role may not list every stream: it
+				// watches those it owns.
+				uw.Only(bus.AlertsStream, "KV_"+analyzer.StateBucket, bus.InputStream, "KV_"+analyzer.CheckpointBucket)
+			}
 			start("jetstream-usage", func(ctx context.Context) error { return uw.Run(ctx, 30*time.Second) })
 		}
 		// Always caught, so that a SIGHUP never kills mciv; with the

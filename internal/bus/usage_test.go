@@ -64,4 +64,20 @@ func TestStreamsHaveByteLimitsAndKeepTheNewest(t *testing.T) {
 	if r := testutil.ToFloat64(w.ratio.WithLabelValues(AlertsStream)); r < NearFull || r > 1 {
 		t.Fatalf("usage ratio %v", r)
 	}
+	// Limited to named streams (a role that may not list them all): a
+	// missing one is skipped, the others are read.
+	only, err := NewUsageWatcher(js, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err = only.Only(AcksStream, "MCIV_NO_SUCH_STREAM", AlertsStream).Check(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(full, []string{AlertsStream}) {
+		t.Fatalf("near full among the named streams: %v, want %s", full, AlertsStream)
+	}
+	if got := testutil.CollectAndCount(only.ratio); got != 2 {
+		t.Fatalf("%d streams observed, want the 2 named ones that exist", got)
+	}
 }
