@@ -524,7 +524,7 @@ func (l *lane) handle(ctx context.Context, msg jetstream.Msg) {
 			// dropped nor held back; the failure is counted by bucket.
 			d.stateFailures(err)
 			if reason == "" {
-				log.Warn("cannot check silences and inhibitions; delivering anyway", "err", err)
+				log.Warn("notifier state incomplete (silences, inhibition or the notification log); delivering anyway", "err", err)
 			} else {
 				log.Warn("notifier state incomplete; the alert is muted all the same", "reason", reason, "err", err)
 			}
