@@ -1,6 +1,7 @@
 package notifier_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,10 @@ import (
 // bucket full, an alert is delivered all the same (the failed write is
 // counted by bucket), and a silence that exists still mutes.
 func TestFullStoreFailsOpen(t *testing.T) {
-	ctx := testCtx(t)
+	// Longer than testCtx: listing the keys of two full buckets for every
+	// delivery is slow on a loaded machine with -race.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	env := startNATS(t, ctx, t.TempDir())
 	log, err := nflog.Open(ctx, env.js, nflog.Options{})
 	if err != nil {
