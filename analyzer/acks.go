@@ -188,6 +188,5 @@ func (a *Analyzer) enqueueAction(act *wire.Action) {
 	}
 	a.outMu.Lock()
 	defer a.outMu.Unlock()
-	a.queue = append(a.queue, &queued{action: act, subject: wire.ResolveActionSubject(act.Cluster), data: data})
-	a.trimQueue()
+	a.push(&queued{action: act, subject: wire.ResolveActionSubject(act.Cluster), data: data})
 }

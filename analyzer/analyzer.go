@@ -84,6 +84,12 @@ type Config struct {
 	// MaxQueued bounds the changes waiting to be published; zero means
 	// 10000. Past it the oldest is dropped and counted.
 	MaxQueued int
+	// OutboxDir, when set, keeps the changes waiting to be published in
+	// a journal there (JournalFile, journal.go), fsynced before they are
+	// queued: a crash or kill loses none, the next start publishes them
+	// (JetStream dedups by message id what was already stored). Empty:
+	// in memory only.
+	OutboxDir string
 	// MaxClockSkew is how far the end of a batch's interval may be from
 	// the analyzer's clock before the batch is counted as skewed (it is
 	// evaluated all the same, on its own time); zero means 5m.
@@ -132,6 +138,7 @@ type Analyzer struct {
 	pubMu   sync.Mutex         // held while publishing: one publisher at a time, in order
 	outMu   sync.Mutex         // guards queue, backoff, nextTry, kv
 	kv      jetstream.KeyValue // the alert state bucket, once Restore opened it
+	journal *journal           // the outbox on disk (Config.OutboxDir), or nil
 	queue   []*queued
 	backoff time.Duration
 	nextTry time.Time
@@ -214,7 +221,7 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *
 	cfg.Fleet = cfg.Fleet.withDefaults()
 	m.reloadOK.Set(1)
 	m.reloadTime.Set(float64(cfg.Now().UnixNano()) / 1e9)
-	return &Analyzer{
+	a := &Analyzer{
 		cfg:         cfg,
 		acksRefused: acksRefused,
 		js:          js,
@@ -229,7 +236,13 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *
 		ready:       make(chan struct{}),
 
 		refusedLog: map[[2]string]refusal{},
-	}, nil
+	}
+	if cfg.OutboxDir != "" {
+		if err := a.openOutbox(cfg.OutboxDir); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 // Rules returns the rule set being evaluated.
@@ -307,6 +320,7 @@ func (a *Analyzer) loop(ctx context.Context, nc *nats.Conn, stop func()) error {
 				a.log.Error("analyzer stopping with unpublished alert changes", "queued", a.Queued(), "err", err)
 			}
 			cancel()
+			a.closeOutbox()
 			return nil
 		case <-tick.C:
 			if a.grace.watch(nc, a.cfg.Now(), a.cfg.Fleet.AbsenceGrace) {

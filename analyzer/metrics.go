@@ -44,6 +44,9 @@ type metrics struct {
 	skewed        *prometheus.CounterVec // batches far from the analyzer's clock, by direction
 	stateWrites   prometheus.Counter
 	restored      prometheus.Counter
+	stateFailures prometheus.Counter // state writes dropped on a full bucket
+	replayed      prometheus.Counter // changes replayed from the outbox journal
+	journalErrors prometheus.Counter // journal writes that failed
 }
 
 // Directions of clock skew (mciv_analyzer_batches_clock_skewed_total).
@@ -157,6 +160,15 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string) (*metrics, error)
 	m.restored = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mciv_analyzer_alerts_restored_total", Help: "Pending and firing alerts restored from the state bucket at start.",
 	})
+	m.stateFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mciv_analyzer_state_write_failures_total", Help: "Alert states not persisted because the " + StateBucket + " bucket (or the server's store) was full; the announcements went on.",
+	})
+	m.replayed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mciv_analyzer_outbox_replayed_total", Help: "Alert state changes found in the outbox journal at start (decided by a previous run, not yet stored in JetStream) and queued again.",
+	})
+	m.journalErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mciv_analyzer_outbox_journal_errors_total", Help: "Failed writes of the outbox journal on disk (the changes stay queued in memory).",
+	})
 	for _, r := range []string{ReloadApplied, ReloadRejected, ReloadUnchanged} {
 		m.reloads.WithLabelValues(r)
 	}
@@ -180,7 +192,7 @@ func newMetrics(reg prometheus.Registerer, ruleNames []string) (*metrics, error)
 		m.batches, m.samples, m.ignored, m.restarts, m.bad, m.evalErrors,
 		m.published, m.publishErrors, m.queued, m.dropped, m.delay, active,
 		m.reloadOK, m.reloadTime, m.reloads, m.rulesLoaded, m.stateWrites, m.restored, m.seriesDropped, m.skewed,
-		m.seriesRefused, m.hosts,
+		m.seriesRefused, m.hosts, m.stateFailures, m.replayed, m.journalErrors,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering analyzer metrics: %w", err)

@@ -2,6 +2,7 @@ package analyzer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -22,6 +23,146 @@ type queued struct {
 	subject  string
 	data     []byte
 	attempts int
+	// id is the change's record in the journal; journaled says it has one.
+	id        uint64
+	journaled bool
+}
+
+// record is q as a journal record.
+func (q *queued) record() jrecord {
+	switch {
+	case q.state != nil:
+		return jrecord{ID: q.id, Kind: kindState, Data: q.data, FP: q.state.Fingerprint, Rule: q.state.Rule}
+	case q.action != nil:
+		return jrecord{ID: q.id, Kind: kindAction, Subject: q.subject, Data: q.data}
+	}
+	return jrecord{ID: q.id, Kind: kindAlert, Subject: q.subject, Data: q.data}
+}
+
+// fromRecord is the queued change a journal record holds.
+func fromRecord(rec jrecord) (*queued, error) {
+	q := &queued{subject: rec.Subject, data: rec.Data, id: rec.ID, journaled: true}
+	switch rec.Kind {
+	case kindAlert:
+		al, err := wire.DecodeAlert(rec.Data)
+		if err != nil {
+			return nil, err
+		}
+		q.alert = al
+	case kindAction:
+		act, err := wire.DecodeAction(rec.Data)
+		if err != nil {
+			return nil, err
+		}
+		q.action = act
+	case kindState:
+		st := &eval.GroupState{Rule: rec.Rule, Fingerprint: rec.FP}
+		if rec.Data != nil {
+			if err := json.Unmarshal(rec.Data, st); err != nil {
+				return nil, err
+			}
+		}
+		q.state = st
+	default:
+		return nil, fmt.Errorf("unknown kind %q", rec.Kind)
+	}
+	return q, nil
+}
+
+// openOutbox replays the journal in dir into the queue: the changes a
+// previous run decided and JetStream did not acknowledge.
+func (a *Analyzer) openOutbox(dir string) error {
+	j, pending, bad, err := openJournal(dir)
+	if err != nil {
+		return err
+	}
+	if bad > 0 {
+		a.log.Warn("analyzer outbox: unreadable journal lines skipped (a write torn by a crash)", "path", j.path, "lines", bad)
+	}
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	a.journal = j
+	for _, rec := range pending {
+		q, err := fromRecord(rec)
+		if err != nil {
+			a.log.Error("analyzer outbox: a journaled change does not decode; dropped", "path", j.path, "kind", rec.Kind, "err", err)
+			a.m.dropped.Inc()
+			a.journalDone(&queued{id: rec.ID, journaled: true})
+			continue
+		}
+		a.queue = append(a.queue, q)
+	}
+	a.m.replayed.Add(float64(len(a.queue)))
+	a.m.queued.Set(float64(len(a.queue)))
+	if len(a.queue) > 0 {
+		a.log.Warn("analyzer outbox: publishing changes a previous run decided but did not get stored", "path", j.path, "changes", len(a.queue))
+	}
+	return nil
+}
+
+// push queues changes after what is queued, writing them to the journal
+// first. The caller holds outMu. A journal that cannot be written is
+// logged; the changes are queued all the same (in memory only).
+func (a *Analyzer) push(qs ...*queued) {
+	if len(qs) == 0 {
+		return
+	}
+	if a.journal != nil {
+		recs := make([]*jrecord, len(qs))
+		for i, q := range qs {
+			r := q.record()
+			recs[i] = &r
+		}
+		if err := a.journal.add(recs); err != nil {
+			a.m.journalErrors.Inc()
+			a.log.Error("analyzer outbox: cannot write the journal; changes held in memory only", "changes", len(qs), "err", err)
+		} else {
+			for i, q := range qs {
+				q.id, q.journaled = recs[i].ID, true
+			}
+		}
+	}
+	a.queue = append(a.queue, qs...)
+	a.trimQueue()
+}
+
+// journalDone marks q done in the journal (published or dropped). The
+// caller holds outMu.
+func (a *Analyzer) journalDone(q *queued) {
+	if a.journal == nil || q == nil || !q.journaled {
+		return
+	}
+	q.journaled = false
+	err := a.journal.done(q.id, func() []jrecord {
+		recs := make([]jrecord, 0, len(a.queue))
+		for _, p := range a.queue {
+			if p.journaled {
+				recs = append(recs, p.record())
+			}
+		}
+		return recs
+	})
+	if err != nil {
+		a.m.journalErrors.Inc()
+		a.log.Warn("analyzer outbox: cannot mark a change done in the journal; a restart publishes it again (deduplicated)", "err", err)
+	}
+}
+
+// closeOutbox closes the journal; what waits stays in it for the next
+// start.
+func (a *Analyzer) closeOutbox() {
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	if a.journal == nil {
+		return
+	}
+	if err := a.journal.close(); err != nil {
+		a.log.Warn("analyzer outbox: closing the journal", "err", err)
+	}
+	if n := len(a.queue); n > 0 {
+		a.log.Warn("analyzer outbox: unpublished alert changes kept on disk for the next start", "path", a.journal.path, "changes", n)
+	}
+	a.journal = nil
 }
 
 // enqueue encodes alert state changes and queues them for publication, in
@@ -31,8 +172,7 @@ func (a *Analyzer) enqueue(alerts []*wire.Alert) {
 	if len(alerts) == 0 {
 		return
 	}
-	a.outMu.Lock()
-	defer a.outMu.Unlock()
+	var qs []*queued
 	for _, al := range alerts {
 		data, err := wire.EncodeAlert(al)
 		if err != nil {
@@ -40,9 +180,11 @@ func (a *Analyzer) enqueue(alerts []*wire.Alert) {
 			a.log.Error("cannot encode alert; dropped", "rule", al.Rule, "fingerprint", al.Fingerprint, "state", al.State, "err", err)
 			continue
 		}
-		a.queue = append(a.queue, &queued{alert: al, subject: wire.AlertSubject(al.Labels["cluster"], al.Rule), data: data})
+		qs = append(qs, &queued{alert: al, subject: wire.AlertSubject(al.Labels["cluster"], al.Rule), data: data})
 	}
-	a.trimQueue()
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	a.push(qs...)
 }
 
 // trimQueue drops the oldest queued changes beyond MaxQueued. The caller
@@ -53,6 +195,7 @@ func (a *Analyzer) trimQueue() {
 		a.queue[0] = nil
 		a.queue = a.queue[1:]
 		a.m.dropped.Inc()
+		a.journalDone(old)
 		if old.action != nil {
 			a.log.Error("alert queue full: dropped the oldest unpublished resolve audit record",
 				"fingerprint", old.action.Fingerprint, "max_queued", a.cfg.MaxQueued)
@@ -105,6 +248,19 @@ func (a *Analyzer) publishQueued(ctx context.Context, force bool) error {
 			return nil
 		}
 		q := a.queue[0]
+		if q.state != nil && a.kv == nil {
+			if a.fleet == nil {
+				// A replayed state waits for Restore to open the bucket.
+				a.outMu.Unlock()
+				return nil
+			}
+			// Fleet mode keeps alert state in checkpoints, not the bucket.
+			a.queue[0] = nil
+			a.queue = a.queue[1:]
+			a.journalDone(q)
+			a.outMu.Unlock()
+			continue
+		}
 		a.outMu.Unlock()
 
 		pctx, cancel := context.WithTimeout(ctx, a.cfg.PublishTimeout)
@@ -125,6 +281,14 @@ func (a *Analyzer) publishQueued(ctx context.Context, force bool) error {
 		cancel()
 
 		a.outMu.Lock()
+		if err != nil && q.state != nil && bus.IsStoreFull(err) {
+			// A full state bucket must not hold back the announcements
+			// behind: the write is dropped, counted and logged (a restart
+			// may then re-announce this alert).
+			a.m.stateFailures.Inc()
+			a.log.Error("alert state bucket full: state not persisted", "bucket", StateBucket, "rule", q.state.Rule, "fingerprint", q.state.Fingerprint, "err", err)
+			err = nil
+		}
 		if err != nil {
 			q.attempts++
 			a.backoff = min(max(2*a.backoff, a.cfg.RetryInterval), a.cfg.MaxRetryInterval)
@@ -149,6 +313,7 @@ func (a *Analyzer) publishQueued(ctx context.Context, force bool) error {
 		if len(a.queue) > 0 && a.queue[0] == q { // unless dropped meanwhile
 			a.queue[0] = nil
 			a.queue = a.queue[1:]
+			a.journalDone(q)
 		}
 		a.backoff, a.nextTry = 0, time.Time{}
 		a.m.queued.Set(float64(len(a.queue)))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -75,6 +76,7 @@ func (a *Analyzer) Restore(ctx context.Context) (int, error) {
 		}
 		states = append(states, st)
 	}
+	states = a.overlayQueued(states, now)
 	a.mu.Lock()
 	n := a.engine.Restore(states)
 	for i, c := range a.engine.Active() {
@@ -90,6 +92,44 @@ func (a *Analyzer) Restore(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// overlayQueued returns the stored states with the state changes still
+// queued (replayed from the outbox's journal: decided by a previous run
+// that stopped before it wrote them) applied on top, in order: the
+// engine restarts from the last state decided, not the last one stored.
+func (a *Analyzer) overlayQueued(states []eval.GroupState, now time.Time) []eval.GroupState {
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	idx := map[string]int{}
+	for i, st := range states {
+		idx[st.Fingerprint] = i
+	}
+	for _, q := range a.queue {
+		if q.state == nil {
+			continue
+		}
+		i, ok := idx[q.state.Fingerprint]
+		switch {
+		case q.data == nil || !q.state.Keep(now):
+			if ok {
+				states[i].Fingerprint = "" // deleted
+				delete(idx, q.state.Fingerprint)
+			}
+		case ok:
+			states[i] = *q.state
+		default:
+			idx[q.state.Fingerprint] = len(states)
+			states = append(states, *q.state)
+		}
+	}
+	out := states[:0]
+	for _, st := range states {
+		if st.Fingerprint != "" {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
 // enqueueStates queues the persistence of alert state changes, after what
 // is already queued. Nothing is queued before Restore has opened the
 // bucket.
@@ -103,6 +143,7 @@ func (a *Analyzer) enqueueStates(changes []eval.GroupState) {
 		return
 	}
 	now := a.cfg.Now()
+	var qs []*queued
 	for i := range changes {
 		st := changes[i]
 		q := &queued{state: &st}
@@ -114,9 +155,9 @@ func (a *Analyzer) enqueueStates(changes []eval.GroupState) {
 			}
 			q.data = data
 		}
-		a.queue = append(a.queue, q)
+		qs = append(qs, q)
 	}
-	a.trimQueue()
+	a.push(qs...)
 }
 
 // writeState stores or deletes one alert state.

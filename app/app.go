@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -251,6 +252,13 @@ func Run(ctx context.Context, opts Options) error {
 		// A Resolve ends an alert only when the notifier (a Slack or phone
 		// press) or an operator in its own name made it.
 		acfg.AckChecker = nc.acks.checker(true, false)
+		if cfg.DataDir != "" {
+			// Changes decided but not yet stored in JetStream survive a
+			// crash in a journal there.
+			acfg.OutboxDir = filepath.Join(cfg.DataDir, "analyzer")
+		} else {
+			logger.Warn("analyzer: no data_dir: alert changes waiting for JetStream are held in memory only and lost if mciv is killed")
+		}
 		a, err := analyzer.New(acfg, js, reg, logger.With("part", "analyzer"))
 		if err != nil {
 			return fmt.Errorf("analyzer: %w", err)

@@ -31,7 +31,7 @@ func newSecurity(cfg config.Config, logger *slog.Logger) (*security, error) {
 		}
 		s.trust = t
 	}
-	for _, f := range []string{cfg.NATS.Creds, cfg.NATS.NKey, cfg.NATS.TLS.KeyFile} {
+	for _, f := range []string{cfg.NATS.Creds, cfg.NATS.NKey, cfg.NATS.TLS.KeyFile, cfg.NATS.ServerTLS.KeyFile} {
 		if strings.Contains(f, "{role}") {
 			for _, r := range auth.Roles {
 				warnSecret(logger, strings.ReplaceAll(f, "{role}", string(r)))
@@ -64,7 +64,7 @@ func (s *security) embedded() (bus.EmbeddedSecure, error) {
 	if s.trust != nil {
 		es.Auth = s.trust.ConfigureServer
 	}
-	tc, err := s.cfg.NATS.TLS.Server()
+	tc, err := s.cfg.NATS.EmbeddedTLS().Server()
 	if err != nil {
 		return es, fmt.Errorf("embedded nats: %w", err)
 	}

@@ -510,15 +510,24 @@ func (l *lane) handle(ctx context.Context, msg jetstream.Msg) {
 
 	if d.cfg.Muter != nil {
 		reason, err := d.cfg.Muter.Mute(ctx, a)
-		if err != nil && ctx.Err() == nil {
-			m.messages.WithLabelValues(l.name, outcomeRetry).Inc()
-			delay := d.backoff(meta.NumDelivered, 0)
-			l.remember(a.Fingerprint, seq, now.Add(delay))
-			if nerr := msg.NakWithDelay(delay); nerr != nil {
-				log.Warn("nak failed; JetStream redelivers after AckWait", "err", nerr)
+		if err != nil && ctx.Err() != nil {
+			// Shutting down: let another replica have it right away.
+			l.forget(a.Fingerprint, seq)
+			if nerr := msg.Nak(); nerr != nil {
+				log.Warn("nak at shutdown failed; JetStream redelivers after AckWait", "err", nerr)
 			}
-			log.Warn("cannot check silences and inhibitions; retrying", "retry_in", delay, "err", err)
 			return
+		}
+		if err != nil {
+			// Fail open: an alert that could not be checked against
+			// silences (a full or unreachable bucket) is delivered, not
+			// dropped nor held back; the failure is counted by bucket.
+			d.stateFailures(err)
+			if reason == "" {
+				log.Warn("notifier state incomplete (silences, inhibition or the notification log); delivering anyway", "err", err)
+			} else {
+				log.Warn("notifier state incomplete; the alert is muted all the same", "reason", reason, "err", err)
+			}
 		}
 		if reason != "" {
 			l.finish(a.Fingerprint, seq)
@@ -704,6 +713,19 @@ func (l *lane) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
 	defer cancel()
 	if err := msg.DoubleAck(actx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 		log.Warn("acknowledgement failed; a redelivery will be recognised and not notified again", "err", err)
+	}
+}
+
+// stateFailures counts the failed reads and writes of the notifier's
+// buckets that err holds (bus.StoreError), by bucket.
+func (d *Dispatcher) stateFailures(err error) {
+	ses := bus.StoreErrors(err)
+	if len(ses) == 0 {
+		d.metrics.stateFailures.WithLabelValues("unknown", bus.OpRead).Inc()
+		return
+	}
+	for _, se := range ses {
+		d.metrics.stateFailures.WithLabelValues(se.Bucket, se.Op).Inc()
 	}
 }
 

@@ -40,6 +40,7 @@ type metrics struct {
 	badMessages   *prometheus.CounterVec
 	messages      *prometheus.CounterVec
 	queueDepth    *prometheus.GaugeVec
+	stateFailures *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog.Logger) *metrics {
@@ -67,6 +68,10 @@ func newMetrics(reg prometheus.Registerer, integrations []Notifier, logger *slog
 		Help: "Alert state changes an integration has not delivered yet (its JetStream consumer's pending and unacknowledged messages).",
 	}, []string{"integration"})
 	m.queueDepth = promreg.Register(reg, m.queueDepth, logger)
+	m.stateFailures = promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mciv_notifier_state_failures_total",
+		Help: "Failed reads and writes of the notifier's JetStream buckets (notification log, silences) while deciding whether to deliver an alert, by bucket and op (read, write); the alert is delivered all the same.",
+	}, []string{"bucket", "op"}), logger)
 	m.notifications = promreg.Register(reg, m.notifications, logger)
 	m.latency = promreg.Register(reg, m.latency, logger)
 	m.badMessages = promreg.Register(reg, m.badMessages, logger)

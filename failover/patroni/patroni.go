@@ -62,7 +62,7 @@ func New(cfg Config) (*Driver, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	tlsCfg, err := cfg.TLS.ClientConfig()
+	tlsCfg, err := cfg.TLS.Client()
 	if err != nil {
 		return nil, fmt.Errorf("patroni: %w", err)
 	}

@@ -141,7 +141,7 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	tlsCfg, err := cfg.TLS.ClientConfig()
+	tlsCfg, err := cfg.TLS.Client()
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}

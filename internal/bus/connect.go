@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,12 +87,30 @@ func Connect(ctx context.Context, url string, opts ConnectOptions) (*nats.Conn, 
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
 			return nil, fmt.Errorf("nats connect %s: %w", redact(url), err)
 		}
+		// Nor do refused certificates.
+		if tlsRefused(err) {
+			return nil, fmt.Errorf("nats connect %s: TLS refused (check the CA and client certificate: nats.tls ca_file, cert_file, key_file; --tls-ca, --tls-cert, --tls-key): %w", redact(url), err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("nats connect %s: %w (last error: %v)", redact(url), ctx.Err(), err)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// tlsRefused reports whether err is a TLS handshake that failed for good:
+// a certificate this side or the server does not accept, or TLS wanted by
+// one side only.
+func tlsRefused(err error) bool {
+	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		return true
+	}
+	if errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "remote error: tls:") || strings.Contains(msg, "tls: failed to verify certificate")
 }
 
 // redact removes user:password from a URL, or from each of a

@@ -21,6 +21,22 @@ type Section struct {
 	// MaxStore bounds the embedded server's JetStream files (bytes; 0:
 	// DefaultMaxStore).
 	MaxStore int64 `yaml:"max_store"`
-	// TLS for clients and the embedded server.
+	// TLS is how this process's parts connect (CA of the servers, and a
+	// client certificate for mutual TLS); for the embedded server too,
+	// unless ServerTLS is set.
 	TLS tlsconf.Config `yaml:"tls"`
+	// ServerTLS is the embedded server's TLS (its certificate and key, the
+	// CA of client certificates and verify_clients), when it differs from
+	// the parts' client side (a server certificate for the server, client
+	// certificates for the parts).
+	ServerTLS tlsconf.Config `yaml:"server_tls"`
+}
+
+// EmbeddedTLS is the TLS configuration of the embedded server: ServerTLS
+// when set, else TLS.
+func (s Section) EmbeddedTLS() tlsconf.Config {
+	if s.ServerTLS.Enabled() {
+		return s.ServerTLS
+	}
+	return s.TLS
 }

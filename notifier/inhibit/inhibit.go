@@ -8,8 +8,10 @@ package inhibit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier/labels"
 	"github.com/mciv/mciv/notifier/nflog"
@@ -99,29 +101,36 @@ func NewMuter(rules []Rule, silences *silence.Store, log *nflog.Log) *Muter {
 // Mute records a and returns why it must not be notified ("" when it must
 // be). Resolved alerts are never muted: a message that said firing must be
 // able to say resolved.
+//
+// A bucket that cannot be read or written (a full store, say) does not
+// stop the decision: Mute goes on with what it can check and returns the
+// failures, each a *bus.StoreError naming its bucket, beside the reason.
+// An alert it could not check is thus delivered rather than dropped
+// (fail open); a silence found is still honoured.
 func (m *Muter) Mute(ctx context.Context, a *wire.Alert) (string, error) {
+	var errs []error
 	if err := m.log.RecordAlert(ctx, a); err != nil {
-		return "", err
+		errs = append(errs, bus.NewStoreError(nflog.Bucket, bus.OpWrite, err))
 	}
 	if a.State != wire.StateFiring {
-		return "", nil
+		return "", errors.Join(errs...)
 	}
 	ls := labels.Of(a)
 	if m.silences != nil {
 		s, err := m.silences.Silenced(ctx, ls)
 		if err != nil {
-			return "", err
+			errs = append(errs, bus.NewStoreError(silence.Bucket, bus.OpRead, err))
 		}
 		if s != nil {
-			return "silenced by " + s.ID, nil
+			return "silenced by " + s.ID, errors.Join(errs...)
 		}
 	}
 	if len(m.rules) == 0 {
-		return "", nil
+		return "", errors.Join(errs...)
 	}
 	firing, err := m.log.FiringAlerts(ctx)
 	if err != nil {
-		return "", err
+		errs = append(errs, bus.NewStoreError(nflog.Bucket, bus.OpRead, err))
 	}
 	for _, src := range firing {
 		if src.Fingerprint == a.Fingerprint {
@@ -130,9 +139,9 @@ func (m *Muter) Mute(ctx context.Context, a *wire.Alert) (string, error) {
 		sl := labels.Of(src)
 		for _, r := range m.rules {
 			if r.Inhibits(sl, ls) {
-				return fmt.Sprintf("inhibited by %s (%s)", src.Rule, src.Fingerprint), nil
+				return fmt.Sprintf("inhibited by %s (%s)", src.Rule, src.Fingerprint), errors.Join(errs...)
 			}
 		}
 	}
-	return "", nil
+	return "", errors.Join(errs...)
 }

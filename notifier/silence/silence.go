@@ -115,7 +115,7 @@ func (st *Store) Add(ctx context.Context, s Silence) (*Silence, error) {
 		if bus.IsConflict(err) {
 			return st.Get(ctx, s.ID)
 		}
-		return nil, fmt.Errorf("silence: add %s: %w", s.ID, err)
+		return nil, fmt.Errorf("silence: add %s: %w", s.ID, bus.NewStoreError(Bucket, bus.OpWrite, err))
 	}
 	return &s, nil
 }

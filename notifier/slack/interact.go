@@ -166,12 +166,18 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad payload", http.StatusBadRequest)
 		return
 	}
-	if err := h.HandleCallback(r.Context(), &cb); err != nil {
+	if err := h.HandleCallback(r.Context(), &cb); err != nil && !errors.Is(err, errTold) {
 		http.Error(w, "could not handle the action; try again", http.StatusInternalServerError)
 		return
 	}
+	// A press that failed but whose presser was told why (tellUser) is
+	// answered 200: Slack shows the message, not a generic error.
 	w.WriteHeader(http.StatusOK)
 }
+
+// errTold marks an error of HandleCallback that the presser has been told
+// about (an ephemeral message on the press's response_url).
+var errTold = errors.New("the user was told")
 
 // HandleCallback acts on an interaction whose origin has been verified (a
 // signed HTTP request, or an envelope on the app's Socket Mode
@@ -189,6 +195,9 @@ func (h *Interactions) HandleCallback(ctx context.Context, cb *slackgo.Interacti
 	for _, act := range cb.ActionCallback.BlockActions {
 		if err := h.press(ctx, cb, act); err != nil {
 			h.logger.Error("button press not handled", "action", act.ActionID, "user", cb.User.ID, "err", err)
+			if h.tellUser(ctx, cb, act.ActionID, err) {
+				return errors.Join(errTold, err)
+			}
 			return err
 		}
 	}

@@ -116,6 +116,7 @@ func (p *Part) start(ctx context.Context) error {
 	fmt.Fprintf(lf, "---- start %s\n", time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(p.bin, "--log-level", "debug", p.Kind, "--config", p.conf)
 	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Dir = filepath.Dir(p.conf) // its own ./data (the analyzer's outbox journal), kept across restarts
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	proc, err := labproc.Start(cmd)
 	_ = lf.Close() // the child holds its own descriptor

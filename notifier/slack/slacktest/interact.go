@@ -39,6 +39,9 @@ type ButtonPress struct {
 	// TeamID and AppID default to the fake's (TeamID, AppID); set them to
 	// forge a press from another workspace or app.
 	TeamID, AppID string
+	// ResponseURL is where the app may answer the press (Server.ResponseURL);
+	// empty: none.
+	ResponseURL string
 }
 
 // Body returns the form-encoded body Slack posts for the press: a
@@ -74,6 +77,9 @@ func (p ButtonPress) Payload() json.RawMessage {
 			"type": "button", "action_id": p.ActionID, "block_id": p.BlockID, "value": p.Value,
 			"action_ts": strconv.FormatInt(time.Now().Unix(), 10) + ".000100",
 		}},
+	}
+	if p.ResponseURL != "" {
+		payload["response_url"] = p.ResponseURL
 	}
 	b, _ := json.Marshal(payload)
 	return b

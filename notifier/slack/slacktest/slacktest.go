@@ -138,13 +138,14 @@ type Server struct {
 		status     int
 		retryAfter time.Duration
 	}
-	down    int            // SetDown's status: every call fails with it while not 0
-	stall   chan struct{}  // SetStalled: calls wait until it is closed; nil: none
-	lose    map[string]int // LoseAnswers: calls per method to accept without answering
-	seq     int
-	changed chan struct{}    // closed and replaced whenever messages or files grow
-	uploads map[string]*File // by file id: requested or uploaded, not yet shared
-	files   []File           // shared by files.completeUploadExternal, in order
+	down      int            // SetDown's status: every call fails with it while not 0
+	stall     chan struct{}  // SetStalled: calls wait until it is closed; nil: none
+	lose      map[string]int // LoseAnswers: calls per method to accept without answering
+	seq       int
+	changed   chan struct{}    // closed and replaced whenever messages or files grow
+	uploads   map[string]*File // by file id: requested or uploaded, not yet shared
+	files     []File           // shared by files.completeUploadExternal, in order
+	responses []Response       // posted to ResponseURL (response.go)
 
 	sock socket // Socket Mode (socketmode.go)
 }
@@ -162,6 +163,7 @@ func NewServer(token string) *Server {
 	mux.HandleFunc("/api/{method}", s.serve)
 	mux.HandleFunc("/upload/{id}", s.upload)
 	mux.HandleFunc("/socket", s.serveSocket)
+	mux.HandleFunc("/response", s.respond)
 	s.srv = httptest.NewServer(mux)
 	return s
 }
