@@ -118,7 +118,9 @@ type Checkpoint struct {
 	Owner string    `json:"owner"`
 	At    time.Time `json:"at"`
 	// States are the partition's pending and firing alerts, Marks its
-	// hosts' last batches.
+	// hosts' last batches. Missed batches up to the marks are counted
+	// (by the owner that stored them); the next owner counts only gaps
+	// after them.
 	States []eval.GroupState `json:"states,omitempty"`
 	Marks  []eval.HostMark   `json:"marks,omitempty"`
 }
@@ -159,6 +161,15 @@ type partitionRunner struct {
 	appTime time.Time // when it was stored
 	saved   time.Time // when we last checkpointed
 	since   time.Time // when we took it over
+
+	// gaps are the batches each host missed that this owner saw after
+	// its last stored checkpoint. They are counted only once a
+	// checkpoint holds the hosts' marks past them: an owner that dies or
+	// loses the partition before that leaves them to the next owner,
+	// whose replay from the checkpoint sees them again. So each missed
+	// batch is counted once across takeovers, hand-overs and restarts.
+	// Only the runner's goroutine touches it.
+	gaps map[[2]string]uint64
 }
 
 // runFleet is Run in fleet mode.
@@ -391,7 +402,12 @@ func (p *partitionRunner) apply(ctx context.Context, subject string, data []byte
 		if perr == nil {
 			p.f.setHost(cluster, host, p.n)
 			if prefix == wire.SamplesPrefix {
-				p.f.a.handle(ctx, orig, data, announce)
+				if _, missed := p.f.a.handle(ctx, orig, data, announce); missed > 0 {
+					if p.gaps == nil {
+						p.gaps = map[[2]string]uint64{}
+					}
+					p.gaps[[2]string{cluster, host}] += missed
+				}
 			}
 		} else {
 			p.f.a.refuse(subject, BadSubject, perr)
@@ -456,8 +472,9 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	// What this member evaluated of the partition before (an earlier
 	// ownership, a takeover that failed halfway) is forgotten with the
 	// engine's state: messages from the replay's end on must be evaluated
-	// again, not acknowledged as done.
+	// again, not acknowledged as done, and their gaps counted again.
 	p.applied, p.appTime = 0, time.Time{}
+	p.gaps = nil
 
 	replayed, overlaid := 0, false
 	overlay := func() {
@@ -589,6 +606,11 @@ func (p *partitionRunner) checkpoint(ctx context.Context) bool {
 	}
 	p.rev, p.saved = rev, time.Now()
 	a.fm.checkpoints.Inc()
+	// The stored marks are past every gap seen so far: count them now.
+	for k, n := range p.gaps {
+		a.countMissed(k[0], k[1], n)
+	}
+	p.gaps = nil
 	return true
 }
 
@@ -610,6 +632,8 @@ func (p *partitionRunner) lose(why string) {
 	}
 	p.owned, p.pin = false, ""
 	p.f.mu.Unlock()
+	// The next owner replays from our last checkpoint and counts these.
+	p.gaps = nil
 	a.fm.lost.Inc()
 	a.fm.owned.Dec()
 	a.log.Warn("partition lost", "partition", p.n, "member", a.cfg.Fleet.Member, "why", why)
