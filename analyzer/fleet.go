@@ -156,11 +156,14 @@ type partitionRunner struct {
 
 	owned   bool
 	pin     string
-	rev     uint64    // revision of the checkpoint we last wrote
-	applied uint64    // last input sequence evaluated
-	appTime time.Time // when it was stored
-	saved   time.Time // when we last checkpointed
-	since   time.Time // when we took it over
+	rev     uint64 // revision of the checkpoint we last wrote
+	applied uint64 // last input sequence evaluated
+	// delivered is the consumer sequence of the last message the
+	// consumer delivered us since we own the partition (0: none yet).
+	delivered uint64
+	appTime   time.Time // when it was stored
+	saved     time.Time // when we last checkpointed
+	since     time.Time // when we took it over
 
 	// gaps are the batches each host missed that this owner saw after
 	// its last stored checkpoint. They are counted only once a
@@ -314,11 +317,16 @@ func (p *partitionRunner) pull(ctx context.Context, expiry time.Duration) {
 		p.fetchFailed(ctx, err)
 		return
 	}
+	got := 0
 	for msg := range batch.Messages() {
+		got++
 		p.deliver(ctx, msg)
 		if p.owned && time.Since(p.saved) >= p.f.a.cfg.Fleet.CheckpointInterval {
 			p.checkpoint(ctx)
 		}
+	}
+	if !p.owned {
+		p.f.a.log.Debug("partition pulled", "partition", p.n, "messages", got, "err", batch.Error())
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 		p.fetchFailed(ctx, err)
@@ -367,13 +375,43 @@ func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
-		p.pin = pin
+		p.pin, p.delivered = pin, 0
 	}
+	if cseq := md.Sequence.Consumer; p.delivered > 0 && cseq > p.delivered+1 && seq > p.applied+1 {
+		// A delivery between the last one we got and this one never
+		// reached us: it went down with a connection to a node that died
+		// or was cut off, or reached a pull request that had expired. The
+		// server sends it again only after AckWait, when its host's next
+		// batches are evaluated: the batch would count as missed, then be
+		// refused as out of order. Read what lies between from the stream.
+		if err := p.catchUp(ctx, seq); err != nil {
+			p.f.a.log.Warn("partition catch-up failed; retrying", "partition", p.n, "from", p.applied+1, "to", seq, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+	}
+	p.delivered = md.Sequence.Consumer
 	if seq > p.applied {
 		p.holdWhileBehind(md.Timestamp)
 		p.apply(ctx, msg.Subject(), msg.Data(), seq, md.Timestamp, true)
 	}
 	_ = msg.Ack()
+}
+
+// catchUp evaluates, announcing, the partition's messages stored after
+// the last one evaluated and before stream sequence first.
+func (p *partitionRunner) catchUp(ctx context.Context, first uint64) error {
+	from := p.applied + 1
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from}
+	n, err := p.read(ctx, cfg, first, func(m jetstream.Msg, s uint64, at time.Time) {
+		if s > p.applied {
+			p.holdWhileBehind(at)
+			p.apply(ctx, m.Subject(), m.Data(), s, at, true)
+		}
+	})
+	p.f.a.fm.replayed.Add(float64(n))
+	p.f.a.log.Debug("partition caught up after a lost delivery", "partition", p.n, "from", from, "to", first, "read", n, "err", err)
+	return err
 }
 
 // maxReadLag is how far behind the stream the analyzer may read and still
@@ -487,7 +525,7 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 		p.f.setHost(m.Cluster, m.Host, p.n)
 	}
 	if first > 1 {
-		cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.PartitionFilter(p.n)}}
+		var cfg jetstream.OrderedConsumerConfig
 		if fc.Warmup > 0 {
 			t := ckTime.Add(-fc.Warmup)
 			if ckTime.IsZero() {
@@ -497,59 +535,15 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 		} else {
 			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, ckSeq+1
 		}
-		oc, err := p.f.stream.OrderedConsumer(ctx, cfg)
+		var err error
+		replayed, err = p.read(ctx, cfg, first, func(m jetstream.Msg, s uint64, at time.Time) {
+			if s > ckSeq && !overlaid {
+				overlay()
+			}
+			p.apply(ctx, m.Subject(), m.Data(), s, at, s > ckSeq)
+		})
 		if err != nil {
-			return fmt.Errorf("replay consumer: %w", err)
-		}
-		empty := 0
-	replay:
-		for {
-			b, err := oc.Fetch(512, jetstream.FetchMaxWait(time.Second))
-			if err != nil {
-				return fmt.Errorf("replay: %w", err)
-			}
-			n := 0
-			for m := range b.Messages() {
-				n++
-				md, err := m.Metadata()
-				if err != nil {
-					continue
-				}
-				s := md.Sequence.Stream
-				if s >= first {
-					break replay
-				}
-				if s > ckSeq && !overlaid {
-					overlay()
-				}
-				p.apply(ctx, m.Subject(), m.Data(), s, md.Timestamp, s > ckSeq)
-				replayed++
-				if s == first-1 {
-					break replay
-				}
-			}
-			if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("replay: %w", err)
-			}
-			if n > 0 {
-				empty = 0
-				continue
-			}
-			// Nothing came. Message first is stored and the replay has
-			// not reached it: the stream stalls (a leader election, a
-			// node cut off) unless nothing at all is left to deliver.
-			// Evaluating from first now would skip what lies between:
-			// alert changes lost, batches counted as missed.
-			info, err := oc.Info(ctx)
-			if err != nil {
-				return fmt.Errorf("replay: %w", err)
-			}
-			if info.NumPending == 0 {
-				break // nothing more stored before first
-			}
-			if empty++; empty >= replayStalls {
-				return fmt.Errorf("replay stalled after %d messages: %d more to read before sequence %d", replayed, info.NumPending, first)
-			}
+			return fmt.Errorf("replay: %w", err)
 		}
 	}
 	if !overlaid {
@@ -567,6 +561,64 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	a.log.Info("partition taken over", "partition", p.n, "member", fc.Member, "from", ck.Owner,
 		"checkpoint_seq", ck.Seq, "first", first, "replayed", replayed, "alerts", len(ck.States), "took", time.Since(start))
 	return nil
+}
+
+// read reads the partition's messages from where cfg starts up to, not
+// including, stream sequence first, handing each to each; it returns how
+// many it read. It stops early only when nothing more is stored before
+// first.
+func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig, first uint64, each func(m jetstream.Msg, s uint64, at time.Time)) (int, error) {
+	cfg.FilterSubjects = []string{bus.PartitionFilter(p.n)}
+	oc, err := p.f.stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("consumer: %w", err)
+	}
+	read, empty := 0, 0
+	for {
+		b, err := oc.Fetch(512, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return read, err
+		}
+		n := 0
+		for m := range b.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			s := md.Sequence.Stream
+			if s >= first {
+				return read, nil
+			}
+			each(m, s, md.Timestamp)
+			read++
+			if s == first-1 {
+				return read, nil
+			}
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			return read, err
+		}
+		if n > 0 {
+			empty = 0
+			continue
+		}
+		// Nothing came. Message first is stored and the read has not
+		// reached it: the stream stalls (a leader election, a node cut
+		// off) unless nothing at all is left to deliver. Evaluating from
+		// first now would skip what lies between: alert changes lost,
+		// batches counted as missed.
+		info, err := oc.Info(ctx)
+		if err != nil {
+			return read, err
+		}
+		if info.NumPending == 0 {
+			return read, nil // nothing more stored before first
+		}
+		if empty++; empty >= replayStalls {
+			return read, fmt.Errorf("stalled after %d messages: %d more to read before sequence %d", read, info.NumPending, first)
+		}
+	}
 }
 
 // replayStalls is how many empty fetches in a row (of up to a second

@@ -1,9 +1,14 @@
 package analyzer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,7 +77,7 @@ func TestFleetOnCluster(t *testing.T) {
 		a, err := New(Config{Rules: mustRules(t, fleetRules), Fleet: FleetConfig{
 			Partitions: 4, Member: member, Replicas: 3, PinnedTTL: 2 * time.Second,
 			CheckpointInterval: 500 * time.Millisecond, AbsenceGrace: 5 * time.Second,
-		}}, js, prometheus.NewRegistry(), nil)
+		}}, js, prometheus.NewRegistry(), testLogger(t, member))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +161,15 @@ func TestFleetOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	waitFor(t, 60*time.Second, "an-b to own the partitions", func() bool { return len(aB.Owned()) == 4 })
+	func() {
+		defer func() {
+			if t.Failed() {
+				t.Logf("an-b owns %v", aB.Owned())
+				logConsumers(t, ctx, pjs, 4)
+			}
+		}()
+		waitFor(t, 60*time.Second, "an-b to own the partitions", func() bool { return len(aB.Owned()) == 4 })
+	}()
 	t.Logf("an-b owns every partition %.1fs after an-a stopped", time.Since(stopped).Seconds())
 	if err := <-pubDone; err != nil {
 		t.Fatal(err)
@@ -181,5 +194,75 @@ func TestFleetOnCluster(t *testing.T) {
 	}
 	if missed != 2 {
 		t.Errorf("an-b counted %v missed batches, want the 2 dropped", missed)
+	}
+}
+
+// testLogger logs name's records at debug level to $MCIV_LAB_LOGDIR/name.log
+// when that is set; otherwise it keeps those at info level and above and
+// prints them if the test fails.
+func testLogger(t *testing.T, name string) *slog.Logger {
+	t.Helper()
+	if dir := os.Getenv("MCIV_LAB_LOGDIR"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	lb := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range strings.Split(strings.TrimSpace(lb.String()), "\n") {
+				t.Logf("%s: %s", name, l)
+			}
+		}
+	})
+	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// logConsumers logs the state of the partition consumers: who leads
+// each, who is pinned, what waits.
+func logConsumers(t *testing.T, ctx context.Context, js jetstream.JetStream, partitions int) {
+	t.Helper()
+	for n := range partitions {
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		c, err := js.Consumer(ictx, bus.InputStream, PartitionDurablePrefix+fmt.Sprint(n))
+		var info *jetstream.ConsumerInfo
+		if err == nil {
+			info, err = c.Info(ictx)
+		}
+		cancel()
+		if err != nil {
+			t.Logf("partition %d: %v", n, err)
+			continue
+		}
+		leader := ""
+		if info.Cluster != nil {
+			leader = info.Cluster.Leader
+		}
+		t.Logf("partition %d: leader %s, pending %d, ack pending %d, waiting %d, delivered %d, ack floor %d, groups %+v",
+			n, leader, info.NumPending, info.NumAckPending, info.NumWaiting, info.Delivered.Stream, info.AckFloor.Stream, info.PriorityGroups)
 	}
 }

@@ -225,3 +225,76 @@ func TestFleetGapCountedOnce(t *testing.T) {
 			testutil.ToFloat64(a.fm.missed.WithLabelValues("c", "h5")), testutil.ToFloat64(bAn.fm.missed.WithLabelValues("c", "h5")))
 	}
 }
+
+// TestFleetCatchesUpLostDelivery: a delivery of the partition consumer
+// that never reaches the owner (its connection died, its pull request
+// expired on the way) is read from the stream at the next delivery: the
+// host's batch is evaluated in order, not counted as missed and then
+// refused as out of order when the server sends it again after AckWait.
+func TestFleetCatchesUpLostDelivery(t *testing.T) {
+	ctx := testContext(t)
+	b := startBus(t, ctx, true)
+	pub := func(seq int) {
+		if err := b.nc.Publish(wire.SamplesSubject("c", "h1"), wire.EncodeBatch(hostBatch("h1", seq, retrans(0)))); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _, stop, done := fleetAnalyzerWith(t, ctx, b, "an-a", func(fc *FleetConfig) { fc.Partitions = 1 })
+	defer func() { stop(); <-done }()
+	pub(0)
+	waitFor(t, 10*time.Second, "an-a to own the partition", func() bool { return len(a.Owned()) == 1 })
+	for seq := 1; seq < 5; seq++ {
+		pub(seq)
+	}
+	evaluated := func(n float64) func() bool {
+		return func() bool { return testutil.ToFloat64(a.m.batches) == n }
+	}
+	waitFor(t, 10*time.Second, "5 batches evaluated", evaluated(5))
+
+	// Steal the next delivery: a pull request with the owner's pin id
+	// whose reply nobody reads.
+	cons, err := b.js.Consumer(ctx, bus.InputStream, PartitionDurablePrefix+"0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil || len(info.PriorityGroups) == 0 || info.PriorityGroups[0].PinnedClientID == "" {
+		t.Fatalf("no pinned client: %v %+v", err, info)
+	}
+	inbox := b.nc.NewInbox()
+	sub, err := b.nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := fmt.Sprintf(`{"batch":1,"expires":%d,"group":%q,"id":%q}`, (5 * time.Second).Nanoseconds(), PriorityGroup, info.PriorityGroups[0].PinnedClientID)
+	if err := b.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+bus.InputStream+"."+PartitionDurablePrefix+"0", inbox, []byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	seq := 5
+	for ; ; seq++ {
+		if seq > 20 {
+			t.Fatal("no delivery stolen")
+		}
+		pub(seq)
+		if m, err := sub.NextMsg(200 * time.Millisecond); err == nil && len(m.Data) > 0 {
+			break
+		}
+	}
+	_ = sub.Unsubscribe()
+	t.Logf("stole the delivery of batch %d", seq)
+	for range 2 {
+		seq++
+		pub(seq)
+	}
+	waitFor(t, 10*time.Second, "every batch evaluated", evaluated(float64(seq+1)))
+	time.Sleep(time.Second) // (checkpoints every 300 ms count the gaps seen)
+	if n := testutil.ToFloat64(a.fm.missed.WithLabelValues("c", "h1")); n != 0 {
+		t.Errorf("%v batches counted missed, want 0: none was dropped", n)
+	}
+	if n := testutil.ToFloat64(a.m.ignored.WithLabelValues("out_of_order")); n != 0 {
+		t.Errorf("%v batches refused as out of order", n)
+	}
+}
