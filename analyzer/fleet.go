@@ -156,14 +156,15 @@ type partitionRunner struct {
 
 	owned   bool
 	pin     string
-	rev     uint64 // revision of the checkpoint we last wrote
-	applied uint64 // last input sequence evaluated
+	rev     uint64    // revision of the checkpoint we last wrote
+	applied uint64    // last input sequence evaluated
+	appTime time.Time // when it was stored
+	saved   time.Time // when we last checkpointed
+	since   time.Time // when we took it over
+
 	// delivered is the consumer sequence of the last message the
 	// consumer delivered us since we own the partition (0: none yet).
 	delivered uint64
-	appTime   time.Time // when it was stored
-	saved     time.Time // when we last checkpointed
-	since     time.Time // when we took it over
 
 	// gaps are the batches each host missed that this owner saw after
 	// its last stored checkpoint. They are counted only once a
@@ -370,7 +371,10 @@ func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
 		if p.owned {
 			p.lose("pinned anew")
 		}
-		if err := p.takeover(ctx, seq, md.Timestamp); err != nil {
+		stop := p.keepPinned(ctx)
+		err := p.takeover(ctx, seq, md.Timestamp)
+		stop()
+		if err != nil {
 			p.f.a.log.Warn("partition takeover failed; retrying", "partition", p.n, "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
@@ -384,7 +388,10 @@ func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
 		// server sends it again only after AckWait, when its host's next
 		// batches are evaluated: the batch would count as missed, then be
 		// refused as out of order. Read what lies between from the stream.
-		if err := p.catchUp(ctx, seq); err != nil {
+		stop := p.keepPinned(ctx)
+		err := p.catchUp(ctx, seq)
+		stop()
+		if err != nil {
 			p.f.a.log.Warn("partition catch-up failed; retrying", "partition", p.n, "from", p.applied+1, "to", seq, "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
@@ -396,6 +403,37 @@ func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
 		p.apply(ctx, msg.Subject(), msg.Data(), seq, md.Timestamp, true)
 	}
 	_ = msg.Ack()
+}
+
+// keepPinned keeps this member pinned while it is busy with work that
+// does not pull (a takeover's replay, a catch-up), until the returned
+// func is called: the server unpins a member that sends no pull request
+// with its pin id for PinnedTTL, and a replay longer than that would
+// lose the partition it is taking over, again at every attempt. A pull
+// request for at most one byte renews the pin and is never filled: the
+// server answers it without a message, every message being larger.
+func (p *partitionRunner) keepPinned(ctx context.Context) (stop func()) {
+	every := max(p.f.a.cfg.Fleet.PinnedTTL/3, 100*time.Millisecond)
+	kctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if b, err := p.cons.FetchBytes(1, jetstream.FetchPriorityGroup(PriorityGroup), jetstream.FetchMaxWait(every/2)); err == nil {
+				for m := range b.Messages() {
+					_ = m.Nak() // (cannot happen: no message fits in a byte)
+				}
+			}
+			select {
+			case <-kctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // catchUp evaluates, announcing, the partition's messages stored after
@@ -470,7 +508,9 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	}
 	var ck Checkpoint
 	var rev uint64
-	e, err := p.f.kv.Get(ctx, p.key())
+	gctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	e, err := p.f.kv.Get(gctx, p.key())
+	cancel()
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	case err != nil:
@@ -495,11 +535,13 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	if err != nil {
 		return fmt.Errorf("encoding checkpoint: %w", err)
 	}
+	cctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	if rev == 0 {
-		rev, err = p.f.kv.Create(ctx, p.key(), data)
+		rev, err = p.f.kv.Create(cctx, p.key(), data)
 	} else {
-		rev, err = p.f.kv.Update(ctx, p.key(), data, rev)
+		rev, err = p.f.kv.Update(cctx, p.key(), data, rev)
 	}
+	cancel()
 	if err != nil {
 		return fmt.Errorf("claiming checkpoint: %w", err)
 	}
@@ -569,7 +611,9 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 // first.
 func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig, first uint64, each func(m jetstream.Msg, s uint64, at time.Time)) (int, error) {
 	cfg.FilterSubjects = []string{bus.PartitionFilter(p.n)}
-	oc, err := p.f.stream.OrderedConsumer(ctx, cfg)
+	octx, cancel := context.WithTimeout(ctx, apiTimeout)
+	oc, err := p.f.stream.OrderedConsumer(octx, cfg)
+	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("consumer: %w", err)
 	}
@@ -608,7 +652,9 @@ func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsume
 		// off) unless nothing at all is left to deliver. Evaluating from
 		// first now would skip what lies between: alert changes lost,
 		// batches counted as missed.
-		info, err := oc.Info(ctx)
+		ictx, cancel := context.WithTimeout(ctx, apiTimeout)
+		info, err := oc.Info(ictx)
+		cancel()
 		if err != nil {
 			return read, err
 		}
@@ -620,6 +666,13 @@ func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsume
 		}
 	}
 }
+
+// apiTimeout bounds each JetStream API request of a partition's owner: a
+// request lost with a node that died or was cut off is never answered,
+// and the context of Run may carry no deadline, or a distant one. Without
+// it a takeover could wait for an answer that never comes while the
+// partition goes unevaluated.
+const apiTimeout = 5 * time.Second
 
 // replayStalls is how many empty fetches in a row (of up to a second
 // each) a takeover's replay accepts before it gives up and the takeover

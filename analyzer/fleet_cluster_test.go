@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,12 +97,15 @@ func TestFleetOnCluster(t *testing.T) {
 	aA, stopA, doneA := start("an-a")
 	var seqNow atomic.Int64
 	dropped := map[int]bool{110: true, 111: true} // h5's lost batches
+	// The hosts publish until the test ends: hosts that stopped would
+	// rightly be absent.
+	pubCtx, stopPub := context.WithCancel(ctx)
 	pubDone := make(chan error, 1)
-	const last = 160
+	defer func() { stopPub(); <-pubDone }()
 	go func() {
 		tk := time.NewTicker(interval)
 		defer tk.Stop()
-		for seq := 0; seq <= last; seq++ {
+		for seq := 0; pubCtx.Err() == nil; seq++ {
 			seqNow.Store(int64(seq))
 			for h := range 12 {
 				host := fmt.Sprintf("h%d", h)
@@ -117,14 +121,14 @@ func TestFleetOnCluster(t *testing.T) {
 				data := wire.EncodeBatch(b)
 				id := fmt.Sprintf("c.%s.%d", host, seq)
 				for {
-					pctx, pc := context.WithTimeout(ctx, 2*time.Second)
+					pctx, pc := context.WithTimeout(pubCtx, 2*time.Second)
 					_, err := pjs.Publish(pctx, wire.SamplesSubject("c", host), data, jetstream.WithMsgID(id))
 					pc()
 					if err == nil {
 						break
 					}
-					if ctx.Err() != nil {
-						pubDone <- err
+					if pubCtx.Err() != nil {
+						pubDone <- nil
 						return
 					}
 					time.Sleep(100 * time.Millisecond)
@@ -166,14 +170,18 @@ func TestFleetOnCluster(t *testing.T) {
 			if t.Failed() {
 				t.Logf("an-b owns %v", aB.Owned())
 				logConsumers(t, ctx, pjs, 4)
+				if dir := os.Getenv("MCIV_LAB_LOGDIR"); dir != "" {
+					if f, err := os.Create(filepath.Join(dir, "goroutines.txt")); err == nil {
+						_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+						_ = f.Close()
+					}
+				}
 			}
 		}()
 		waitFor(t, 60*time.Second, "an-b to own the partitions", func() bool { return len(aB.Owned()) == 4 })
 	}()
 	t.Logf("an-b owns every partition %.1fs after an-a stopped", time.Since(stopped).Seconds())
-	if err := <-pubDone; err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, 60*time.Second, "seq 120", func() bool { return seqNow.Load() >= 120 })
 	waitFor(t, 60*time.Second, "h3 resolved", func() bool {
 		al, _ := stored(t, ctx, pjs)
 		return len(al) >= 2

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -296,5 +297,86 @@ func TestFleetCatchesUpLostDelivery(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(a.m.ignored.WithLabelValues("out_of_order")); n != 0 {
 		t.Errorf("%v batches refused as out of order", n)
+	}
+}
+
+// TestKeepPinned: while keepPinned runs, a member that does not pull
+// stays pinned past PinnedTTL and nothing is delivered to its keep-alive
+// requests; once it stops, the pin times out and another member's pull
+// is pinned.
+func TestKeepPinned(t *testing.T) {
+	ctx := testContext(t)
+	b := startBus(t, ctx, false)
+	stream, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: "PIN", Subjects: []string{"pin.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 600 * time.Millisecond
+	cfg := jetstream.ConsumerConfig{Durable: "p", AckPolicy: jetstream.AckExplicitPolicy,
+		PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{PriorityGroup}, PinnedTTL: ttl}
+	if _, err := stream.CreateOrUpdateConsumer(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	handle := func() jetstream.Consumer {
+		c, err := stream.Consumer(ctx, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	pinned := func() string {
+		info, err := handle().Info(ctx)
+		if err != nil || len(info.PriorityGroups) == 0 {
+			t.Fatalf("consumer info: %v", err)
+		}
+		return info.PriorityGroups[0].PinnedClientID
+	}
+	publish := func() {
+		if _, err := b.js.Publish(ctx, "pin.x", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func(c jetstream.Consumer) int {
+		batch, err := c.Fetch(1, jetstream.FetchPriorityGroup(PriorityGroup), jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			_ = m.Ack()
+		}
+		return n
+	}
+	mine, other := handle(), handle()
+	publish()
+	if fetch(mine) != 1 {
+		t.Fatal("the first member got nothing")
+	}
+	pin := pinned()
+	if pin == "" {
+		t.Fatal("nobody pinned")
+	}
+	p := &partitionRunner{f: &fleet{a: &Analyzer{cfg: Config{Fleet: FleetConfig{PinnedTTL: ttl}}}}, cons: mine}
+	stop := p.keepPinned(ctx)
+	publish()
+	deadline := time.Now().Add(4 * ttl)
+	for time.Now().Before(deadline) {
+		if n := fetch(other); n != 0 {
+			stop()
+			t.Fatalf("another member got %d messages while the first kept its pin", n)
+		}
+	}
+	stop()
+	if got := pinned(); got != pin {
+		t.Fatalf("pin %q became %q while kept", pin, got)
+	}
+	if fetch(mine) != 1 {
+		t.Fatal("the message published while the pin was kept did not reach its member")
+	}
+	time.Sleep(2 * ttl)
+	publish()
+	if fetch(other) != 1 {
+		t.Fatal("after the keep-alive stopped, the pin did not move to the member that pulls")
 	}
 }
