@@ -441,7 +441,7 @@ func (p *partitionRunner) keepPinned(ctx context.Context) (stop func()) {
 func (p *partitionRunner) catchUp(ctx context.Context, first uint64) error {
 	from := p.applied + 1
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from}
-	n, err := p.read(ctx, cfg, first, func(m jetstream.Msg, s uint64, at time.Time) {
+	n, err := p.read(ctx, cfg, first-1, func(m jetstream.Msg, s uint64, at time.Time) {
 		if s > p.applied {
 			p.holdWhileBehind(at)
 			p.apply(ctx, m.Subject(), m.Data(), s, at, true)
@@ -497,8 +497,12 @@ func (p *partitionRunner) apply(ctx context.Context, subject string, data []byte
 // takeover makes this member the owner of the partition: it claims the
 // checkpoint (compare-and-set, so that the previous owner's next
 // checkpoint fails), replays the warm-up without announcing, restores the
-// checkpoint's alert state and replays the rest up to first (the first
-// message the consumer delivered us) announcing.
+// checkpoint's alert state and replays the rest announcing, up to first
+// (the first message the consumer delivered us) or the end of the stream
+// if that is further. The end matters when first is a redelivery (of a
+// message whose delivery was lost, sent again after AckWait): the
+// consumer's next new message can lie far beyond it, and what the
+// previous owner evaluated after its checkpoint lies in between.
 func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime time.Time) error {
 	a := p.f.a
 	fc := a.cfg.Fleet
@@ -508,6 +512,7 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	}
 	var ck Checkpoint
 	var rev uint64
+	found := false
 	gctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	e, err := p.f.kv.Get(gctx, p.key())
 	cancel()
@@ -516,16 +521,16 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	case err != nil:
 		return fmt.Errorf("reading checkpoint: %w", err)
 	default:
-		rev = e.Revision()
+		rev, found = e.Revision(), true
 		if err := json.Unmarshal(e.Value(), &ck); err != nil {
 			a.log.Warn("unreadable checkpoint ignored", "partition", p.n, "err", err)
-			ck = Checkpoint{}
+			ck, found = Checkpoint{}, false
 		}
 	}
 	// Without a checkpoint nobody announced anything of this partition
 	// that the consumer will not deliver: replay only to warm up.
 	ckSeq, ckTime := ck.Seq, ck.SeqTime
-	if ck.Seq == 0 {
+	if !found {
 		ckSeq, ckTime = first-1, firstTime
 	}
 	claim := ck
@@ -566,7 +571,14 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	for _, m := range ck.Marks {
 		p.f.setHost(m.Cluster, m.Host, p.n)
 	}
-	if first > 1 {
+	ictx, cancel := context.WithTimeout(ctx, apiTimeout)
+	info, err := p.f.stream.Info(ictx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reading the input stream's end: %w", err)
+	}
+	until := max(first-1, info.State.LastSeq)
+	if until > 0 {
 		var cfg jetstream.OrderedConsumerConfig
 		if fc.Warmup > 0 {
 			t := ckTime.Add(-fc.Warmup)
@@ -578,7 +590,7 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, ckSeq+1
 		}
 		var err error
-		replayed, err = p.read(ctx, cfg, first, func(m jetstream.Msg, s uint64, at time.Time) {
+		replayed, err = p.read(ctx, cfg, until, func(m jetstream.Msg, s uint64, at time.Time) {
 			if s > ckSeq && !overlaid {
 				overlay()
 			}
@@ -601,15 +613,14 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	a.fm.takeovers.Inc()
 	a.fm.owned.Inc()
 	a.log.Info("partition taken over", "partition", p.n, "member", fc.Member, "from", ck.Owner,
-		"checkpoint_seq", ck.Seq, "first", first, "replayed", replayed, "alerts", len(ck.States), "took", time.Since(start))
+		"checkpoint_seq", ck.Seq, "first", first, "until", until, "replayed", replayed, "alerts", len(ck.States), "took", time.Since(start))
 	return nil
 }
 
-// read reads the partition's messages from where cfg starts up to, not
-// including, stream sequence first, handing each to each; it returns how
-// many it read. It stops early only when nothing more is stored before
-// first.
-func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig, first uint64, each func(m jetstream.Msg, s uint64, at time.Time)) (int, error) {
+// read reads the partition's messages from where cfg starts up to stream
+// sequence until, handing each to each; it returns how many it read. It
+// stops early only when nothing more is stored up to until.
+func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig, until uint64, each func(m jetstream.Msg, s uint64, at time.Time)) (int, error) {
 	cfg.FilterSubjects = []string{bus.PartitionFilter(p.n)}
 	octx, cancel := context.WithTimeout(ctx, apiTimeout)
 	oc, err := p.f.stream.OrderedConsumer(octx, cfg)
@@ -619,7 +630,10 @@ func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsume
 	}
 	read, empty := 0, 0
 	for {
-		b, err := oc.Fetch(512, jetstream.FetchMaxWait(time.Second))
+		// No waiting: a fetch that waits for a full batch would hold
+		// every takeover for its whole wait after the partition's last
+		// message.
+		b, err := oc.FetchNoWait(512)
 		if err != nil {
 			return read, err
 		}
@@ -631,12 +645,12 @@ func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsume
 				continue
 			}
 			s := md.Sequence.Stream
-			if s >= first {
+			if s > until {
 				return read, nil
 			}
 			each(m, s, md.Timestamp)
 			read++
-			if s == first-1 {
+			if s == until {
 				return read, nil
 			}
 		}
@@ -647,11 +661,11 @@ func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsume
 			empty = 0
 			continue
 		}
-		// Nothing came. Message first is stored and the read has not
+		// Nothing came. Message until is stored and the read has not
 		// reached it: the stream stalls (a leader election, a node cut
-		// off) unless nothing at all is left to deliver. Evaluating from
-		// first now would skip what lies between: alert changes lost,
-		// batches counted as missed.
+		// off) unless nothing at all is left to deliver. Evaluating on
+		// now would skip what lies between: alert changes lost, batches
+		// counted as missed.
 		ictx, cancel := context.WithTimeout(ctx, apiTimeout)
 		info, err := oc.Info(ictx)
 		cancel()
@@ -659,10 +673,15 @@ func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsume
 			return read, err
 		}
 		if info.NumPending == 0 {
-			return read, nil // nothing more stored before first
+			return read, nil // nothing more stored up to until
 		}
 		if empty++; empty >= replayStalls {
-			return read, fmt.Errorf("stalled after %d messages: %d more to read before sequence %d", read, info.NumPending, first)
+			return read, fmt.Errorf("stalled after %d messages: %d more to read up to sequence %d", read, info.NumPending, until)
+		}
+		select {
+		case <-ctx.Done():
+			return read, ctx.Err()
+		case <-time.After(replayStallWait):
 		}
 	}
 }
@@ -674,10 +693,14 @@ func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsume
 // partition goes unevaluated.
 const apiTimeout = 5 * time.Second
 
-// replayStalls is how many empty fetches in a row (of up to a second
-// each) a takeover's replay accepts before it gives up and the takeover
-// is tried again.
-const replayStalls = 5
+// replayStalls is how many empty fetches in a row, replayStallWait
+// apart, a takeover's replay or a catch-up accepts while messages it has
+// not read remain (the stream stalls) before it gives up and is tried
+// again.
+const (
+	replayStalls    = 25
+	replayStallWait = 200 * time.Millisecond
+)
 
 // checkpoint publishes what is queued and stores the partition's state
 // with compare-and-set; a conflict means another member owns the

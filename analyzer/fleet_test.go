@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -46,7 +47,7 @@ func fleetAnalyzerWith(t *testing.T, ctx context.Context, b *testBus, member str
 	if change != nil {
 		change(&fc)
 	}
-	a, err := New(Config{Rules: mustRules(t, tcpRule), Fleet: fc}, js, reg, nil)
+	a, err := New(Config{Rules: mustRules(t, tcpRule), Fleet: fc}, js, reg, testLogger(t, member))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,5 +379,87 @@ func TestKeepPinned(t *testing.T) {
 	publish()
 	if fetch(other) != 1 {
 		t.Fatal("after the keep-alive stopped, the pin did not move to the member that pulls")
+	}
+}
+
+// TestFleetTakeoverAfterRedelivery: the first message a new owner gets is
+// a redelivery of an old message (its first delivery was lost): the
+// takeover still evaluates everything after the checkpoint up to the
+// stream's end, not only up to that old message, so that no batch the
+// previous owner evaluated after its checkpoint is skipped (and counted
+// as missed).
+func TestFleetTakeoverAfterRedelivery(t *testing.T) {
+	ctx := testContext(t)
+	b := startBus(t, ctx, true)
+	pub := func(seq int) {
+		if err := b.nc.Publish(wire.SamplesSubject("c", "h1"), wire.EncodeBatch(hostBatch("h1", seq, retrans(0)))); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// an-a checkpoints only at its claim: what it evaluates after is for
+	// the next owner to evaluate again.
+	a, _, stopA, doneA := fleetAnalyzerWith(t, ctx, b, "an-a", func(fc *FleetConfig) {
+		fc.Partitions, fc.CheckpointInterval, fc.NoRebalance = 1, time.Hour, true
+	})
+	pub(0)
+	waitFor(t, 10*time.Second, "an-a to own the partition", func() bool { return len(a.Owned()) == 1 })
+	cons, err := b.js.Consumer(ctx, bus.InputStream, PartitionDurablePrefix+"0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil || len(info.PriorityGroups) == 0 || info.PriorityGroups[0].PinnedClientID == "" {
+		t.Fatalf("no pinned client: %v %+v", err, info)
+	}
+	// Steal a delivery and hold it unacknowledged.
+	inbox := b.nc.NewInbox()
+	sub, err := b.nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := fmt.Sprintf(`{"batch":1,"expires":%d,"group":%q,"id":%q}`, (5 * time.Second).Nanoseconds(), PriorityGroup, info.PriorityGroups[0].PinnedClientID)
+	if err := b.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+bus.InputStream+"."+PartitionDurablePrefix+"0", inbox, []byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	var stolen *nats.Msg
+	seq := 1
+	for ; stolen == nil; seq++ {
+		if seq > 20 {
+			t.Fatal("no delivery stolen")
+		}
+		pub(seq)
+		if m, err := sub.NextMsg(200 * time.Millisecond); err == nil && len(m.Data) > 0 {
+			stolen = m
+		}
+	}
+	for range 5 {
+		pub(seq)
+		seq++
+	}
+	waitFor(t, 10*time.Second, "an-a to evaluate every batch", func() bool { return testutil.ToFloat64(a.m.batches) == float64(seq) })
+	stopA()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	// The stolen message goes back: it is what the next owner gets first.
+	if err := stolen.Respond([]byte("-NAK")); err != nil {
+		t.Fatal(err)
+	}
+	bAn, _, stopB, doneB := fleetAnalyzerWith(t, ctx, b, "an-b", func(fc *FleetConfig) { fc.Partitions = 1 })
+	defer func() { stopB(); <-doneB }()
+	waitFor(t, 10*time.Second, "an-b to own the partition", func() bool { return len(bAn.Owned()) == 1 })
+	for range 3 {
+		pub(seq)
+		seq++
+	}
+	waitFor(t, 10*time.Second, "an-b to evaluate the new batches", func() bool {
+		return testutil.ToFloat64(bAn.m.batches) >= float64(seq)
+	})
+	time.Sleep(time.Second) // (checkpoints every 300 ms count the gaps seen)
+	if n := testutil.ToFloat64(bAn.fm.missed.WithLabelValues("c", "h1")); n != 0 {
+		t.Errorf("an-b counted %v missed batches, want 0: none was dropped", n)
 	}
 }
