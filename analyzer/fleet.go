@@ -179,11 +179,15 @@ type partitionRunner struct {
 // runFleet is Run in fleet mode.
 func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 	fc := a.cfg.Fleet
-	stream, err := bus.EnsureInputStream(ctx, a.js, fc.Input)
+	var stream jetstream.Stream
+	err := a.setup(ctx, "input stream", func(ctx context.Context) (err error) {
+		stream, err = bus.EnsureInputStream(ctx, a.js, fc.Input)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("analyzer: %w", err)
 	}
-	kv, err := bus.EnsureKeyValue(ctx, a.js, jetstream.KeyValueConfig{
+	kcfg := jetstream.KeyValueConfig{
 		Bucket:      CheckpointBucket,
 		Description: "mciv analyzer: partition checkpoints (alert state, host marks, input sequence)",
 		History:     1,
@@ -192,6 +196,11 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 		// One checkpoint per partition, rewritten in place (History 1):
 		// 32 MiB bounds a flood without limiting a real fleet.
 		MaxBytes: 32 << 20,
+	}
+	var kv jetstream.KeyValue
+	err = a.setup(ctx, "checkpoint bucket", func(ctx context.Context) (err error) {
+		kv, err = bus.EnsureKeyValue(ctx, a.js, kcfg)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("analyzer: checkpoint bucket %s: %w", CheckpointBucket, err)
@@ -199,7 +208,7 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, hosts: map[[2]string]int{}, membersSeen: make(chan struct{})}
 	for n := range fc.Partitions {
 		durable := PartitionDurablePrefix + strconv.Itoa(n)
-		cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		ccfg := jetstream.ConsumerConfig{
 			Durable:        durable,
 			Description:    "mciv analyzers: partition " + strconv.Itoa(n),
 			FilterSubject:  bus.PartitionFilter(n),
@@ -211,6 +220,11 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 			PriorityGroups: []string{PriorityGroup},
 			PinnedTTL:      fc.PinnedTTL,
 			Replicas:       fc.Replicas,
+		}
+		var cons jetstream.Consumer
+		err := a.setup(ctx, "partition consumer "+durable, func(ctx context.Context) (err error) {
+			cons, err = stream.CreateOrUpdateConsumer(ctx, ccfg)
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("analyzer: partition %d consumer: %w", n, err)
@@ -246,6 +260,31 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 		cancel()
 		wg.Wait()
 	})
+}
+
+// setupPatience is how long runFleet tries to set up each stream, bucket
+// and consumer it needs while the bus cannot (a cluster still electing
+// its leaders, a node just lost) before it gives up.
+const setupPatience = time.Minute
+
+// setup runs do, each attempt bounded by apiTimeout, until it succeeds,
+// ctx ends or setupPatience passes.
+func (a *Analyzer) setup(ctx context.Context, what string, do func(context.Context) error) error {
+	deadline := time.Now().Add(setupPatience)
+	for {
+		actx, cancel := context.WithTimeout(ctx, apiTimeout)
+		err := do(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		a.log.Warn("setting up the fleet; retrying", "what", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Owned returns the partitions this analyzer evaluates (fleet mode).
