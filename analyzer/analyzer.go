@@ -278,8 +278,10 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 // publication retries, rules reloads; then it calls stop and publishes
 // what is still queued.
 func (a *Analyzer) loop(ctx context.Context, nc *nats.Conn, stop func()) error {
-	tick := time.NewTicker(min(a.cfg.RetryInterval, time.Second))
+	period := min(a.cfg.RetryInterval, time.Second)
+	tick := time.NewTicker(period)
 	defer tick.Stop()
+	lastTick := time.Now()
 	var poll <-chan time.Time
 	if len(a.cfg.RulePaths) > 0 && a.cfg.ReloadInterval > 0 {
 		pt := time.NewTicker(a.cfg.ReloadInterval)
@@ -303,6 +305,8 @@ func (a *Analyzer) loop(ctx context.Context, nc *nats.Conn, stop func()) error {
 				a.fm.graces.Inc()
 				a.log.Info("absence rules held after a reconnect", "grace", a.cfg.Fleet.AbsenceGrace)
 			}
+			a.holdAfterPause(time.Since(lastTick), period)
+			lastTick = time.Now()
 			a.Tick(ctx)
 			a.tryFlush(ctx)
 		case <-a.kick:

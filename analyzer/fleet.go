@@ -822,15 +822,18 @@ func (f *fleet) watchStall(ctx context.Context) {
 	if a.cfg.Fleet.AbsenceGrace <= 0 {
 		return
 	}
-	const quiet = 500 * time.Millisecond
-	t := time.NewTicker(250 * time.Millisecond)
+	const quiet, every = 500 * time.Millisecond, 250 * time.Millisecond
+	t := time.NewTicker(every)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		a.holdAfterPause(time.Since(last), every)
+		last = time.Now()
 		if len(a.Owned()) == 0 {
 			continue
 		}
