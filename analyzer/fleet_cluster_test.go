@@ -103,6 +103,7 @@ func TestFleetOnCluster(t *testing.T) {
 	pubDone := make(chan error, 1)
 	defer func() { stopPub(); <-pubDone }()
 	go func() {
+		lastPubErr := ""
 		tk := time.NewTicker(interval)
 		defer tk.Stop()
 		for seq := 0; pubCtx.Err() == nil; seq++ {
@@ -130,6 +131,10 @@ func TestFleetOnCluster(t *testing.T) {
 					if pubCtx.Err() != nil {
 						pubDone <- nil
 						return
+					}
+					if msg := err.Error(); msg != lastPubErr {
+						t.Logf("publishing batch %d of %s: %v (retrying)", seq, host, err)
+						lastPubErr = msg
 					}
 					time.Sleep(100 * time.Millisecond)
 				}
