@@ -143,6 +143,32 @@ type fleet struct {
 	seenOnce    sync.Once
 
 	lastDelivery atomic.Int64 // unix nanos of the last message delivered
+
+	silence silence // of the input stream as a whole, seen by watchStall
+}
+
+// maxSilentHold is how long absence rules are held while the input stream
+// as a whole stores nothing: every host silent at once says that their
+// batches cannot reach the bus (the node they publish to cut off, say:
+// clients leave such a node after about 15 s), not that every host died.
+// Past it, a fleet that is really gone is judged absent.
+const maxSilentHold = 30 * time.Second
+
+// silence follows the input stream's last sequence.
+type silence struct {
+	last  uint64
+	since time.Time // when last was first seen
+}
+
+// observe notes the stream's last sequence at now and reports whether
+// the stream has stored nothing for a while (a check interval or more),
+// but for less than maxSilentHold.
+func (s *silence) observe(last uint64, now time.Time) bool {
+	if last != s.last || s.since.IsZero() {
+		s.last, s.since = last, now
+		return false
+	}
+	return now.Sub(s.since) < maxSilentHold
 }
 
 // partitionRunner pulls one partition and evaluates it while it owns it.
@@ -669,10 +695,9 @@ func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsume
 	}
 	read, empty := 0, 0
 	for {
-		// No waiting: a fetch that waits for a full batch would hold
-		// every takeover for its whole wait after the partition's last
-		// message.
-		b, err := oc.FetchNoWait(512)
+		// A short wait: a fetch waits for a full batch, so its wait is
+		// added to every takeover after the partition's last message.
+		b, err := oc.Fetch(512, jetstream.FetchMaxWait(replayStallWait))
 		if err != nil {
 			return read, err
 		}
@@ -717,11 +742,6 @@ func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsume
 		if empty++; empty >= replayStalls {
 			return read, fmt.Errorf("stalled after %d messages: %d more to read up to sequence %d", read, info.NumPending, until)
 		}
-		select {
-		case <-ctx.Done():
-			return read, ctx.Err()
-		case <-time.After(replayStallWait):
-		}
 	}
 }
 
@@ -732,8 +752,8 @@ func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsume
 // partition goes unevaluated.
 const apiTimeout = 5 * time.Second
 
-// replayStalls is how many empty fetches in a row, replayStallWait
-// apart, a takeover's replay or a catch-up accepts while messages it has
+// replayStalls is how many empty fetches in a row, of replayStallWait
+// each, a takeover's replay or a catch-up accepts while messages it has
 // not read remain (the stream stalls) before it gives up and is tried
 // again.
 const (
@@ -859,6 +879,9 @@ func (f *fleet) stalled(ctx context.Context, quiet time.Duration) (string, error
 		cancel()
 		if err != nil || (info.Cluster != nil && info.Cluster.Leader == "") {
 			return "input stream without leader", err
+		}
+		if f.silence.observe(info.State.LastSeq, time.Now()) {
+			return "input stream stores nothing: the hosts cannot reach the bus", nil
 		}
 	}
 	for _, p := range f.parts {

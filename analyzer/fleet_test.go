@@ -312,7 +312,7 @@ func TestKeepPinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const ttl = 600 * time.Millisecond
+	const ttl = 1500 * time.Millisecond // (keep-alives every 500 ms: a loaded machine delays some)
 	cfg := jetstream.ConsumerConfig{Durable: "p", AckPolicy: jetstream.AckExplicitPolicy,
 		PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{PriorityGroup}, PinnedTTL: ttl}
 	if _, err := stream.CreateOrUpdateConsumer(ctx, cfg); err != nil {
@@ -361,7 +361,7 @@ func TestKeepPinned(t *testing.T) {
 	p := &partitionRunner{f: &fleet{a: &Analyzer{cfg: Config{Fleet: FleetConfig{PinnedTTL: ttl}}}}, cons: mine}
 	stop := p.keepPinned(ctx)
 	publish()
-	deadline := time.Now().Add(4 * ttl)
+	deadline := time.Now().Add(3 * ttl)
 	for time.Now().Before(deadline) {
 		if n := fetch(other); n != 0 {
 			stop()
@@ -450,12 +450,12 @@ func TestFleetTakeoverAfterRedelivery(t *testing.T) {
 	}
 	bAn, _, stopB, doneB := fleetAnalyzerWith(t, ctx, b, "an-b", func(fc *FleetConfig) { fc.Partitions = 1 })
 	defer func() { stopB(); <-doneB }()
-	waitFor(t, 10*time.Second, "an-b to own the partition", func() bool { return len(bAn.Owned()) == 1 })
+	waitFor(t, 30*time.Second, "an-b to own the partition", func() bool { return len(bAn.Owned()) == 1 })
 	for range 3 {
 		pub(seq)
 		seq++
 	}
-	waitFor(t, 10*time.Second, "an-b to evaluate the new batches", func() bool {
+	waitFor(t, 30*time.Second, "an-b to evaluate the new batches", func() bool {
 		return testutil.ToFloat64(bAn.m.batches) >= float64(seq)
 	})
 	time.Sleep(time.Second) // (checkpoints every 300 ms count the gaps seen)

@@ -42,3 +42,26 @@ func TestHoldAfterPause(t *testing.T) {
 		t.Fatal("a tick 4 s late did not hold absence rules for the grace period")
 	}
 }
+
+// TestSilence: an input stream whose last sequence stops moving is
+// silent from the next look on, for maxSilentHold at most; one that
+// moves is not.
+func TestSilence(t *testing.T) {
+	var s silence
+	now := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	if s.observe(10, now) {
+		t.Fatal("silent at the first look")
+	}
+	if s.observe(12, now.Add(time.Second)) {
+		t.Fatal("silent while it stores")
+	}
+	if !s.observe(12, now.Add(1250*time.Millisecond)) {
+		t.Fatal("not silent when nothing was stored since the last look")
+	}
+	if !s.observe(12, now.Add(time.Second+maxSilentHold-time.Millisecond)) {
+		t.Fatal("not silent within maxSilentHold")
+	}
+	if s.observe(12, now.Add(time.Second+maxSilentHold)) {
+		t.Fatal("still held after maxSilentHold: a fleet really gone would never be absent")
+	}
+}
