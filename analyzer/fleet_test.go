@@ -123,8 +123,10 @@ func TestFleetTakeover(t *testing.T) {
 		}
 		t.Fatalf("%d alerts stored, want h3 firing then resolved", len(al))
 	}
-	if n := testutil.ToFloat64(bAn.fm.takeovers); n != 4 {
-		t.Errorf("an-b took over %v partitions", n)
+	// (More than 4 when the server pinned an-b anew meanwhile: a
+	// re-takeover from its own checkpoint changes nothing announced.)
+	if n := testutil.ToFloat64(bAn.fm.takeovers); n < 4 {
+		t.Errorf("an-b took over %v partitions, want the 4", n)
 	}
 	mfs, err := regB.Gather()
 	if err != nil {
