@@ -301,8 +301,10 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 // publication retries, rules reloads; then it calls stop and publishes
 // what is still queued.
 func (a *Analyzer) loop(ctx context.Context, nc *nats.Conn, stop func()) error {
-	tick := time.NewTicker(min(a.cfg.RetryInterval, time.Second))
+	period := min(a.cfg.RetryInterval, time.Second)
+	tick := time.NewTicker(period)
 	defer tick.Stop()
+	lastTick := time.Now()
 	var poll <-chan time.Time
 	if len(a.cfg.RulePaths) > 0 && a.cfg.ReloadInterval > 0 {
 		pt := time.NewTicker(a.cfg.ReloadInterval)
@@ -327,6 +329,8 @@ func (a *Analyzer) loop(ctx context.Context, nc *nats.Conn, stop func()) error {
 				a.fm.graces.Inc()
 				a.log.Info("absence rules held after a reconnect", "grace", a.cfg.Fleet.AbsenceGrace)
 			}
+			a.holdAfterPause(time.Since(lastTick), period)
+			lastTick = time.Now()
 			a.Tick(ctx)
 			a.tryFlush(ctx)
 		case <-a.kick:
@@ -340,29 +344,41 @@ func (a *Analyzer) loop(ctx context.Context, nc *nats.Conn, stop func()) error {
 // host its subject names is counted in mciv_analyzer_bad_messages_total,
 // logged, and changes nothing else.
 func (a *Analyzer) HandleBatch(ctx context.Context, subject string, data []byte) {
-	a.handle(ctx, subject, data, true)
+	if b, missed := a.handle(ctx, subject, data, true); missed > 0 {
+		a.countMissed(b.Cluster, b.Host, missed)
+	}
+}
+
+// countMissed counts n batches of a host that never arrived.
+func (a *Analyzer) countMissed(cluster, host string, n uint64) {
+	a.fm.missed.WithLabelValues(cluster, host).Add(float64(n))
+	a.log.Debug("sample batches missed", "cluster", cluster, "host", host, "missed", n)
 }
 
 // handle is HandleBatch; with announce false the batch feeds the rules
 // but its alert changes are not published (a replay that warms up
-// detectors). It returns the batch, or nil when it was refused.
-func (a *Analyzer) handle(ctx context.Context, subject string, data []byte, announce bool) *wire.Batch {
+// detectors). It returns the batch, or nil when it was refused, and the
+// batches of its host missed just before it (when announce), which the
+// caller counts: at once (HandleBatch) or once a partition checkpoint
+// holds the host's mark past them (fleet mode), so that a new owner
+// replaying from that checkpoint does not count them again.
+func (a *Analyzer) handle(ctx context.Context, subject string, data []byte, announce bool) (*wire.Batch, uint64) {
 	prefix, cluster, host, err := wire.ParseHostSubject(subject)
 	if err == nil && prefix != wire.SamplesPrefix {
 		err = fmt.Errorf("subject %q is not a samples subject", subject)
 	}
 	if err != nil {
 		a.refuse(subject, BadSubject, err)
-		return nil
+		return nil, 0
 	}
 	b, err := wire.DecodeBatch(data)
 	if err != nil {
 		a.refuse(subject, BadDecode, err)
-		return nil
+		return nil, 0
 	}
 	if b.Cluster != cluster || b.Host != host {
 		a.refuse(subject, BadForged, fmt.Errorf("batch says cluster %q host %q, its subject cluster %q host %q", b.Cluster, b.Host, cluster, host))
-		return nil
+		return nil, 0
 	}
 
 	now := a.cfg.Now()
@@ -377,12 +393,12 @@ func (a *Analyzer) handle(ctx context.Context, subject string, data []byte, anno
 	a.mu.Unlock()
 	if err != nil {
 		a.refuse(subject, BadInvalid, err)
-		return nil
+		return nil, 0
 	}
 	if rep.Ignored != "" {
 		a.m.ignored.WithLabelValues(rep.Ignored).Inc()
 		a.log.Debug("sample batch ignored", "subject", subject, "reason", rep.Ignored, "seq", b.Seq)
-		return nil
+		return nil, 0
 	}
 	if rep.Restart {
 		a.m.restarts.Inc()
@@ -410,22 +426,16 @@ func (a *Analyzer) handle(ctx context.Context, subject string, data []byte, anno
 	for _, re := range rep.Errors {
 		a.ruleError(ctx, b, re)
 	}
-	if announce {
-		// Every host evaluated has its series, at zero until a batch is
-		// missed, so that increase() sees the first miss.
-		missed := a.fm.missed.WithLabelValues(b.Cluster, b.Host)
-		if rep.Missed > 0 { // (a silent replay re-reads what the previous owner counted)
-			missed.Add(float64(rep.Missed))
-			a.log.Debug("sample batches missed", "cluster", b.Cluster, "host", b.Host, "seq", b.Seq, "missed", rep.Missed)
-		}
-	}
 	if !announce {
-		return b
+		return b, 0 // (a silent replay re-reads what the previous owner counted)
 	}
+	// Every host evaluated has its series, at zero until a batch is
+	// missed, so that increase() sees the first miss.
+	a.fm.missed.WithLabelValues(b.Cluster, b.Host)
 	a.enqueue(rep.Alerts)
 	a.enqueueStates(rep.Changes)
 	a.tryFlush(ctx)
-	return b
+	return b, rep.Missed
 }
 
 // Tick judges the silence of hosts that stopped sending, for rules whose

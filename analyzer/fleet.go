@@ -118,7 +118,9 @@ type Checkpoint struct {
 	Owner string    `json:"owner"`
 	At    time.Time `json:"at"`
 	// States are the partition's pending and firing alerts, Marks its
-	// hosts' last batches.
+	// hosts' last batches. Missed batches up to the marks are counted
+	// (by the owner that stored them); the next owner counts only gaps
+	// after them.
 	States []eval.GroupState `json:"states,omitempty"`
 	Marks  []eval.HostMark   `json:"marks,omitempty"`
 }
@@ -141,6 +143,32 @@ type fleet struct {
 	seenOnce    sync.Once
 
 	lastDelivery atomic.Int64 // unix nanos of the last message delivered
+
+	silence silence // of the input stream as a whole, seen by watchStall
+}
+
+// maxSilentHold is how long absence rules are held while the input stream
+// as a whole stores nothing: every host silent at once says that their
+// batches cannot reach the bus (the node they publish to cut off, say:
+// clients leave such a node after about 15 s), not that every host died.
+// Past it, a fleet that is really gone is judged absent.
+const maxSilentHold = 30 * time.Second
+
+// silence follows the input stream's last sequence.
+type silence struct {
+	last  uint64
+	since time.Time // when last was first seen
+}
+
+// observe notes the stream's last sequence at now and reports whether
+// the stream has stored nothing for a while (a check interval or more),
+// but for less than maxSilentHold.
+func (s *silence) observe(last uint64, now time.Time) bool {
+	if last != s.last || s.since.IsZero() {
+		s.last, s.since = last, now
+		return false
+	}
+	return now.Sub(s.since) < maxSilentHold
 }
 
 // partitionRunner pulls one partition and evaluates it while it owns it.
@@ -159,16 +187,33 @@ type partitionRunner struct {
 	appTime time.Time // when it was stored
 	saved   time.Time // when we last checkpointed
 	since   time.Time // when we took it over
+
+	// delivered is the consumer sequence of the last message the
+	// consumer delivered us since we own the partition (0: none yet).
+	delivered uint64
+
+	// gaps are the batches each host missed that this owner saw after
+	// its last stored checkpoint. They are counted only once a
+	// checkpoint holds the hosts' marks past them: an owner that dies or
+	// loses the partition before that leaves them to the next owner,
+	// whose replay from the checkpoint sees them again. So each missed
+	// batch is counted once across takeovers, hand-overs and restarts.
+	// Only the runner's goroutine touches it.
+	gaps map[[2]string]uint64
 }
 
 // runFleet is Run in fleet mode.
 func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 	fc := a.cfg.Fleet
-	stream, err := bus.EnsureInputStream(ctx, a.js, fc.Input)
+	var stream jetstream.Stream
+	err := a.setup(ctx, "input stream", func(ctx context.Context) (err error) {
+		stream, err = bus.EnsureInputStream(ctx, a.js, fc.Input)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("analyzer: %w", err)
 	}
-	kv, err := bus.EnsureKeyValue(ctx, a.js, jetstream.KeyValueConfig{
+	kcfg := jetstream.KeyValueConfig{
 		Bucket:      CheckpointBucket,
 		Description: "mciv analyzer: partition checkpoints (alert state, host marks, input sequence)",
 		History:     1,
@@ -177,6 +222,11 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 		// One checkpoint per partition, rewritten in place (History 1):
 		// 32 MiB bounds a flood without limiting a real fleet.
 		MaxBytes: 32 << 20,
+	}
+	var kv jetstream.KeyValue
+	err = a.setup(ctx, "checkpoint bucket", func(ctx context.Context) (err error) {
+		kv, err = bus.EnsureKeyValue(ctx, a.js, kcfg)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("analyzer: checkpoint bucket %s: %w", CheckpointBucket, err)
@@ -184,7 +234,7 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, hosts: map[[2]string]int{}, membersSeen: make(chan struct{})}
 	for n := range fc.Partitions {
 		durable := PartitionDurablePrefix + strconv.Itoa(n)
-		cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		ccfg := jetstream.ConsumerConfig{
 			Durable:        durable,
 			Description:    "mciv analyzers: partition " + strconv.Itoa(n),
 			FilterSubject:  bus.PartitionFilter(n),
@@ -196,6 +246,11 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 			PriorityGroups: []string{PriorityGroup},
 			PinnedTTL:      fc.PinnedTTL,
 			Replicas:       fc.Replicas,
+		}
+		var cons jetstream.Consumer
+		err := a.setup(ctx, "partition consumer "+durable, func(ctx context.Context) (err error) {
+			cons, err = stream.CreateOrUpdateConsumer(ctx, ccfg)
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("analyzer: partition %d consumer: %w", n, err)
@@ -231,6 +286,31 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 		cancel()
 		wg.Wait()
 	})
+}
+
+// setupPatience is how long runFleet tries to set up each stream, bucket
+// and consumer it needs while the bus cannot (a cluster still electing
+// its leaders, a node just lost) before it gives up.
+const setupPatience = time.Minute
+
+// setup runs do, each attempt bounded by apiTimeout, until it succeeds,
+// ctx ends or setupPatience passes.
+func (a *Analyzer) setup(ctx context.Context, what string, do func(context.Context) error) error {
+	deadline := time.Now().Add(setupPatience)
+	for {
+		actx, cancel := context.WithTimeout(ctx, apiTimeout)
+		err := do(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		a.log.Warn("setting up the fleet; retrying", "what", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Owned returns the partitions this analyzer evaluates (fleet mode).
@@ -303,11 +383,16 @@ func (p *partitionRunner) pull(ctx context.Context, expiry time.Duration) {
 		p.fetchFailed(ctx, err)
 		return
 	}
+	got := 0
 	for msg := range batch.Messages() {
+		got++
 		p.deliver(ctx, msg)
 		if p.owned && time.Since(p.saved) >= p.f.a.cfg.Fleet.CheckpointInterval {
 			p.checkpoint(ctx)
 		}
+	}
+	if !p.owned {
+		p.f.a.log.Debug("partition pulled", "partition", p.n, "messages", got, "err", batch.Error())
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 		p.fetchFailed(ctx, err)
@@ -351,18 +436,85 @@ func (p *partitionRunner) deliver(ctx context.Context, msg jetstream.Msg) {
 		if p.owned {
 			p.lose("pinned anew")
 		}
-		if err := p.takeover(ctx, seq, md.Timestamp); err != nil {
+		stop := p.keepPinned(ctx)
+		err := p.takeover(ctx, seq, md.Timestamp)
+		stop()
+		if err != nil {
 			p.f.a.log.Warn("partition takeover failed; retrying", "partition", p.n, "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
-		p.pin = pin
+		p.pin, p.delivered = pin, 0
 	}
+	if cseq := md.Sequence.Consumer; p.delivered > 0 && cseq > p.delivered+1 && seq > p.applied+1 {
+		// A delivery between the last one we got and this one never
+		// reached us: it went down with a connection to a node that died
+		// or was cut off, or reached a pull request that had expired. The
+		// server sends it again only after AckWait, when its host's next
+		// batches are evaluated: the batch would count as missed, then be
+		// refused as out of order. Read what lies between from the stream.
+		stop := p.keepPinned(ctx)
+		err := p.catchUp(ctx, seq)
+		stop()
+		if err != nil {
+			p.f.a.log.Warn("partition catch-up failed; retrying", "partition", p.n, "from", p.applied+1, "to", seq, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+	}
+	p.delivered = md.Sequence.Consumer
 	if seq > p.applied {
 		p.holdWhileBehind(md.Timestamp)
 		p.apply(ctx, msg.Subject(), msg.Data(), seq, md.Timestamp, true)
 	}
 	_ = msg.Ack()
+}
+
+// keepPinned keeps this member pinned while it is busy with work that
+// does not pull (a takeover's replay, a catch-up), until the returned
+// func is called: the server unpins a member that sends no pull request
+// with its pin id for PinnedTTL, and a replay longer than that would
+// lose the partition it is taking over, again at every attempt. A pull
+// request for at most one byte renews the pin and is never filled: the
+// server answers it without a message, every message being larger.
+func (p *partitionRunner) keepPinned(ctx context.Context) (stop func()) {
+	every := max(p.f.a.cfg.Fleet.PinnedTTL/3, 100*time.Millisecond)
+	kctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if b, err := p.cons.FetchBytes(1, jetstream.FetchPriorityGroup(PriorityGroup), jetstream.FetchMaxWait(every/2)); err == nil {
+				for m := range b.Messages() {
+					_ = m.Nak() // (cannot happen: no message fits in a byte)
+				}
+			}
+			select {
+			case <-kctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// catchUp evaluates, announcing, the partition's messages stored after
+// the last one evaluated and before stream sequence first.
+func (p *partitionRunner) catchUp(ctx context.Context, first uint64) error {
+	from := p.applied + 1
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from}
+	n, err := p.read(ctx, cfg, first-1, func(m jetstream.Msg, s uint64, at time.Time) {
+		if s > p.applied {
+			p.holdWhileBehind(at)
+			p.apply(ctx, m.Subject(), m.Data(), s, at, true)
+		}
+	})
+	p.f.a.fm.replayed.Add(float64(n))
+	p.f.a.log.Debug("partition caught up after a lost delivery", "partition", p.n, "from", from, "to", first, "read", n, "err", err)
+	return err
 }
 
 // maxReadLag is how far behind the stream the analyzer may read and still
@@ -391,7 +543,12 @@ func (p *partitionRunner) apply(ctx context.Context, subject string, data []byte
 		if perr == nil {
 			p.f.setHost(cluster, host, p.n)
 			if prefix == wire.SamplesPrefix {
-				p.f.a.handle(ctx, orig, data, announce)
+				if _, missed := p.f.a.handle(ctx, orig, data, announce); missed > 0 {
+					if p.gaps == nil {
+						p.gaps = map[[2]string]uint64{}
+					}
+					p.gaps[[2]string{cluster, host}] += missed
+				}
 			}
 		} else {
 			p.f.a.refuse(subject, BadSubject, perr)
@@ -405,8 +562,12 @@ func (p *partitionRunner) apply(ctx context.Context, subject string, data []byte
 // takeover makes this member the owner of the partition: it claims the
 // checkpoint (compare-and-set, so that the previous owner's next
 // checkpoint fails), replays the warm-up without announcing, restores the
-// checkpoint's alert state and replays the rest up to first (the first
-// message the consumer delivered us) announcing.
+// checkpoint's alert state and replays the rest announcing, up to first
+// (the first message the consumer delivered us) or the end of the stream
+// if that is further. The end matters when first is a redelivery (of a
+// message whose delivery was lost, sent again after AckWait): the
+// consumer's next new message can lie far beyond it, and what the
+// previous owner evaluated after its checkpoint lies in between.
 func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime time.Time) error {
 	a := p.f.a
 	fc := a.cfg.Fleet
@@ -416,22 +577,25 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	}
 	var ck Checkpoint
 	var rev uint64
-	e, err := p.f.kv.Get(ctx, p.key())
+	found := false
+	gctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	e, err := p.f.kv.Get(gctx, p.key())
+	cancel()
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	case err != nil:
 		return fmt.Errorf("reading checkpoint: %w", err)
 	default:
-		rev = e.Revision()
+		rev, found = e.Revision(), true
 		if err := json.Unmarshal(e.Value(), &ck); err != nil {
 			a.log.Warn("unreadable checkpoint ignored", "partition", p.n, "err", err)
-			ck = Checkpoint{}
+			ck, found = Checkpoint{}, false
 		}
 	}
 	// Without a checkpoint nobody announced anything of this partition
 	// that the consumer will not deliver: replay only to warm up.
 	ckSeq, ckTime := ck.Seq, ck.SeqTime
-	if ck.Seq == 0 {
+	if !found {
 		ckSeq, ckTime = first-1, firstTime
 	}
 	claim := ck
@@ -441,11 +605,13 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	if err != nil {
 		return fmt.Errorf("encoding checkpoint: %w", err)
 	}
+	cctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	if rev == 0 {
-		rev, err = p.f.kv.Create(ctx, p.key(), data)
+		rev, err = p.f.kv.Create(cctx, p.key(), data)
 	} else {
-		rev, err = p.f.kv.Update(ctx, p.key(), data, rev)
+		rev, err = p.f.kv.Update(cctx, p.key(), data, rev)
 	}
+	cancel()
 	if err != nil {
 		return fmt.Errorf("claiming checkpoint: %w", err)
 	}
@@ -456,8 +622,9 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	// What this member evaluated of the partition before (an earlier
 	// ownership, a takeover that failed halfway) is forgotten with the
 	// engine's state: messages from the replay's end on must be evaluated
-	// again, not acknowledged as done.
+	// again, not acknowledged as done, and their gaps counted again.
 	p.applied, p.appTime = 0, time.Time{}
+	p.gaps = nil
 
 	replayed, overlaid := 0, false
 	overlay := func() {
@@ -469,8 +636,15 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	for _, m := range ck.Marks {
 		p.f.setHost(m.Cluster, m.Host, p.n)
 	}
-	if first > 1 {
-		cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.PartitionFilter(p.n)}}
+	ictx, cancel := context.WithTimeout(ctx, apiTimeout)
+	info, err := p.f.stream.Info(ictx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reading the input stream's end: %w", err)
+	}
+	until := max(first-1, info.State.LastSeq)
+	if until > 0 {
+		var cfg jetstream.OrderedConsumerConfig
 		if fc.Warmup > 0 {
 			t := ckTime.Add(-fc.Warmup)
 			if ckTime.IsZero() {
@@ -480,59 +654,15 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 		} else {
 			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, ckSeq+1
 		}
-		oc, err := p.f.stream.OrderedConsumer(ctx, cfg)
+		var err error
+		replayed, err = p.read(ctx, cfg, until, func(m jetstream.Msg, s uint64, at time.Time) {
+			if s > ckSeq && !overlaid {
+				overlay()
+			}
+			p.apply(ctx, m.Subject(), m.Data(), s, at, s > ckSeq)
+		})
 		if err != nil {
-			return fmt.Errorf("replay consumer: %w", err)
-		}
-		empty := 0
-	replay:
-		for {
-			b, err := oc.Fetch(512, jetstream.FetchMaxWait(time.Second))
-			if err != nil {
-				return fmt.Errorf("replay: %w", err)
-			}
-			n := 0
-			for m := range b.Messages() {
-				n++
-				md, err := m.Metadata()
-				if err != nil {
-					continue
-				}
-				s := md.Sequence.Stream
-				if s >= first {
-					break replay
-				}
-				if s > ckSeq && !overlaid {
-					overlay()
-				}
-				p.apply(ctx, m.Subject(), m.Data(), s, md.Timestamp, s > ckSeq)
-				replayed++
-				if s == first-1 {
-					break replay
-				}
-			}
-			if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("replay: %w", err)
-			}
-			if n > 0 {
-				empty = 0
-				continue
-			}
-			// Nothing came. Message first is stored and the replay has
-			// not reached it: the stream stalls (a leader election, a
-			// node cut off) unless nothing at all is left to deliver.
-			// Evaluating from first now would skip what lies between:
-			// alert changes lost, batches counted as missed.
-			info, err := oc.Info(ctx)
-			if err != nil {
-				return fmt.Errorf("replay: %w", err)
-			}
-			if info.NumPending == 0 {
-				break // nothing more stored before first
-			}
-			if empty++; empty >= replayStalls {
-				return fmt.Errorf("replay stalled after %d messages: %d more to read before sequence %d", replayed, info.NumPending, first)
-			}
+			return fmt.Errorf("replay: %w", err)
 		}
 	}
 	if !overlaid {
@@ -548,14 +678,88 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	a.fm.takeovers.Inc()
 	a.fm.owned.Inc()
 	a.log.Info("partition taken over", "partition", p.n, "member", fc.Member, "from", ck.Owner,
-		"checkpoint_seq", ck.Seq, "first", first, "replayed", replayed, "alerts", len(ck.States), "took", time.Since(start))
+		"checkpoint_seq", ck.Seq, "first", first, "until", until, "replayed", replayed, "alerts", len(ck.States), "took", time.Since(start))
 	return nil
 }
 
-// replayStalls is how many empty fetches in a row (of up to a second
-// each) a takeover's replay accepts before it gives up and the takeover
-// is tried again.
-const replayStalls = 5
+// read reads the partition's messages from where cfg starts up to stream
+// sequence until, handing each to each; it returns how many it read. It
+// stops early only when nothing more is stored up to until.
+func (p *partitionRunner) read(ctx context.Context, cfg jetstream.OrderedConsumerConfig, until uint64, each func(m jetstream.Msg, s uint64, at time.Time)) (int, error) {
+	cfg.FilterSubjects = []string{bus.PartitionFilter(p.n)}
+	octx, cancel := context.WithTimeout(ctx, apiTimeout)
+	oc, err := p.f.stream.OrderedConsumer(octx, cfg)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("consumer: %w", err)
+	}
+	read, empty := 0, 0
+	for {
+		// A short wait: a fetch waits for a full batch, so its wait is
+		// added to every takeover after the partition's last message.
+		b, err := oc.Fetch(512, jetstream.FetchMaxWait(replayStallWait))
+		if err != nil {
+			return read, err
+		}
+		n := 0
+		for m := range b.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			s := md.Sequence.Stream
+			if s > until {
+				return read, nil
+			}
+			each(m, s, md.Timestamp)
+			read++
+			if s == until {
+				return read, nil
+			}
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			return read, err
+		}
+		if n > 0 {
+			empty = 0
+			continue
+		}
+		// Nothing came. Message until is stored and the read has not
+		// reached it: the stream stalls (a leader election, a node cut
+		// off) unless nothing at all is left to deliver. Evaluating on
+		// now would skip what lies between: alert changes lost, batches
+		// counted as missed.
+		ictx, cancel := context.WithTimeout(ctx, apiTimeout)
+		info, err := oc.Info(ictx)
+		cancel()
+		if err != nil {
+			return read, err
+		}
+		if info.NumPending == 0 {
+			return read, nil // nothing more stored up to until
+		}
+		if empty++; empty >= replayStalls {
+			return read, fmt.Errorf("stalled after %d messages: %d more to read up to sequence %d", read, info.NumPending, until)
+		}
+	}
+}
+
+// apiTimeout bounds each JetStream API request of a partition's owner: a
+// request lost with a node that died or was cut off is never answered,
+// and the context of Run may carry no deadline, or a distant one. Without
+// it a takeover could wait for an answer that never comes while the
+// partition goes unevaluated.
+const apiTimeout = 5 * time.Second
+
+// replayStalls is how many empty fetches in a row, of replayStallWait
+// each, a takeover's replay or a catch-up accepts while messages it has
+// not read remain (the stream stalls) before it gives up and is tried
+// again.
+const (
+	replayStalls    = 25
+	replayStallWait = 200 * time.Millisecond
+)
 
 // checkpoint publishes what is queued and stores the partition's state
 // with compare-and-set; a conflict means another member owns the
@@ -589,6 +793,11 @@ func (p *partitionRunner) checkpoint(ctx context.Context) bool {
 	}
 	p.rev, p.saved = rev, time.Now()
 	a.fm.checkpoints.Inc()
+	// The stored marks are past every gap seen so far: count them now.
+	for k, n := range p.gaps {
+		a.countMissed(k[0], k[1], n)
+	}
+	p.gaps = nil
 	return true
 }
 
@@ -610,6 +819,8 @@ func (p *partitionRunner) lose(why string) {
 	}
 	p.owned, p.pin = false, ""
 	p.f.mu.Unlock()
+	// The next owner replays from our last checkpoint and counts these.
+	p.gaps = nil
 	a.fm.lost.Inc()
 	a.fm.owned.Dec()
 	a.log.Warn("partition lost", "partition", p.n, "member", a.cfg.Fleet.Member, "why", why)
@@ -631,15 +842,18 @@ func (f *fleet) watchStall(ctx context.Context) {
 	if a.cfg.Fleet.AbsenceGrace <= 0 {
 		return
 	}
-	const quiet = 500 * time.Millisecond
-	t := time.NewTicker(250 * time.Millisecond)
+	const quiet, every = 500 * time.Millisecond, 250 * time.Millisecond
+	t := time.NewTicker(every)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		a.holdAfterPause(time.Since(last), every)
+		last = time.Now()
 		if len(a.Owned()) == 0 {
 			continue
 		}
@@ -665,6 +879,9 @@ func (f *fleet) stalled(ctx context.Context, quiet time.Duration) (string, error
 		cancel()
 		if err != nil || (info.Cluster != nil && info.Cluster.Leader == "") {
 			return "input stream without leader", err
+		}
+		if f.silence.observe(info.State.LastSeq, time.Now()) {
+			return "input stream stores nothing: the hosts cannot reach the bus", nil
 		}
 	}
 	for _, p := range f.parts {

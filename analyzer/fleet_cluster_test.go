@@ -1,9 +1,15 @@
 package analyzer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,7 +78,7 @@ func TestFleetOnCluster(t *testing.T) {
 		a, err := New(Config{Rules: mustRules(t, fleetRules), Fleet: FleetConfig{
 			Partitions: 4, Member: member, Replicas: 3, PinnedTTL: 2 * time.Second,
 			CheckpointInterval: 500 * time.Millisecond, AbsenceGrace: 5 * time.Second,
-		}}, js, prometheus.NewRegistry(), nil)
+		}}, js, prometheus.NewRegistry(), testLogger(t, member))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,12 +97,16 @@ func TestFleetOnCluster(t *testing.T) {
 	aA, stopA, doneA := start("an-a")
 	var seqNow atomic.Int64
 	dropped := map[int]bool{110: true, 111: true} // h5's lost batches
+	// The hosts publish until the test ends: hosts that stopped would
+	// rightly be absent.
+	pubCtx, stopPub := context.WithCancel(ctx)
 	pubDone := make(chan error, 1)
-	const last = 160
+	defer func() { stopPub(); <-pubDone }()
 	go func() {
+		lastPubErr := ""
 		tk := time.NewTicker(interval)
 		defer tk.Stop()
-		for seq := 0; seq <= last; seq++ {
+		for seq := 0; pubCtx.Err() == nil; seq++ {
 			seqNow.Store(int64(seq))
 			for h := range 12 {
 				host := fmt.Sprintf("h%d", h)
@@ -112,15 +122,19 @@ func TestFleetOnCluster(t *testing.T) {
 				data := wire.EncodeBatch(b)
 				id := fmt.Sprintf("c.%s.%d", host, seq)
 				for {
-					pctx, pc := context.WithTimeout(ctx, 2*time.Second)
+					pctx, pc := context.WithTimeout(pubCtx, 2*time.Second)
 					_, err := pjs.Publish(pctx, wire.SamplesSubject("c", host), data, jetstream.WithMsgID(id))
 					pc()
 					if err == nil {
 						break
 					}
-					if ctx.Err() != nil {
-						pubDone <- err
+					if pubCtx.Err() != nil {
+						pubDone <- nil
 						return
+					}
+					if msg := err.Error(); msg != lastPubErr {
+						t.Logf("publishing batch %d of %s: %v (retrying)", seq, host, err)
+						lastPubErr = msg
 					}
 					time.Sleep(100 * time.Millisecond)
 				}
@@ -155,19 +169,39 @@ func TestFleetOnCluster(t *testing.T) {
 	if err := <-doneA; err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("an-a stopped at seq %d", seqNow.Load())
 	stopped := time.Now()
-	waitFor(t, 60*time.Second, "an-b to own the partitions", func() bool { return len(aB.Owned()) == 4 })
+	func() {
+		defer func() {
+			if t.Failed() {
+				t.Logf("an-b owns %v", aB.Owned())
+				logConsumers(t, ctx, pjs, 4)
+				if dir := os.Getenv("MCIV_LAB_LOGDIR"); dir != "" {
+					if f, err := os.Create(filepath.Join(dir, "goroutines.txt")); err == nil {
+						_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+						_ = f.Close()
+					}
+				}
+			}
+		}()
+		waitFor(t, 60*time.Second, "an-b to own the partitions", func() bool { return len(aB.Owned()) == 4 })
+	}()
 	t.Logf("an-b owns every partition %.1fs after an-a stopped", time.Since(stopped).Seconds())
-	if err := <-pubDone; err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, 60*time.Second, "seq 120", func() bool { return seqNow.Load() >= 120 })
 	waitFor(t, 60*time.Second, "h3 resolved", func() bool {
 		al, _ := stored(t, ctx, pjs)
 		return len(al) >= 2
 	})
-	waitFor(t, 30*time.Second, "h5's gap counted", func() bool {
-		return testutil.ToFloat64(aB.fm.missed.WithLabelValues("c", "h5")) == 2
-	})
+	// The fleet counts each dropped batch once, whoever saw the gap: an-a
+	// runs on while the killed node restarts, which under load can take
+	// past seq 110, and then an-a counts h5's gap at its checkpoint and
+	// an-b, replaying from that checkpoint, rightly does not (the test
+	// once waited for an-b's count alone and failed so, 1 run in 17).
+	missed := func(h string) float64 {
+		return testutil.ToFloat64(aA.fm.missed.WithLabelValues("c", h)) + testutil.ToFloat64(aB.fm.missed.WithLabelValues("c", h))
+	}
+	waitFor(t, 30*time.Second, "h5's gap counted", func() bool { return missed("h5") == 2 })
+	t.Logf("h5's gap counted by an-a %v, an-b %v", testutil.ToFloat64(aA.fm.missed.WithLabelValues("c", "h5")), testutil.ToFloat64(aB.fm.missed.WithLabelValues("c", "h5")))
 	al, _ := stored(t, ctx, pjs)
 	for _, x := range al {
 		t.Logf("stored: %s %s %s", x.Labels["alertname"], x.Labels["host"], x.State)
@@ -175,11 +209,81 @@ func TestFleetOnCluster(t *testing.T) {
 	if len(al) != 2 || al[0].State != wire.StateFiring || al[1].State != wire.StateResolved || al[0].Labels["host"] != "h3" {
 		t.Fatalf("%d alerts stored, want h3 firing then resolved", len(al))
 	}
-	var missed float64
+	var total float64
 	for h := range 12 {
-		missed += testutil.ToFloat64(aB.fm.missed.WithLabelValues("c", fmt.Sprintf("h%d", h)))
+		total += missed(fmt.Sprintf("h%d", h))
 	}
-	if missed != 2 {
-		t.Errorf("an-b counted %v missed batches, want the 2 dropped", missed)
+	if total != 2 {
+		t.Errorf("the analyzers counted %v missed batches, want the 2 dropped", total)
+	}
+}
+
+// testLogger logs name's records at debug level to $MCIV_LAB_LOGDIR/name.log
+// when that is set; otherwise it keeps those at info level and above and
+// prints them if the test fails.
+func testLogger(t *testing.T, name string) *slog.Logger {
+	t.Helper()
+	if dir := os.Getenv("MCIV_LAB_LOGDIR"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	lb := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range strings.Split(strings.TrimSpace(lb.String()), "\n") {
+				t.Logf("%s: %s", name, l)
+			}
+		}
+	})
+	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// logConsumers logs the state of the partition consumers: who leads
+// each, who is pinned, what waits.
+func logConsumers(t *testing.T, ctx context.Context, js jetstream.JetStream, partitions int) {
+	t.Helper()
+	for n := range partitions {
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		c, err := js.Consumer(ictx, bus.InputStream, PartitionDurablePrefix+fmt.Sprint(n))
+		var info *jetstream.ConsumerInfo
+		if err == nil {
+			info, err = c.Info(ictx)
+		}
+		cancel()
+		if err != nil {
+			t.Logf("partition %d: %v", n, err)
+			continue
+		}
+		leader := ""
+		if info.Cluster != nil {
+			leader = info.Cluster.Leader
+		}
+		t.Logf("partition %d: leader %s, pending %d, ack pending %d, waiting %d, delivered %d, ack floor %d, groups %+v",
+			n, leader, info.NumPending, info.NumAckPending, info.NumWaiting, info.Delivered.Stream, info.AckFloor.Stream, info.PriorityGroups)
 	}
 }

@@ -60,3 +60,14 @@ func (g *grace) watch(nc *nats.Conn, now time.Time, d time.Duration) bool {
 	}
 	return false
 }
+
+// holdAfterPause starts the absence grace when the analyzer itself did
+// not run for a while: gap is the time since the last run of a loop that
+// runs every period. A process starved of CPU (or stopped) reads its
+// hosts' batches late, and judged on the clock their silence is its own.
+func (a *Analyzer) holdAfterPause(gap, period time.Duration) {
+	if d := a.cfg.Fleet.AbsenceGrace; d > 0 && gap > 2*period+500*time.Millisecond && a.grace.start(a.cfg.Now(), d) {
+		a.fm.graces.Inc()
+		a.log.Info("absence rules held: the analyzer did not run for a while", "paused", gap.Round(time.Millisecond), "grace", d)
+	}
+}

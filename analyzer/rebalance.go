@@ -170,8 +170,17 @@ func (f *fleet) runMembers(ctx context.Context) {
 // watching again after an interruption.
 func (f *fleet) watchMembers(ctx context.Context) {
 	for ctx.Err() == nil {
-		w, err := f.kv.Watch(ctx, memberKeyPrefix+"*")
+		// ctx also bounds the watch's life: cancel it if the watch is
+		// not set up within apiTimeout, as its request may be lost.
+		wctx, cancel := context.WithCancel(ctx)
+		t := time.AfterFunc(apiTimeout, cancel)
+		w, err := f.kv.Watch(wctx, memberKeyPrefix+"*")
+		if !t.Stop() && err == nil {
+			err = context.DeadlineExceeded // (cancelled just as it returned)
+			_ = w.Stop()
+		}
 		if err != nil {
+			cancel()
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
@@ -191,6 +200,7 @@ func (f *fleet) watchMembers(ctx context.Context) {
 			f.members.note(hb.Member, e.Revision(), e.Created())
 		}
 		_ = w.Stop()
+		cancel()
 	}
 }
 

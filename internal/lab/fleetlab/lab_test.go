@@ -342,12 +342,11 @@ func storedAlerts(ctx context.Context, t testing.TB, js jetstream.JetStream) []*
 // (the post, the update and the thread reply of its resolution), no other
 // alert fires (no CollectorDown), the analyzers count exactly the two
 // dropped batches, the hosts lose nothing, and the restarted analyzer
-// gets its partitions back.
+// gets its partitions back. It takes about 1.5 to 3.5 minutes (the build
+// of mciv included); MCIV_FLEET_LAB=0 skips it.
 func TestFleetLab(t *testing.T) {
-	// Opt-in until it passes every run: 2 of 5 -race runs passed (a
-	// replay after a takeover can count a host's gap again; issue 15).
-	if os.Getenv("MCIV_FLEET_LAB") != "1" || testing.Short() {
-		t.Skip("the process fleet lab is opt-in while it is not reliable: MCIV_FLEET_LAB=1 runs it (not with -short)")
+	if os.Getenv("MCIV_FLEET_LAB") == "0" || testing.Short() {
+		t.Skip("MCIV_FLEET_LAB=0 or -short")
 	}
 	testenv.RequireRoot(t) // the nodes run as uids of their own, for the cut
 	testenv.RequireCommand(t, "nft")
