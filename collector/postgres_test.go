@@ -115,7 +115,7 @@ func checkQueryLatency(t *testing.T, pg *pglab.Server, r *running) {
 	}
 
 	key := func(protocol string) string {
-		return "db_query_seconds{instance=" + pg.Instance() + ",protocol=" + protocol + ",}"
+		return pgQueryKey(pg, protocol)
 	}
 	sum := r.collect(t, 30*time.Second, func(sum map[string]*wire.Series) bool {
 		s, e := sum[key("simple")], sum[key("extended")]
@@ -202,7 +202,7 @@ func checkOnlyQueriesCount(t *testing.T, pg *pglab.Server, r *running) {
 	count := func(sum map[string]*wire.Series) uint64 {
 		var n uint64
 		for k, s := range sum {
-			if strings.HasPrefix(k, "db_query_seconds{instance="+pg.Instance()+",") && s.Hist != nil {
+			if strings.HasPrefix(k, strings.TrimSuffix(pgQueryKey(pg, ""), "protocol=,}")) && s.Hist != nil {
 				n += s.Hist.Count
 			}
 		}
@@ -255,4 +255,14 @@ func checkUnixSocket(t *testing.T, pg *pglab.Server, r *running) {
 			t.Fatal("no db_slow_query event for the query over the Unix socket")
 		}
 	}
+}
+
+// pgQueryKey is the key of pg's db_query_seconds series over protocol in
+// a running's collect sums: with its cgroup label when it runs in one.
+func pgQueryKey(pg *pglab.Server, protocol string) string {
+	cg := ""
+	if name := processCgroup("/proc", pg.Pid()); name != "" {
+		cg = "cgroup=" + name + ","
+	}
+	return "db_query_seconds{" + cg + "instance=" + pg.Instance() + ",protocol=" + protocol + ",}"
 }

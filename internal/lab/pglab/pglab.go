@@ -35,6 +35,9 @@ type Options struct {
 	// Settings are extra server settings (name -> value), e.g.
 	// shared_buffers.
 	Settings map[string]string
+	// Cgroup, if set, is the directory of a cgroup v2 the server starts
+	// in (its sockets belong to that cgroup), as systemd starts a service.
+	Cgroup string
 }
 
 // Server is a running throwaway PostgreSQL server.
@@ -112,6 +115,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	var log bytes.Buffer
 	cmd := exec.Command(s.Binary, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if opts.Cgroup != "" {
+		cg, err := os.Open(opts.Cgroup)
+		if err != nil {
+			return fail(fmt.Errorf("pglab: cgroup: %w", err))
+		}
+		defer cg.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+	}
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if s.proc, err = labproc.Start(cmd); err != nil {

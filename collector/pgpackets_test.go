@@ -1,0 +1,109 @@
+package collector
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mciv/mciv/internal/lab/pglab"
+	"github.com/mciv/mciv/internal/lab/testenv"
+)
+
+// serverCgroup creates a cgroup v2 of its own for a test's server,
+// removed when the test ends.
+func serverCgroup(t *testing.T) string {
+	t.Helper()
+	root := newCgroupNames("/proc/self/mountinfo").roots[cgroupSockets]
+	if root == "" {
+		testenv.Missing(t, "no cgroup v2 hierarchy mounted (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+	}
+	dir, _ := testCgroup(t, root)
+	return dir
+}
+
+// startPGIn starts a throwaway PostgreSQL in cgroup dir.
+func startPGIn(t *testing.T, dir string) *pglab.Server {
+	t.Helper()
+	testenv.RequireFile(t, pglab.DefaultBinDir+"/postgres", "Debian's postgresql-15 (scripts/deps.sh installs it)")
+	testenv.RequireCommand(t, "psql", "pgbench")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := pglab.Start(ctx, pglab.Options{Cgroup: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// queryPath returns the query latency row of instance, waiting up to
+// 30 s for one.
+func (r *running) queryPath(t *testing.T, instance string) HookStatus {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, h := range r.c.Hooks() {
+			if h.Name == queryPathHook(instance) {
+				return h
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no query latency row for %s: %+v", instance, r.c.Hooks())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPostgresQueryLatencyPackets runs a real PostgreSQL in a cgroup of
+// its own: the default collector measures it through its packets
+// (cgroup_skb), with the socket tracepoints detached, and must publish
+// the same latency histograms (both protocols), the slow query's
+// normalised text, and count only queries (not setup exchanges, not the
+// replication connection).
+func TestPostgresQueryLatencyPackets(t *testing.T) {
+	requireKernel(t)
+	pg := startPGIn(t, serverCgroup(t))
+	r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"))
+	r.waitDBScan(t)
+	row := r.queryPath(t, pg.Instance())
+	t.Logf("query latency row: %+v", row)
+	if row.Type != QueryPathPackets {
+		t.Fatalf("query latency of a server in its own cgroup: %+v, want %q", row, QueryPathPackets)
+	}
+	r.c.mu.Lock()
+	p := r.c.attached
+	r.c.mu.Unlock()
+	if !p.isParked(bpf0SockRecv) {
+		t.Errorf("the socket tracepoints are attached while every server is measured through its packets")
+	}
+	checkQueryLatency(t, pg, r)
+	checkOnlyQueriesCount(t, pg, r)
+}
+
+// TestPostgresQueryLatencyPacketsFallback runs PostgreSQL in the root
+// cgroup, where packet programs would see every socket of the host: the
+// collector must say so and measure through the socket tracepoints.
+func TestPostgresQueryLatencyPacketsFallback(t *testing.T) {
+	requireKernel(t)
+	if cg := cgroupV2Of("/proc", os.Getpid()); cg != "/" {
+		testenv.Missing(t, "this test runs in cgroup "+cg+", not the root: its server would not be in the root either")
+	}
+	pg := startPG(t)
+	r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"))
+	r.waitDBScan(t)
+	row := r.queryPath(t, pg.Instance())
+	t.Logf("query latency row: %+v", row)
+	if row.Type != QueryPathSocketTracepoints || !strings.Contains(row.Note, "root cgroup") {
+		t.Fatalf("query latency of a server in the root cgroup: %+v, want %q with the reason", row, QueryPathSocketTracepoints)
+	}
+	checkQueryLatency(t, pg, r)
+}
+
+// bpf0SockRecv is one of the parked socket tracepoint programs.
+var bpf0SockRecv = socketTracepointPrograms[0]
