@@ -22,13 +22,14 @@ import (
 )
 
 // BenchmarkPgbenchOverhead measures what the collector costs a real
-// PostgreSQL: pgbench -S throughput without any probe (A), with the
-// collector attached as it is by default (B: query latency from the
-// server's sockets), with bpftrace running the equivalent USDT latency
-// histogram (C), and with the collector measuring through the USDT probes
-// (D), interleaved A B A C A D A, then C D B, D B C ... with an A run
+// PostgreSQL (run in a cgroup of its own, as systemd runs it): pgbench -S
+// throughput without any probe (A), with the collector attached as it is
+// by default (B: query latency from the server's packets), with bpftrace
+// running the equivalent USDT latency histogram (C), with the collector
+// measuring through the socket tracepoints (S) and through the USDT probes
+// (D), interleaved A B A C A S A D A, then C S D B, ... with an A run
 // between any two others, on one server. It reports the median throughput
-// ratios B/A, C/A and D/A (each to the mean of the A runs on either side),
+// ratios B/A, C/A, S/A and D/A (each to the mean of the A runs on either side),
 // and the collector's CPU per 10,000
 // queries per second in its default mode: its own process (user+system,
 // reading the maps and publishing) and its eBPF programs (run time from
@@ -37,7 +38,7 @@ import (
 // Knobs, all optional:
 //   - MCIV_BENCH_ROUNDS: rounds (default 6); 0 for only the CPU run, whose
 //     log has each eBPF program's ns per run.
-//   - MCIV_BENCH_VARIANTS=collector,bpftrace,usdt: only these of B, C, D,
+//   - MCIV_BENCH_VARIANTS=collector,bpftrace,socket,usdt: only these of B, C, S, D,
 //     for more rounds of one comparison in the same time.
 //   - MCIV_BENCH_CLIENTS: pgbench's clients and threads (default 2).
 //   - MCIV_BENCH_SKIP_HOOKS=tcp_probe,...: B without these kernel hooks,
@@ -71,6 +72,10 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 			return t, err
 		}},
 		{name: "bpftrace", metric: "bpftrace_tps_ratio", run: func() (float64, error) { return withBpftrace(b, ctx, pg.Binary, run) }},
+		{name: "socket", metric: "collector_socket_tps_ratio", run: func() (float64, error) {
+			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesSocket}, run)
+			return t, err
+		}},
 		{name: "usdt", metric: "collector_usdt_tps_ratio", run: func() (float64, error) {
 			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesUSDT}, run)
 			return t, err
@@ -145,35 +150,68 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 // hooks cost a real PostgreSQL, more finely than BenchmarkPgbenchOverhead
 // can: runs seconds apart differ by several percent on a shared machine,
 // neighbouring seconds far less. One pgbench -S run reports its throughput
-// every second, while a collector, running throughout in its default mode,
-// has its hooks detached and attached in turns of three seconds, each turn
-// starting right after a report. The first second of a turn (it holds the
-// switch) is dropped. Each turn with the hooks is compared with the mean
-// of the turns without them on either side, and the median of these ratios
-// is reported (collector_hooks_tps_ratio). The collector's process runs in
-// both, so its CPU is not in the ratio: BenchmarkPgbenchOverhead reports
-// it.
+// every second, while collectors, running throughout, have their hooks
+// detached and attached in turns of three seconds, each turn starting
+// right after a report: a turn without any hooks, then one collector's,
+// then none, then the next collector's, and so on. The first second of a
+// turn (it holds the switch) is dropped. Each turn with hooks is compared
+// with the mean of the turns without them on either side, and the median
+// of each collector's ratios is reported: collector_hooks_tps_ratio for
+// the collector as it ships (query latency from the server's packets; the
+// server runs in a cgroup of its own), collector_socket_tps_ratio for the
+// same with postgres_probes: socket (the socket tracepoints). The
+// collectors' processes run in every turn, so their CPU is not in the
+// ratio: BenchmarkPgbenchOverhead reports it.
 //
 // MCIV_BENCH_TOGGLE_SECONDS: the run's length (default 90).
+// MCIV_BENCH_TOGGLE_VARIANTS=packet,socket: the collectors compared
+// (their postgres_probes; default both).
 func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 	seconds := envInt("MCIV_BENCH_TOGGLE_SECONDS", 90, 12)
 	ctx, pg := benchServer(b, time.Duration(seconds)*time.Second+5*time.Minute)
-	for range b.N {
-		c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg"})
-		if err != nil {
-			b.Fatal(err)
+	type variant struct {
+		probes, metric string
+		p              *probes
+		ratios         []float64
+	}
+	all := []*variant{
+		{probes: PostgresProbesPacket, metric: "collector_hooks_tps_ratio"},
+		{probes: PostgresProbesSocket, metric: "collector_socket_tps_ratio"},
+	}
+	variants := all
+	if v := os.Getenv("MCIV_BENCH_TOGGLE_VARIANTS"); v != "" {
+		want := strings.Split(v, ",")
+		variants = slices.DeleteFunc(slices.Clone(all), func(v *variant) bool { return !slices.Contains(want, v.probes) })
+		if len(variants) == 0 {
+			b.Fatalf("MCIV_BENCH_TOGGLE_VARIANTS=%s: no such variant", v)
 		}
-		c.mu.Lock()
-		p := c.attached
-		c.mu.Unlock()
+	}
+	for range b.N {
+		for _, v := range variants {
+			c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: v.probes})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer stop()
+			for _, h := range c.Hooks() {
+				if strings.HasPrefix(h.Name, queryPathHook("")) {
+					fmt.Fprintf(os.Stderr, "%s: %s via %s %s\n", v.probes, h.Name, h.Type, h.Note)
+				}
+			}
+			c.mu.Lock()
+			v.p = c.attached
+			c.mu.Unlock()
+			v.p.pause()
+		}
 		const turn = 3 // seconds
 		var (
-			turns     [][]float64 // the kept seconds of each turn; odd turns have the hooks
+			turns     [][]float64 // the kept seconds of each turn; odd turns have hooks
 			reports   int
 			switchErr error
 		)
-		p.pause()
-		_, err = pg.SelectOnlyProgress(ctx, 2, time.Duration(seconds)*time.Second, func(tps float64) {
+		// withHooks is the variant whose hooks odd turn t has.
+		withHooks := func(t int) *variant { return variants[(t/2)%len(variants)] }
+		_, err := pg.SelectOnlyProgress(ctx, 2, time.Duration(seconds)*time.Second, func(tps float64) {
 			t := reports / turn
 			for len(turns) <= t {
 				turns = append(turns, nil)
@@ -185,37 +223,58 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 			if reports%turn != 0 {
 				return
 			}
-			if (reports/turn)%2 == 1 {
-				if err := p.resume(); err != nil && switchErr == nil {
+			if next := reports / turn; next%2 == 1 {
+				if err := withHooks(next).p.resume(); err != nil && switchErr == nil {
 					switchErr = err
 				}
 			} else {
-				p.pause()
+				withHooks(next - 1).p.pause()
 			}
 		})
-		if err := p.resume(); err != nil && switchErr == nil {
-			switchErr = err
+		for _, v := range variants {
+			v.p.pause()
 		}
-		stop()
 		if err != nil {
 			b.Fatal(err)
 		}
 		if switchErr != nil {
 			b.Fatal(switchErr)
 		}
-		ratios := turnRatios(turns)
-		if len(ratios) == 0 {
-			b.Fatalf("no turn with the hooks between two without: %v", turns)
-		}
-		line := "turns (tps without, with the hooks, ...):"
-		for _, t := range turns {
-			line += fmt.Sprintf(" %.0f", mean(t))
+		line := "turns (tps without, with hooks, ...):"
+		for t, ts := range turns {
+			line += fmt.Sprintf(" %.0f", mean(ts))
+			if t%2 == 1 {
+				line += "[" + withHooks(t).probes + "]"
+			}
 		}
 		fmt.Fprintln(os.Stderr, line)
-		fmt.Fprintf(os.Stderr, "ratios: %.3f\n", ratios)
-		b.ReportMetric(median(ratios), "collector_hooks_tps_ratio")
-		b.ReportMetric(float64(len(ratios)), "turns_with_hooks")
+		for t, r := range turnRatios(turns) {
+			v := withHooks(2*t + 1)
+			if r.turn != 2*t+1 {
+				v = withHooks(r.turn)
+			}
+			v.ratios = append(v.ratios, r.ratio)
+		}
+		for _, v := range variants {
+			if len(v.ratios) == 0 {
+				b.Fatalf("no turn with the %s hooks between two without: %v", v.probes, turns)
+			}
+			sorted := slices.Clone(v.ratios)
+			slices.Sort(sorted)
+			fmt.Fprintf(os.Stderr, "%s ratios: %.3f (median %.3f, quartiles %.3f-%.3f)\n", v.probes, v.ratios, median(slices.Clone(v.ratios)), quantile(sorted, 0.25), quantile(sorted, 0.75))
+			b.ReportMetric(median(v.ratios), v.metric)
+			b.ReportMetric(float64(len(v.ratios)), "turns_"+v.probes)
+		}
 	}
+}
+
+// quantile returns the q-quantile of sorted xs (nearest rank).
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	i := int(math.Round(q * float64(len(sorted)-1)))
+	return sorted[i]
 }
 
 // benchServer checks what the overhead benchmarks need, and starts a
@@ -232,7 +291,9 @@ func benchServer(b *testing.B, timeout time.Duration) (context.Context, *pglab.S
 	testenv.ExclusiveKernel(b)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	b.Cleanup(cancel)
-	pg, err := pglab.Start(ctx, pglab.Options{})
+	// In a cgroup of its own, as systemd runs it: the collector can
+	// measure it through its packets.
+	pg, err := pglab.Start(ctx, pglab.Options{Cgroup: serverCgroup(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -252,16 +313,22 @@ func envInt(name string, def, least int) int {
 	return def
 }
 
-// turnRatios returns, for each odd turn (with the hooks) that has an even
+// turnRatio is the throughput ratio of one turn with hooks.
+type turnRatio struct {
+	turn  int
+	ratio float64
+}
+
+// turnRatios returns, for each odd turn (with hooks) that has an even
 // turn (without) on either side, the ratio of its mean throughput to the
 // mean of theirs. Empty turns are skipped.
-func turnRatios(turns [][]float64) []float64 {
-	var out []float64
+func turnRatios(turns [][]float64) []turnRatio {
+	var out []turnRatio
 	for t := 1; t+1 < len(turns); t += 2 {
 		if len(turns[t-1]) == 0 || len(turns[t]) == 0 || len(turns[t+1]) == 0 {
 			continue
 		}
-		out = append(out, mean(turns[t])/((mean(turns[t-1])+mean(turns[t+1]))/2))
+		out = append(out, turnRatio{t, mean(turns[t]) / ((mean(turns[t-1]) + mean(turns[t+1])) / 2)})
 	}
 	return out
 }
@@ -283,7 +350,7 @@ func TestTurnRatios(t *testing.T) {
 	got := turnRatios(turns)
 	// Turn 1: 92 against (100+100)/2; turn 3 is empty; turn 5 has no
 	// turn after it.
-	if len(got) != 1 || math.Abs(got[0]-0.92) > 1e-9 {
+	if len(got) != 1 || got[0].turn != 1 || math.Abs(got[0].ratio-0.92) > 1e-9 {
 		t.Fatalf("ratios %v, want [0.92]", got)
 	}
 }
@@ -447,7 +514,7 @@ func processCPU() (time.Duration, error) {
 
 // mcivPrograms are the name prefixes of the collector's eBPF programs (the
 // kernel keeps 15 characters of a name).
-var mcivPrograms = []string{"pg_query", "db_sock", "tcp_", "inet_sock", "block_rq", "mysql_"}
+var mcivPrograms = []string{"pg_query", "db_sock", "db_skb", "tcp_", "inet_sock", "block_rq", "mysql_"}
 
 // programStats sums the statistics of the loaded eBPF programs whose
 // name starts with one of prefixes, by name.

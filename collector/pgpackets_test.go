@@ -13,7 +13,7 @@ import (
 
 // serverCgroup creates a cgroup v2 of its own for a test's server,
 // removed when the test ends.
-func serverCgroup(t *testing.T) string {
+func serverCgroup(t testing.TB) string {
 	t.Helper()
 	root := newCgroupNames("/proc/self/mountinfo").roots[cgroupSockets]
 	if root == "" {
