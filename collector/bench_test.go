@@ -3,14 +3,22 @@ package collector
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,10 +177,26 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 	seconds := envInt("MCIV_BENCH_TOGGLE_SECONDS", 90, 12)
 	ctx, pg := benchServer(b, time.Duration(seconds)*time.Second+5*time.Minute)
+	// The CPU the server and pgbench use, each in a cgroup of its own.
+	serverCg := filepath.Join(newCgroupNames("/proc/self/mountinfo").roots[cgroupSockets], cgroupV2Of("/proc", pg.Pid()))
+	clientCg := serverCgroup(b)
+	pg = pg.ClientsIn(clientCg)
+	usage := func() time.Duration {
+		var sum time.Duration
+		for _, dir := range []string{serverCg, clientCg} {
+			u, err := cgroupCPU(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += u
+		}
+		return sum
+	}
 	type variant struct {
 		probes, metric string
 		p              *probes
 		ratios         []float64
+		cpuRatios      []float64
 	}
 	all := []*variant{
 		{probes: PostgresProbesPacket, metric: "collector_hooks_tps_ratio"},
@@ -206,19 +230,25 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 		const turn = 3 // seconds
 		var (
 			turns     [][]float64 // the kept seconds of each turn; odd turns have hooks
+			cpu       [][]float64 // CPU seconds of the server and pgbench in each kept second
 			reports   int
 			switchErr error
 		)
+		lastCPU := usage()
 		// withHooks is the variant whose hooks odd turn t has.
 		withHooks := func(t int) *variant { return variants[(t/2)%len(variants)] }
 		_, err := pg.SelectOnlyProgress(ctx, 2, time.Duration(seconds)*time.Second, func(tps float64) {
 			t := reports / turn
 			for len(turns) <= t {
 				turns = append(turns, nil)
+				cpu = append(cpu, nil)
 			}
+			now := usage()
 			if reports%turn != 0 {
 				turns[t] = append(turns[t], tps)
+				cpu[t] = append(cpu[t], (now - lastCPU).Seconds())
 			}
+			lastCPU = now
 			reports++
 			if reports%turn != 0 {
 				return
@@ -248,12 +278,28 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 			}
 		}
 		fmt.Fprintln(os.Stderr, line)
-		for t, r := range turnRatios(turns) {
-			v := withHooks(2*t + 1)
-			if r.turn != 2*t+1 {
-				v = withHooks(r.turn)
-			}
+		for _, r := range turnRatios(turns) {
+			v := withHooks(r.turn)
 			v.ratios = append(v.ratios, r.ratio)
+		}
+		// CPU per transaction without hooks over CPU per transaction
+		// with them: the throughput kept where the CPU is the limit,
+		// and far less moved by the other loads of a shared machine
+		// than the throughput itself.
+		perTx := make([][]float64, len(turns))
+		for t := range turns {
+			var c, n float64
+			for i := range turns[t] {
+				c += cpu[t][i]
+				n += turns[t][i]
+			}
+			if n > 0 {
+				perTx[t] = []float64{c / n}
+			}
+		}
+		for _, r := range turnRatios(perTx) {
+			v := withHooks(r.turn)
+			v.cpuRatios = append(v.cpuRatios, 1/r.ratio)
 		}
 		for _, v := range variants {
 			if len(v.ratios) == 0 {
@@ -264,6 +310,12 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 			fmt.Fprintf(os.Stderr, "%s ratios: %.3f (median %.3f, quartiles %.3f-%.3f)\n", v.probes, v.ratios, median(slices.Clone(v.ratios)), quantile(sorted, 0.25), quantile(sorted, 0.75))
 			b.ReportMetric(median(v.ratios), v.metric)
 			b.ReportMetric(float64(len(v.ratios)), "turns_"+v.probes)
+			if len(v.cpuRatios) > 0 {
+				sorted := slices.Clone(v.cpuRatios)
+				slices.Sort(sorted)
+				fmt.Fprintf(os.Stderr, "%s CPU per transaction, without/with: %.3f (median %.3f, quartiles %.3f-%.3f)\n", v.probes, v.cpuRatios, median(slices.Clone(v.cpuRatios)), quantile(sorted, 0.25), quantile(sorted, 0.75))
+				b.ReportMetric(median(v.cpuRatios), strings.TrimSuffix(v.metric, "tps_ratio")+"cpu_ratio")
+			}
 		}
 	}
 }
@@ -547,3 +599,228 @@ func programStats(prefixes []string) map[string]ebpf.ProgramStats {
 type nopPublisher struct{}
 
 func (nopPublisher) Publish(string, []byte) error { return nil }
+
+// cgroupCPU returns the CPU time the processes of cgroup v2 dir used
+// (cpu.stat's usage_usec: the scheduler's exact run time, whether or not
+// the cpu controller is on).
+func cgroupCPU(dir string) (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "cpu.stat"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s/cpu.stat: %q: %w", dir, line, err)
+			}
+			return time.Duration(n) * time.Microsecond, nil
+		}
+	}
+	return 0, fmt.Errorf("%s/cpu.stat: no usage_usec", dir)
+}
+
+// BenchmarkQueryHookCost measures what each way of timing PostgreSQL
+// queries costs per query, more finely than throughput can on a shared
+// machine: two connections run pgbench -S's query (SELECT abalance FROM
+// pgbench_accounts WHERE aid = random) as fast as they can, one query in
+// flight each, from this process, while two collectors (the default,
+// packets; and postgres_probes: socket, the socket tracepoints), both
+// running throughout, have their hooks attached in turns of
+// MCIV_BENCH_WINDOW_MS (default 250) ms: none, packet, none, socket, none,
+// ... The CPU of a turn is the server's (its cgroup's cpu.stat) and the
+// client threads' (their own CPU clocks); a turn with hooks is compared
+// with the mean CPU per query of the turns without on either side, and
+// the median of these ratios (without/with: the throughput kept where the
+// CPU is the limit) is reported per collector with its quartiles. Both
+// ends run on this host, so the hooks' cost on either side is counted, as
+// pgbench's throughput would.
+//
+// MCIV_BENCH_HOOK_SECONDS: the run's length (default 60).
+func BenchmarkQueryHookCost(b *testing.B) {
+	seconds := envInt("MCIV_BENCH_HOOK_SECONDS", 60, 5)
+	window := time.Duration(envInt("MCIV_BENCH_WINDOW_MS", 250, 50)) * time.Millisecond
+	ctx, pg := benchServer(b, time.Duration(seconds)*time.Second+5*time.Minute)
+	serverCg := filepath.Join(newCgroupNames("/proc/self/mountinfo").roots[cgroupSockets], cgroupV2Of("/proc", pg.Pid()))
+	type variant struct {
+		probes string
+		p      *probes
+		ratios []float64
+	}
+	variants := []*variant{{probes: PostgresProbesPacket}, {probes: PostgresProbesSocket}}
+	for range b.N {
+		for _, v := range variants {
+			c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: v.probes})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer stop()
+			c.mu.Lock()
+			v.p = c.attached
+			c.mu.Unlock()
+			v.p.pause()
+		}
+		var (
+			queries   atomic.Int64
+			clientCPU atomic.Int64 // ns
+			stopWork  atomic.Bool
+			wg        sync.WaitGroup
+			workErr   = make(chan error, 2)
+		)
+		for range 2 {
+			conn, err := dialPG(ctx, pg.Port)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			wg.Go(func() {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				last := threadCPU()
+				for i := 0; !stopWork.Load(); i++ {
+					if err := conn.query(fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d;", 1+(i*7919)%100000)); err != nil {
+						workErr <- err
+						return
+					}
+					now := threadCPU()
+					clientCPU.Add(int64(now - last))
+					last = now
+					queries.Add(1)
+				}
+			})
+		}
+		type turn struct {
+			v        *variant // nil: no hooks
+			perQuery float64  // CPU ns per query
+		}
+		var turns []turn
+		sample := func() (int64, time.Duration) {
+			u, err := cgroupCPU(serverCg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return queries.Load(), u + time.Duration(clientCPU.Load())
+		}
+		end := time.Now().Add(time.Duration(seconds) * time.Second)
+		for i := 0; time.Now().Before(end); i++ {
+			var v *variant
+			if i%2 == 1 {
+				v = variants[(i/2)%len(variants)]
+				if err := v.p.resume(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// The first tenth of a turn holds the switch: not counted.
+			time.Sleep(window / 10)
+			q0, c0 := sample()
+			time.Sleep(window)
+			q1, c1 := sample()
+			if v != nil {
+				v.p.pause()
+			}
+			if q1 > q0 {
+				turns = append(turns, turn{v, float64(c1-c0) / float64(q1-q0)})
+			} else {
+				turns = append(turns, turn{v, math.NaN()})
+			}
+		}
+		stopWork.Store(true)
+		wg.Wait()
+		select {
+		case err := <-workErr:
+			b.Fatal(err)
+		default:
+		}
+		var without []float64
+		for t := 1; t+1 < len(turns); t += 2 {
+			a, w, c := turns[t-1].perQuery, turns[t].perQuery, turns[t+1].perQuery
+			if math.IsNaN(a) || math.IsNaN(w) || math.IsNaN(c) {
+				continue
+			}
+			turns[t].v.ratios = append(turns[t].v.ratios, (a+c)/2/w)
+			without = append(without, a)
+		}
+		fmt.Fprintf(os.Stderr, "%d queries in %d turns of %s; CPU per query without hooks: median %.1f us\n", queries.Load(), len(turns), window, median(slices.Clone(without))/1000)
+		for _, v := range variants {
+			if len(v.ratios) == 0 {
+				b.Fatalf("no turn with the %s hooks", v.probes)
+			}
+			sorted := slices.Clone(v.ratios)
+			slices.Sort(sorted)
+			fmt.Fprintf(os.Stderr, "%s: CPU per query without/with hooks: median %.4f, quartiles %.4f-%.4f, %d turns\n", v.probes, median(slices.Clone(sorted)), quantile(sorted, 0.25), quantile(sorted, 0.75), len(sorted))
+			b.ReportMetric(median(sorted), v.probes+"_cpu_ratio")
+		}
+	}
+}
+
+// threadCPU returns the calling thread's CPU time.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// pgConn is a minimal PostgreSQL client: trust authentication, simple
+// queries, results read and dropped.
+type pgConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// dialPG connects to the PostgreSQL on 127.0.0.1:port as postgres.
+func dialPG(ctx context.Context, port int) (*pgConn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return nil, err
+	}
+	c := &pgConn{Conn: nc, r: bufio.NewReader(nc)}
+	params := "user\x00postgres\x00database\x00postgres\x00\x00"
+	msg := binary.BigEndian.AppendUint32(nil, uint32(8+len(params)))
+	msg = binary.BigEndian.AppendUint32(msg, 3<<16)
+	if _, err := c.Write(append(msg, params...)); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := c.untilReady(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("postgres startup: %w", err)
+	}
+	return c, nil
+}
+
+// query runs sql with the simple protocol.
+func (c *pgConn) query(sql string) error {
+	msg := append([]byte{'Q'}, binary.BigEndian.AppendUint32(nil, uint32(4+len(sql)+1))...)
+	msg = append(append(msg, sql...), 0)
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	return c.untilReady()
+}
+
+// untilReady reads messages up to ReadyForQuery; an ErrorResponse fails.
+func (c *pgConn) untilReady() error {
+	var hdr [5]byte
+	failed := false
+	for {
+		if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+			return err
+		}
+		n := int(binary.BigEndian.Uint32(hdr[1:])) - 4
+		if _, err := c.r.Discard(n); err != nil {
+			return err
+		}
+		switch hdr[0] {
+		case 'E':
+			failed = true
+		case 'Z':
+			if failed {
+				return errors.New("postgres: error response")
+			}
+			return nil
+		}
+	}
+}

@@ -3,6 +3,8 @@ package collector
 import (
 	"context"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,3 +109,42 @@ func TestPostgresQueryLatencyPacketsFallback(t *testing.T) {
 
 // bpf0SockRecv is one of the parked socket tracepoint programs.
 var bpf0SockRecv = socketTracepointPrograms[0]
+
+// TestPostgresQueryLatencyPacketsUnixClients: a server measured through
+// its packets that also has Unix-socket clients (which have no packets)
+// gets the socket tracepoints for those, while its TCP connections are
+// still counted once.
+func TestPostgresQueryLatencyPacketsUnixClients(t *testing.T) {
+	requireKernel(t)
+	pg := startPGIn(t, serverCgroup(t))
+	r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"))
+	r.waitDBScan(t)
+	// A Unix-socket client that stays connected while the test runs.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hold := exec.CommandContext(ctx, "psql", "-h", pg.SocketDir(), "-p", strconv.Itoa(pg.Port), "-U", "postgres", "-d", "postgres", "-X", "-c", "SELECT pg_sleep(600)")
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = hold.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		row := r.queryPath(t, pg.Instance())
+		if row.Type == QueryPathPackets && strings.Contains(row.Note, "Unix-socket connections") {
+			t.Logf("query latency row: %+v", row)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a Unix-socket client did not show in the query latency row: %+v", row)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.c.mu.Lock()
+	p := r.c.attached
+	r.c.mu.Unlock()
+	if p.isParked(bpf0SockRecv) {
+		t.Fatal("the socket tracepoints are still detached with a Unix-socket client connected")
+	}
+	checkUnixSocket(t, pg, r)
+	checkOnlyQueriesCount(t, pg, r) // TCP, through the packets: each counted once
+}

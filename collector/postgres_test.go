@@ -231,7 +231,7 @@ func checkUnixSocket(t *testing.T, pg *pglab.Server, r *running) {
 	if _, err := u.Psql(ctx, "SELECT pg_sleep(0.12) WHERE 'unix' = 'unix'"); err != nil {
 		t.Fatal(err)
 	}
-	key := "db_query_seconds{instance=" + pg.Instance() + ",protocol=extended,}"
+	key := pgQueryKey(pg, "extended")
 	sum := r.collect(t, 20*time.Second, func(sum map[string]*wire.Series) bool {
 		return sum[key] != nil && sum[key].Hist.Count >= n
 	})
