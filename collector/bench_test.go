@@ -76,16 +76,16 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 	}
 	variants := []*variant{
 		{name: "collector", metric: "collector_tps_ratio", run: func() (float64, error) {
-			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run)
+			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run, pg.Pid())
 			return t, err
 		}},
 		{name: "bpftrace", metric: "bpftrace_tps_ratio", run: func() (float64, error) { return withBpftrace(b, ctx, pg.Binary, run) }},
 		{name: "socket", metric: "collector_socket_tps_ratio", run: func() (float64, error) {
-			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesSocket}, run)
+			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesSocket}, run, pg.Pid())
 			return t, err
 		}},
 		{name: "usdt", metric: "collector_usdt_tps_ratio", run: func() (float64, error) {
-			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesUSDT}, run)
+			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesUSDT}, run, pg.Pid())
 			return t, err
 		}},
 	}
@@ -134,7 +134,7 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatalf("enable BPF run time statistics: %v", err)
 	}
-	t, user, bpfTime, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run)
+	t, user, bpfTime, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run, pg.Pid())
 	_ = stats.Close()
 	if err != nil {
 		b.Fatal(err)
@@ -212,7 +212,7 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 	}
 	for range b.N {
 		for _, v := range variants {
-			c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: v.probes})
+			c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: v.probes}, pg.Pid())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -422,8 +422,8 @@ func median(xs []float64) float64 {
 // withCollector runs work while a collector (every object) is attached and
 // returns its result, the collector process's CPU time and the run time of
 // its PostgreSQL eBPF programs meanwhile.
-func withCollector(b *testing.B, ctx context.Context, cfg Config, work func() (float64, error)) (float64, time.Duration, time.Duration, error) {
-	_, stop, err := startCollector(ctx, cfg)
+func withCollector(b *testing.B, ctx context.Context, cfg Config, work func() (float64, error), onlyServers ...int) (float64, time.Duration, time.Duration, error) {
+	_, stop, err := startCollector(ctx, cfg, onlyServers...)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -451,11 +451,17 @@ func withCollector(b *testing.B, ctx context.Context, cfg Config, work func() (f
 }
 
 // startCollector runs a collector (every object) until stop, and returns
-// once it has attached its hooks and found the running servers.
-func startCollector(ctx context.Context, cfg Config) (c *Collector, stop func(), err error) {
+// once it has attached its hooks and found the running servers (only the
+// PostgreSQL servers of the postmaster pids onlyServers, if any).
+func startCollector(ctx context.Context, cfg Config, onlyServers ...int) (c *Collector, stop func(), err error) {
 	c, err = New(cfg, nopPublisher{}, nil, nil)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(onlyServers) > 0 {
+		// Other PostgreSQL servers on a shared machine (in the root
+		// cgroup, say) would change what this collector attaches.
+		c.pgOnly = func(pid int) bool { return slices.Contains(onlyServers, pid) }
 	}
 	if v := os.Getenv("MCIV_BENCH_SKIP_HOOKS"); v != "" && cfg.PostgresProbes != PostgresProbesUSDT {
 		skip := strings.Split(v, ",")
@@ -650,11 +656,16 @@ func BenchmarkQueryHookCost(b *testing.B) {
 	variants := []*variant{{probes: PostgresProbesPacket}, {probes: PostgresProbesSocket}}
 	for range b.N {
 		for _, v := range variants {
-			c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: v.probes})
+			c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: v.probes}, pg.Pid())
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer stop()
+			for _, h := range c.Hooks() {
+				if strings.HasPrefix(h.Name, queryPathHook("")) {
+					fmt.Fprintf(os.Stderr, "%s: %s via %s %s\n", v.probes, h.Name, h.Type, h.Note)
+				}
+			}
 			c.mu.Lock()
 			v.p = c.attached
 			c.mu.Unlock()

@@ -117,6 +117,9 @@ type Collector struct {
 	objects []object
 	// pgProbes are the PostgreSQL probes attached; benchmarks narrow them.
 	pgProbes []pgProbe
+	// pgOnly, if set, picks the PostgreSQL servers (by postmaster pid)
+	// measured: benchmarks on a shared machine keep to their own.
+	pgOnly func(pid int) bool
 
 	samplesSubject, eventsSubject string
 	// run tells this run's batch ids from an earlier run's.

@@ -203,7 +203,7 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 		needTracepoints := false
 		for pid, port := range s.postmasters {
 			ns, err := netnsInode(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "net"))
-			if err != nil || (c.cfg.NetNS != "" && ns != c.hostNetNS) {
+			if err != nil || (c.cfg.NetNS != "" && ns != c.hostNetNS) || (c.pgOnly != nil && !c.pgOnly(pid)) {
 				continue // gone, or another host's (see Config.NetNS)
 			}
 			c.names.instances.set(uint32(pid), pgInstance(port))

@@ -54,8 +54,8 @@ type Server struct {
 	// clientCgroup: the cgroup v2 directory pgbench starts in, "" the
 	// caller's.
 	clientCgroup string
-	proc *labproc.Process
-	cred *syscall.Credential
+	proc         *labproc.Process
+	cred         *syscall.Credential
 }
 
 // SocketDir is the directory of the server's Unix socket.
