@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,6 +26,14 @@ type running struct {
 // when the test ends.
 func runKernelCollector(t *testing.T, cfg Config, edit func([]object) []object) *running {
 	t.Helper()
+	return runKernelCollectorFor(t, cfg, edit)
+}
+
+// runKernelCollectorFor is runKernelCollector measuring only the
+// PostgreSQL servers of the postmaster pids given (all if none): the
+// other servers of a shared machine change what a collector attaches.
+func runKernelCollectorFor(t *testing.T, cfg Config, edit func([]object) []object, pids ...int) *running {
+	t.Helper()
 	cfg.Cluster, cfg.Host = "test", "kernel"
 	if cfg.Interval == 0 {
 		cfg.Interval = 100 * time.Millisecond
@@ -37,6 +46,9 @@ func runKernelCollector(t *testing.T, cfg Config, edit func([]object) []object) 
 	}
 	if edit != nil {
 		c.objects = edit(c.objects)
+	}
+	if len(pids) > 0 {
+		c.pgOnly = func(pid int) bool { return slices.Contains(pids, pid) }
 	}
 	runStarted(t, c)
 	return &running{c: c, batches: pub.batches, events: pub.events}

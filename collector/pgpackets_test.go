@@ -71,7 +71,7 @@ func (r *running) queryPath(t *testing.T, instance string) HookStatus {
 func TestPostgresQueryLatencyPackets(t *testing.T) {
 	requireKernel(t)
 	pg := startPGIn(t, serverCgroup(t))
-	r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"))
+	r := runKernelCollectorFor(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"), pg.Pid())
 	r.waitDBScan(t)
 	row := r.queryPath(t, pg.Instance())
 	t.Logf("query latency row: %+v", row)
@@ -97,7 +97,7 @@ func TestPostgresQueryLatencyPacketsFallback(t *testing.T) {
 		testenv.Missing(t, "this test runs in cgroup "+cg+", not the root: its server would not be in the root either")
 	}
 	pg := startPG(t)
-	r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"))
+	r := runKernelCollectorFor(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"), pg.Pid())
 	r.waitDBScan(t)
 	row := r.queryPath(t, pg.Instance())
 	t.Logf("query latency row: %+v", row)
@@ -117,7 +117,7 @@ var bpf0SockRecv = socketTracepointPrograms[0]
 func TestPostgresQueryLatencyPacketsUnixClients(t *testing.T) {
 	requireKernel(t)
 	pg := startPGIn(t, serverCgroup(t))
-	r := runKernelCollector(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"))
+	r := runKernelCollectorFor(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"), pg.Pid())
 	r.waitDBScan(t)
 	// A Unix-socket client that stays connected while the test runs.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -145,6 +145,6 @@ func TestPostgresQueryLatencyPacketsUnixClients(t *testing.T) {
 	if p.isParked(bpf0SockRecv) {
 		t.Fatal("the socket tracepoints are still detached with a Unix-socket client connected")
 	}
-	checkUnixSocket(t, pg, r)
 	checkOnlyQueriesCount(t, pg, r) // TCP, through the packets: each counted once
+	checkUnixSocket(t, pg, r)
 }
