@@ -525,7 +525,10 @@ int db_sock_send_tp(struct trace_event_raw_sock_msg_length *rec)
  *     request): a replication connection (startup parameter replication,
  *     not false) is never measured; a TLS or GSS-encrypted one is
  *     measured from each request's first packet to the answer's first,
- *     protocol unknown, without text (its setup exchange counts too);
+ *     protocol unknown, without text (its setup exchange counts too). A
+ *     connection made before the programs were attached is measured from
+ *     its first typed message on (a walsender's then never sends 'W':
+ *     its CopyData does not start requests);
  *   - a request starts with the first packet the server receives while
  *     no request is in flight, if that packet begins with a query's
  *     message: Query ('Q', simple), or Parse, Bind, Execute, Describe,
@@ -717,9 +720,6 @@ int db_skb_ingress(struct __sk_buff *skb)
 	if (bpf_skb_load_bytes(skb, off, &t, 1))
 		return 1;
 	switch (c->state) {
-	case DB_SOCK_NEW:
-		startup(skb, c, off, len);
-		return 1;
 	case DB_CONN_WAIT_ENC:
 		/* TLS (0x16 handshake), else the server declined and the
 		 * client goes on in plain text (or asks for TLS instead of
@@ -729,6 +729,19 @@ int db_skb_ingress(struct __sk_buff *skb)
 		else
 			startup(skb, c, off, len);
 		return 1;
+	case DB_SOCK_NEW:
+		if (t == 0) { /* a length's first byte: the startup message */
+			startup(skb, c, off, len);
+			return 1;
+		}
+		/* A connection made before the programs were attached, seen
+		 * first in the middle: a typed message, or TLS records. */
+		if (t != 0x16 && t != 0x17) {
+			c->state = DB_SOCK_READY;
+			break;
+		}
+		c->state = DB_CONN_OPAQUE;
+		/* fall through */
 	case DB_CONN_OPAQUE:
 		if (t == 0x17) { /* TLS application data */
 			c->protocol = PROTOCOL_UNKNOWN;

@@ -4,13 +4,16 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mciv/mciv/internal/histo"
 	"github.com/mciv/mciv/internal/lab/pglab"
 	"github.com/mciv/mciv/internal/lab/testenv"
+	"github.com/mciv/mciv/internal/wire"
 )
 
 // serverCgroup creates a cgroup v2 of its own for a test's server,
@@ -147,4 +150,64 @@ func TestPostgresQueryLatencyPacketsUnixClients(t *testing.T) {
 	}
 	checkOnlyQueriesCount(t, pg, r) // TCP, through the packets: each counted once
 	checkUnixSocket(t, pg, r)
+}
+
+// TestPostgresPacketsConnectionBeforeCollector: a connection (a pooled
+// one, say) made before the collector started has no startup message to
+// see; its later queries must be measured all the same, with their text.
+func TestPostgresPacketsConnectionBeforeCollector(t *testing.T) {
+	requireKernel(t)
+	pg := startPGIn(t, serverCgroup(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := dialPG(ctx, pg.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.query("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	r := runKernelCollectorFor(t, Config{PostgresDiscoveryInterval: 200 * time.Millisecond}, only("dbsock"), pg.Pid())
+	r.waitDBScan(t)
+	if row := r.queryPath(t, pg.Instance()); row.Type != QueryPathPackets {
+		t.Fatalf("query latency row %+v, want %s", row, QueryPathPackets)
+	}
+	const n = 5
+	var seen []float64 // seconds each query took, seen by the client
+	for range n {
+		start := time.Now()
+		if err := conn.query("SELECT pg_sleep(0.02)"); err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, time.Since(start).Seconds())
+	}
+	if err := conn.query("SELECT pg_sleep(0.11) WHERE 'early' = 'early'"); err != nil {
+		t.Fatal(err)
+	}
+	key := pgQueryKey(pg, "simple")
+	sum := r.collect(t, 20*time.Second, func(sum map[string]*wire.Series) bool {
+		return sum[key] != nil && sum[key].Hist.Count >= n+1
+	})
+	// pg_sleep sleeps at least its time, and the server's part of a
+	// query is within what the client sees (a loaded machine adds to
+	// both).
+	slices.Sort(seen)
+	if p50 := histo.Quantile(sum[key].Hist, 0.5); p50 < 0.0195 || p50 > seen[n-1]*1.01 {
+		t.Errorf("p50 %.4f s, want from 20 ms to the client's slowest, %.4f s", p50, seen[n-1])
+	}
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case e := <-r.events:
+			if e.Kind == eventKindSlowQuery && strings.Contains(e.Text, "WHERE $") {
+				if strings.Contains(e.Text, "early") || e.Value < 0.11 {
+					t.Errorf("slow query %+v", e)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no slow query event from the connection made before the collector")
+		}
+	}
 }
