@@ -282,7 +282,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		if c.cfg.PostgresProbes == PostgresProbesPacket {
 			// The socket tracepoints stay detached until a server
 			// needs them (scanDatabasesOnce).
-			dbs.packets = newPacketAttacher(p)
+			dbs.packets = newPacketAttacher(p, c.logger)
 			dbs.probes = p
 			if err := p.park(true, socketTracepointPrograms...); err != nil {
 				c.logger.Warn("cannot detach the socket tracepoints", "err", err)

@@ -3,6 +3,7 @@ package collector
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -84,14 +85,15 @@ func packetCgroup(procRoot, v2root string, pid int) (string, error) {
 // the PostgreSQL servers, once per cgroup, through the probes (so that
 // pause and resume cover them). Safe for concurrent use.
 type packetAttacher struct {
-	p *probes
+	p      *probes
+	logger *slog.Logger
 
 	mu   sync.Mutex
 	done map[string]error // by cgroup directory: nil attached
 }
 
-func newPacketAttacher(p *probes) *packetAttacher {
-	return &packetAttacher{p: p, done: make(map[string]error)}
+func newPacketAttacher(p *probes, logger *slog.Logger) *packetAttacher {
+	return &packetAttacher{p: p, logger: logger, done: make(map[string]error)}
 }
 
 // cgroupWays are the two programs on dir.
@@ -125,5 +127,10 @@ func (a *packetAttacher) attach(dir string) error {
 	// A half attachment (ingress only) measures nothing and stays until
 	// the collector stops: harmless.
 	a.done[dir] = err
+	if err != nil {
+		a.logger.Warn("PostgreSQL query latency not measured from the server's packets: the socket tracepoints measure it, at a higher cost", "cgroup", dir, "err", err)
+	} else {
+		a.logger.Info("PostgreSQL query latency measured from the server's packets", "cgroup", dir)
+	}
 	return err
 }

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
@@ -209,5 +210,38 @@ func TestPostgresPacketsConnectionBeforeCollector(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no slow query event from the connection made before the collector")
 		}
+	}
+}
+
+func TestPacketCgroup(t *testing.T) {
+	proc, v2 := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(v2+"/system.slice/postgresql.service", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(pid, content string) {
+		if err := os.MkdirAll(proc+"/"+pid, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(proc+"/"+pid+"/cgroup", []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("10", "4:memory:/x\n0::/system.slice/postgresql.service\n")
+	write("11", "1:name=systemd:/\n0::/\n")
+	write("12", "4:memory:/x\n") // no unified hierarchy line
+	write("13", "0::/gone.service\n")
+	if dir, err := packetCgroup(proc, v2, 10); err != nil || dir != v2+"/system.slice/postgresql.service" {
+		t.Errorf("own cgroup: %q, %v", dir, err)
+	}
+	if _, err := packetCgroup(proc, v2, 11); !errors.Is(err, errRootCgroup) {
+		t.Errorf("root cgroup: %v, want errRootCgroup", err)
+	}
+	for _, pid := range []int{12, 13, 14} {
+		if dir, err := packetCgroup(proc, v2, pid); err == nil {
+			t.Errorf("pid %d: %q, want an error", pid, dir)
+		}
+	}
+	if _, err := packetCgroup(proc, "", 10); err == nil {
+		t.Error("no cgroup v2 mounted: want an error")
 	}
 }
