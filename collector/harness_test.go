@@ -129,6 +129,29 @@ func (r *running) waitDBScan(t *testing.T) {
 	}
 }
 
+// drain discards the batches published so far and waits for two more,
+// so that whatever was observed before the call (and not yet collected)
+// is left out of the next collect. The collector publishes a batch every
+// interval into a deep queue: taking a fixed number of batches instead
+// reads only the oldest, and a query measured after them (a slow psql,
+// on a loaded machine) would be counted by the next collect.
+func (r *running) drain(t *testing.T) {
+	t.Helper()
+	for queued := true; queued; {
+		select {
+		case <-r.batches:
+		default:
+			queued = false
+		}
+	}
+	// The first batch may have read the maps before this call; the
+	// second began after it.
+	r.collect(t, 10*time.Second, func() func(map[string]*wire.Series) bool {
+		n := 0
+		return func(map[string]*wire.Series) bool { n++; return n >= 2 }
+	}())
+}
+
 // collect adds up the series of every batch until pred holds for the sum
 // or the timeout passes; it returns the sum keyed by signal and labels.
 func (r *running) collect(t *testing.T, timeout time.Duration, pred func(map[string]*wire.Series) bool) map[string]*wire.Series {

@@ -149,8 +149,10 @@ func TestPostgresQueryLatencyPacketsUnixClients(t *testing.T) {
 	if p.isParked(bpf0SockRecv) {
 		t.Fatal("the socket tracepoints are still detached with a Unix-socket client connected")
 	}
-	checkOnlyQueriesCount(t, pg, r) // TCP, through the packets: each counted once
+	// The Unix-socket queries first: then the TCP ones, through the
+	// packets, must still be counted once each, with the tracepoints on.
 	checkUnixSocket(t, pg, r)
+	checkOnlyQueriesCount(t, pg, r)
 }
 
 // TestPostgresPacketsConnectionBeforeCollector: a connection (a pooled

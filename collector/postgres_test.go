@@ -187,9 +187,7 @@ func TestPostgresStartedLater(t *testing.T) {
 func checkOnlyQueriesCount(t *testing.T, pg *pglab.Server, r *running) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// Let the earlier checks' samples drain first.
-	r.collect(t, 10*time.Second, func(map[string]*wire.Series) bool { return true })
-	r.collect(t, 10*time.Second, func(map[string]*wire.Series) bool { return true })
+	r.drain(t) // the earlier checks' samples
 	for range 5 {
 		if _, err := pg.Psql(ctx, "SELECT 1"); err != nil {
 			t.Fatal(err)
@@ -213,6 +211,13 @@ func checkOnlyQueriesCount(t *testing.T, pg *pglab.Server, r *running) {
 	more := r.collect(t, 10*time.Second, func(map[string]*wire.Series) bool { batches++; return batches >= 3 })
 	if n := count(first) + count(more); n != 5 {
 		t.Errorf("%d requests measured for five queries on five connections and one replication connection, want 5", n)
+		for _, sum := range []map[string]*wire.Series{first, more} {
+			for k, s := range sum {
+				if strings.HasPrefix(k, "db_query_seconds") && s.Hist != nil {
+					t.Logf("measured: %s count %d, sum %.4f s", k, s.Hist.Count, s.Hist.Sum)
+				}
+			}
+		}
 	}
 }
 
@@ -222,7 +227,7 @@ func checkOnlyQueriesCount(t *testing.T, pg *pglab.Server, r *running) {
 func checkUnixSocket(t *testing.T, pg *pglab.Server, r *running) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r.collect(t, 10*time.Second, func(map[string]*wire.Series) bool { return true }) // drain
+	r.drain(t)
 	u := pg.OverUnix()
 	const n = 10
 	if out, err := u.Pgbench(ctx, "SELECT pg_sleep(0.05);", n, pglab.Extended); err != nil {
