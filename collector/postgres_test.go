@@ -132,11 +132,11 @@ func TestSleepP50Problem(t *testing.T) {
 		ok  bool
 	}{
 		{histo.Value(histo.IndexOf(0.05)), true}, // 50 ms read back from its bucket
-		{0.0499, true},  // 50 ms's bucket begins at 49.8 ms
-		{0.0564, true},  // measured at load 40
-		{0.0625, true},  // a quarter more
-		{0.0497, false}, // shorter than the sleep
-		{0.025, false},  // half: each request counted as two
+		{0.0499, true},                           // 50 ms's bucket begins at 49.8 ms
+		{0.0564, true},                           // measured at load 40
+		{0.0625, true},                           // a quarter more
+		{0.0497, false},                          // shorter than the sleep
+		{0.025, false},                           // half: each request counted as two
 		{0.0630, false},
 		{0.1, false}, // double: two queries taken for one
 	} {
