@@ -51,6 +51,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 #include "mciv_events.h"
 #include "mciv_histo.h"
 #include "mciv_query.h"
@@ -190,15 +191,16 @@ struct {
 	__type(value, struct db_hist_row);
 } db_hist SEC(".maps");
 
-/* db_observe records one query of s that took d ns. */
-static __always_inline void db_observe(const struct db_sock *s, __u64 d)
+/* db_observe_as records one query of instance (its db_hist slot, or
+ * DB_NO_SLOT) over protocol that took d ns. */
+static __always_inline void db_observe_as(__u32 instance, __u16 slot, __u8 protocol, __u64 d)
 {
 	struct agg_key k = {};
 	struct db_hist_row *h;
 	__u32 row, b;
 
-	if (s->slot < DB_HIST_INSTANCES && s->protocol < DB_HIST_PROTOCOLS) {
-		row = s->slot * DB_HIST_PROTOCOLS + s->protocol;
+	if (slot < DB_HIST_INSTANCES && protocol < DB_HIST_PROTOCOLS) {
+		row = slot * DB_HIST_PROTOCOLS + protocol;
 		h = bpf_map_lookup_elem(&db_hist, &row);
 		if (!h)
 			return;
@@ -213,9 +215,15 @@ static __always_inline void db_observe(const struct db_sock *s, __u64 d)
 		return;
 	}
 	k.signal = AGG_DB_QUERY_SECONDS;
-	k.aux = s->instance;
-	k.aux2 = s->protocol;
+	k.aux = instance;
+	k.aux2 = protocol;
 	agg_observe_hot(&k, d);
+}
+
+/* db_observe records one query of s that took d ns. */
+static __always_inline void db_observe(const struct db_sock *s, __u64 d)
+{
+	db_observe_as(s->instance, s->slot, s->protocol, d);
 }
 
 /* Makes bpf2go emit Go types for the collector's side of the maps. */
@@ -500,4 +508,328 @@ int db_sock_send_tp(struct trace_event_raw_sock_msg_length *rec)
 		return 0;
 	on_send(sk, 0);
 	return 0;
+}
+
+/* ---- 3. cgroup_skb: only the server's packets ------------------------
+ *
+ * The socket tracepoints above fire for every recv and send of every
+ * process on the host, and cost a few percent of a busy server even when
+ * the program returns at once. A cgroup_skb program attached to the
+ * cgroup (v2) a server runs in fires only for the packets of the sockets
+ * created there: one run per packet the server receives or sends, none
+ * for anyone else. The collector attaches db_skb_ingress and db_skb_egress
+ * to a server's cgroup when that cgroup is not the root.
+ *
+ * The programs read PostgreSQL's wire protocol from the packets:
+ *   - a connection's first packet is its startup message (or a TLS
+ *     request): a replication connection (startup parameter replication,
+ *     not false) is never measured; a TLS or GSS-encrypted one is
+ *     measured from each request's first packet to the answer's first,
+ *     protocol unknown, without text (its setup exchange counts too). A
+ *     connection made before the programs were attached is measured from
+ *     its first typed message on (a walsender's then never sends 'W':
+ *     its CopyData does not start requests);
+ *   - a request starts with the first packet the server receives while
+ *     no request is in flight, if that packet begins with a query's
+ *     message: Query ('Q', simple), or Parse, Bind, Execute, Describe,
+ *     Sync, Flush or Close (extended); authentication and termination
+ *     messages start nothing;
+ *   - it ends with the packet the server sends whose last message is
+ *     ReadyForQuery ('Z', length 5): the whole answer has left. A
+ *     CopyBothResponse ('W') means streaming replication: the connection
+ *     is ignored from then on.
+ *
+ * The request's arrival is the clock at ingress; the answer's departure
+ * is the packet's own timestamp (TCP's departure time, the same clock),
+ * or the clock when it has none. A Query's or Parse's text is copied from
+ * the packet into the connection's storage; a slow query's event carries
+ * it. Unix-socket connections have no packets: the tracepoints measure
+ * them when the collector attaches those too.
+ */
+
+#define PG_TLS_CODE 80877103    /* SSLRequest */
+#define PG_GSSENC_CODE 80877104 /* GSSENCRequest */
+#define PG_CANCEL_CODE 80877102 /* CancelRequest */
+#define PG_PROTOCOL_3 0x00030000
+#define DB_CONN_OPAQUE 3  /* encrypted: request/answer by packets only */
+#define DB_CONN_WAIT_ENC 4 /* sent SSLRequest/GSSENCRequest: see what follows */
+#define DB_CONN_STARTUP_SCAN 128 /* bytes of the startup message looked at */
+
+/* One server connection seen by the packet programs. */
+struct db_conn {
+	__u64 start_ns; /* arrival of the request in flight, 0 none */
+	__u32 instance;
+	__u16 slot;
+	__u8 state;    /* enum db_sock_state, DB_CONN_OPAQUE or _WAIT_ENC */
+	__u8 protocol; /* of the request in flight */
+	__u8 text_skip; /* the text starts after a NUL-terminated name (Parse) */
+	__u8 pad[7];
+	char text[QUERY_TEXT_MAX]; /* of the request in flight, "" none */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct db_conn);
+} db_conn_storage SEC(".maps");
+
+/* tcp_payload returns the offset of sk's TCP payload in skb (whose data
+ * starts at the network header in cgroup_skb programs), or -1. */
+static __always_inline int tcp_payload(struct __sk_buff *skb)
+{
+	__u8 b = 0;
+	int off;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		if (bpf_skb_load_bytes(skb, 0, &b, 1))
+			return -1;
+		off = (b & 0xf) * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes(skb, 6, &b, 1) || b != IPPROTO_TCP)
+			return -1; /* extension headers: not looked into */
+		off = 40;
+	} else {
+		return -1;
+	}
+	if (bpf_skb_load_bytes(skb, off + 12, &b, 1))
+		return -1;
+	return off + (b >> 4) * 4;
+}
+
+/* bounded_len returns n if it is at most max, else max; and 0 for 0.
+ * mask+1 (a power of two) must be at least max: the verifier then sees
+ * that a result other than 0 is within [1, mask+1], whatever clang does
+ * with the compares. */
+static __always_inline __u64 bounded_len(__u64 n, __u64 max, __u64 mask)
+{
+	if (n > max)
+		n = max;
+	if (n == 0)
+		return 0;
+	/* Keep clang from seeing that the mask changes nothing. */
+	asm volatile("" : "+r"(n));
+	return ((n - 1) & mask) + 1;
+}
+
+/* conn_new makes the state of a connection whose first packet the server
+ * received: the listener's, or ignored if it is not a server's. */
+static __always_inline struct db_conn *conn_new(struct __sk_buff *skb, struct bpf_sock *sk)
+{
+	struct db_listener_key lk = {};
+	struct db_listener *l;
+	struct db_conn *c;
+	struct tcp_sock *tp;
+
+	c = bpf_sk_storage_get(&db_conn_storage, sk, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!c)
+		return 0;
+	c->state = DB_SOCK_IGNORED;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return c;
+	lk.port = skb->local_port;
+	lk.netns = ((struct sock *)tp)->__sk_common.skc_net.net->ns.inum;
+	l = bpf_map_lookup_elem(&db_listeners, &lk);
+	if (!l)
+		return c;
+	c->instance = l->instance;
+	c->slot = l->slot < DB_HIST_INSTANCES ? l->slot : DB_NO_SLOT;
+	c->state = DB_SOCK_NEW;
+	return c;
+}
+
+/* startup decides from a connection's first message (at off, len bytes
+ * of payload) whether its requests are measured. */
+static __always_inline void startup(struct __sk_buff *skb, struct db_conn *c, int off, __u32 len)
+{
+	char buf[DB_CONN_STARTUP_SCAN] = {};
+	__u64 n;
+	__u32 code;
+	int i;
+
+	if (len < 8 || bpf_skb_load_bytes(skb, off, buf, 8))
+		return;
+	code = (__u8)buf[4] << 24 | (__u8)buf[5] << 16 | (__u8)buf[6] << 8 | (__u8)buf[7];
+	if (code == PG_TLS_CODE || code == PG_GSSENC_CODE) {
+		c->state = DB_CONN_WAIT_ENC;
+		return;
+	}
+	if (code != PG_PROTOCOL_3) {
+		c->state = DB_SOCK_IGNORED; /* cancel request, or not PostgreSQL */
+		return;
+	}
+	/* Parameters: name\0value\0... after the 8-byte header. */
+	c->state = DB_SOCK_READY;
+	n = bounded_len(len - 8, sizeof(buf), sizeof(buf) - 1);
+	if (!n || bpf_skb_load_bytes(skb, off + 8, buf, n))
+		return;
+	for (i = 0; i + 14 < (int)sizeof(buf); i++) {
+		if ((i == 0 || buf[i - 1] == 0) && buf[i] == 'r' && buf[i + 1] == 'e' && buf[i + 2] == 'p' &&
+		    buf[i + 3] == 'l' && buf[i + 4] == 'i' && buf[i + 5] == 'c' && buf[i + 6] == 'a' &&
+		    buf[i + 7] == 't' && buf[i + 8] == 'i' && buf[i + 9] == 'o' && buf[i + 10] == 'n' &&
+		    buf[i + 11] == 0) {
+			/* false, off, no, 0 keep a normal connection */
+			char v0 = buf[i + 12], v1 = buf[i + 13];
+
+			if (!((v0 == 'f') || (v0 == 'o' && v1 == 'f') || (v0 == 'n' && v1 == 'o') || (v0 == '0' && v1 == 0)))
+				c->state = DB_SOCK_IGNORED;
+			break;
+		}
+	}
+}
+
+/* query_protocol tells a request's protocol from its first message type;
+ * 0xff: not a query. */
+static __always_inline __u8 query_protocol(char t)
+{
+	switch (t) {
+	case 'Q':
+		return PROTOCOL_SIMPLE;
+	case 'P': case 'B': case 'E': case 'D': case 'S': case 'H': case 'C':
+		return PROTOCOL_EXTENDED;
+	}
+	return 0xff;
+}
+
+SEC("cgroup_skb/ingress")
+int db_skb_ingress(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct db_conn *c;
+	int off;
+	__u32 len;
+	__u64 n;
+	char t = 0;
+	__u8 p;
+
+	if (!sk)
+		return 1;
+	c = bpf_sk_storage_get(&db_conn_storage, sk, 0, 0);
+	if (c && (c->state == DB_SOCK_IGNORED || c->start_ns))
+		return 1; /* not measured, or more of the request in flight */
+	off = tcp_payload(skb);
+	if (off <= 0 || off >= skb->len)
+		return 1; /* no payload: an ACK, a SYN, a FIN */
+	len = skb->len - off;
+	if (!c) {
+		c = conn_new(skb, sk);
+		if (!c || c->state == DB_SOCK_IGNORED)
+			return 1;
+	}
+	if (bpf_skb_load_bytes(skb, off, &t, 1))
+		return 1;
+	switch (c->state) {
+	case DB_CONN_WAIT_ENC:
+		/* TLS (0x16 handshake), else the server declined and the
+		 * client goes on in plain text (or asks for TLS instead of
+		 * GSS). */
+		if (t == 0x16)
+			c->state = DB_CONN_OPAQUE;
+		else
+			startup(skb, c, off, len);
+		return 1;
+	case DB_SOCK_NEW:
+		if (t == 0) { /* a length's first byte: the startup message */
+			startup(skb, c, off, len);
+			return 1;
+		}
+		/* A connection made before the programs were attached, seen
+		 * first in the middle: a typed message, or TLS records. */
+		if (t != 0x16 && t != 0x17) {
+			c->state = DB_SOCK_READY;
+			break;
+		}
+		c->state = DB_CONN_OPAQUE;
+		/* fall through */
+	case DB_CONN_OPAQUE:
+		if (t == 0x17) { /* TLS application data */
+			c->protocol = PROTOCOL_UNKNOWN;
+			c->text[0] = 0;
+			c->start_ns = bpf_ktime_get_ns();
+		}
+		return 1;
+	}
+	p = query_protocol(t);
+	if (p == 0xff)
+		return 1;
+	c->protocol = p;
+	c->text[0] = 0;
+	c->text_skip = t == 'P';
+	if ((t == 'Q' || t == 'P') && len > 5) {
+		n = bounded_len(len - 5, QUERY_TEXT_MAX - 1, QUERY_TEXT_MAX - 1);
+		if (n && !bpf_skb_load_bytes(skb, off + 5, c->text, n))
+			c->text[n & (QUERY_TEXT_MAX - 1)] = 0;
+		else
+			c->text[0] = 0;
+	}
+	c->start_ns = bpf_ktime_get_ns();
+	return 1;
+}
+
+/* slow_conn_query reports the request in flight on c, which took d. */
+static __always_inline void slow_conn_query(struct db_conn *c, __u64 now, __u64 d)
+{
+	struct query_event *e = reserve_slow_query(c->instance, c->protocol, now, d);
+	int i, start = 0;
+
+	if (!e)
+		return;
+	if (c->text_skip) {
+		/* Parse: the statement's name, then its text. */
+		start = -1;
+		for (i = 0; i < 64; i++) {
+			if (c->text[i] == 0) {
+				start = i + 1;
+				break;
+			}
+		}
+	}
+	e->text[0] = 0;
+	if (start == 0)
+		bpf_probe_read_kernel_str(e->text, sizeof(e->text), c->text);
+	else if (start > 0 && start < 64)
+		bpf_probe_read_kernel_str(e->text, sizeof(e->text) - 64, c->text + start);
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("cgroup_skb/egress")
+int db_skb_egress(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct db_conn *c;
+	__u64 now, d;
+	int off;
+	char tail[6] = {};
+	char t = 0;
+
+	if (!sk)
+		return 1;
+	c = bpf_sk_storage_get(&db_conn_storage, sk, 0, 0);
+	if (!c || !c->start_ns)
+		return 1; /* not a server connection, or nothing asked */
+	off = tcp_payload(skb);
+	if (off <= 0 || off >= skb->len)
+		return 1;
+	if (c->state == DB_SOCK_READY) {
+		if (skb->len - off < 6 || bpf_skb_load_bytes(skb, skb->len - 6, tail, 6))
+			return 1;
+		if (tail[0] != 'Z' || tail[1] || tail[2] || tail[3] || tail[4] != 5) {
+			if (!bpf_skb_load_bytes(skb, off, &t, 1) && t == 'W') {
+				/* CopyBothResponse: streaming replication */
+				c->state = DB_SOCK_IGNORED;
+				c->start_ns = 0;
+			}
+			return 1; /* more of the answer to come */
+		}
+	}
+	now = skb->tstamp;
+	if (now <= c->start_ns)
+		now = bpf_ktime_get_ns();
+	d = now - c->start_ns;
+	c->start_ns = 0;
+	db_observe_as(c->instance, c->slot, c->protocol, d);
+	if (d >= slow_query_ns)
+		slow_conn_query(c, now, d);
+	return 1;
 }

@@ -32,6 +32,18 @@ type DBSockAggKey struct {
 	Cgroup uint64
 }
 
+type DBSockDbConn struct {
+	_        structs.HostLayout
+	StartNs  uint64
+	Instance uint32
+	Slot     uint16
+	State    uint8
+	Protocol uint8
+	TextSkip uint8
+	Pad      [7]uint8
+	Text     [256]int8
+}
+
 type DBSockDbHistRow struct {
 	_       structs.HostLayout
 	Buckets [1792]uint64
@@ -92,6 +104,7 @@ type DBSockSockEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	DBSockMapAggregates          = "aggregates"
+	DBSockMapDbConnStorage       = "db_conn_storage"
 	DBSockMapDbHist              = "db_hist"
 	DBSockMapDbListeners         = "db_listeners"
 	DBSockMapDbPorts             = "db_ports"
@@ -101,6 +114,8 @@ const (
 	DBSockMapEvents              = "events"
 	DBSockMapEventsDropped       = "events_dropped"
 	DBSockMapHotAggregates       = "hot_aggregates"
+	DBSockProgDbSkbEgress        = "db_skb_egress"
+	DBSockProgDbSkbIngress       = "db_skb_ingress"
 	DBSockProgDbSockRecvBtf      = "db_sock_recv_btf"
 	DBSockProgDbSockRecvTp       = "db_sock_recv_tp"
 	DBSockProgDbSockSendBtf      = "db_sock_send_btf"
@@ -159,6 +174,8 @@ type DBSockSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DBSockProgramSpecs struct {
+	DbSkbEgress   *ebpf.ProgramSpec `ebpf:"db_skb_egress"`
+	DbSkbIngress  *ebpf.ProgramSpec `ebpf:"db_skb_ingress"`
 	DbSockRecvBtf *ebpf.ProgramSpec `ebpf:"db_sock_recv_btf"`
 	DbSockRecvTp  *ebpf.ProgramSpec `ebpf:"db_sock_recv_tp"`
 	DbSockSendBtf *ebpf.ProgramSpec `ebpf:"db_sock_send_btf"`
@@ -170,6 +187,7 @@ type DBSockProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type DBSockMapSpecs struct {
 	Aggregates      *ebpf.MapSpec `ebpf:"aggregates"`
+	DbConnStorage   *ebpf.MapSpec `ebpf:"db_conn_storage"`
 	DbHist          *ebpf.MapSpec `ebpf:"db_hist"`
 	DbListeners     *ebpf.MapSpec `ebpf:"db_listeners"`
 	DbPorts         *ebpf.MapSpec `ebpf:"db_ports"`
@@ -218,6 +236,7 @@ func (o *DBSockObjects) Close() error {
 // It can be passed to LoadDBSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DBSockMaps struct {
 	Aggregates      *ebpf.Map `ebpf:"aggregates"`
+	DbConnStorage   *ebpf.Map `ebpf:"db_conn_storage"`
 	DbHist          *ebpf.Map `ebpf:"db_hist"`
 	DbListeners     *ebpf.Map `ebpf:"db_listeners"`
 	DbPorts         *ebpf.Map `ebpf:"db_ports"`
@@ -232,6 +251,7 @@ type DBSockMaps struct {
 func (m *DBSockMaps) Close() error {
 	return _DBSockClose(
 		m.Aggregates,
+		m.DbConnStorage,
 		m.DbHist,
 		m.DbListeners,
 		m.DbPorts,
@@ -264,6 +284,8 @@ type DBSockVariables struct {
 //
 // It can be passed to LoadDBSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DBSockPrograms struct {
+	DbSkbEgress   *ebpf.Program `ebpf:"db_skb_egress"`
+	DbSkbIngress  *ebpf.Program `ebpf:"db_skb_ingress"`
 	DbSockRecvBtf *ebpf.Program `ebpf:"db_sock_recv_btf"`
 	DbSockRecvTp  *ebpf.Program `ebpf:"db_sock_recv_tp"`
 	DbSockSendBtf *ebpf.Program `ebpf:"db_sock_send_btf"`
@@ -272,6 +294,8 @@ type DBSockPrograms struct {
 
 func (p *DBSockPrograms) Close() error {
 	return _DBSockClose(
+		p.DbSkbEgress,
+		p.DbSkbIngress,
 		p.DbSockRecvBtf,
 		p.DbSockRecvTp,
 		p.DbSockSendBtf,

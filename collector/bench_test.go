@@ -3,14 +3,22 @@ package collector
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,13 +30,14 @@ import (
 )
 
 // BenchmarkPgbenchOverhead measures what the collector costs a real
-// PostgreSQL: pgbench -S throughput without any probe (A), with the
-// collector attached as it is by default (B: query latency from the
-// server's sockets), with bpftrace running the equivalent USDT latency
-// histogram (C), and with the collector measuring through the USDT probes
-// (D), interleaved A B A C A D A, then C D B, D B C ... with an A run
+// PostgreSQL (run in a cgroup of its own, as systemd runs it): pgbench -S
+// throughput without any probe (A), with the collector attached as it is
+// by default (B: query latency from the server's packets), with bpftrace
+// running the equivalent USDT latency histogram (C), with the collector
+// measuring through the socket tracepoints (S) and through the USDT probes
+// (D), interleaved A B A C A S A D A, then C S D B, ... with an A run
 // between any two others, on one server. It reports the median throughput
-// ratios B/A, C/A and D/A (each to the mean of the A runs on either side),
+// ratios B/A, C/A, S/A and D/A (each to the mean of the A runs on either side),
 // and the collector's CPU per 10,000
 // queries per second in its default mode: its own process (user+system,
 // reading the maps and publishing) and its eBPF programs (run time from
@@ -37,7 +46,7 @@ import (
 // Knobs, all optional:
 //   - MCIV_BENCH_ROUNDS: rounds (default 6); 0 for only the CPU run, whose
 //     log has each eBPF program's ns per run.
-//   - MCIV_BENCH_VARIANTS=collector,bpftrace,usdt: only these of B, C, D,
+//   - MCIV_BENCH_VARIANTS=collector,bpftrace,socket,usdt: only these of B, C, S, D,
 //     for more rounds of one comparison in the same time.
 //   - MCIV_BENCH_CLIENTS: pgbench's clients and threads (default 2).
 //   - MCIV_BENCH_SKIP_HOOKS=tcp_probe,...: B without these kernel hooks,
@@ -67,12 +76,16 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 	}
 	variants := []*variant{
 		{name: "collector", metric: "collector_tps_ratio", run: func() (float64, error) {
-			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run)
+			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run, pg.Pid())
 			return t, err
 		}},
 		{name: "bpftrace", metric: "bpftrace_tps_ratio", run: func() (float64, error) { return withBpftrace(b, ctx, pg.Binary, run) }},
+		{name: "socket", metric: "collector_socket_tps_ratio", run: func() (float64, error) {
+			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesSocket}, run, pg.Pid())
+			return t, err
+		}},
 		{name: "usdt", metric: "collector_usdt_tps_ratio", run: func() (float64, error) {
-			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesUSDT}, run)
+			t, _, _, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: PostgresProbesUSDT}, run, pg.Pid())
 			return t, err
 		}},
 	}
@@ -121,7 +134,7 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatalf("enable BPF run time statistics: %v", err)
 	}
-	t, user, bpfTime, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run)
+	t, user, bpfTime, err := withCollector(b, ctx, Config{Cluster: "bench", Host: "pg"}, run, pg.Pid())
 	_ = stats.Close()
 	if err != nil {
 		b.Fatal(err)
@@ -145,77 +158,175 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 // hooks cost a real PostgreSQL, more finely than BenchmarkPgbenchOverhead
 // can: runs seconds apart differ by several percent on a shared machine,
 // neighbouring seconds far less. One pgbench -S run reports its throughput
-// every second, while a collector, running throughout in its default mode,
-// has its hooks detached and attached in turns of three seconds, each turn
-// starting right after a report. The first second of a turn (it holds the
-// switch) is dropped. Each turn with the hooks is compared with the mean
-// of the turns without them on either side, and the median of these ratios
-// is reported (collector_hooks_tps_ratio). The collector's process runs in
-// both, so its CPU is not in the ratio: BenchmarkPgbenchOverhead reports
-// it.
+// every second, while collectors, running throughout, have their hooks
+// detached and attached in turns of three seconds, each turn starting
+// right after a report: a turn without any hooks, then one collector's,
+// then none, then the next collector's, and so on. The first second of a
+// turn (it holds the switch) is dropped. Each turn with hooks is compared
+// with the mean of the turns without them on either side, and the median
+// of each collector's ratios is reported: collector_hooks_tps_ratio for
+// the collector as it ships (query latency from the server's packets; the
+// server runs in a cgroup of its own), collector_socket_tps_ratio for the
+// same with postgres_probes: socket (the socket tracepoints). The
+// collectors' processes run in every turn, so their CPU is not in the
+// ratio: BenchmarkPgbenchOverhead reports it.
 //
 // MCIV_BENCH_TOGGLE_SECONDS: the run's length (default 90).
+// MCIV_BENCH_TOGGLE_VARIANTS=packet,socket: the collectors compared
+// (their postgres_probes; default both).
 func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 	seconds := envInt("MCIV_BENCH_TOGGLE_SECONDS", 90, 12)
 	ctx, pg := benchServer(b, time.Duration(seconds)*time.Second+5*time.Minute)
-	for range b.N {
-		c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg"})
-		if err != nil {
-			b.Fatal(err)
+	// The CPU the server and pgbench use, each in a cgroup of its own.
+	serverCg := filepath.Join(newCgroupNames("/proc/self/mountinfo").roots[cgroupSockets], cgroupV2Of("/proc", pg.Pid()))
+	clientCg := serverCgroup(b)
+	pg = pg.ClientsIn(clientCg)
+	usage := func() time.Duration {
+		var sum time.Duration
+		for _, dir := range []string{serverCg, clientCg} {
+			u, err := cgroupCPU(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += u
 		}
-		c.mu.Lock()
-		p := c.attached
-		c.mu.Unlock()
+		return sum
+	}
+	type variant struct {
+		probes, metric string
+		p              *probes
+		ratios         []float64
+		cpuRatios      []float64
+	}
+	all := []*variant{
+		{probes: PostgresProbesPacket, metric: "collector_hooks_tps_ratio"},
+		{probes: PostgresProbesSocket, metric: "collector_socket_tps_ratio"},
+	}
+	variants := all
+	if v := os.Getenv("MCIV_BENCH_TOGGLE_VARIANTS"); v != "" {
+		want := strings.Split(v, ",")
+		variants = slices.DeleteFunc(slices.Clone(all), func(v *variant) bool { return !slices.Contains(want, v.probes) })
+		if len(variants) == 0 {
+			b.Fatalf("MCIV_BENCH_TOGGLE_VARIANTS=%s: no such variant", v)
+		}
+	}
+	for range b.N {
+		for _, v := range variants {
+			c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: v.probes}, pg.Pid())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer stop()
+			for _, h := range c.Hooks() {
+				if strings.HasPrefix(h.Name, queryPathHook("")) {
+					fmt.Fprintf(os.Stderr, "%s: %s via %s %s\n", v.probes, h.Name, h.Type, h.Note)
+				}
+			}
+			c.mu.Lock()
+			v.p = c.attached
+			c.mu.Unlock()
+			v.p.pause()
+		}
 		const turn = 3 // seconds
 		var (
-			turns     [][]float64 // the kept seconds of each turn; odd turns have the hooks
+			turns     [][]float64 // the kept seconds of each turn; odd turns have hooks
+			cpu       [][]float64 // CPU seconds of the server and pgbench in each kept second
 			reports   int
 			switchErr error
 		)
-		p.pause()
-		_, err = pg.SelectOnlyProgress(ctx, 2, time.Duration(seconds)*time.Second, func(tps float64) {
+		lastCPU := usage()
+		// withHooks is the variant whose hooks odd turn t has.
+		withHooks := func(t int) *variant { return variants[(t/2)%len(variants)] }
+		_, err := pg.SelectOnlyProgress(ctx, 2, time.Duration(seconds)*time.Second, func(tps float64) {
 			t := reports / turn
 			for len(turns) <= t {
 				turns = append(turns, nil)
+				cpu = append(cpu, nil)
 			}
+			now := usage()
 			if reports%turn != 0 {
 				turns[t] = append(turns[t], tps)
+				cpu[t] = append(cpu[t], (now - lastCPU).Seconds())
 			}
+			lastCPU = now
 			reports++
 			if reports%turn != 0 {
 				return
 			}
-			if (reports/turn)%2 == 1 {
-				if err := p.resume(); err != nil && switchErr == nil {
+			if next := reports / turn; next%2 == 1 {
+				if err := withHooks(next).p.resume(); err != nil && switchErr == nil {
 					switchErr = err
 				}
 			} else {
-				p.pause()
+				withHooks(next - 1).p.pause()
 			}
 		})
-		if err := p.resume(); err != nil && switchErr == nil {
-			switchErr = err
+		for _, v := range variants {
+			v.p.pause()
 		}
-		stop()
 		if err != nil {
 			b.Fatal(err)
 		}
 		if switchErr != nil {
 			b.Fatal(switchErr)
 		}
-		ratios := turnRatios(turns)
-		if len(ratios) == 0 {
-			b.Fatalf("no turn with the hooks between two without: %v", turns)
-		}
-		line := "turns (tps without, with the hooks, ...):"
-		for _, t := range turns {
-			line += fmt.Sprintf(" %.0f", mean(t))
+		line := "turns (tps without, with hooks, ...):"
+		for t, ts := range turns {
+			line += fmt.Sprintf(" %.0f", mean(ts))
+			if t%2 == 1 {
+				line += "[" + withHooks(t).probes + "]"
+			}
 		}
 		fmt.Fprintln(os.Stderr, line)
-		fmt.Fprintf(os.Stderr, "ratios: %.3f\n", ratios)
-		b.ReportMetric(median(ratios), "collector_hooks_tps_ratio")
-		b.ReportMetric(float64(len(ratios)), "turns_with_hooks")
+		for _, r := range turnRatios(turns) {
+			v := withHooks(r.turn)
+			v.ratios = append(v.ratios, r.ratio)
+		}
+		// CPU per transaction without hooks over CPU per transaction
+		// with them: the throughput kept where the CPU is the limit,
+		// and far less moved by the other loads of a shared machine
+		// than the throughput itself.
+		perTx := make([][]float64, len(turns))
+		for t := range turns {
+			var c, n float64
+			for i := range turns[t] {
+				c += cpu[t][i]
+				n += turns[t][i]
+			}
+			if n > 0 {
+				perTx[t] = []float64{c / n}
+			}
+		}
+		for _, r := range turnRatios(perTx) {
+			v := withHooks(r.turn)
+			v.cpuRatios = append(v.cpuRatios, 1/r.ratio)
+		}
+		for _, v := range variants {
+			if len(v.ratios) == 0 {
+				b.Fatalf("no turn with the %s hooks between two without: %v", v.probes, turns)
+			}
+			sorted := slices.Clone(v.ratios)
+			slices.Sort(sorted)
+			fmt.Fprintf(os.Stderr, "%s ratios: %.3f (median %.3f, quartiles %.3f-%.3f)\n", v.probes, v.ratios, median(slices.Clone(v.ratios)), quantile(sorted, 0.25), quantile(sorted, 0.75))
+			b.ReportMetric(median(v.ratios), v.metric)
+			b.ReportMetric(float64(len(v.ratios)), "turns_"+v.probes)
+			if len(v.cpuRatios) > 0 {
+				sorted := slices.Clone(v.cpuRatios)
+				slices.Sort(sorted)
+				fmt.Fprintf(os.Stderr, "%s CPU per transaction, without/with: %.3f (median %.3f, quartiles %.3f-%.3f)\n", v.probes, v.cpuRatios, median(slices.Clone(v.cpuRatios)), quantile(sorted, 0.25), quantile(sorted, 0.75))
+				b.ReportMetric(median(v.cpuRatios), strings.TrimSuffix(v.metric, "tps_ratio")+"cpu_ratio")
+			}
+		}
 	}
+}
+
+// quantile returns the q-quantile of sorted xs (nearest rank).
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	i := int(math.Round(q * float64(len(sorted)-1)))
+	return sorted[i]
 }
 
 // benchServer checks what the overhead benchmarks need, and starts a
@@ -232,7 +343,9 @@ func benchServer(b *testing.B, timeout time.Duration) (context.Context, *pglab.S
 	testenv.ExclusiveKernel(b)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	b.Cleanup(cancel)
-	pg, err := pglab.Start(ctx, pglab.Options{})
+	// In a cgroup of its own, as systemd runs it: the collector can
+	// measure it through its packets.
+	pg, err := pglab.Start(ctx, pglab.Options{Cgroup: serverCgroup(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -252,16 +365,22 @@ func envInt(name string, def, least int) int {
 	return def
 }
 
-// turnRatios returns, for each odd turn (with the hooks) that has an even
+// turnRatio is the throughput ratio of one turn with hooks.
+type turnRatio struct {
+	turn  int
+	ratio float64
+}
+
+// turnRatios returns, for each odd turn (with hooks) that has an even
 // turn (without) on either side, the ratio of its mean throughput to the
 // mean of theirs. Empty turns are skipped.
-func turnRatios(turns [][]float64) []float64 {
-	var out []float64
+func turnRatios(turns [][]float64) []turnRatio {
+	var out []turnRatio
 	for t := 1; t+1 < len(turns); t += 2 {
 		if len(turns[t-1]) == 0 || len(turns[t]) == 0 || len(turns[t+1]) == 0 {
 			continue
 		}
-		out = append(out, mean(turns[t])/((mean(turns[t-1])+mean(turns[t+1]))/2))
+		out = append(out, turnRatio{t, mean(turns[t]) / ((mean(turns[t-1]) + mean(turns[t+1])) / 2)})
 	}
 	return out
 }
@@ -283,7 +402,7 @@ func TestTurnRatios(t *testing.T) {
 	got := turnRatios(turns)
 	// Turn 1: 92 against (100+100)/2; turn 3 is empty; turn 5 has no
 	// turn after it.
-	if len(got) != 1 || math.Abs(got[0]-0.92) > 1e-9 {
+	if len(got) != 1 || got[0].turn != 1 || math.Abs(got[0].ratio-0.92) > 1e-9 {
 		t.Fatalf("ratios %v, want [0.92]", got)
 	}
 }
@@ -303,8 +422,8 @@ func median(xs []float64) float64 {
 // withCollector runs work while a collector (every object) is attached and
 // returns its result, the collector process's CPU time and the run time of
 // its PostgreSQL eBPF programs meanwhile.
-func withCollector(b *testing.B, ctx context.Context, cfg Config, work func() (float64, error)) (float64, time.Duration, time.Duration, error) {
-	_, stop, err := startCollector(ctx, cfg)
+func withCollector(b *testing.B, ctx context.Context, cfg Config, work func() (float64, error), onlyServers ...int) (float64, time.Duration, time.Duration, error) {
+	_, stop, err := startCollector(ctx, cfg, onlyServers...)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -332,11 +451,17 @@ func withCollector(b *testing.B, ctx context.Context, cfg Config, work func() (f
 }
 
 // startCollector runs a collector (every object) until stop, and returns
-// once it has attached its hooks and found the running servers.
-func startCollector(ctx context.Context, cfg Config) (c *Collector, stop func(), err error) {
+// once it has attached its hooks and found the running servers (only the
+// PostgreSQL servers of the postmaster pids onlyServers, if any).
+func startCollector(ctx context.Context, cfg Config, onlyServers ...int) (c *Collector, stop func(), err error) {
 	c, err = New(cfg, nopPublisher{}, nil, nil)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(onlyServers) > 0 {
+		// Other PostgreSQL servers on a shared machine (in the root
+		// cgroup, say) would change what this collector attaches.
+		c.pgOnly = func(pid int) bool { return slices.Contains(onlyServers, pid) }
 	}
 	if v := os.Getenv("MCIV_BENCH_SKIP_HOOKS"); v != "" && cfg.PostgresProbes != PostgresProbesUSDT {
 		skip := strings.Split(v, ",")
@@ -447,7 +572,7 @@ func processCPU() (time.Duration, error) {
 
 // mcivPrograms are the name prefixes of the collector's eBPF programs (the
 // kernel keeps 15 characters of a name).
-var mcivPrograms = []string{"pg_query", "db_sock", "tcp_", "inet_sock", "block_rq", "mysql_"}
+var mcivPrograms = []string{"pg_query", "db_sock", "db_skb", "tcp_", "inet_sock", "block_rq", "mysql_"}
 
 // programStats sums the statistics of the loaded eBPF programs whose
 // name starts with one of prefixes, by name.
@@ -480,3 +605,233 @@ func programStats(prefixes []string) map[string]ebpf.ProgramStats {
 type nopPublisher struct{}
 
 func (nopPublisher) Publish(string, []byte) error { return nil }
+
+// cgroupCPU returns the CPU time the processes of cgroup v2 dir used
+// (cpu.stat's usage_usec: the scheduler's exact run time, whether or not
+// the cpu controller is on).
+func cgroupCPU(dir string) (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "cpu.stat"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s/cpu.stat: %q: %w", dir, line, err)
+			}
+			return time.Duration(n) * time.Microsecond, nil
+		}
+	}
+	return 0, fmt.Errorf("%s/cpu.stat: no usage_usec", dir)
+}
+
+// BenchmarkQueryHookCost measures what each way of timing PostgreSQL
+// queries costs per query, more finely than throughput can on a shared
+// machine: two connections run pgbench -S's query (SELECT abalance FROM
+// pgbench_accounts WHERE aid = random) as fast as they can, one query in
+// flight each, from this process, while two collectors (the default,
+// packets; and postgres_probes: socket, the socket tracepoints), both
+// running throughout, have their hooks attached in turns of
+// MCIV_BENCH_WINDOW_MS (default 250) ms: none, packet, none, socket, none,
+// ... The CPU of a turn is the server's (its cgroup's cpu.stat) and the
+// client threads' (their own CPU clocks); a turn with hooks is compared
+// with the mean CPU per query of the turns without on either side, and
+// the median of these ratios (without/with: the throughput kept where the
+// CPU is the limit) is reported per collector with its quartiles. Both
+// ends run on this host, so the hooks' cost on either side is counted, as
+// pgbench's throughput would.
+//
+// MCIV_BENCH_HOOK_SECONDS: the run's length (default 60).
+func BenchmarkQueryHookCost(b *testing.B) {
+	seconds := envInt("MCIV_BENCH_HOOK_SECONDS", 60, 5)
+	window := time.Duration(envInt("MCIV_BENCH_WINDOW_MS", 250, 50)) * time.Millisecond
+	ctx, pg := benchServer(b, time.Duration(seconds)*time.Second+5*time.Minute)
+	serverCg := filepath.Join(newCgroupNames("/proc/self/mountinfo").roots[cgroupSockets], cgroupV2Of("/proc", pg.Pid()))
+	type variant struct {
+		probes string
+		p      *probes
+		ratios []float64
+	}
+	variants := []*variant{{probes: PostgresProbesPacket}, {probes: PostgresProbesSocket}}
+	for range b.N {
+		for _, v := range variants {
+			c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: v.probes}, pg.Pid())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer stop()
+			for _, h := range c.Hooks() {
+				if strings.HasPrefix(h.Name, queryPathHook("")) {
+					fmt.Fprintf(os.Stderr, "%s: %s via %s %s\n", v.probes, h.Name, h.Type, h.Note)
+				}
+			}
+			c.mu.Lock()
+			v.p = c.attached
+			c.mu.Unlock()
+			v.p.pause()
+		}
+		var (
+			queries   atomic.Int64
+			clientCPU atomic.Int64 // ns
+			stopWork  atomic.Bool
+			wg        sync.WaitGroup
+			workErr   = make(chan error, 2)
+		)
+		for range 2 {
+			conn, err := dialPG(ctx, pg.Port)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			wg.Go(func() {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				last := threadCPU()
+				for i := 0; !stopWork.Load(); i++ {
+					if err := conn.query(fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d;", 1+(i*7919)%100000)); err != nil {
+						workErr <- err
+						return
+					}
+					now := threadCPU()
+					clientCPU.Add(int64(now - last))
+					last = now
+					queries.Add(1)
+				}
+			})
+		}
+		type turn struct {
+			v        *variant // nil: no hooks
+			perQuery float64  // CPU ns per query
+		}
+		var turns []turn
+		sample := func() (int64, time.Duration) {
+			u, err := cgroupCPU(serverCg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return queries.Load(), u + time.Duration(clientCPU.Load())
+		}
+		end := time.Now().Add(time.Duration(seconds) * time.Second)
+		for i := 0; time.Now().Before(end); i++ {
+			var v *variant
+			if i%2 == 1 {
+				v = variants[(i/2)%len(variants)]
+				if err := v.p.resume(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// The first tenth of a turn holds the switch: not counted.
+			time.Sleep(window / 10)
+			q0, c0 := sample()
+			time.Sleep(window)
+			q1, c1 := sample()
+			if v != nil {
+				v.p.pause()
+			}
+			if q1 > q0 {
+				turns = append(turns, turn{v, float64(c1-c0) / float64(q1-q0)})
+			} else {
+				turns = append(turns, turn{v, math.NaN()})
+			}
+		}
+		stopWork.Store(true)
+		wg.Wait()
+		select {
+		case err := <-workErr:
+			b.Fatal(err)
+		default:
+		}
+		var without []float64
+		for t := 1; t+1 < len(turns); t += 2 {
+			a, w, c := turns[t-1].perQuery, turns[t].perQuery, turns[t+1].perQuery
+			if math.IsNaN(a) || math.IsNaN(w) || math.IsNaN(c) {
+				continue
+			}
+			turns[t].v.ratios = append(turns[t].v.ratios, (a+c)/2/w)
+			without = append(without, a)
+		}
+		fmt.Fprintf(os.Stderr, "%d queries in %d turns of %s; CPU per query without hooks: median %.1f us\n", queries.Load(), len(turns), window, median(slices.Clone(without))/1000)
+		for _, v := range variants {
+			if len(v.ratios) == 0 {
+				b.Fatalf("no turn with the %s hooks", v.probes)
+			}
+			sorted := slices.Clone(v.ratios)
+			slices.Sort(sorted)
+			fmt.Fprintf(os.Stderr, "%s: CPU per query without/with hooks: median %.4f, quartiles %.4f-%.4f, %d turns\n", v.probes, median(slices.Clone(sorted)), quantile(sorted, 0.25), quantile(sorted, 0.75), len(sorted))
+			b.ReportMetric(median(sorted), v.probes+"_cpu_ratio")
+		}
+	}
+}
+
+// threadCPU returns the calling thread's CPU time.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// pgConn is a minimal PostgreSQL client: trust authentication, simple
+// queries, results read and dropped.
+type pgConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// dialPG connects to the PostgreSQL on 127.0.0.1:port as postgres.
+func dialPG(ctx context.Context, port int) (*pgConn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return nil, err
+	}
+	c := &pgConn{Conn: nc, r: bufio.NewReader(nc)}
+	params := "user\x00postgres\x00database\x00postgres\x00\x00"
+	msg := binary.BigEndian.AppendUint32(nil, uint32(8+len(params)))
+	msg = binary.BigEndian.AppendUint32(msg, 3<<16)
+	if _, err := c.Write(append(msg, params...)); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := c.untilReady(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("postgres startup: %w", err)
+	}
+	return c, nil
+}
+
+// query runs sql with the simple protocol.
+func (c *pgConn) query(sql string) error {
+	msg := append([]byte{'Q'}, binary.BigEndian.AppendUint32(nil, uint32(4+len(sql)+1))...)
+	msg = append(append(msg, sql...), 0)
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	return c.untilReady()
+}
+
+// untilReady reads messages up to ReadyForQuery; an ErrorResponse fails.
+func (c *pgConn) untilReady() error {
+	var hdr [5]byte
+	failed := false
+	for {
+		if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+			return err
+		}
+		n := int(binary.BigEndian.Uint32(hdr[1:])) - 4
+		if _, err := c.r.Discard(n); err != nil {
+			return err
+		}
+		switch hdr[0] {
+		case 'E':
+			failed = true
+		case 'Z':
+			if failed {
+				return errors.New("postgres: error response")
+			}
+			return nil
+		}
+	}
+}

@@ -94,7 +94,7 @@ func TestCgroupNames(t *testing.T) {
 
 // testCgroup makes a cgroup for this test under the root of hierarchy h
 // and returns its directory and its name (path from the root).
-func testCgroup(t *testing.T, root string) (string, string) {
+func testCgroup(t testing.TB, root string) (string, string) {
 	t.Helper()
 	name := fmt.Sprintf("/mciv-test-%d-%d", os.Getpid(), cgroupSeq.Add(1))
 	dir := filepath.Join(root, name)

@@ -90,9 +90,11 @@ type Config struct {
 	// netns label, the namespace's inode number in decimal.
 	NetNS string
 	// PostgresProbes is how PostgreSQL query latency is measured:
-	// PostgresProbesSocket (the default, "") or PostgresProbesUSDT. In
-	// socket mode, a kernel without the socket tracepoints gets the USDT
-	// probes instead.
+	// PostgresProbesPacket (the default, ""), PostgresProbesSocket or
+	// PostgresProbesUSDT. In packet mode, a server whose packets cannot
+	// be watched alone (see Hooks' query_latency rows) gets the socket
+	// tracepoints; in both, a kernel without the socket tracepoints gets
+	// the USDT probes instead.
 	PostgresProbes string
 }
 
@@ -115,6 +117,9 @@ type Collector struct {
 	objects []object
 	// pgProbes are the PostgreSQL probes attached; benchmarks narrow them.
 	pgProbes []pgProbe
+	// pgOnly, if set, picks the PostgreSQL servers (by postmaster pid)
+	// measured: benchmarks on a shared machine keep to their own.
+	pgOnly func(pid int) bool
 
 	samplesSubject, eventsSubject string
 	// run tells this run's batch ids from an earlier run's.
@@ -192,10 +197,10 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 	}
 	switch cfg.PostgresProbes {
 	case "":
-		cfg.PostgresProbes = PostgresProbesSocket
-	case PostgresProbesSocket, PostgresProbesUSDT:
+		cfg.PostgresProbes = PostgresProbesPacket
+	case PostgresProbesPacket, PostgresProbesSocket, PostgresProbesUSDT:
 	default:
-		return nil, fmt.Errorf("collector: postgres probes %q: want %q or %q", cfg.PostgresProbes, PostgresProbesSocket, PostgresProbesUSDT)
+		return nil, fmt.Errorf("collector: postgres probes %q: want %q, %q or %q", cfg.PostgresProbes, PostgresProbesPacket, PostgresProbesSocket, PostgresProbesUSDT)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -212,7 +217,7 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 		}
 		objs = filterNetNS(objs, hostNetNS)
 	}
-	if cfg.PostgresProbes == PostgresProbesSocket {
+	if cfg.PostgresProbes != PostgresProbesUSDT {
 		// The USDT object comes too, as the fallback on kernels without
 		// the socket tracepoints (before Linux 6.3): its programs are
 		// loaded only if it is used.
@@ -274,9 +279,18 @@ func (c *Collector) Run(ctx context.Context) error {
 	var dbs dbAttachers
 	if m := p.maps[bpf.DBSockMapDbListeners]; m != nil && c.hookAttached("sock_recv_length") && c.hookAttached("sock_send_length") {
 		dbs.pgSock = newDBListeners(dbListenerMaps{tcp: m, unix: p.maps[bpf.DBSockMapDbUnixListeners], ports: p.maps[bpf.DBSockMapDbPorts], hist: p.maps[bpf.DBSockMapDbHist]})
+		if c.cfg.PostgresProbes == PostgresProbesPacket {
+			// The socket tracepoints stay detached until a server
+			// needs them (scanDatabasesOnce).
+			dbs.packets = newPacketAttacher(p, c.logger)
+			dbs.probes = p
+			if err := p.park(true, socketTracepointPrograms...); err != nil {
+				c.logger.Warn("cannot detach the socket tracepoints", "err", err)
+			}
+		}
 	}
 	if _, ok := p.specs[bpf.PGProgPgQueryStart]; ok && dbs.pgSock == nil {
-		if c.cfg.PostgresProbes == PostgresProbesSocket {
+		if c.cfg.PostgresProbes != PostgresProbesUSDT {
 			c.logger.Warn("PostgreSQL query latency falls back to the USDT probes: the socket tracepoints are not attached (see `mciv doctor`)")
 		}
 		dbs.pg = newPGAttacher(p, c.pgProbes)

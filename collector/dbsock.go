@@ -27,6 +27,12 @@ const (
 	// (bpf/pg.bpf.c): exact query boundaries, Unix-socket connections
 	// too, but two to five uprobe traps per query.
 	PostgresProbesUSDT = "usdt"
+	// PostgresProbesPacket times each query from the server's packets
+	// (cgroup_skb programs on its cgroup, reading the wire protocol), so
+	// that nothing runs for any other process's sockets; a server in the
+	// root cgroup, or a kernel that refuses, gets the socket tracepoints
+	// instead, and those missing, the USDT probes. The default.
+	PostgresProbesPacket = "packet"
 )
 
 // syscallRegs says where a task's syscall number and second argument are
@@ -210,6 +216,10 @@ type dbListeners struct {
 	vars     map[int]bpf.DBSockDbListener // by server pid: its variables, read once
 	slots    [dbHistInstances]int         // the pid each slot of db_hist is for, 0 free
 	used     [dbHistInstances]bool        // the slot held counts once: zero it before reuse
+	// packets are the listeners of servers measured through their
+	// packets: left out of the port bitmap, so that the socket
+	// tracepoints do not count their TCP connections twice.
+	packets map[bpf.DBSockDbListenerKey]bool
 }
 
 // dbListenerMaps are the kernel maps dbListeners keeps; unix and hist may
@@ -224,6 +234,7 @@ func newDBListeners(m dbListenerMaps) *dbListeners {
 		have:     map[bpf.DBSockDbListenerKey]bpf.DBSockDbListener{},
 		haveUnix: map[bpf.DBSockDbUnixKey]bpf.DBSockDbListener{},
 		vars:     map[int]bpf.DBSockDbListener{},
+		packets:  map[bpf.DBSockDbListenerKey]bool{},
 	}
 }
 
@@ -294,6 +305,7 @@ type pgServer struct {
 	pid, port int
 	netns     uint32
 	unix      []bpf.DBSockDbUnixKey // the files of its Unix sockets
+	packets   bool                  // its TCP connections are measured through its packets
 }
 
 // syncPostgres makes the map hold exactly the servers given (read under
@@ -305,6 +317,7 @@ func (l *dbListeners) syncPostgres(procRoot string, servers []pgServer) []error 
 	defer l.mu.Unlock()
 	var errs []error
 	want := make(map[bpf.DBSockDbListenerKey]bpf.DBSockDbListener, len(servers))
+	clear(l.packets)
 	wantUnix := make(map[bpf.DBSockDbUnixKey]bpf.DBSockDbListener)
 	live := make(map[int]bool, len(servers))
 	for _, s := range servers {
@@ -335,7 +348,11 @@ func (l *dbListeners) syncPostgres(procRoot string, servers []pgServer) []error 
 			}
 			l.vars[s.pid] = v
 		}
-		want[bpf.DBSockDbListenerKey{Netns: s.netns, Port: uint16(s.port)}] = v
+		k := bpf.DBSockDbListenerKey{Netns: s.netns, Port: uint16(s.port)}
+		want[k] = v
+		if s.packets {
+			l.packets[k] = true
+		}
 		for _, k := range s.unix {
 			wantUnix[k] = v
 		}
@@ -377,7 +394,9 @@ func syncMap[K comparable, V comparable](m *ebpf.Map, have, want map[K]V) []erro
 func (l *dbListeners) syncPorts() []error {
 	var words [1024]uint64
 	for k := range l.have {
-		words[k.Port/64] |= 1 << (k.Port % 64)
+		if !l.packets[k] {
+			words[k.Port/64] |= 1 << (k.Port % 64)
+		}
 	}
 	if len(l.haveUnix) > 0 {
 		words[0] |= 1 // port 0: some server listens on a Unix socket

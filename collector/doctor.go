@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -118,9 +119,78 @@ func Doctor(ctx context.Context) ([]HookStatus, []Problem, error) {
 			rows = append(rows, doctorHook(p, h, openErr)...)
 		}
 	}
+	packets := doctorPackets(p, newCgroupNames("/proc/self/mountinfo").roots[cgroupSockets])
+	rows = append(rows, packets...)
 	rows = append(rows, doctorPostgres(p)...)
+	rows = append(rows, doctorQueryPaths(rows, "/proc", newCgroupNames("/proc/self/mountinfo").roots[cgroupSockets])...)
 	rows = append(rows, doctorMySQL(p)...)
 	return rows, problems, nil
+}
+
+// Hook names of the packet programs' rows in `mciv doctor`.
+const (
+	hookCgroupIngress = "cgroup_inet_ingress"
+	hookCgroupEgress  = "cgroup_inet_egress"
+)
+
+// doctorPackets attaches the packet programs to the cgroup (v2, mounted
+// at v2root) this process runs in, and detaches them again. They let
+// every packet pass: whoever else is in that cgroup is not disturbed.
+func doctorPackets(p *probes, v2root string) []HookStatus {
+	rows := []HookStatus{{Name: hookCgroupIngress, Type: HookTypeCgroupSKB}, {Name: hookCgroupEgress, Type: HookTypeCgroupSKB}}
+	dir := ""
+	if v2root != "" {
+		if cg := cgroupV2Of("/proc", os.Getpid()); cg != "" {
+			dir = filepath.Join(v2root, filepath.Clean("/"+cg))
+		}
+	}
+	for i, w := range cgroupWays(dir) {
+		if dir == "" {
+			rows[i].Error = "no cgroup v2 hierarchy mounted: PostgreSQL query latency comes from the socket tracepoints (fix: mount -t cgroup2 none /sys/fs/cgroup/unified)"
+			continue
+		}
+		err := p.try(w)
+		p.detachAll()
+		if err != nil {
+			rows[i].Error = explain(w.typ, err)
+			if errors.Is(err, unix.EPERM) {
+				rows[i].Error += " (cgroup_skb needs CAP_NET_ADMIN)"
+			}
+		} else {
+			rows[i].Attached = true
+		}
+	}
+	return rows
+}
+
+// doctorQueryPaths says, for each running PostgreSQL server, how the
+// collector would measure its query latency, given the rows of the hooks
+// tried: through its packets, the socket tracepoints or the USDT probes.
+func doctorQueryPaths(rows []HookStatus, procRoot, v2root string) []HookStatus {
+	up := map[string]bool{}
+	for _, r := range rows {
+		if r.Attached {
+			up[r.Name] = true
+		}
+	}
+	var out []HookStatus
+	for pid, port := range scanPostgres(procRoot, installedPostgres).postmasters {
+		inst := pgInstance(port)
+		if !up["sock_recv_length"] || !up["sock_send_length"] {
+			out = append(out, queryPathRow(inst, QueryPathUSDT, "the socket tracepoints do not attach"))
+			continue
+		}
+		dir, err := packetCgroup(procRoot, v2root, pid)
+		switch {
+		case err != nil:
+			out = append(out, queryPathRow(inst, QueryPathSocketTracepoints, "not through its packets: "+err.Error()))
+		case !up[hookCgroupIngress] || !up[hookCgroupEgress]:
+			out = append(out, queryPathRow(inst, QueryPathSocketTracepoints, "not through its packets: the cgroup_skb programs do not attach"))
+		default:
+			out = append(out, queryPathRow(inst, QueryPathPackets, "cgroup_skb on "+dir))
+		}
+	}
+	return out
 }
 
 // doctorHook tries every way of attaching h, detaching right away, and

@@ -114,9 +114,40 @@ func TestDoctor(t *testing.T) {
 			want = append(want, pgHookName(p.name))
 		}
 	}
+	if newCgroupNames("/proc/self/mountinfo").roots[cgroupSockets] != "" {
+		want = append(want, hookCgroupIngress, hookCgroupEgress)
+	}
 	for _, n := range want {
 		if !names[n] {
 			t.Errorf("hook %s attached no way", n)
 		}
+	}
+}
+
+// TestDoctorQueryPaths runs one PostgreSQL in a cgroup of its own and one
+// in the test's: Doctor must say that the first is measured through its
+// packets and why the second is not.
+func TestDoctorQueryPaths(t *testing.T) {
+	requireKernel(t)
+	if cg := cgroupV2Of("/proc", os.Getpid()); cg != "/" {
+		testenv.Missing(t, "this test runs in cgroup "+cg+", not the root")
+	}
+	own := startPGIn(t, serverCgroup(t))
+	root := startPG(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rows, _, err := Doctor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]HookStatus{}
+	for _, r := range rows {
+		got[r.Name] = r
+	}
+	if r := got[queryPathHook(own.Instance())]; r.Type != QueryPathPackets || !r.Attached {
+		t.Errorf("server in its own cgroup: %+v, want %s", r, QueryPathPackets)
+	}
+	if r := got[queryPathHook(root.Instance())]; r.Type != QueryPathSocketTracepoints || !strings.Contains(r.Note, "root cgroup") {
+		t.Errorf("server in the root cgroup: %+v, want %s and why", r, QueryPathSocketTracepoints)
 	}
 }

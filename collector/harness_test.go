@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,6 +26,14 @@ type running struct {
 // when the test ends.
 func runKernelCollector(t *testing.T, cfg Config, edit func([]object) []object) *running {
 	t.Helper()
+	return runKernelCollectorFor(t, cfg, edit)
+}
+
+// runKernelCollectorFor is runKernelCollector measuring only the
+// PostgreSQL servers of the postmaster pids given (all if none): the
+// other servers of a shared machine change what a collector attaches.
+func runKernelCollectorFor(t *testing.T, cfg Config, edit func([]object) []object, pids ...int) *running {
+	t.Helper()
 	cfg.Cluster, cfg.Host = "test", "kernel"
 	if cfg.Interval == 0 {
 		cfg.Interval = 100 * time.Millisecond
@@ -37,6 +46,9 @@ func runKernelCollector(t *testing.T, cfg Config, edit func([]object) []object) 
 	}
 	if edit != nil {
 		c.objects = edit(c.objects)
+	}
+	if len(pids) > 0 {
+		c.pgOnly = func(pid int) bool { return slices.Contains(pids, pid) }
 	}
 	runStarted(t, c)
 	return &running{c: c, batches: pub.batches, events: pub.events}
@@ -115,6 +127,29 @@ func (r *running) waitDBScan(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// drain discards the batches published so far and waits for two more,
+// so that whatever was observed before the call (and not yet collected)
+// is left out of the next collect. The collector publishes a batch every
+// interval into a deep queue: taking a fixed number of batches instead
+// reads only the oldest, and a query measured after them (a slow psql,
+// on a loaded machine) would be counted by the next collect.
+func (r *running) drain(t *testing.T) {
+	t.Helper()
+	for queued := true; queued; {
+		select {
+		case <-r.batches:
+		default:
+			queued = false
+		}
+	}
+	// The first batch may have read the maps before this call; the
+	// second began after it.
+	r.collect(t, 10*time.Second, func() func(map[string]*wire.Series) bool {
+		n := 0
+		return func(map[string]*wire.Series) bool { n++; return n >= 2 }
+	}())
 }
 
 // collect adds up the series of every batch until pred holds for the sum

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -27,6 +28,9 @@ type HookStatus struct {
 	Type string `json:"type"`
 	// Error says why this way did not work.
 	Error string `json:"error,omitempty"`
+	// Note says more about a way that works: for a query latency row,
+	// why a server is not measured through its packets.
+	Note string `json:"note,omitempty"`
 }
 
 // Ways of attaching a program to a kernel hook.
@@ -201,10 +205,14 @@ type probes struct {
 	progs []*ebpf.Program
 	links []link.Link
 	ways  []attachWay
+	// parked are the programs (by name) kept detached until a server
+	// needs them; paused: every hook is detached (pause).
+	parked map[string]bool
+	paused bool
 }
 
 func newProbes() *probes {
-	return &probes{cache: btf.NewCache(), maps: make(map[string]*ebpf.Map), specs: make(map[string]*ebpf.CollectionSpec)}
+	return &probes{cache: btf.NewCache(), maps: make(map[string]*ebpf.Map), specs: make(map[string]*ebpf.CollectionSpec), parked: make(map[string]bool)}
 }
 
 // openProbes creates every map of spec. Programs are loaded one by one
@@ -278,10 +286,52 @@ func (p *probes) try(w attachWay) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.paused || p.parked[w.program] {
+		l.Close()
+		l = nil
+	}
 	p.progs = append(p.progs, prog)
 	p.links = append(p.links, l)
 	p.ways = append(p.ways, w)
 	return nil
+}
+
+// park detaches the named programs and keeps them detached (on), or
+// attaches them again (off, unless paused). Their hooks cost nothing while
+// parked: the collector parks the socket tracepoints while no server
+// needs them.
+func (p *probes) park(on bool, programs ...string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for _, name := range programs {
+		p.parked[name] = on
+	}
+	for i, w := range p.ways {
+		if p.parked[w.program] != on || !slices.Contains(programs, w.program) {
+			continue
+		}
+		switch {
+		case on && p.links[i] != nil:
+			p.links[i].Close()
+			p.links[i] = nil
+		case !on && p.links[i] == nil && !p.paused:
+			l, err := w.attach(p.progs[i])
+			if err != nil {
+				errs = append(errs, fmt.Errorf("attach %s again: %w", w.program, err))
+				continue
+			}
+			p.links[i] = l
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isParked reports whether the named program is parked.
+func (p *probes) isParked(program string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.parked[program]
 }
 
 // pause detaches every hook and keeps the programs and maps, so that the
@@ -290,6 +340,7 @@ func (p *probes) try(w attachWay) error {
 func (p *probes) pause() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.paused = true
 	for i, l := range p.links {
 		if l != nil {
 			l.Close()
@@ -302,9 +353,10 @@ func (p *probes) pause() {
 func (p *probes) resume() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.paused = false
 	var errs []error
 	for i, l := range p.links {
-		if l != nil {
+		if l != nil || p.parked[p.ways[i].program] {
 			continue
 		}
 		l, err := p.ways[i].attach(p.progs[i])

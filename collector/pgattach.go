@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -154,8 +155,13 @@ func indexSpace(s string) int {
 // object did not load.
 type dbAttachers struct {
 	pg     *pgAttacher  // PostgreSQL's USDT probes (PostgresProbesUSDT)
-	pgSock *dbListeners // PostgreSQL's sockets (PostgresProbesSocket)
-	my     *mysqlAttacher
+	pgSock *dbListeners // PostgreSQL's sockets (PostgresProbesSocket, PostgresProbesPacket)
+	// packets attaches the packet programs to servers' cgroups
+	// (PostgresProbesPacket); probes park the socket tracepoints while
+	// no server needs them.
+	packets *packetAttacher
+	probes  *probes
+	my      *mysqlAttacher
 }
 
 func (d dbAttachers) close() {
@@ -194,23 +200,43 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 			rows = append(rows, a.statuses()...)
 		}
 		var servers []pgServer
+		needTracepoints := false
 		for pid, port := range s.postmasters {
 			ns, err := netnsInode(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "net"))
-			if err != nil || (c.cfg.NetNS != "" && ns != c.hostNetNS) {
+			if err != nil || (c.cfg.NetNS != "" && ns != c.hostNetNS) || (c.pgOnly != nil && !c.pgOnly(pid)) {
 				continue // gone, or another host's (see Config.NetNS)
 			}
 			c.names.instances.set(uint32(pid), pgInstance(port))
 			c.names.instances.setCgroup(uint32(pid), processCgroup(procRoot, pid))
 			srv := pgServer{pid: pid, port: port, netns: ns}
-			if d.pgSock != nil {
-				// Its Unix sockets' files; none read: TCP only.
-				srv.unix, _ = unixListeners(procRoot, pid)
+			if d.pgSock == nil {
+				rows = append(rows, queryPathRow(pgInstance(port), QueryPathUSDT, ""))
+				servers = append(servers, srv)
+				continue
 			}
+			// Its Unix sockets' files; none read: TCP only.
+			var unixConns int
+			srv.unix, unixConns, _ = unixSockets(procRoot, pid)
+			row := c.pickQueryPath(d, procRoot, &srv)
+			if !srv.packets || unixConns > 0 {
+				needTracepoints = true
+			}
+			if srv.packets && unixConns > 0 {
+				row.Note = fmt.Sprintf("%d Unix-socket connections: the socket tracepoints measure those", unixConns)
+			}
+			rows = append(rows, row)
 			servers = append(servers, srv)
 		}
 		if d.pgSock != nil {
 			for _, err := range d.pgSock.syncPostgres(procRoot, servers) {
 				c.logger.Warn("PostgreSQL server measured without telling connection setup and walsenders apart", "err", err)
+			}
+		}
+		if d.probes != nil && d.probes.isParked(socketTracepointPrograms[0]) == needTracepoints {
+			if err := d.probes.park(!needTracepoints, socketTracepointPrograms...); err != nil {
+				c.logger.Warn("cannot switch the socket tracepoints", "on", needTracepoints, "err", err)
+			} else {
+				c.logger.Info("socket tracepoints switched for PostgreSQL query latency", "attached", needTracepoints)
 			}
 		}
 	}
@@ -244,7 +270,7 @@ func (c *Collector) setDBStatuses(rows []HookStatus) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.statuses = slices.DeleteFunc(c.statuses, func(h HookStatus) bool {
-		return h.Type == HookTypeUSDT || h.Type == HookTypeUprobe || h.Type == HookTypeUretprobe
+		return h.Type == HookTypeUSDT || h.Type == HookTypeUprobe || h.Type == HookTypeUretprobe || strings.HasPrefix(h.Name, queryPathHook(""))
 	})
 	c.statuses = append(c.statuses, rows...)
 	for _, r := range rows {
@@ -254,4 +280,28 @@ func (c *Collector) setDBStatuses(rows []HookStatus) {
 		}
 		c.m.hookUp.WithLabelValues(r.Name).Set(up)
 	}
+}
+
+// socketTracepointPrograms are the socket tracepoint programs of the
+// dbsock object, parked while every server is measured through its
+// packets.
+var socketTracepointPrograms = []string{bpf.DBSockProgDbSockRecvBtf, bpf.DBSockProgDbSockSendBtf, bpf.DBSockProgDbSockRecvTp, bpf.DBSockProgDbSockSendTp}
+
+// pickQueryPath decides how srv's query latency is measured: through its
+// packets when d can (srv.packets set), else the socket tracepoints; it
+// returns the row that says so.
+func (c *Collector) pickQueryPath(d dbAttachers, procRoot string, srv *pgServer) HookStatus {
+	inst := pgInstance(srv.port)
+	if d.packets == nil {
+		return queryPathRow(inst, QueryPathSocketTracepoints, "")
+	}
+	dir, err := packetCgroup(procRoot, c.names.cgroups.roots[cgroupSockets], srv.pid)
+	if err == nil {
+		err = d.packets.attach(dir)
+	}
+	if err != nil {
+		return queryPathRow(inst, QueryPathSocketTracepoints, "not through its packets: "+err.Error())
+	}
+	srv.packets = true
+	return queryPathRow(inst, QueryPathPackets, "cgroup_skb on "+dir)
 }

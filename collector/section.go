@@ -23,8 +23,10 @@ type Section struct {
 	// /var/run/netns/NAME or /proc/PID/ns/net), which then counts as this
 	// host: one collector per namespace (containers, test hosts).
 	NetNS string `yaml:"netns"`
-	// PostgresProbes is how PostgreSQL query latency is measured: "socket"
-	// (default: at the server's TCP sockets) or "usdt" (its USDT probes).
+	// PostgresProbes is how PostgreSQL query latency is measured: "packet"
+	// (default: from the server's packets, on its cgroup; where that cannot
+	// be, at its sockets), "socket" (the socket tracepoints) or "usdt" (its
+	// USDT probes).
 	PostgresProbes string `yaml:"postgres_probes"`
 }
 

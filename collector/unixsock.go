@@ -22,10 +22,22 @@ const unixAcceptCon = 0x10000
 // as the kernel identifies them: the file's inode and its file system's
 // device. Abstract and unnamed sockets have no file and are left out.
 func unixListeners(procRoot string, pid int) ([]bpf.DBSockDbUnixKey, error) {
+	keys, _, err := unixSockets(procRoot, pid)
+	return keys, err
+}
+
+// unixStateConnected is the St column of a connected stream socket in
+// /proc/net/unix (SS_CONNECTED).
+const unixStateConnected = "03"
+
+// unixSockets returns what unixListeners does, and how many connections
+// to those files are open (the server's ends of them: an accepted socket
+// shows its listener's path).
+func unixSockets(procRoot string, pid int) ([]bpf.DBSockDbUnixKey, int, error) {
 	dir := filepath.Join(procRoot, strconv.Itoa(pid))
 	fds, err := os.ReadDir(filepath.Join(dir, "fd"))
 	if err != nil {
-		return nil, fmt.Errorf("list the sockets of pid %d: %w", pid, err)
+		return nil, 0, fmt.Errorf("list the sockets of pid %d: %w", pid, err)
 	}
 	mine := make(map[string]bool) // socket inodes of pid
 	for _, fd := range fds {
@@ -39,21 +51,27 @@ func unixListeners(procRoot string, pid int) ([]bpf.DBSockDbUnixKey, error) {
 	}
 	f, err := os.Open(filepath.Join(dir, "net", "unix"))
 	if err != nil {
-		return nil, fmt.Errorf("unix sockets of pid %d: %w", pid, err)
+		return nil, 0, fmt.Errorf("unix sockets of pid %d: %w", pid, err)
 	}
 	defer f.Close()
 	var keys []bpf.DBSockDbUnixKey
+	listening := make(map[string]bool) // paths
+	connected := make(map[string]int)  // by path
 	sc := bufio.NewScanner(f)
 	sc.Scan() // header: Num RefCount Protocol Flags Type St Inode Path
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 8 || !mine[fields[6]] || strings.HasPrefix(fields[7], "@") {
+		if len(fields) < 8 || strings.HasPrefix(fields[7], "@") {
 			continue
 		}
 		flags, err := strconv.ParseUint(fields[3], 16, 32)
-		if err != nil || flags&unixAcceptCon == 0 {
+		if err == nil && flags&unixAcceptCon == 0 && fields[5] == unixStateConnected {
+			connected[fields[7]]++
+		}
+		if !mine[fields[6]] || err != nil || flags&unixAcceptCon == 0 {
 			continue
 		}
+		listening[fields[7]] = true
 		// The path as the server sees it: under its root directory.
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(dir, "root", fields[7]), &st); err != nil {
@@ -65,7 +83,11 @@ func unixListeners(procRoot string, pid int) ([]bpf.DBSockDbUnixKey, error) {
 		})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read the unix sockets of pid %d: %w", pid, err)
+		return nil, 0, fmt.Errorf("read the unix sockets of pid %d: %w", pid, err)
 	}
-	return keys, nil
+	n := 0
+	for path := range listening {
+		n += connected[path]
+	}
+	return keys, n, nil
 }

@@ -45,9 +45,13 @@ func doctorCmd(e *env) *cobra.Command {
 				fmt.Fprintf(e.stdout, "problem: %s\n  fix: %s\n", p.What, p.Fix)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOOK\tTYPE\tATTACHED\tERROR")
+			fmt.Fprintln(tw, "HOOK\tTYPE\tATTACHED\tERROR/NOTE")
 			for _, h := range hooks {
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", h.Name, h.Type, h.Attached, h.Error)
+				msg := h.Error
+				if msg == "" {
+					msg = h.Note
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", h.Name, h.Type, h.Attached, msg)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

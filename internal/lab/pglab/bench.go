@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -61,7 +60,11 @@ var progressLine = regexp.MustCompile(`^progress: [0-9.]+ s, ([0-9.]+) tps`)
 // meanwhile). It returns the throughput of the whole run.
 func (s *Server) SelectOnlyProgress(ctx context.Context, clients int, d time.Duration, each func(tps float64)) (float64, error) {
 	args := s.selectOnlyArgs(clients, d, "-P", "1")
-	cmd := exec.CommandContext(ctx, "pgbench", args...)
+	cmd, release, err := s.pgbenchCommand(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	progress, err := cmd.StderrPipe()

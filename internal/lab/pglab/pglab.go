@@ -35,6 +35,9 @@ type Options struct {
 	// Settings are extra server settings (name -> value), e.g.
 	// shared_buffers.
 	Settings map[string]string
+	// Cgroup, if set, is the directory of a cgroup v2 the server starts
+	// in (its sockets belong to that cgroup), as systemd starts a service.
+	Cgroup string
 }
 
 // Server is a running throwaway PostgreSQL server.
@@ -48,8 +51,11 @@ type Server struct {
 
 	root string // temporary directory holding Dir, and the Unix socket
 	host string // what psql and pgbench connect to: "" for 127.0.0.1
-	proc *labproc.Process
-	cred *syscall.Credential
+	// clientCgroup: the cgroup v2 directory pgbench starts in, "" the
+	// caller's.
+	clientCgroup string
+	proc         *labproc.Process
+	cred         *syscall.Credential
 }
 
 // SocketDir is the directory of the server's Unix socket.
@@ -61,6 +67,30 @@ func (s *Server) OverUnix() *Server {
 	u := *s
 	u.host = s.root
 	return &u
+}
+
+// ClientsIn returns a view of the server whose pgbench runs start in the
+// cgroup v2 directory dir (to measure the clients' CPU). Stop the server,
+// not the view.
+func (s *Server) ClientsIn(dir string) *Server {
+	u := *s
+	u.clientCgroup = dir
+	return &u
+}
+
+// pgbenchCommand is pgbench with args, in the clients' cgroup if any; the
+// returned function releases what it opened, after the command started.
+func (s *Server) pgbenchCommand(ctx context.Context, args ...string) (*exec.Cmd, func(), error) {
+	cmd := exec.CommandContext(ctx, "pgbench", args...)
+	if s.clientCgroup == "" {
+		return cmd, func() {}, nil
+	}
+	cg, err := os.Open(s.clientCgroup)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pgbench cgroup: %w", err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	return cmd, func() { cg.Close() }, nil
 }
 
 // Start creates a cluster and starts a server on it, waiting until it
@@ -112,6 +142,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	var log bytes.Buffer
 	cmd := exec.Command(s.Binary, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if opts.Cgroup != "" {
+		cg, err := os.Open(opts.Cgroup)
+		if err != nil {
+			return fail(fmt.Errorf("pglab: cgroup: %w", err))
+		}
+		defer cg.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+	}
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if s.proc, err = labproc.Start(cmd); err != nil {
@@ -185,7 +223,11 @@ func (s *Server) Pgbench(ctx context.Context, script string, transactions int, p
 
 // pgbench runs pgbench with args and returns its output.
 func (s *Server) pgbench(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "pgbench", args...)
+	cmd, release, err := s.pgbenchCommand(ctx, args...)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("pgbench %s: %w: %s", strings.Join(args, " "), err, labproc.Tail(out))
