@@ -28,10 +28,6 @@ const (
 	vethPrefix = "/30"
 	// nftTable holds the loss rule inside the namespace.
 	nftTable = "mciv_latbench"
-	// The workload: one 1 KiB chunk every 10 ms, echoed back (100 KiB/s
-	// each way).
-	chunkSize  = 1024
-	chunkEvery = 10 * time.Millisecond
 )
 
 // NetLab is the benchmark's network namespace: loopback and a veth pair
@@ -267,24 +263,7 @@ func (l *NetLab) startWorkload() error {
 	}()
 	go func() { defer l.wg.Done(); _, _ = io.Copy(server, server) }()
 	go func() { defer l.wg.Done(); _, _ = io.Copy(countWriter{&l.echo}, client) }()
-	go func() {
-		defer l.wg.Done()
-		chunk := bytes.Repeat([]byte("mciv"), chunkSize/4)
-		t := time.NewTicker(chunkEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			n, err := client.Write(chunk)
-			l.sent.Add(int64(n))
-			if err != nil {
-				return
-			}
-		}
-	}()
+	go func() { defer l.wg.Done(); lossnet.Send(ctx, client, &l.sent) }()
 	return nil
 }
 

@@ -169,8 +169,13 @@ func (l *Lab) StartWorkload(ctx context.Context) (port int, err error) {
 	return port, nil
 }
 
-// send writes one chunk every chunkEvery until ctx ends or a write fails.
-func (l *Lab) send(ctx context.Context, c net.Conn) {
+// send writes the workload's chunks until ctx ends or a write fails.
+func (l *Lab) send(ctx context.Context, c net.Conn) { Send(ctx, c, &l.sent) }
+
+// Send writes the lab's workload to c, 1 KiB every 10 ms, adding the bytes
+// written to sent, until ctx ends or a write fails: a steady stream whose
+// retransmits under loss are easy to see.
+func Send(ctx context.Context, c net.Conn, sent *atomic.Int64) {
 	chunk := bytes.Repeat([]byte("mciv"), chunkSize/4)
 	t := time.NewTicker(chunkEvery)
 	defer t.Stop()
@@ -181,7 +186,7 @@ func (l *Lab) send(ctx context.Context, c net.Conn) {
 		case <-t.C:
 		}
 		n, err := c.Write(chunk)
-		l.sent.Add(int64(n))
+		sent.Add(int64(n))
 		if err != nil {
 			return
 		}
