@@ -1,7 +1,6 @@
 package analyzer
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/lab/fleetlab"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 )
 
@@ -234,7 +233,7 @@ func testLogger(t *testing.T, name string) *slog.Logger {
 		t.Cleanup(func() { _ = f.Close() })
 		return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	lb := &lockedBuffer{}
+	lb := &testenv.LockedBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, l := range strings.Split(strings.TrimSpace(lb.String()), "\n") {
@@ -243,24 +242,6 @@ func testLogger(t *testing.T, name string) *slog.Logger {
 		}
 	})
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // logConsumers logs the state of the partition consumers: who leads

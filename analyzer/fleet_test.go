@@ -280,23 +280,7 @@ func TestFleetCatchesUpLostDelivery(t *testing.T) {
 
 	// Steal the next delivery: a pull request with the owner's pin id
 	// whose reply nobody reads.
-	cons, err := b.js.Consumer(ctx, bus.InputStream, PartitionDurablePrefix+"0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(ctx)
-	if err != nil || len(info.PriorityGroups) == 0 || info.PriorityGroups[0].PinnedClientID == "" {
-		t.Fatalf("no pinned client: %v %+v", err, info)
-	}
-	inbox := b.nc.NewInbox()
-	sub, err := b.nc.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := fmt.Sprintf(`{"batch":1,"expires":%d,"group":%q,"id":%q}`, (5 * time.Second).Nanoseconds(), PriorityGroup, info.PriorityGroups[0].PinnedClientID)
-	if err := b.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+bus.InputStream+"."+PartitionDurablePrefix+"0", inbox, []byte(req)); err != nil {
-		t.Fatal(err)
-	}
+	sub := stealNextDelivery(t, ctx, b)
 	seq := 5
 	for ; ; seq++ {
 		if seq > 20 {
@@ -496,24 +480,8 @@ func TestFleetTakeoverAfterRedelivery(t *testing.T) {
 	})
 	pub(0)
 	waitFor(t, 10*time.Second, "an-a to own the partition", func() bool { return len(a.Owned()) == 1 })
-	cons, err := b.js.Consumer(ctx, bus.InputStream, PartitionDurablePrefix+"0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(ctx)
-	if err != nil || len(info.PriorityGroups) == 0 || info.PriorityGroups[0].PinnedClientID == "" {
-		t.Fatalf("no pinned client: %v %+v", err, info)
-	}
 	// Steal a delivery and hold it unacknowledged.
-	inbox := b.nc.NewInbox()
-	sub, err := b.nc.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := fmt.Sprintf(`{"batch":1,"expires":%d,"group":%q,"id":%q}`, (5 * time.Second).Nanoseconds(), PriorityGroup, info.PriorityGroups[0].PinnedClientID)
-	if err := b.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+bus.InputStream+"."+PartitionDurablePrefix+"0", inbox, []byte(req)); err != nil {
-		t.Fatal(err)
-	}
+	sub := stealNextDelivery(t, ctx, b)
 	var stolen *nats.Msg
 	seq := 1
 	for ; stolen == nil; seq++ {
@@ -552,4 +520,29 @@ func TestFleetTakeoverAfterRedelivery(t *testing.T) {
 	if n := testutil.ToFloat64(bAn.fm.missed.WithLabelValues("c", "h1")); n != 0 {
 		t.Errorf("an-b counted %v missed batches, want 0: none was dropped", n)
 	}
+}
+
+// stealNextDelivery sends partition 0's next pull request in the name of
+// its pinned owner, so that the next delivery goes to the returned
+// subscription, which the owner never reads.
+func stealNextDelivery(t *testing.T, ctx context.Context, b *testBus) *nats.Subscription {
+	t.Helper()
+	cons, err := b.js.Consumer(ctx, bus.InputStream, PartitionDurablePrefix+"0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil || len(info.PriorityGroups) == 0 || info.PriorityGroups[0].PinnedClientID == "" {
+		t.Fatalf("no pinned client: %v %+v", err, info)
+	}
+	inbox := b.nc.NewInbox()
+	sub, err := b.nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := fmt.Sprintf(`{"batch":1,"expires":%d,"group":%q,"id":%q}`, (5 * time.Second).Nanoseconds(), PriorityGroup, info.PriorityGroups[0].PinnedClientID)
+	if err := b.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+bus.InputStream+"."+PartitionDurablePrefix+"0", inbox, []byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/mciv/mciv/failover/actuator"
 	"github.com/mciv/mciv/internal/auth"
 	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/notifier"
 	"github.com/mciv/mciv/notifier/escalation"
@@ -36,29 +36,11 @@ import (
 // refused by the server, changes nothing, and each role still does its job
 // with the same credentials (positive controls).
 
-// lockedBuffer is the notifier's console, read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type trustLab struct {
 	trust   *auth.Trust
 	url     string
 	reg     *prometheus.Registry
-	console *lockedBuffer
+	console *testenv.LockedBuffer
 }
 
 const labCluster = "lab"
@@ -99,7 +81,7 @@ func startTrustLab(t *testing.T, tune ...func(*config.Config)) *trustLab {
 	for _, f := range tune {
 		f(&cfg)
 	}
-	l := &trustLab{trust: trust, reg: prometheus.NewRegistry(), console: &lockedBuffer{}}
+	l := &trustLab{trust: trust, reg: prometheus.NewRegistry(), console: &testenv.LockedBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan Info, 1)
 	done := make(chan error, 1)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mciv/mciv/app/config"
 	"github.com/mciv/mciv/internal/bus"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/lab/tlslab"
 	"github.com/mciv/mciv/internal/tlsconf"
 	"github.com/mciv/mciv/internal/wire"
@@ -60,7 +61,7 @@ func TestTLSEndToEnd(t *testing.T) {
 	off := false
 	cfg.Collector.Enabled = &off
 	cfg.Voice.Enabled = &off
-	console := &lockedBuffer{}
+	console := &testenv.LockedBuffer{}
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	ready := make(chan Info, 1)

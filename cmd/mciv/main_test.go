@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,26 +15,8 @@ import (
 	"github.com/mciv/mciv/internal/wire"
 )
 
-// lockedBuffer is written by a running command and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func runCLI(ctx context.Context, args ...string) (string, error) {
-	var out lockedBuffer
+	var out testenv.LockedBuffer
 	root := newRoot(&out, &out, func(string) string { return "" })
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -303,7 +303,7 @@ func startLabWorkload(t testing.TB, ctx context.Context, lab *patronilab.Cluster
 	}
 	cmd := exec.CommandContext(ctx, "pgbench", "-n", "-c", "16", "-j", "2", "-R", "200", "-T", "600", "-P", "5", "-f", script)
 	cmd.Env = append(os.Environ(), env...)
-	out := &lockedBuffer{}
+	out := &testenv.LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("pgbench: %v", err)
@@ -315,24 +315,6 @@ func startLabWorkload(t testing.TB, ctx context.Context, lab *patronilab.Cluster
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 		return strings.Join(lines[max(0, len(lines)-40):], " | ")
 	}
-}
-
-// lockedBuffer is a strings.Builder safe for one writer and one reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // watchRetransmits sums tcp_retransmits_total per host and peer from the

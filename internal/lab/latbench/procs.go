@@ -75,21 +75,9 @@ func httpOK(url, want string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		body, err := get(ctx, url)
 		if err != nil {
 			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
 		if !strings.Contains(string(body), want) {
 			return fmt.Errorf("GET %s: no %q yet", url, want)
@@ -289,16 +277,7 @@ func (m *MCIV) Stop() { m.proc.Stop() }
 
 // counterPositive succeeds when a sample of the metric name is above 0.
 func counterPositive(ctx context.Context, url, name string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	body, err := get(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -312,4 +291,26 @@ func counterPositive(ctx context.Context, url, name string) error {
 		}
 	}
 	return fmt.Errorf("%s not above 0 yet", name)
+}
+
+// get returns the body (at most 4 MiB) of GET url, and an error unless it
+// answered 200.
+func get(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return body, nil
 }
