@@ -207,8 +207,11 @@ func (f *fleet) watchMembers(ctx context.Context) {
 // maybeRelease hands the partition to its preferred member when that
 // member is up and this one has owned it for a while: after a
 // checkpoint of everything evaluated it stops evaluating the partition, asks the
-// server to unpin it and stays away for twice the pin timeout, so that
-// the preferred member's pulls get it.
+// server to unpin it and stays away until the preferred member has
+// claimed it (or twice the pin timeout, if it never does), so that the
+// preferred member's pulls get it. It pulls again as soon as the claim
+// is stored: its pulls then wait behind the new owner's pin, and take
+// the partition over if that owner dies right after the handover.
 func (p *partitionRunner) maybeRelease(ctx context.Context) {
 	f := p.f
 	fc := f.a.cfg.Fleet
@@ -232,8 +235,31 @@ func (p *partitionRunner) maybeRelease(ctx context.Context) {
 	if err != nil {
 		f.a.log.Debug("unpin failed; the pin times out instead", "partition", p.n, "err", err)
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(2 * fc.PinnedTTL):
+	p.awaitClaim(ctx, 2*fc.PinnedTTL)
+}
+
+// awaitClaim waits until another member has stored a checkpoint of the
+// partition after ours (its claim), ctx ends or limit passes.
+func (p *partitionRunner) awaitClaim(ctx context.Context, limit time.Duration) {
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	t := time.NewTicker(claimPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-wctx.Done():
+			return
+		case <-t.C:
+		}
+		gctx, gcancel := context.WithTimeout(wctx, claimPoll)
+		e, err := p.f.kv.Get(gctx, p.key())
+		gcancel()
+		if err == nil && e.Revision() > p.rev {
+			return
+		}
 	}
 }
+
+// claimPoll is how often a member that handed a partition over looks
+// for the preferred member's claim.
+const claimPoll = 100 * time.Millisecond

@@ -1,9 +1,12 @@
 package analyzer
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestPreferredMember(t *testing.T) {
@@ -60,5 +63,47 @@ func TestMembersLiveness(t *testing.T) {
 	}
 	if k := memberKey("host.x 12"); k != "m.host_x_12" {
 		t.Errorf("memberKey = %q", k)
+	}
+}
+
+// TestAwaitClaimEndsAtTheClaim: a member that handed a partition over
+// pulls again as soon as the preferred member's claim is stored, not
+// after the full stay-away, so that it can take the partition over if
+// the new owner dies right after the handover.
+func TestAwaitClaimEndsAtTheClaim(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tb := startBus(t, ctx, false)
+	kv, err := tb.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CheckpointBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &partitionRunner{f: &fleet{kv: kv}, n: 3}
+	ours, err := kv.Put(ctx, p.key(), []byte(`{"owner":"b"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.rev = ours
+	// Another key's write (a heartbeat) is not a claim.
+	if _, err := kv.Put(ctx, memberKeyPrefix+"a", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		p.awaitClaim(ctx, time.Hour)
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("awaitClaim returned before any claim")
+	case <-time.After(5 * claimPoll):
+	}
+	if _, err := kv.Update(ctx, p.key(), []byte(`{"owner":"a"}`), ours); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("awaitClaim still waiting after the claim was stored")
 	}
 }
