@@ -414,7 +414,12 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 		p := newPairLab(t, ctx, cl, js, "pay2")
 		victim := make(chan *labActuator, 1)
 		for _, a := range p.acts {
-			a.ep.setOnSwitch(func(switchRecord) { a.crash(); victim <- a })
+			a.ep.setOnSwitch(func(switchRecord) {
+				if p.hooked.CompareAndSwap(false, true) { // the first to switch over crashes
+					a.crash()
+					victim <- a
+				}
+			})
 		}
 		first := p.alertLeader()
 		var dead *labActuator
