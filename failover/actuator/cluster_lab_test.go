@@ -41,7 +41,7 @@ type pairLab struct {
 	js     jetstream.JetStream // the test's own connection
 	scope  string
 	bucket string
-	pat    *patroniState
+	pat    labPatroni
 	acts   []*labActuator
 	decs   chan labDecision
 	logs   *testenv.LockedBuffer
@@ -58,7 +58,7 @@ type labActuator struct {
 	name   string
 	nc     *nats.Conn
 	act    *Actuator
-	ep     *patroniEndpoint
+	ep     labEndpoint
 	stop   context.CancelFunc
 	done   chan error
 	killed atomic.Bool
@@ -119,10 +119,12 @@ func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool)
 // newPairLab starts two actuators for a Patroni cluster of its own
 // (scope) with buckets of their own, and feeds sample batches in which
 // the replicas see the current leader degraded.
-func newPairLab(t *testing.T, ctx context.Context, cl *fleetlab.Cluster, js jetstream.JetStream, scope string) *pairLab {
+// edit, when given, changes the actuators' configuration.
+func newPairLab(t *testing.T, ctx context.Context, cl *fleetlab.Cluster, js jetstream.JetStream, pat labPatroni, edit ...func(*Config)) *pairLab {
 	t.Helper()
-	p := &pairLab{t: t, ctx: ctx, cl: cl, js: js, scope: scope, bucket: "lab_" + scope,
-		pat: newPatroniState(scope), decs: make(chan labDecision, 64), logs: &testenv.LockedBuffer{}}
+	scope := pat.Scope()
+	p := &pairLab{t: t, ctx: ctx, cl: cl, js: js, scope: scope, bucket: "lab_" + strings.ReplaceAll(scope, "-", "_"),
+		pat: pat, decs: make(chan labDecision, 64), logs: &testenv.LockedBuffer{}}
 	t.Cleanup(func() {
 		p.pat.stop()
 		for _, a := range p.acts {
@@ -137,7 +139,7 @@ func newPairLab(t *testing.T, ctx context.Context, cl *fleetlab.Cluster, js jets
 		}
 	})
 	for _, name := range []string{"act-a", "act-b"} {
-		p.acts = append(p.acts, p.startActuator(name))
+		p.acts = append(p.acts, p.startActuator(name, edit))
 	}
 	fctx, stopFeed := context.WithCancel(ctx)
 	fed := make(chan struct{})
@@ -149,7 +151,7 @@ func newPairLab(t *testing.T, ctx context.Context, cl *fleetlab.Cluster, js jets
 	// Both see the three hosts before the first alert.
 	waitUntil(t, ctx, "hosts seen", func() bool {
 		for _, a := range p.acts {
-			if len(a.act.obs.Seen(scope, time.Now().Add(-time.Second))) != len(labHosts) {
+			if len(a.act.obs.Seen(scope, time.Now().Add(-time.Second))) != len(pat.Hosts()) {
 				return false
 			}
 		}
@@ -158,7 +160,7 @@ func newPairLab(t *testing.T, ctx context.Context, cl *fleetlab.Cluster, js jets
 	return p
 }
 
-func (p *pairLab) startActuator(name string) *labActuator {
+func (p *pairLab) startActuator(name string, edit []func(*Config)) *labActuator {
 	t := p.t
 	t.Helper()
 	nc, err := bus.Connect(p.ctx, p.cl.URLs(), bus.ConnectOptions{Name: name})
@@ -175,15 +177,19 @@ func (p *pairLab) startActuator(name string) *labActuator {
 			(*f)(la)
 		}
 	}}
+	cfg := Config{
+		Enabled: true, Rules: map[string]Policy{"pg_latency": {When: WhenPrimary}},
+		Persist: Duration(time.Second), EvidenceWait: Duration(5 * time.Second), Recheck: Duration(200 * time.Millisecond),
+		Window: Duration(labWindow), SeenWindow: Duration(5 * time.Second), MinDegradedBatches: 2,
+		Cooldown: Duration(10 * time.Minute), LeaseTTL: Duration(labLeaseTTL), LeaseMargin: Duration(labLeaseMargin),
+		Durable: "actuator-" + p.scope, KVBucket: p.bucket,
+	}
+	for _, f := range edit {
+		f(&cfg)
+	}
 	a, err := New(Options{
-		Config: Config{
-			Enabled: true, Rules: map[string]Policy{"pg_latency": {When: WhenPrimary}},
-			Persist: Duration(time.Second), EvidenceWait: Duration(5 * time.Second), Recheck: Duration(200 * time.Millisecond),
-			Window: Duration(labWindow), SeenWindow: Duration(5 * time.Second), MinDegradedBatches: 2,
-			Cooldown: Duration(10 * time.Minute), LeaseTTL: Duration(labLeaseTTL), LeaseMargin: Duration(labLeaseMargin),
-			Durable: "actuator-" + p.scope, KVBucket: p.bucket,
-		},
-		JS: js, Drivers: map[string]failover.Driver{p.scope: drv}, Holder: name, Replicas: 3,
+		Config: cfg,
+		JS:     js, Drivers: map[string]failover.Driver{p.scope: drv}, Holder: name, Replicas: 3,
 		Logger: slog.New(slog.NewTextHandler(p.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("actuator", name),
 		OnDecision: func(act wire.Action) {
 			if la.killed.Load() {
@@ -222,13 +228,13 @@ func (p *pairLab) feed(ctx context.Context) {
 	var seq uint64
 	for ctx.Err() == nil {
 		seq++
-		leader := p.pat.Leader()
-		for _, h := range labHosts {
+		leader, addr := p.pat.Leader(), p.pat.LeaderAddr()
+		for _, h := range p.pat.Hosts() {
 			b := &wire.Batch{Cluster: p.scope, Host: h, Seq: seq, Start: time.Now(), Interval: labBatchEvery,
 				Series: []wire.Series{{Signal: "mciv_collector_up", Kind: wire.KindGauge, Value: 1}}}
 			if h != leader {
 				b.Series = append(b.Series, wire.Series{Signal: "tcp_retransmits_total", Kind: wire.KindCounter,
-					Labels: []wire.Label{{Name: "local_port", Value: "40000"}, {Name: "peer", Value: memberAddr(leader)}}, Value: 7})
+					Labels: []wire.Label{{Name: "local_port", Value: "40000"}, {Name: "peer", Value: addr}}, Value: 7})
 			}
 			_ = p.js.Conn().Publish(wire.SamplesSubject(p.scope, h), wire.EncodeBatch(b))
 		}
@@ -361,7 +367,8 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 	cl, js := startClusterLab(t, ctx)
 
 	t.Run("lease holder crashes before the driver call", func(t *testing.T) {
-		p := newPairLab(t, ctx, cl, js, "pay1")
+		fake := newPatroniState("pay1")
+		p := newPairLab(t, ctx, cl, js, fake)
 		victim := make(chan *labActuator, 1)
 		hook := func(a *labActuator) { a.crash(); victim <- a }
 		p.underLease.Store(&hook)
@@ -384,14 +391,14 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 			!strings.Contains(d.act.Reason, dead.name) {
 			t.Fatalf("%s: %s/%s, want refused by %s's lease: %s", d.by, d.act.Decision, d.act.Safeguard, dead.name, d.act.Reason)
 		}
-		if n := len(p.pat.Switches()); n != 0 {
+		if n := len(fake.Switches()); n != 0 {
 			t.Fatalf("%d switchovers while the lease was held", n)
 		}
 		// No cooldown was started: once the lease expired, the survivor acts.
 		p.waitLeaseExpired()
 		third := p.alertLeader()
 		d = p.next(third.Fingerprint)
-		sw := p.pat.Switches()
+		sw := fake.Switches()
 		if d.act.Decision != DecisionActed || d.act.Outcome != string(failover.OutcomeSucceeded) || len(sw) != 1 {
 			t.Fatalf("%s: %s/%s/%s, %d switchovers: %s", d.by, d.act.Decision, d.act.Outcome, d.act.Safeguard, len(sw), d.act.Reason)
 		}
@@ -405,16 +412,17 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 		p.waitWindow()
 		fourth := p.alertLeader()
 		requireCooldownBy(t, p.next(fourth.Fingerprint), third.Fingerprint)
-		if n := len(p.pat.Switches()); n != 1 {
+		if n := len(fake.Switches()); n != 1 {
 			t.Fatalf("%d switchovers", n)
 		}
 	})
 
 	t.Run("lease holder crashes during the switchover", func(t *testing.T) {
-		p := newPairLab(t, ctx, cl, js, "pay2")
+		fake := newPatroniState("pay2")
+		p := newPairLab(t, ctx, cl, js, fake)
 		victim := make(chan *labActuator, 1)
 		for _, a := range p.acts {
-			a.ep.setOnSwitch(func(switchRecord) {
+			a.ep.(*patroniEndpoint).setOnSwitch(func(switchRecord) {
 				if p.hooked.CompareAndSwap(false, true) { // the first to switch over crashes
 					a.crash()
 					victim <- a
@@ -428,7 +436,7 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("no switchover")
 		}
-		sw := p.pat.Switches()
+		sw := fake.Switches()
 		if len(sw) != 1 {
 			t.Fatalf("%d switchovers", len(sw))
 		}
@@ -448,7 +456,7 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 		p.waitLeaseExpired()
 		third := p.alertLeader()
 		requireCooldownBy(t, p.next(third.Fingerprint), first.Fingerprint)
-		if n := len(p.pat.Switches()); n != 1 {
+		if n := len(fake.Switches()); n != 1 {
 			t.Fatalf("%d switchovers", n)
 		}
 	})
@@ -459,7 +467,8 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 			if during == "during the switchover" {
 				scope = "pay4"
 			}
-			p := newPairLab(t, ctx, cl, js, scope)
+			fake := newPatroniState(scope)
+			p := newPairLab(t, ctx, cl, js, fake)
 			var killed atomic.Int32
 			killed.Store(-1)
 			killLeader := func() {
@@ -485,7 +494,7 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 				p.underLease.Store(&hook)
 			} else {
 				for _, a := range p.acts {
-					a.ep.setOnSwitch(func(switchRecord) {
+					a.ep.(*patroniEndpoint).setOnSwitch(func(switchRecord) {
 						if p.hooked.CompareAndSwap(false, true) {
 							killLeader()
 						}
@@ -497,7 +506,7 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 			if killed.Load() < 0 {
 				t.Fatal("no node was killed")
 			}
-			sw := p.pat.Switches()
+			sw := fake.Switches()
 			switch {
 			case len(sw) > 1:
 				t.Fatalf("%d switchovers", len(sw))
@@ -549,7 +558,7 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 				p.waitLeaseExpired()
 				next := p.alertLeader()
 				d = p.next(next.Fingerprint)
-				sw = p.pat.Switches()
+				sw = fake.Switches()
 			}
 			if len(sw) == 0 && d.act.Safeguard == string(GuardCooldown) {
 				// The refused action's cooldown could not be cleared
@@ -564,7 +573,7 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 			p.waitWindow()
 			again := p.alertLeader()
 			requireCooldownBy(t, p.next(again.Fingerprint), actedOn)
-			if n := len(p.pat.Switches()); n != 1 {
+			if n := len(fake.Switches()); n != 1 {
 				t.Fatalf("%d switchovers", n)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mciv/mciv/failover"
 	"github.com/mciv/mciv/failover/patroni"
 )
 
@@ -49,6 +50,29 @@ type patroniEndpoint struct {
 
 var labHosts = []string{"db-1", "db-2", "db-3"}
 
+// labPatroni is a Patroni cluster as the cluster lab needs it.
+type labPatroni interface {
+	Scope() string
+	// Hosts are the members (also the mciv host names).
+	Hosts() []string
+	// Leader is the current leader; LeaderAddr its PostgreSQL address
+	// as Patroni reports it ("" when unknown).
+	Leader() string
+	LeaderAddr() string
+	// endpoint is a way in of the actuator named name.
+	endpoint(t *testing.T, name string) labEndpoint
+	// stop releases every request left hanging.
+	stop()
+}
+
+// labEndpoint is one actuator's way into Patroni.
+type labEndpoint interface {
+	// driver is a real Patroni driver through the endpoint.
+	driver(t *testing.T) failover.Driver
+	// kill makes the endpoint unanswering, as towards a dead process.
+	kill()
+}
+
 func newPatroniState(scope string) *patroniState {
 	return &patroniState{scope: scope, leader: "db-1", timeline: 4, quit: make(chan struct{})}
 }
@@ -58,6 +82,15 @@ func memberHost(m string) string { return "10.0.0." + m[len("db-"):] }
 
 // memberAddr is the PostgreSQL address of member m.
 func memberAddr(m string) string { return memberHost(m) + ":5432" }
+
+// Scope is the cluster's name.
+func (s *patroniState) Scope() string { return s.scope }
+
+// Hosts are the members.
+func (s *patroniState) Hosts() []string { return labHosts }
+
+// LeaderAddr is the leader's PostgreSQL address.
+func (s *patroniState) LeaderAddr() string { return memberAddr(s.Leader()) }
 
 // Leader returns the current leader.
 func (s *patroniState) Leader() string {
@@ -74,7 +107,7 @@ func (s *patroniState) Switches() []switchRecord {
 }
 
 // endpoint starts an HTTP server for the actuator named name.
-func (s *patroniState) endpoint(t *testing.T, name string) *patroniEndpoint {
+func (s *patroniState) endpoint(t *testing.T, name string) labEndpoint {
 	t.Helper()
 	e := &patroniEndpoint{name: name, state: s}
 	e.srv = httptest.NewServer(e)
@@ -96,7 +129,7 @@ func (e *patroniEndpoint) setOnSwitch(f func(switchRecord)) {
 }
 
 // driver returns a real Patroni driver reaching the cluster through e.
-func (e *patroniEndpoint) driver(t *testing.T) *patroni.Driver {
+func (e *patroniEndpoint) driver(t *testing.T) failover.Driver {
 	t.Helper()
 	d, err := patroni.New(patroni.Config{Cluster: e.state.scope, Endpoints: []string{e.srv.URL}})
 	if err != nil {
