@@ -519,9 +519,12 @@ func (d *Auto) LoadState(b []byte) error {
 		for i := range x.cal {
 			x.cal[i].loadState(r)
 		}
+		// Periods and blocks are bounded so that the phase arithmetic
+		// (phase·autoSlots, lag·block·step) cannot overflow: 2^58 ns is
+		// nine years.
 		x.period = r.i64()
-		if x.period < 0 {
-			r.fail("negative period")
+		if x.period < 0 || x.period > autoMaxSpan {
+			r.fail("period %d ns out of range", x.period)
 		}
 		for i := range autoSlots {
 			x.off[i], x.offN[i] = r.f32(), r.u16()
@@ -532,8 +535,8 @@ func (d *Auto) LoadState(b []byte) error {
 			r.fail("%d period blocks (at most %d)", p.n, autoACF)
 			return
 		}
-		if p.b > 2*autoACFMaxB {
-			r.fail("period block of %d samples", p.b)
+		if p.b > 2*autoACFMaxB || (x.j.step > 0 && uint64(p.b) > uint64(autoMaxSpan/autoACF/x.j.step)) {
+			r.fail("period block of %d samples of %d ns", p.b, x.j.step)
 		}
 		p.buf = [autoACF]float32{}
 		for i := range p.buf[:p.n] {
@@ -571,6 +574,10 @@ func (d *Threshold) LoadState(b []byte) error {
 	}
 	return err
 }
+
+// autoMaxSpan bounds a restored Auto's period, and the span of its
+// period finder's buffer, in ns.
+const autoMaxSpan = 1 << 58
 
 // opCode numbers the comparison operators for the state encoding.
 func opCode(op Op) uint8 {
