@@ -253,7 +253,9 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("analyzer: detector snapshot store %s: %w", DetectorsBucket, err)
+			// Snapshots only spare new owners the warm-up: run without.
+			a.log.Warn("detector snapshot store unavailable: new owners of partitions replay the warm-up", "bucket", DetectorsBucket, "err", err)
+			obj = nil
 		}
 	}
 	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, obj: obj, hosts: map[[2]string]int{}, membersSeen: make(chan struct{})}
