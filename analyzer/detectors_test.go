@@ -2,6 +2,7 @@ package analyzer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -135,6 +136,24 @@ func snapshotSeq(t *testing.T, ctx context.Context, b *testBus, n int) uint64 {
 	return h.Seq
 }
 
+// checkpointSeq is the sequence of partition n's checkpoint (0: none).
+func checkpointSeq(t *testing.T, ctx context.Context, b *testBus, n int) uint64 {
+	t.Helper()
+	kv, err := b.js.KeyValue(ctx, CheckpointBucket)
+	if err != nil {
+		return 0
+	}
+	e, err := kv.Get(ctx, "p"+fmt.Sprint(n))
+	if err != nil {
+		return 0
+	}
+	var ck Checkpoint
+	if err := json.Unmarshal(e.Value(), &ck); err != nil {
+		t.Fatalf("partition %d: %v", n, err)
+	}
+	return ck.Seq
+}
+
 // TestFleetTakeoverKeepsBaselines: the owner of every partition learns
 // the hosts' baselines and stops; the input stream is purged, so that no
 // history is left to replay, and Warmup is off; the new owner fires on
@@ -211,7 +230,15 @@ func TestFleetTakeoverWithoutSnapshotHasNoBaselines(t *testing.T) {
 	for seq := 1; seq < 100; seq++ {
 		publishRates(t, b, seq)
 	}
-	time.Sleep(time.Second) // (checkpoints)
+	ends := partitionEnds(t, ctx, b)
+	waitFor(t, 20*time.Second, "checkpoints of everything evaluated", func() bool {
+		for n, end := range ends {
+			if checkpointSeq(t, ctx, b, n) < end {
+				return false
+			}
+		}
+		return true
+	})
 	stopA()
 	if err := <-doneA; err != nil {
 		t.Fatal(err)
