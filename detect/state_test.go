@@ -252,11 +252,11 @@ func BenchmarkAppendState(b *testing.B) {
 				d.Observe(stateTime(i), v)
 			}
 			buf := d.(Stater).AppendState(nil)
-			b.ReportMetric(float64(len(buf)), "bytes")
 			b.ReportAllocs()
 			for b.Loop() {
 				buf = d.(Stater).AppendState(buf[:0])
 			}
+			b.ReportMetric(float64(len(buf)), "state-bytes")
 		})
 	}
 }

@@ -76,6 +76,10 @@ func (e *Engine) AppendDetectors(dst []byte, keep func(cluster, host string) boo
 	if keep != nil {
 		hks = slices.DeleteFunc(hks, func(hk hostKey) bool { return !keep(hk.cluster, hk.host) })
 	}
+	keys := make([]uint64, len(e.rules))
+	for i, r := range e.rules {
+		keys[i] = ruleKey(r)
+	}
 	w.uvarint(uint64(len(hks)))
 	for _, hk := range hks {
 		h := e.hosts[hk]
@@ -101,7 +105,7 @@ func (e *Engine) AppendDetectors(dst []byte, keep func(cluster, host string) boo
 					continue
 				}
 				w.str(r.Alert)
-				w.u64(ruleKey(r))
+				w.u64(keys[i])
 				w.uvarint(uint64(len(g.by)))
 				for _, v := range g.by {
 					w.str(v)

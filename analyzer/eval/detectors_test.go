@@ -2,6 +2,7 @@ package eval
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -160,6 +161,38 @@ func FuzzLoadDetectors(f *testing.F) {
 		}
 		for _, b := range noisyBatches("h1", 100, 20, 2) {
 			_, _ = e.Eval(b, t0)
+		}
+	})
+}
+
+// BenchmarkAppendDetectors: the snapshot of 1000 hosts, each with two
+// EWMA groups and one auto group, and its load.
+func BenchmarkAppendDetectors(b *testing.B) {
+	groups, err := rules.Parse("test.yaml", []byte(baselineRules))
+	if err != nil {
+		b.Fatal(err)
+	}
+	set := &rules.Set{Groups: groups}
+	e := New(set, Options{})
+	for h := range 1000 {
+		for _, bt := range noisyBatches(fmt.Sprintf("h%d", h), 0, 20, uint64(h)) {
+			if _, err := e.Eval(bt, t0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	buf := e.AppendDetectors(nil, nil)
+	b.Run("append", func(b *testing.B) {
+		for b.Loop() {
+			buf = e.AppendDetectors(buf[:0], nil)
+		}
+		b.ReportMetric(float64(len(buf)), "snapshot-bytes")
+	})
+	b.Run("load", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := New(set, Options{}).LoadDetectors(buf, nil, t0); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
