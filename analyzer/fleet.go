@@ -677,6 +677,10 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 		default:
 			a.mu.Lock()
 			n, err := a.engine.LoadDetectors(state, func(cluster, host string) bool {
+				// (A host the partition count moved elsewhere is not ours.)
+				if bus.PartitionOf(cluster, host, fc.Partitions) != p.n {
+					return false
+				}
 				p.f.setHost(cluster, host, p.n)
 				return true
 			}, a.cfg.Now())
