@@ -216,6 +216,65 @@ func TestFleetTakeoverKeepsBaselines(t *testing.T) {
 	}
 }
 
+// TestFleetCorruptSnapshotFallsBackToWarmup: a new owner that finds the
+// partitions' snapshots unreadable replays the warm-up instead, and its
+// baselines come from there: the anomaly still fires.
+func TestFleetCorruptSnapshotFallsBackToWarmup(t *testing.T) {
+	ctx := testContext(t)
+	b := startBus(t, ctx, true)
+	set := mustRules(t, baselineRule)
+	a, stopA, doneA := fleetMember(t, ctx, b, "an-a", set, nil)
+	publishRates(t, b, 0)
+	waitFor(t, 10*time.Second, "an-a to own the partitions", func() bool { return len(a.Owned()) == 4 })
+	for seq := 1; seq < 100; seq++ {
+		publishRates(t, b, seq)
+	}
+	ends := partitionEnds(t, ctx, b)
+	waitFor(t, 20*time.Second, "detector snapshots of everything evaluated", func() bool {
+		for n, end := range ends {
+			if snapshotSeq(t, ctx, b, n) < end || checkpointSeq(t, ctx, b, n) < end {
+				return false
+			}
+		}
+		return true
+	})
+	stopA()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	store, err := b.js.ObjectStore(ctx, DetectorsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range 4 {
+		name := "p" + fmt.Sprint(n)
+		data, err := store.GetBytes(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[len(data)-1] ^= 0xff // the engine state's checksum
+		if _, err := store.PutBytes(ctx, name, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bAn, stopB, doneB := fleetMember(t, ctx, b, "an-b", set, nil)
+	defer func() { stopB(); <-doneB }()
+	for seq := 100; seq < 106; seq++ {
+		publishRates(t, b, seq, 101)
+	}
+	waitFor(t, 20*time.Second, "an-b to own the partitions", func() bool { return len(bAn.Owned()) == 4 })
+	waitFor(t, 20*time.Second, "h1's anomaly to fire", func() bool {
+		al, _ := stored(t, ctx, b.js)
+		return len(al) >= 1
+	})
+	if n := testutil.ToFloat64(bAn.fm.restores.WithLabelValues(RestoredFromSnapshot)); n != 0 {
+		t.Errorf("%v takeovers from a corrupt snapshot", n)
+	}
+	if n := testutil.ToFloat64(bAn.fm.restores.WithLabelValues(RestoredFromWarmup)); n < 4 {
+		t.Errorf("%v takeovers from the warm-up, want the 4", n)
+	}
+}
+
 // TestFleetTakeoverWithoutSnapshotHasNoBaselines is the control of
 // TestFleetTakeoverKeepsBaselines: with snapshots off, the same takeover
 // does not fire on the anomaly.
