@@ -136,6 +136,14 @@ func snapshotSeq(t *testing.T, ctx context.Context, b *testBus, n int) uint64 {
 	return h.Seq
 }
 
+// slowContext bounds a test that runs two fleet members one after the
+// other: generously, for a loaded machine.
+func slowContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // checkpointSeq is the sequence of partition n's checkpoint (0: none).
 func checkpointSeq(t *testing.T, ctx context.Context, b *testBus, n int) uint64 {
 	t.Helper()
@@ -160,7 +168,7 @@ func checkpointSeq(t *testing.T, ctx context.Context, b *testBus, n int) uint64 
 // the first anomalous batch after its takeover, which only the detector
 // snapshot can make it do (a fresh EWMA needs a minute of batches).
 func TestFleetTakeoverKeepsBaselines(t *testing.T) {
-	ctx := testContext(t)
+	ctx := slowContext(t)
 	b := startBus(t, ctx, true)
 	set := mustRules(t, baselineRule)
 	noWarmup := func(fc *FleetConfig) { fc.Warmup = -1 }
@@ -171,7 +179,7 @@ func TestFleetTakeoverKeepsBaselines(t *testing.T) {
 		publishRates(t, b, seq)
 	}
 	ends := partitionEnds(t, ctx, b)
-	waitFor(t, 20*time.Second, "detector snapshots of everything evaluated", func() bool {
+	waitFor(t, 40*time.Second, "detector snapshots of everything evaluated", func() bool {
 		for n, end := range ends {
 			if snapshotSeq(t, ctx, b, n) < end {
 				return false
@@ -199,8 +207,8 @@ func TestFleetTakeoverKeepsBaselines(t *testing.T) {
 	for seq := 100; seq < 106; seq++ {
 		publishRates(t, b, seq, 101)
 	}
-	waitFor(t, 20*time.Second, "an-b to own the partitions", func() bool { return len(bAn.Owned()) == 4 })
-	waitFor(t, 20*time.Second, "h1's anomaly to fire", func() bool {
+	waitFor(t, 40*time.Second, "an-b to own the partitions", func() bool { return len(bAn.Owned()) == 4 })
+	waitFor(t, 40*time.Second, "h1's anomaly to fire", func() bool {
 		al, _ := stored(t, ctx, b.js)
 		return len(al) >= 1
 	})
@@ -220,7 +228,7 @@ func TestFleetTakeoverKeepsBaselines(t *testing.T) {
 // partitions' snapshots unreadable replays the warm-up instead, and its
 // baselines come from there: the anomaly still fires.
 func TestFleetCorruptSnapshotFallsBackToWarmup(t *testing.T) {
-	ctx := testContext(t)
+	ctx := slowContext(t)
 	b := startBus(t, ctx, true)
 	set := mustRules(t, baselineRule)
 	a, stopA, doneA := fleetMember(t, ctx, b, "an-a", set, nil)
@@ -230,7 +238,7 @@ func TestFleetCorruptSnapshotFallsBackToWarmup(t *testing.T) {
 		publishRates(t, b, seq)
 	}
 	ends := partitionEnds(t, ctx, b)
-	waitFor(t, 20*time.Second, "detector snapshots of everything evaluated", func() bool {
+	waitFor(t, 40*time.Second, "detector snapshots of everything evaluated", func() bool {
 		for n, end := range ends {
 			if snapshotSeq(t, ctx, b, n) < end || checkpointSeq(t, ctx, b, n) < end {
 				return false
@@ -262,8 +270,8 @@ func TestFleetCorruptSnapshotFallsBackToWarmup(t *testing.T) {
 	for seq := 100; seq < 106; seq++ {
 		publishRates(t, b, seq, 101)
 	}
-	waitFor(t, 20*time.Second, "an-b to own the partitions", func() bool { return len(bAn.Owned()) == 4 })
-	waitFor(t, 20*time.Second, "h1's anomaly to fire", func() bool {
+	waitFor(t, 40*time.Second, "an-b to own the partitions", func() bool { return len(bAn.Owned()) == 4 })
+	waitFor(t, 40*time.Second, "h1's anomaly to fire", func() bool {
 		al, _ := stored(t, ctx, b.js)
 		return len(al) >= 1
 	})
@@ -279,7 +287,7 @@ func TestFleetCorruptSnapshotFallsBackToWarmup(t *testing.T) {
 // TestFleetTakeoverKeepsBaselines: with snapshots off, the same takeover
 // does not fire on the anomaly.
 func TestFleetTakeoverWithoutSnapshotHasNoBaselines(t *testing.T) {
-	ctx := testContext(t)
+	ctx := slowContext(t)
 	b := startBus(t, ctx, true)
 	set := mustRules(t, baselineRule)
 	off := func(fc *FleetConfig) { fc.Warmup, fc.SnapshotInterval = -1, -1 }
@@ -290,7 +298,7 @@ func TestFleetTakeoverWithoutSnapshotHasNoBaselines(t *testing.T) {
 		publishRates(t, b, seq)
 	}
 	ends := partitionEnds(t, ctx, b)
-	waitFor(t, 20*time.Second, "checkpoints of everything evaluated", func() bool {
+	waitFor(t, 40*time.Second, "checkpoints of everything evaluated", func() bool {
 		for n, end := range ends {
 			if checkpointSeq(t, ctx, b, n) < end {
 				return false
@@ -307,8 +315,8 @@ func TestFleetTakeoverWithoutSnapshotHasNoBaselines(t *testing.T) {
 	for seq := 100; seq < 106; seq++ {
 		publishRates(t, b, seq, 101)
 	}
-	waitFor(t, 20*time.Second, "an-b to own the partitions", func() bool { return len(bAn.Owned()) == 4 })
-	waitFor(t, 20*time.Second, "an-b to evaluate the last batches", func() bool {
+	waitFor(t, 40*time.Second, "an-b to own the partitions", func() bool { return len(bAn.Owned()) == 4 })
+	waitFor(t, 40*time.Second, "an-b to evaluate the last batches", func() bool {
 		return testutil.ToFloat64(bAn.m.batches) >= 6*baselineHosts
 	})
 	if err := bAn.Flush(ctx); err != nil {
@@ -350,7 +358,7 @@ func restartAnalyzer(t *testing.T, ctx context.Context, b *testBus, set *rules.S
 // detectors learnt the hosts' baselines fires, once restarted, on the
 // first anomalous batch; one without the state file does not.
 func TestRestartKeepsBaselines(t *testing.T) {
-	ctx := testContext(t)
+	ctx := slowContext(t)
 	b := startBus(t, ctx, true)
 	set := mustRules(t, baselineRule)
 	clk := &clock{}
@@ -404,7 +412,7 @@ func TestRestartKeepsBaselines(t *testing.T) {
 // TestDetectorsFileRejected: a corrupt or stale state file is skipped and
 // counted, and the analyzer starts.
 func TestDetectorsFileRejected(t *testing.T) {
-	ctx := testContext(t)
+	ctx := slowContext(t)
 	b := startBus(t, ctx, true)
 	set := mustRules(t, baselineRule)
 	clk := &clock{}
