@@ -29,6 +29,19 @@ type Stater interface {
 	LoadState(b []byte) error
 }
 
+// Every detector of this package keeps its state across restarts.
+var (
+	_ Stater = (*Threshold)(nil)
+	_ Stater = (*ZScore)(nil)
+	_ Stater = (*RobustZScore)(nil)
+	_ Stater = (*EWMA)(nil)
+	_ Stater = (*CUSUM)(nil)
+	_ Stater = (*Seasonal)(nil)
+	_ Stater = (*Auto)(nil)
+	_ Stater = (*RateOfChange)(nil)
+	_ Stater = (*Absence)(nil)
+)
+
 // StateVersion is the version of the state encoding AppendState writes
 // and LoadState reads.
 const StateVersion = 1

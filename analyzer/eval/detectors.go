@@ -226,7 +226,8 @@ func (e *Engine) LoadDetectors(b []byte, keep func(cluster, host string) bool, n
 				continue
 			}
 			fresh := newGroup(e.rules[i], gin.by)
-			if err := fresh.det.(detect.Stater).LoadState(gin.state); err != nil {
+			st, ok := fresh.det.(detect.Stater)
+			if !ok || st.LoadState(gin.state) != nil {
 				out.Skipped++
 				continue
 			}
