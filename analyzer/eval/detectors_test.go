@@ -1,8 +1,10 @@
 package eval
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -193,6 +195,41 @@ func BenchmarkAppendDetectors(b *testing.B) {
 			if _, err := New(set, Options{}).LoadDetectors(buf, nil, t0); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// FuzzLoadDetectorsResealed flips bytes of a valid snapshot and reseals
+// its checksum, so that the fuzzer reaches the parser and the detectors'
+// own checks.
+func FuzzLoadDetectorsResealed(f *testing.F) {
+	groups, err := rules.Parse("test.yaml", []byte(baselineRules))
+	if err != nil {
+		f.Fatal(err)
+	}
+	set := &rules.Set{Groups: groups}
+	a := New(set, Options{})
+	for _, b := range noisyBatches("h1", 0, 100, 1) {
+		if _, err := a.Eval(b, t0); err != nil {
+			f.Fatal(err)
+		}
+	}
+	snap := a.AppendDetectors(nil, nil)
+	f.Add(uint16(40), uint8(1), uint16(300), uint8(0x80))
+	f.Fuzz(func(t *testing.T, at1 uint16, x1 uint8, at2 uint16, x2 uint8) {
+		body := slices.Clone(snap[:len(snap)-4])
+		body[int(at1)%len(body)] ^= x1
+		body[int(at2)%len(body)] ^= x2
+		b := binary.LittleEndian.AppendUint32(body, crc32.Checksum(body, castagnoli))
+		e := New(set, Options{})
+		if _, err := e.LoadDetectors(b, nil, t0); err != nil {
+			if e.Hosts() != 0 {
+				t.Fatal("a failed load added hosts")
+			}
+			return
+		}
+		for _, b := range noisyBatches("h1", 100, 20, 2) {
+			_, _ = e.Eval(b, t0)
 		}
 	})
 }
