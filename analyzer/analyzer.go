@@ -110,6 +110,15 @@ type Config struct {
 	// AckChecker decides which Resolve acks may end an alert (acks.go);
 	// nil checks only the cluster (auth off).
 	AckChecker *auth.AckChecker
+	// DetectorsFile is where a single process analyzer keeps its
+	// detectors' state (baselines) across restarts (detectors.go):
+	// written on the way out and every DetectorsSaveInterval, loaded at
+	// start. Empty: <OutboxDir>/detectors.state when OutboxDir is set,
+	// else none. Unused in fleet mode (see FleetConfig.SnapshotInterval).
+	DetectorsFile string
+	// DetectorsSaveInterval is how often the detectors file is written
+	// (0: DefaultDetectorsSaveInterval; negative: only on the way out).
+	DetectorsSaveInterval time.Duration
 }
 
 // Analyzer evaluates rules on sample batches and publishes alert changes.
@@ -146,6 +155,8 @@ type Analyzer struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	detSaved time.Time // when the detectors file was last written (Run's goroutine)
 
 	limMu      sync.Mutex            // guards refusedLog, lastExpire
 	refusedLog map[[2]string]refusal // per cluster and host: refusals since the last log line
@@ -186,6 +197,9 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.DetectorsSaveInterval == 0 {
+		cfg.DetectorsSaveInterval = DefaultDetectorsSaveInterval
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second
@@ -268,6 +282,9 @@ func (a *Analyzer) Run(ctx context.Context, nc *nats.Conn) error {
 			return err
 		}
 	}
+	// After Restore: the alert groups it recreated get their baselines.
+	a.loadDetectorsFile()
+	a.detSaved = time.Now()
 	sub, err := nc.Subscribe(wire.SamplesWildcard, func(m *nats.Msg) {
 		a.HandleBatch(ctx, m.Subject, m.Data)
 	})
@@ -317,6 +334,11 @@ func (a *Analyzer) loop(ctx context.Context, nc *nats.Conn, stop func()) error {
 			_, _ = a.ReloadIfChanged() // logged and exported
 		case <-ctx.Done():
 			stop()
+			if a.cfg.Fleet.Partitions == 0 {
+				if err := a.saveDetectorsFile(); err != nil {
+					a.log.Warn("analyzer stopping without saving its detector state", "err", err)
+				}
+			}
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.PublishTimeout)
 			if err := a.Flush(fctx); err != nil {
 				a.log.Error("analyzer stopping with unpublished alert changes", "queued", a.Queued(), "err", err)
@@ -333,6 +355,12 @@ func (a *Analyzer) loop(ctx context.Context, nc *nats.Conn, stop func()) error {
 			lastTick = time.Now()
 			a.Tick(ctx)
 			a.tryFlush(ctx)
+			if a.cfg.Fleet.Partitions == 0 && a.cfg.DetectorsSaveInterval > 0 && time.Since(a.detSaved) >= a.cfg.DetectorsSaveInterval {
+				if err := a.saveDetectorsFile(); err != nil {
+					a.detSaved = time.Now() // (logged; retried at the next interval)
+					a.log.Warn("detector state not saved", "err", err)
+				}
+			}
 		case <-a.kick:
 			a.tryFlush(ctx)
 		}

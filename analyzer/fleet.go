@@ -45,11 +45,15 @@ const (
 // durable consumer with a pinned priority group: the server delivers a
 // partition to one member at a time and moves it to another when the
 // pinned one stops pulling for PinnedTTL. The owner checkpoints the
-// partition's alert state to CheckpointBucket with compare-and-set; a
-// new owner loads the checkpoint, replays the partition's batches from
-// Warmup before it (detectors relearn their baselines, nothing is
-// announced) and then from the checkpoint on (announced; alert message
-// ids make a change announced twice stored once).
+// partition's alert state to CheckpointBucket with compare-and-set, and
+// every SnapshotInterval, right after such a checkpoint, its detectors'
+// state to the object store DetectorsBucket (detectors.go); a new owner
+// loads the checkpoint and the detector snapshot, replays the partition's
+// batches from the snapshot's sequence (or, without a usable snapshot,
+// from Warmup before the checkpoint) to the checkpoint silently (the
+// detectors' baselines catch up, nothing is announced) and then from the
+// checkpoint on (announced; alert message ids make a change announced
+// twice stored once).
 type FleetConfig struct {
 	// Partitions is the number of partitions of the input stream; zero
 	// turns fleet mode off.
@@ -73,8 +77,13 @@ type FleetConfig struct {
 	// (0: DefaultCheckpointInterval).
 	CheckpointInterval time.Duration
 	// Warmup is how much history before a checkpoint a new owner replays
-	// to rebuild baselines (0: DefaultWarmup; negative: none).
+	// to rebuild baselines when the partition has no usable detector
+	// snapshot (0: DefaultWarmup; negative: none).
 	Warmup time.Duration
+	// SnapshotInterval is how often an owner stores each partition's
+	// detector snapshot (0: DefaultSnapshotInterval; negative: never, and
+	// a new owner always replays Warmup).
+	SnapshotInterval time.Duration
 	// AbsenceGrace holds absence rules after a reconnect or a takeover
 	// (0: DefaultAbsenceGrace; negative: none).
 	AbsenceGrace time.Duration
@@ -99,6 +108,9 @@ func (c FleetConfig) withDefaults() FleetConfig {
 	}
 	if c.Warmup == 0 {
 		c.Warmup = DefaultWarmup
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
 	}
 	if c.AbsenceGrace == 0 {
 		c.AbsenceGrace = DefaultAbsenceGrace
@@ -131,6 +143,7 @@ type fleet struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	kv     jetstream.KeyValue
+	obj    jetstream.ObjectStore // detector snapshots; nil when off
 
 	mu    sync.Mutex        // guards hosts
 	hosts map[[2]string]int // cluster, host -> partition, of owned partitions
@@ -187,6 +200,8 @@ type partitionRunner struct {
 	appTime time.Time // when it was stored
 	saved   time.Time // when we last checkpointed
 	since   time.Time // when we took it over
+	// snapSaved is when we last stored the partition's detector snapshot.
+	snapSaved time.Time
 
 	// delivered is the consumer sequence of the last message the
 	// consumer delivered us since we own the partition (0: none yet).
@@ -231,7 +246,19 @@ func (a *Analyzer) runFleet(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("analyzer: checkpoint bucket %s: %w", CheckpointBucket, err)
 	}
-	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, hosts: map[[2]string]int{}, membersSeen: make(chan struct{})}
+	var obj jetstream.ObjectStore
+	if fc.SnapshotInterval > 0 {
+		err = a.setup(ctx, "detector snapshot store", func(ctx context.Context) (err error) {
+			obj, err = a.ensureDetectorStore(ctx, fc.Replicas)
+			return err
+		})
+		if err != nil {
+			// Snapshots only spare new owners the warm-up: run without.
+			a.log.Warn("detector snapshot store unavailable: new owners of partitions replay the warm-up", "bucket", DetectorsBucket, "err", err)
+			obj = nil
+		}
+	}
+	f := &fleet{a: a, js: a.js, stream: stream, kv: kv, obj: obj, hosts: map[[2]string]int{}, membersSeen: make(chan struct{})}
 	for n := range fc.Partitions {
 		durable := PartitionDurablePrefix + strconv.Itoa(n)
 		ccfg := jetstream.ConsumerConfig{
@@ -626,6 +653,48 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	p.applied, p.appTime = 0, time.Time{}
 	p.gaps = nil
 
+	// The detector snapshot: usable when it is no later than the
+	// checkpoint and the stream still holds every message after it.
+	from := RestoredFromWarmup
+	if fc.Warmup < 0 {
+		from = RestoredFromNone
+	}
+	ictx, cancel := context.WithTimeout(ctx, apiTimeout)
+	info, err := p.f.stream.Info(ictx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reading the input stream's end: %w", err)
+	}
+	snapSeq := uint64(0)
+	if sh, state, err := p.loadSnapshot(ctx); err != nil {
+		a.log.Warn("detector snapshot unusable: replaying the warm-up", "partition", p.n, "err", err)
+	} else if state != nil {
+		switch {
+		case sh.Seq > ckSeq:
+			a.log.Warn("detector snapshot ahead of the checkpoint ignored", "partition", p.n, "snapshot_seq", sh.Seq, "checkpoint_seq", ckSeq)
+		case sh.Seq < ckSeq && sh.Seq+1 < info.State.FirstSeq:
+			a.log.Warn("detector snapshot older than the stream keeps ignored", "partition", p.n, "snapshot_seq", sh.Seq, "stream_first", info.State.FirstSeq)
+		default:
+			a.mu.Lock()
+			n, err := a.engine.LoadDetectors(state, func(cluster, host string) bool {
+				// (A host the partition count moved elsewhere is not ours.)
+				if bus.PartitionOf(cluster, host, fc.Partitions) != p.n {
+					return false
+				}
+				p.f.setHost(cluster, host, p.n)
+				return true
+			}, a.cfg.Now())
+			a.mu.Unlock()
+			if err != nil {
+				a.log.Warn("detector snapshot unreadable: replaying the warm-up", "partition", p.n, "err", err)
+				break
+			}
+			from, snapSeq = RestoredFromSnapshot, sh.Seq
+			a.log.Info("detector snapshot loaded", "partition", p.n, "snapshot_seq", sh.Seq, "checkpoint_seq", ckSeq,
+				"hosts", n.Hosts, "groups", n.Groups, "skipped", n.Skipped, "age", time.Since(sh.SavedAt))
+		}
+	}
+
 	replayed, overlaid := 0, false
 	overlay := func() {
 		a.mu.Lock()
@@ -636,16 +705,12 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 	for _, m := range ck.Marks {
 		p.f.setHost(m.Cluster, m.Host, p.n)
 	}
-	ictx, cancel := context.WithTimeout(ctx, apiTimeout)
-	info, err := p.f.stream.Info(ictx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("reading the input stream's end: %w", err)
-	}
 	until := max(first-1, info.State.LastSeq)
 	if until > 0 {
 		var cfg jetstream.OrderedConsumerConfig
-		if fc.Warmup > 0 {
+		if from == RestoredFromSnapshot {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, snapSeq+1
+		} else if fc.Warmup > 0 {
 			t := ckTime.Add(-fc.Warmup)
 			if ckTime.IsZero() {
 				t = time.Now().Add(-fc.Warmup)
@@ -676,8 +741,9 @@ func (p *partitionRunner) takeover(ctx context.Context, first uint64, firstTime 
 		p.applied, p.appTime = ckSeq, ckTime
 	}
 	a.fm.takeovers.Inc()
+	a.fm.restores.WithLabelValues(from).Inc()
 	a.fm.owned.Inc()
-	a.log.Info("partition taken over", "partition", p.n, "member", fc.Member, "from", ck.Owner,
+	a.log.Info("partition taken over", "partition", p.n, "member", fc.Member, "from", ck.Owner, "baselines", from,
 		"checkpoint_seq", ck.Seq, "first", first, "until", until, "replayed", replayed, "alerts", len(ck.States), "took", time.Since(start))
 	return nil
 }
@@ -767,8 +833,17 @@ const (
 func (p *partitionRunner) checkpoint(ctx context.Context) bool {
 	a := p.f.a
 	keep := p.f.inPartition(p.n)
+	// The detector snapshot, when due, is taken with the checkpoint: both
+	// hold the partition as of p.applied (only this goroutine evaluates
+	// the partition's batches).
+	var snap []byte
+	snapDue := p.f.obj != nil && time.Since(p.snapSaved) >= a.cfg.Fleet.SnapshotInterval
 	a.mu.Lock()
 	states, marks := a.engine.Snapshot(keep)
+	if snapDue {
+		snap = appendSnapHeader(nil, snapHeader{Seq: p.applied, SeqTime: p.appTime, SavedAt: time.Now()})
+		snap = a.engine.AppendDetectors(snap, keep)
+	}
 	a.mu.Unlock()
 	ck := Checkpoint{Seq: p.applied, SeqTime: p.appTime, Owner: a.cfg.Fleet.Member, At: time.Now(), States: states, Marks: marks}
 	fctx, cancel := context.WithTimeout(ctx, a.cfg.PublishTimeout)
@@ -798,6 +873,11 @@ func (p *partitionRunner) checkpoint(ctx context.Context) bool {
 		a.countMissed(k[0], k[1], n)
 	}
 	p.gaps = nil
+	if snap != nil {
+		// Our compare-and-set held: we own the partition, and the
+		// snapshot's sequence is the checkpoint's.
+		p.saveSnapshot(ctx, snap)
+	}
 	return true
 }
 

@@ -17,6 +17,9 @@ type fleetMetrics struct {
 	checkpoints prometheus.Counter
 	replayed    prometheus.Counter
 	handovers   prometheus.Counter
+	restores    *prometheus.CounterVec // by from (RestoredFromSnapshot, ...)
+	snapshots   *prometheus.CounterVec // by result (stored, failed)
+	stateLoads  *prometheus.CounterVec // by result (StateLoaded, ...)
 }
 
 func newFleetMetrics(reg prometheus.Registerer) (*fleetMetrics, error) {
@@ -47,9 +50,21 @@ func newFleetMetrics(reg prometheus.Registerer) (*fleetMetrics, error) {
 		handovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mciv_analyzer_partition_handovers_total", Help: "Partitions this analyzer handed to their preferred member (rebalancing).",
 		}),
+		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mciv_analyzer_partition_restores_total",
+			Help: "Partition takeovers by where the detector baselines came from: snapshot (the partition's detector snapshot), warmup (a replay of the warm-up), none.",
+		}, []string{"from"}),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mciv_analyzer_detector_snapshots_total",
+			Help: "Detector snapshots of owned partitions written to the object store, by result (stored, failed).",
+		}, []string{"result"}),
+		stateLoads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mciv_analyzer_detector_state_loads_total",
+			Help: "Loads of the detector state file at start (single process), by result: loaded, missing, corrupt, stale.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.missed, m.graces, m.owned, m.takeovers, m.lost, m.checkpoints, m.replayed, m.handovers} {
+		for _, c := range []prometheus.Collector{m.missed, m.graces, m.owned, m.takeovers, m.lost, m.checkpoints, m.replayed, m.handovers, m.restores, m.snapshots, m.stateLoads} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering analyzer fleet metrics: %w", err)
 			}

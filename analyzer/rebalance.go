@@ -223,7 +223,9 @@ func (p *partitionRunner) maybeRelease(ctx context.Context) {
 		return
 	}
 	// Everything fetched is evaluated and acknowledged: a checkpoint now
-	// holds all of it, and the next owner starts right after.
+	// holds all of it, and the next owner starts right after, from a
+	// detector snapshot taken with it.
+	p.snapSaved = time.Time{}
 	if !p.checkpoint(ctx) {
 		return
 	}

@@ -59,8 +59,14 @@ type FleetSection struct {
 	// (0: 10s; negative: none).
 	AbsenceGrace yamltime.Duration `yaml:"absence_grace"`
 	// Warmup is the history before a checkpoint a new owner replays
-	// silently (0: 10m; negative: none).
+	// silently when the partition has no usable detector snapshot (0: 10m;
+	// negative: none).
 	Warmup yamltime.Duration `yaml:"warmup"`
+	// SnapshotInterval is how often an owner stores each partition's
+	// detector snapshot in the object store MCIV_DETECTORS, from which a
+	// new owner restores the baselines instead of replaying Warmup
+	// (FleetConfig.SnapshotInterval; 0: 30s; negative: never).
+	SnapshotInterval yamltime.Duration `yaml:"snapshot_interval"`
 	// Rebalance gives each partition back to its preferred member (by
 	// rendezvous hashing of the live members) once that member is up
 	// again (absent: on).
@@ -78,6 +84,7 @@ func (s FleetSection) Apply(c FleetConfig) FleetConfig {
 	set(&c.CheckpointInterval, s.CheckpointInterval)
 	set(&c.AbsenceGrace, s.AbsenceGrace)
 	set(&c.Warmup, s.Warmup)
+	set(&c.SnapshotInterval, s.SnapshotInterval)
 	if s.Rebalance != nil {
 		c.NoRebalance = !*s.Rebalance
 	}

@@ -107,6 +107,36 @@ func TestSecurityFleetRoles(t *testing.T) {
 	if !ck || !hb {
 		t.Errorf("partitions bucket keys %v: want a checkpoint (p<n>) and a heartbeat (m.<member>)", keys)
 	}
+	// ... and the detector snapshots: the analyzer stored some, and its
+	// role may replace (purging the old chunks) and read them.
+	for wait := time.Now().Add(20 * time.Second); ; {
+		store, err := obs.js.ObjectStore(t.Context(), analyzer.DetectorsBucket)
+		var objs []*jetstream.ObjectInfo
+		if err == nil {
+			objs, err = store.List(t.Context())
+		}
+		if err == nil && len(objs) > 0 {
+			break
+		}
+		if time.Now().After(wait) {
+			t.Errorf("detector snapshots stored by the analyzer: %d, %v", len(objs), err)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	an := l.connect(t, auth.Analyzer, "an-probe")
+	if store, err := an.js.ObjectStore(t.Context(), analyzer.DetectorsBucket); err != nil {
+		t.Errorf("the analyzer role binds the snapshot store: %v", err)
+	} else {
+		for _, v := range []string{"first", "second"} {
+			if _, err := store.PutBytes(t.Context(), "probe", []byte(v)); err != nil {
+				t.Errorf("the analyzer role puts a snapshot: %v", err)
+			}
+		}
+		if got, err := store.GetBytes(t.Context(), "probe"); err != nil || string(got) != "second" {
+			t.Errorf("the analyzer role reads a snapshot: %q, %v", got, err)
+		}
+	}
 
 	// Attacks with the collector's credentials.
 	col.refused(t, wire.SamplesSubject(labCluster, "db-2"), batch("db-2", 1, 100))

@@ -400,7 +400,7 @@ func TestTrustNamesAgree(t *testing.T) {
 		auth.FailoverLeaseBucket: actuator.DefaultKVBucket + "_lease", auth.NotifierDurable: notifier.DefaultDurable,
 		auth.SlackAcksDurable: slacknotify.AcksDurable, auth.SlackActionsDurable: slacknotify.ActionsDurable,
 		auth.EscalationDurable: escalation.DefaultAckDurable, auth.ActuatorDurable: actuator.DefaultDurable,
-		auth.InputStream: bus.InputStream, auth.PartitionsBucket: analyzer.CheckpointBucket,
+		auth.InputStream: bus.InputStream, auth.PartitionsBucket: analyzer.CheckpointBucket, auth.DetectorsBucket: analyzer.DetectorsBucket,
 		auth.PartitionDurablePrefix: analyzer.PartitionDurablePrefix, auth.RoutesBucket: steer.DefaultBucket, auth.SteerLeaseBucket: steer.DefaultLeaseBucket,
 	} {
 		if got != want {

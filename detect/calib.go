@@ -47,13 +47,12 @@ func calibBin(d float64) (int, float64) {
 		return 0, max(0, 1-d/calibLo)
 	}
 	x := calibPerOct * math.Log2(d/calibLo)
-	b := 1 + int(x)
-	if b >= calibBins-1 {
+	if x >= calibBins-2 { // (before int(x): +Inf has no int)
 		// The open last bin: a Pareto-like share above d.
 		lo := calibLo * math.Exp2(float64(calibBins-2)/calibPerOct)
 		return calibBins - 1, min(1, lo/d)
 	}
-	return b, 1 - (x - math.Floor(x))
+	return 1 + int(x), 1 - (x - math.Floor(x))
 }
 
 // tail is the calibrated probability of a deviation at least d.

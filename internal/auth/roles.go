@@ -74,8 +74,11 @@ const (
 	// publish into, the partition checkpoints and members' heartbeats,
 	// and the durable consumer of each partition
 	// (PartitionDurablePrefix<n>, pulled in a pinned priority group).
-	InputStream            = "MCIV_IN"
-	PartitionsBucket       = "MCIV_PARTITIONS"
+	InputStream      = "MCIV_IN"
+	PartitionsBucket = "MCIV_PARTITIONS"
+	// DetectorsBucket is the object store of the partitions' detector
+	// snapshots (analyzer.DetectorsBucket).
+	DetectorsBucket        = "MCIV_DETECTORS"
 	PartitionDurablePrefix = "mciv-analyzer-p"
 
 	// RoutesBucket holds the steering routes (steer.DefaultBucket); a
@@ -146,6 +149,7 @@ func Permissions(role Role) jwt.Permissions {
 			"$JS.API.CONSUMER.UNPIN."+InputStream+".*",
 			"$JS.ACK."+InputStream+".>")
 		p.kvOwner(PartitionsBucket)
+		p.objOwner(DetectorsBucket)
 	case Notifier:
 		p.sub(wire.SamplesWildcard) // the chart recorder
 		p.pub(wire.AcksWildcard)    // Slack buttons and phone keypresses
@@ -273,4 +277,21 @@ func (p *perms) kvOwner(bucket string) {
 		"$JS.API.DIRECT.GET."+s+".>",
 		"$JS.API.STREAM.MSG.GET."+s)
 	p.orderedConsumer(s) // watch, keys, history
+}
+
+// objOwner lets the client create (or update the configuration of) the
+// object store, put and get its objects; replacing an object purges its
+// old chunks, so the client may purge the store's stream, not delete it.
+func (p *perms) objOwner(bucket string) {
+	s := "OBJ_" + bucket
+	p.pub("$JS.API.STREAM.INFO."+s,
+		"$JS.API.STREAM.CREATE."+s,
+		"$JS.API.STREAM.UPDATE."+s,
+		"$JS.API.STREAM.PURGE."+s,
+		"$O."+bucket+".>",
+		"$JS.API.DIRECT.GET."+s,
+		"$JS.API.DIRECT.GET."+s+".>",
+		"$JS.API.STREAM.MSG.GET."+s,
+		"$JS.API.CONSUMER.CREATE."+s)
+	p.orderedConsumer(s) // object reads
 }
