@@ -60,6 +60,6 @@ install: build
 FUZZTIME ?= 1m
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:
-	@for t in internal/wire:FuzzDecode rules:FuzzParse app/config:FuzzDecode analyzer/replay:FuzzReadSamples analyzer/replay:FuzzReadCSV notifier/slack:FuzzInteractionPayload notifier/phone/twilio:FuzzCallbackForm; do \
+	@for t in $$(grep -v '^#' scripts/fuzz-targets); do \
 	  $(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*} || exit 1; \
 	done

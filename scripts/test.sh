@@ -32,7 +32,7 @@ go test -count=1 -race -timeout 20m ./...
 # ends a passing target with "context deadline exceeded" when the time runs
 # out while a worker is busy (seen on FuzzDecode).
 echo "== fuzz (brief: each target 10000 inputs beyond its committed seeds; make fuzz runs longer)"
-for t in internal/wire:FuzzDecode rules:FuzzParse app/config:FuzzDecode analyzer/replay:FuzzReadSamples analyzer/replay:FuzzReadCSV notifier/slack:FuzzInteractionPayload notifier/phone/twilio:FuzzCallbackForm; do
+for t in $(grep -v '^#' scripts/fuzz-targets); do
   go test -run '^$' -fuzz "^${t##*:}\$" -fuzztime 10000x "./${t%%:*}"
 done
 
