@@ -41,8 +41,9 @@ const (
 // p is the smallest of the five tail probabilities (the spike
 // statistic's times autoSpikeCredit; at steps finer than
 // autoConfirmStep only when the previous sample deviated the same way
-// by autoConfirmZ) times the number of statistics judged (Bonferroni). It fires when -log10(p) >= threshold (default 5:
-// p <= 1e-5) and clears when -log10(p) < threshold·hysteresis; within
+// by autoConfirmZ) times the number of statistics judged (Bonferroni).
+// It fires when -log10(p) >= threshold (default 5: p <= 1e-5) and
+// clears when -log10(p) < threshold·hysteresis; within
 // autoRefireSamples of a firing episode's end, firing again needs
 // autoRefireNines more. The score is 1-p at an episode's onset; for the
 // rest of the episode and autoRefractory samples after it, it stays below
