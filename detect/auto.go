@@ -39,9 +39,11 @@ const (
 //     turns over shows here.
 //
 // p is the smallest of the five tail probabilities (the spike
-// statistic's times autoSpikeCredit) times the number of statistics
-// judged (Bonferroni). It fires when -log10(p) >= threshold (default 5:
-// p <= 1e-5) and clears when -log10(p) < threshold·hysteresis; within
+// statistic's times autoSpikeCredit; at steps finer than
+// autoConfirmStep only when the previous sample deviated the same way
+// by autoConfirmZ) times the number of statistics judged (Bonferroni).
+// It fires when -log10(p) >= threshold (default 5: p <= 1e-5) and
+// clears when -log10(p) < threshold·hysteresis; within
 // autoRefireSamples of a firing episode's end, firing again needs
 // autoRefireNines more. The score is 1-p at an episode's onset; for the
 // rest of the episode and autoRefractory samples after it, it stays below
@@ -62,6 +64,7 @@ type Auto struct {
 	nb     uint32   // samples in the baseline
 	since  uint32   // samples the current firing has lasted
 	quiet  uint32   // samples since the last firing episode ended
+	prevZ  float32  // the previous sample's spike deviation (robust σ)
 	pCap   float64  // the least p after an onset: 10^-(threshold-1)
 	cal    [4]calib // level, drift, variance, seasonality
 	// The seasonal profile: once a period is found, the mean offset of
@@ -93,7 +96,17 @@ const (
 	// smoothed statistics scored best on every tuning corpus (mciv eval,
 	// RESULTS.md session 4: swept +7 on SMD/ASD at 5 minutes, synth
 	// within 1).
-	autoSpikeCredit   = 0.01
+	autoSpikeCredit = 0.01
+	// Below autoConfirmStep the spike credit needs confirmation: the
+	// previous sample must deviate the same way by at least autoConfirmZ
+	// robust σ. At fine steps single-sample noise spikes are many (per
+	// hour, and not averaged away), and the credit alone made auto page
+	// on them (SMD at 1 minute: 22 520 pages, firing score -31.9); the
+	// next sample comes soon, so waiting for it costs little. At 5
+	// minutes and above one sample is evidence enough (mciv eval,
+	// RESULTS.md session 5).
+	autoConfirmStep   = 2 * time.Minute
+	autoConfirmZ      = 1
 	autoBreakNines    = 4
 	autoRefireSamples = 16
 	autoRefireNines   = 2
@@ -178,10 +191,14 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 		anomalous := false
 		if warm && math.Abs(v-d.mu) >= d.j.minDelta {
 			p, kind := 1.0, ""
+			credit := autoSpikeCredit
+			if d.j.step < int64(autoConfirmStep) && !(float64(d.prevZ)*z > 0 && math.Abs(float64(d.prevZ)) >= autoConfirmZ) {
+				credit = 1
+			}
 			for i := range k {
 				pi := d.calOf(i).tail(max(stats[i], 0))
 				if i == 0 {
-					pi *= autoSpikeCredit
+					pi *= credit
 				}
 				if pi < p {
 					p, kind = pi, kinds[i]
@@ -239,6 +256,8 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 			d.calOf(i).add(max(stats[i], 0), d.j.firing || anomalous)
 		}
 	}
+
+	d.prevZ = float32(z)
 
 	// Learn.
 	x := v

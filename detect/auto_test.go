@@ -212,7 +212,8 @@ func TestAutoScoreRanksOnsetFirst(t *testing.T) {
 
 // TestAutoRefireNeedsMore: within autoRefireSamples of an episode's end,
 // a deviation that would just fire from quiet does not fire again, while
-// the same deviation later does.
+// the same deviation later does. At 5-minute steps, where one sample's
+// deviation gets the spike credit without confirmation.
 func TestAutoRefireNeedsMore(t *testing.T) {
 	d := newAuto(mustSpec(t, Default("auto")).(*StatSpec).Config())
 	vs := noise(7, 3000, 100, 1)
@@ -225,7 +226,7 @@ func TestAutoRefireNeedsMore(t *testing.T) {
 		case 2008: // within autoRefireSamples of the first
 			v = 105 // fires from quiet too, after the first spike widened the baseline
 		}
-		r := d.Observe(t0.Add(time.Duration(i)*time.Minute), v)
+		r := d.Observe(t0.Add(time.Duration(i)*5*time.Minute), v)
 		if r.Firing && !prev && i >= 2000 && i <= 2600 {
 			fired = append(fired, i)
 		}
@@ -234,5 +235,40 @@ func TestAutoRefireNeedsMore(t *testing.T) {
 	want := []int{2000, 2600}
 	if len(fired) != len(want) || fired[0] != want[0] || fired[1] != want[1] {
 		t.Errorf("episodes start at %v, want %v (the second spike inside the refire period stays quiet)", fired, want)
+	}
+}
+
+// TestAutoFineStepSpikeNeedsConfirmation: a single sample 4.25σ out
+// fires at 5-minute steps (the spike credit) but not at 1-minute or
+// 1-second steps, where the credit needs the previous sample to deviate
+// the same way: after a sample 2σ up it fires, after one 2σ down not.
+func TestAutoFineStepSpikeNeedsConfirmation(t *testing.T) {
+	const at, s = 2000, 4.25
+	for _, tc := range []struct {
+		step time.Duration
+		devs []float64 // σ from 100, from row at on
+		want int       // first firing at or after at; -1 none
+	}{
+		{5 * time.Minute, []float64{s}, at},
+		{time.Minute, []float64{s}, -1},
+		{time.Second, []float64{s}, -1},
+		{time.Minute, []float64{2, s}, at + 1},
+		{time.Second, []float64{2, s}, at + 1},
+		{time.Minute, []float64{-2, s}, -1},
+		{time.Second, []float64{-2, s}, -1},
+		{time.Minute, []float64{30}, at}, // far out: fires without the credit
+	} {
+		rs := autoRun(t, tc.step, 2100, at, func(i int, v float64) float64 {
+			if i < len(tc.devs) {
+				return 100 + tc.devs[i]
+			}
+			return v
+		})
+		if f := firstFiring(rs, 0); f >= 0 && f < at {
+			t.Fatalf("%v %v: fired at %d on noise", tc.step, tc.devs, f)
+		}
+		if got := firstFiring(rs, at); got != tc.want {
+			t.Errorf("%v %v: first firing %d, want %d", tc.step, tc.devs, got, tc.want)
+		}
 	}
 }
