@@ -44,7 +44,7 @@ var (
 
 // StateVersion is the version of the state encoding AppendState writes
 // and LoadState reads.
-const StateVersion = 1
+const StateVersion = 2
 
 // Errors of LoadState (wrapped in a StateError).
 var (
@@ -499,6 +499,7 @@ func (d *Auto) AppendState(dst []byte) []byte {
 	w.u32(d.nb)
 	w.u32(d.since)
 	w.u32(d.quiet)
+	w.f32(d.prevZ)
 	for i := range d.cal {
 		d.cal[i].appendState(&w)
 	}
@@ -529,6 +530,7 @@ func (d *Auto) LoadState(b []byte) error {
 			*f = r.f64()
 		}
 		x.nb, x.since, x.quiet = r.u32(), r.u32(), r.u32()
+		x.prevZ = r.f32()
 		for i := range x.cal {
 			x.cal[i].loadState(r)
 		}
