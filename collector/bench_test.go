@@ -173,7 +173,8 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 //
 // MCIV_BENCH_TOGGLE_SECONDS: the run's length (default 90).
 // MCIV_BENCH_TOGGLE_VARIANTS=packet,socket: the collectors compared
-// (their postgres_probes; default both). A variant may name programs its
+// (their postgres_probes; default both; "unsampled" is packet with
+// QuerySampleQPS -1, every request measured). A variant may name programs its
 // collector keeps detached, by name prefix after a "-" each, to see what
 // each hook costs: packet-tcp_probe is the collector as it ships without
 // its RTT program, packet-db_skb without its packet programs; a variant
@@ -200,6 +201,7 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 	type variant struct {
 		name, probes, metric string
 		skip                 []string // program name prefixes kept detached
+		c                    *Collector
 		p                    *probes
 		ratios               []float64
 		cpuRatios            []float64
@@ -212,8 +214,11 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 		var err error
 		if variants, err = parseToggleVariants(v, func(name, probes string, skip []string) *variant {
 			metric := "collector_hooks_tps_ratio"
-			if probes == PostgresProbesSocket {
+			switch probes {
+			case PostgresProbesSocket:
 				metric = "collector_socket_tps_ratio"
+			case benchUnsampled:
+				metric = "collector_unsampled_tps_ratio"
 			}
 			if len(skip) > 0 {
 				metric = "collector_" + strings.ReplaceAll(name, "-", "_") + "_tps_ratio"
@@ -225,11 +230,12 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 	}
 	for range b.N {
 		for _, v := range variants {
-			c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: v.probes}, pg.Pid())
+			c, stop, err := startCollector(ctx, benchConfig(v.probes), pg.Pid())
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer stop()
+			v.c = c
 			for _, h := range c.Hooks() {
 				if strings.HasPrefix(h.Name, queryPathHook("")) {
 					fmt.Fprintf(os.Stderr, "%s: %s via %s %s\n", v.name, h.Name, h.Type, h.Note)
@@ -281,6 +287,11 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 		})
 		for _, v := range variants {
 			v.p.pause()
+			for _, h := range v.c.Hooks() {
+				if h.Name == samplingRow {
+					fmt.Fprintf(os.Stderr, "%s: %s\n", v.name, h.Note)
+				}
+			}
 		}
 		if err != nil {
 			b.Fatal(err)
@@ -338,6 +349,20 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 	}
 }
 
+// benchUnsampled is the toggled benchmark's name for the packet path
+// that measures every request however busy the server (QuerySampleQPS
+// -1): the collector as it was before it sampled.
+const benchUnsampled = "unsampled"
+
+// benchConfig is the collector configuration of a toggled variant.
+func benchConfig(probes string) Config {
+	cfg := Config{Cluster: "bench", Host: "pg", PostgresProbes: probes}
+	if probes == benchUnsampled {
+		cfg.PostgresProbes, cfg.QuerySampleQPS = PostgresProbesPacket, -1
+	}
+	return cfg
+}
+
 // parseToggleVariants reads MCIV_BENCH_TOGGLE_VARIANTS: comma-separated
 // variants, each a postgres_probes value and, after a "-" each, the name
 // prefixes of the programs its collector keeps detached.
@@ -347,9 +372,9 @@ func parseToggleVariants[V any](spec string, newVariant func(name, probes string
 	for name := range strings.SplitSeq(spec, ",") {
 		parts := strings.Split(name, "-")
 		switch parts[0] {
-		case PostgresProbesPacket, PostgresProbesSocket:
+		case PostgresProbesPacket, PostgresProbesSocket, benchUnsampled:
 		default:
-			return nil, fmt.Errorf("MCIV_BENCH_TOGGLE_VARIANTS: variant %q: want %s or %s, then -program prefixes", name, PostgresProbesPacket, PostgresProbesSocket)
+			return nil, fmt.Errorf("MCIV_BENCH_TOGGLE_VARIANTS: variant %q: want %s, %s or %s, then -program prefixes", name, PostgresProbesPacket, benchUnsampled, PostgresProbesSocket)
 		}
 		if slices.Contains(parts[1:], "") || seen[name] {
 			return nil, fmt.Errorf("MCIV_BENCH_TOGGLE_VARIANTS: variant %q: empty program prefix, or named twice", name)

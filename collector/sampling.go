@@ -1,0 +1,262 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/mciv/mciv/bpf"
+)
+
+// Sampling of the packet path. Each request costs the server two runs of
+// the packet programs (about 0.6 us together on a 2-core VM, most of it
+// cache misses on the socket's storage); at tens of thousands of queries
+// a second that is a few percent of the server. Above a query rate
+// (Config.QuerySampleQPS), the collector therefore attaches db_skb_ingress
+// for only the first 1/querySampleEvery of each interval (the window), and
+// keeps db_skb_egress attached until every request begun in the window
+// has been answered (the kernel counts them), however slow, up to
+// querySampleHold: the latency of a sampled request is exact, and a slow
+// query that begins in a window is reported with its text. The interval's
+// query counts and latency sums are multiplied by querySampleEvery; the
+// histogram's shape is that of the requests begun in the windows. A slow
+// query that begins outside every window is not seen.
+//
+// Sampling applies only while every PostgreSQL server is measured
+// through its packets (none by the socket tracepoints, whose counts
+// would be scaled too). It starts in the interval after one whose
+// (scaled) rate reached the threshold, and stops after
+// querySampleCalmIntervals intervals below half of it, so that a rate
+// near the threshold does not flap.
+const (
+	// DefaultQuerySampleQPS is the query rate (all servers measured
+	// through their packets together) above which the packet path is
+	// sampled.
+	DefaultQuerySampleQPS = 2000
+	// querySampleEvery: a sampled interval measures the requests begun
+	// in its first 1/querySampleEvery.
+	querySampleEvery = 4
+	// querySampleHold bounds how long db_skb_egress stays attached after
+	// a window for the requests begun in it.
+	querySampleHold = 30 * time.Second
+	// querySampleCalmIntervals is how many intervals in a row below half
+	// the threshold end sampling.
+	querySampleCalmIntervals = 5
+	// querySamplePoll is how often the end of a window's requests is
+	// looked for.
+	querySamplePoll = 5 * time.Millisecond
+)
+
+// Slots of the kernel's db_sample map (bpf/dbsock.bpf.c).
+const (
+	sampleGen      = 0
+	sampleInflight = 1
+	sampleOn       = 2
+)
+
+// querySampler switches the packet programs between measuring every
+// request and sampling windows. Safe for concurrent use.
+type querySampler struct {
+	p        *probes
+	m        *ebpf.Map // db_sample
+	interval time.Duration
+	above    float64 // queries per second; <= 0 never samples
+	logger   *slog.Logger
+	// changed is told the new rate (1 or 1/querySampleEvery) when it
+	// changes.
+	changed func(every int, qps float64)
+
+	mu       sync.Mutex
+	every    int             // 1: every request; querySampleEvery: windows
+	calm     int             // intervals in a row below half the threshold
+	epoch    uint64          // windows begun: a window's goroutine stops when a later one begins
+	gen      uint64          // db_sample's generation
+	egressUp bool            // db_skb_egress attached since the last generation
+	servers  map[uint32]bool // postmaster pids measured through their packets
+	eligible bool            // every server measured through its packets
+	wg       sync.WaitGroup
+}
+
+func newQuerySampler(p *probes, interval time.Duration, above float64, logger *slog.Logger, changed func(int, float64)) (*querySampler, error) {
+	m := p.maps[bpf.DBSockMapDbSample]
+	if m == nil {
+		return nil, fmt.Errorf("no %s map", bpf.DBSockMapDbSample)
+	}
+	return &querySampler{p: p, m: m, interval: interval, above: above, logger: logger, changed: changed, every: 1, egressUp: true}, nil
+}
+
+// setServers says which servers are measured through their packets, and
+// whether all are (else sampling stops).
+func (s *querySampler) setServers(pids map[uint32]bool, all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.servers = pids
+	s.eligible = all && len(pids) > 0
+}
+
+// scale returns the factor of the counts of the interval that ends now,
+// and the servers it applies to.
+func (s *querySampler) scale() (uint64, map[uint32]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(s.every), s.servers
+}
+
+// next starts the next interval, given the (scaled) query rate of the
+// packet-path servers in the one that ended.
+func (s *querySampler) next(ctx context.Context, qps float64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var want int
+	want, s.calm = sampleDecision(s.every, s.calm, qps, s.above, s.eligible)
+	s.epoch++
+	if s.every == 1 && want > 1 {
+		// Counts left from an earlier sampling spell (a connection
+		// closed with a request in flight) would hold egress up.
+		if err := s.m.Put(uint32(sampleInflight), uint64(0)); err != nil {
+			return fmt.Errorf("sampling: zero the in-flight count: %w", err)
+		}
+	}
+	if want != s.every && s.changed != nil {
+		s.changed(want, qps)
+	}
+	if want == 1 {
+		if s.every == 1 {
+			return nil
+		}
+		s.every = 1
+		return s.startGeneration(false)
+	}
+	s.every = want
+	if err := s.startGeneration(true); err != nil {
+		return err
+	}
+	epoch := s.epoch
+	s.wg.Go(func() { s.window(ctx, epoch) })
+	return nil
+}
+
+// sampleDecision returns the sampling of the next interval (1 or
+// querySampleEvery) and the calm intervals counted, given the current
+// ones, the query rate of the interval that ended, the threshold (<= 0:
+// never) and whether sampling may apply.
+func sampleDecision(every, calm int, qps, above float64, eligible bool) (int, int) {
+	switch {
+	case !eligible || above <= 0:
+		return 1, 0
+	case qps >= above:
+		return querySampleEvery, 0
+	case qps < above/2:
+		calm++
+		if calm >= querySampleCalmIntervals {
+			return 1, 0
+		}
+		return every, calm
+	}
+	return every, 0
+}
+
+// startGeneration attaches both programs, on (sampled) or off: a new
+// generation first if db_skb_egress was detached since the last one.
+// Called with s.mu held.
+func (s *querySampler) startGeneration(on bool) error {
+	if !s.egressUp {
+		s.gen++
+		if err := s.m.Put(uint32(sampleInflight), uint64(0)); err != nil {
+			return fmt.Errorf("sampling: zero the in-flight count: %w", err)
+		}
+		if err := s.m.Put(uint32(sampleGen), s.gen); err != nil {
+			return fmt.Errorf("sampling: new generation: %w", err)
+		}
+	}
+	v := uint64(0)
+	if on {
+		v = 1
+	}
+	if err := s.m.Put(uint32(sampleOn), v); err != nil {
+		return fmt.Errorf("sampling: switch: %w", err)
+	}
+	s.egressUp = true
+	return s.p.park(false, bpf.DBSockProgDbSkbIngress, bpf.DBSockProgDbSkbEgress)
+}
+
+// window detaches db_skb_ingress at the end of the window begun as epoch,
+// then db_skb_egress once the window's requests are answered, unless a
+// later window began meanwhile.
+func (s *querySampler) window(ctx context.Context, epoch uint64) {
+	start := time.Now()
+	if !sleepCtx(ctx, s.interval/querySampleEvery) {
+		return
+	}
+	s.mu.Lock()
+	if s.epoch != epoch {
+		s.mu.Unlock()
+		return
+	}
+	if err := s.p.park(true, bpf.DBSockProgDbSkbIngress); err != nil {
+		s.logger.Warn("sampling: cannot detach the ingress packet program", "err", err)
+	}
+	s.mu.Unlock()
+	for {
+		if !sleepCtx(ctx, querySamplePoll) {
+			return
+		}
+		var n uint64
+		err := s.m.Lookup(uint32(sampleInflight), &n)
+		s.mu.Lock()
+		if s.epoch != epoch {
+			s.mu.Unlock()
+			return // the next window keeps egress attached
+		}
+		if err == nil && int64(n) > 0 && time.Since(start) < querySampleHold {
+			s.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			s.logger.Warn("sampling: cannot read the in-flight count", "err", err)
+		}
+		if err := s.p.park(true, bpf.DBSockProgDbSkbEgress); err != nil {
+			s.logger.Warn("sampling: cannot detach the egress packet program", "err", err)
+		} else {
+			s.egressUp = false
+		}
+		s.mu.Unlock()
+		return
+	}
+}
+
+// wait waits for the windows' goroutines (after their context ended).
+func (s *querySampler) wait() { s.wg.Wait() }
+
+// sleepCtx sleeps d, or less if ctx ends: then it returns false.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// scaleQueries multiplies the db_query_seconds deltas of servers by every,
+// and returns their query count (scaled).
+func scaleQueries(deltas map[bpf.TCPAggKey]uint64, every uint64, servers map[uint32]bool) uint64 {
+	var n uint64
+	for k, v := range deltas {
+		if k.Signal != bpf.AggDBQuerySeconds || !servers[k.Aux] {
+			continue
+		}
+		v *= every
+		deltas[k] = v
+		if k.Bucket != bpf.AggSumBucket {
+			n += v
+		}
+	}
+	return n
+}
