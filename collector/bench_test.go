@@ -396,7 +396,9 @@ func parkPrefixed(p *probes, prefixes []string) ([]string, error) {
 	for _, w := range p.ways {
 		i := slices.IndexFunc(prefixes, func(x string) bool { return strings.HasPrefix(w.program, x) })
 		if i < 0 {
-			kept = append(kept, w.program)
+			if !p.parked[w.program] {
+				kept = append(kept, w.program)
+			}
 			continue
 		}
 		used[prefixes[i]] = true

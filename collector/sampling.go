@@ -140,6 +140,14 @@ func (s *querySampler) next(ctx context.Context, qps float64) error {
 	return nil
 }
 
+// samplingPolicy says when the packet path samples, for `mciv doctor`.
+func samplingPolicy(above int) string {
+	if above <= 0 {
+		return "every request measured (query_sample_qps: -1)"
+	}
+	return fmt.Sprintf("above %d queries/s (query_sample_qps) sampled: requests begun in the first 1/%d of each interval, counts scaled by %d (the query_sampling row of a running collector and mciv_collector_query_sample_ratio say when)", above, querySampleEvery, querySampleEvery)
+}
+
 // sampleDecision returns the sampling of the next interval (1 or
 // querySampleEvery) and the calm intervals counted, given the current
 // ones, the query rate of the interval that ended, the threshold (<= 0:

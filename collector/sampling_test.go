@@ -204,3 +204,30 @@ func (r *running) sampled() bool {
 	}
 	return false
 }
+
+// TestQuerySampleQPSSection: query_sample_qps reaches the Config (0: the
+// default, -1: never), and a rate below -1 names the field.
+func TestQuerySampleQPSSection(t *testing.T) {
+	s := DefaultSection()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(s.Config("c", "h"), nopPublisher{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.cfg.QuerySampleQPS != DefaultQuerySampleQPS {
+		t.Errorf("default: %d", c.cfg.QuerySampleQPS)
+	}
+	s.QuerySampleQPS = -1
+	if err := s.Validate(); err != nil || s.Config("c", "h").QuerySampleQPS != -1 {
+		t.Errorf("-1: %v, %d", err, s.Config("c", "h").QuerySampleQPS)
+	}
+	if !strings.Contains(samplingPolicy(-1), "every request") || !strings.Contains(samplingPolicy(500), "above 500 queries/s") {
+		t.Errorf("policy texts %q, %q", samplingPolicy(-1), samplingPolicy(500))
+	}
+	s.QuerySampleQPS = -2
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "collector.query_sample_qps") {
+		t.Errorf("-2: %v", err)
+	}
+}
