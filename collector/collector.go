@@ -99,7 +99,7 @@ type Config struct {
 	PostgresProbes string
 	// QuerySampleQPS: in packet mode, above this many queries per second
 	// (the servers measured through their packets together) the packet
-	// programs measure the requests begun in the first quarter of each
+	// programs measure the requests begun in a quarter (at a random place) of each
 	// interval and the counts are scaled back (see sampling.go). 0 means
 	// DefaultQuerySampleQPS; negative: never sample.
 	QuerySampleQPS int
@@ -353,7 +353,7 @@ const samplingRow = "query_sampling"
 func (c *Collector) samplingChanged(every int, qps float64) {
 	row := HookStatus{Name: samplingRow, Type: QueryPathPackets, Attached: true}
 	if every > 1 {
-		row.Note = fmt.Sprintf("sampled: requests begun in the first 1/%d of each interval, counts scaled by %d (%.0f queries/s reached %d/s)", every, every, qps, c.cfg.QuerySampleQPS)
+		row.Note = fmt.Sprintf("sampled: requests begun in 1/%d of each interval (a window at a random place), counts scaled back (%.0f queries/s reached %d/s)", every, qps, c.cfg.QuerySampleQPS)
 		c.logger.Info("PostgreSQL packet path sampled: the servers are busy", "share", fmt.Sprintf("1/%d", every), "queries_per_second", int(qps), "threshold", c.cfg.QuerySampleQPS)
 	} else {
 		row.Note = fmt.Sprintf("every request measured (sampled above %d queries/s)", c.cfg.QuerySampleQPS)
@@ -489,7 +489,7 @@ func (c *Collector) loop(ctx context.Context, p *probes, pgSock *dbListeners, sa
 		end := time.Now()
 		series := []wire.Series{upSeries()}
 		series = append(series, c.readRetransmits(p, &tracker)...)
-		agg, queries := c.readAggregates(p, pgSock, sampler, &aggTracker)
+		agg, queries := c.readAggregates(p, pgSock, sampler, start, end, &aggTracker)
 		series = append(series, agg...)
 		if sampler != nil {
 			if err := sampler.next(ctx, float64(queries)/end.Sub(start).Seconds()); err != nil {
@@ -552,9 +552,9 @@ func (c *Collector) readRetransmits(p *probes, tracker *deltaTracker[bpf.TCPRetr
 
 // readAggregates returns the series of the aggregates maps (counters and
 // histograms of every probe, and the database servers' histograms of
-// pgSock if not nil) for one interval, and the queries of the servers
-// the sampler (if not nil) measures, its scale applied.
-func (c *Collector) readAggregates(p *probes, pgSock *dbListeners, sampler *querySampler, tracker *deltaTracker[bpf.TCPAggKey]) ([]wire.Series, uint64) {
+// pgSock if not nil) for the batch from start to end, and the queries of
+// the servers the sampler (if not nil) measures, its scale applied.
+func (c *Collector) readAggregates(p *probes, pgSock *dbListeners, sampler *querySampler, start, end time.Time, tracker *deltaTracker[bpf.TCPAggKey]) ([]wire.Series, uint64) {
 	m := p.maps[bpf.TCPMapAggregates]
 	if m == nil {
 		return nil, 0
@@ -576,8 +576,8 @@ func (c *Collector) readAggregates(p *probes, pgSock *dbListeners, sampler *quer
 	deltas := tracker.update(cur)
 	var queries uint64
 	if sampler != nil {
-		every, servers := sampler.scale()
-		queries = scaleQueries(deltas, every, servers)
+		factor, servers := sampler.scale(start, end)
+		queries = scaleQueries(deltas, factor, servers)
 	}
 	series, dropped := aggregateSeries(deltas, c.names, c.cfg.MaxSeriesPerSignal, c.hostNetNS)
 	for signal, n := range dropped {

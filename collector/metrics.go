@@ -66,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"signal"}),
 		querySampleRatio: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mciv_collector_query_sample_ratio",
-			Help: "Share of PostgreSQL requests the packet path measures: 1, or 1/4 while the servers are busy (requests begun in the first quarter of each interval; db_query_seconds counts are scaled back).",
+			Help: "Share of PostgreSQL requests the packet path measures: 1, or 1/4 while the servers are busy (requests begun in a quarter of each interval, at a random place; db_query_seconds counts are scaled back).",
 		}),
 	}
 	m.querySampleRatio.Set(1)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -17,14 +19,17 @@ import (
 // cache misses on the socket's storage); at tens of thousands of queries
 // a second that is a few percent of the server. Above a query rate
 // (Config.QuerySampleQPS), the collector therefore attaches db_skb_ingress
-// for only the first 1/querySampleEvery of each interval (the window), and
+// for only 1/querySampleEvery of each interval (the window, at a random
+// place in it), and
 // keeps db_skb_egress attached until every request begun in the window
 // has been answered (the kernel counts them), however slow, up to
 // querySampleHold: the latency of a sampled request is exact, and a slow
-// query that begins in a window is reported with its text. The interval's
-// query counts and latency sums are multiplied by querySampleEvery; the
-// histogram's shape is that of the requests begun in the windows. A slow
-// query that begins outside every window is not seen.
+// query that begins in a window is reported with its text. A batch's
+// query counts and latency sums are multiplied by its length over the
+// time the ingress program was attached in it (about querySampleEvery;
+// less for a batch cut short by a notable event); the histogram's shape
+// is that of the requests begun in the windows. A slow query that begins
+// outside every window is not seen.
 //
 // Sampling applies only while every PostgreSQL server is measured
 // through its packets (none by the socket tracepoints, whose counts
@@ -38,7 +43,7 @@ const (
 	// sampled.
 	DefaultQuerySampleQPS = 2000
 	// querySampleEvery: a sampled interval measures the requests begun
-	// in its first 1/querySampleEvery.
+	// in 1/querySampleEvery of it.
 	querySampleEvery = 4
 	// querySampleHold bounds how long db_skb_egress stays attached after
 	// a window for the requests begun in it.
@@ -72,6 +77,9 @@ type querySampler struct {
 
 	mu       sync.Mutex
 	every    int             // 1: every request; querySampleEvery: windows
+	winStart time.Time       // when the current window's ingress was attached
+	winEnd   time.Time       // when it was detached; zero while attached
+	upSince  time.Time       // since when db_skb_egress has been attached throughout
 	calm     int             // intervals in a row below half the threshold
 	epoch    uint64          // windows begun: a window's goroutine stops when a later one begins
 	gen      uint64          // db_sample's generation
@@ -98,12 +106,27 @@ func (s *querySampler) setServers(pids map[uint32]bool, all bool) {
 	s.eligible = all && len(pids) > 0
 }
 
-// scale returns the factor of the counts of the interval that ends now,
-// and the servers it applies to.
-func (s *querySampler) scale() (uint64, map[uint32]bool) {
+// scale returns the factor of the counts of the batch from start to end
+// (its length over the time ingress was attached in it: about
+// querySampleEvery; 1 while every request is measured), and the servers
+// it applies to.
+func (s *querySampler) scale(start, end time.Time) (float64, map[uint32]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return uint64(s.every), s.servers
+	if s.every == 1 {
+		return 1, s.servers
+	}
+	from, to := s.winStart, s.winEnd
+	if from.Before(start) {
+		from = start
+	}
+	if to.IsZero() || to.After(end) {
+		to = end
+	}
+	if !to.After(from) {
+		return 1, s.servers // no window in the batch: nothing measured to scale
+	}
+	return float64(end.Sub(start)) / float64(to.Sub(from)), s.servers
 }
 
 // next starts the next interval, given the (scaled) query rate of the
@@ -120,6 +143,7 @@ func (s *querySampler) next(ctx context.Context, qps float64) error {
 		if err := s.m.Put(uint32(sampleInflight), uint64(0)); err != nil {
 			return fmt.Errorf("sampling: zero the in-flight count: %w", err)
 		}
+		s.upSince = time.Now()
 	}
 	if want != s.every && s.changed != nil {
 		s.changed(want, qps)
@@ -132,11 +156,23 @@ func (s *querySampler) next(ctx context.Context, qps float64) error {
 		return s.startGeneration(false)
 	}
 	s.every = want
-	if err := s.startGeneration(true); err != nil {
-		return err
+	// The window's place in the interval is drawn at random: a fixed
+	// one would, in step with a periodic job (a slow query every few
+	// hundred milliseconds, say), miss it every time. Until the window,
+	// ingress is detached (the last interval's window may be open yet).
+	if err := s.p.park(true, bpf.DBSockProgDbSkbIngress); err != nil {
+		return fmt.Errorf("sampling: detach the ingress packet program: %w", err)
+	}
+	if s.winEnd.IsZero() {
+		s.winEnd = time.Now()
+	}
+	window := s.interval / querySampleEvery
+	offset := time.Duration(0)
+	if room := s.interval - window - s.interval/20; room > 0 {
+		offset = time.Duration(rand.Int64N(int64(room)))
 	}
 	epoch := s.epoch
-	s.wg.Go(func() { s.window(ctx, epoch) })
+	s.wg.Go(func() { s.window(ctx, epoch, offset, window) })
 	return nil
 }
 
@@ -145,7 +181,7 @@ func samplingPolicy(above int) string {
 	if above <= 0 {
 		return "every request measured (query_sample_qps: -1)"
 	}
-	return fmt.Sprintf("above %d queries/s (query_sample_qps) sampled: requests begun in the first 1/%d of each interval, counts scaled by %d (the query_sampling row of a running collector and mciv_collector_query_sample_ratio say when)", above, querySampleEvery, querySampleEvery)
+	return fmt.Sprintf("above %d queries/s (query_sample_qps) sampled: requests begun in 1/%d of each interval (a window at a random place), counts scaled back (the query_sampling row of a running collector and mciv_collector_query_sample_ratio say when)", above, querySampleEvery)
 }
 
 // sampleDecision returns the sampling of the next interval (1 or
@@ -173,6 +209,7 @@ func sampleDecision(every, calm int, qps, above float64, eligible bool) (int, in
 // Called with s.mu held.
 func (s *querySampler) startGeneration(on bool) error {
 	if !s.egressUp {
+		s.upSince = time.Now()
 		s.gen++
 		if err := s.m.Put(uint32(sampleInflight), uint64(0)); err != nil {
 			return fmt.Errorf("sampling: zero the in-flight count: %w", err)
@@ -189,15 +226,23 @@ func (s *querySampler) startGeneration(on bool) error {
 		return fmt.Errorf("sampling: switch: %w", err)
 	}
 	s.egressUp = true
-	return s.p.park(false, bpf.DBSockProgDbSkbIngress, bpf.DBSockProgDbSkbEgress)
+	// The window begins midway through attaching (which takes a while
+	// on a busy host), and ends midway through detaching.
+	t0 := time.Now()
+	err := s.p.park(false, bpf.DBSockProgDbSkbIngress, bpf.DBSockProgDbSkbEgress)
+	s.winStart, s.winEnd = midway(t0, time.Now()), time.Time{}
+	return err
 }
 
-// window detaches db_skb_ingress at the end of the window begun as epoch,
-// then db_skb_egress once the window's requests are answered, unless a
-// later window began meanwhile.
-func (s *querySampler) window(ctx context.Context, epoch uint64) {
-	start := time.Now()
-	if !sleepCtx(ctx, s.interval/querySampleEvery) {
+// midway returns the time halfway from a to b.
+func midway(a, b time.Time) time.Time { return a.Add(b.Sub(a) / 2) }
+
+// window attaches both packet programs offset into the interval begun as
+// epoch, detaches db_skb_ingress window later, then db_skb_egress once
+// the window's requests are answered; unless a later interval began
+// meanwhile.
+func (s *querySampler) window(ctx context.Context, epoch uint64, offset, window time.Duration) {
+	if !sleepCtx(ctx, offset) {
 		return
 	}
 	s.mu.Lock()
@@ -205,8 +250,25 @@ func (s *querySampler) window(ctx context.Context, epoch uint64) {
 		s.mu.Unlock()
 		return
 	}
+	err := s.startGeneration(true)
+	s.mu.Unlock()
+	if err != nil {
+		s.logger.Warn("sampling: cannot open a window", "err", err)
+		return
+	}
+	if !sleepCtx(ctx, window) {
+		return
+	}
+	s.mu.Lock()
+	if s.epoch != epoch {
+		s.mu.Unlock()
+		return
+	}
+	t0 := time.Now()
 	if err := s.p.park(true, bpf.DBSockProgDbSkbIngress); err != nil {
 		s.logger.Warn("sampling: cannot detach the ingress packet program", "err", err)
+	} else {
+		s.winEnd = midway(t0, time.Now())
 	}
 	s.mu.Unlock()
 	for {
@@ -220,7 +282,10 @@ func (s *querySampler) window(ctx context.Context, epoch uint64) {
 			s.mu.Unlock()
 			return // the next window keeps egress attached
 		}
-		if err == nil && int64(n) > 0 && time.Since(start) < querySampleHold {
+		// A connection closed with a request in flight leaves a count
+		// that never ends: egress goes after querySampleHold anyway,
+		// and the next generation starts afresh.
+		if err == nil && int64(n) > 0 && time.Since(s.upSince) < querySampleHold {
 			s.mu.Unlock()
 			continue
 		}
@@ -252,16 +317,18 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// scaleQueries multiplies the db_query_seconds deltas of servers by every,
-// and returns their query count (scaled).
-func scaleQueries(deltas map[bpf.TCPAggKey]uint64, every uint64, servers map[uint32]bool) uint64 {
+// scaleQueries multiplies the db_query_seconds deltas of servers by
+// factor (each rounded), and returns their query count (scaled).
+func scaleQueries(deltas map[bpf.TCPAggKey]uint64, factor float64, servers map[uint32]bool) uint64 {
 	var n uint64
 	for k, v := range deltas {
 		if k.Signal != bpf.AggDBQuerySeconds || !servers[k.Aux] {
 			continue
 		}
-		v *= every
-		deltas[k] = v
+		if factor != 1 {
+			v = uint64(math.Round(float64(v) * factor))
+			deltas[k] = v
+		}
 		if k.Bucket != bpf.AggSumBucket {
 			n += v
 		}

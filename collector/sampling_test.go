@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,31 @@ func TestSampleDecision(t *testing.T) {
 	}
 	if every, _ := sampleDecision(1, 0, 1e9, 0, true); every != 1 {
 		t.Errorf("threshold 0 (never): every %d", every)
+	}
+}
+
+func TestSamplerScale(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	for _, c := range []struct {
+		name             string
+		every            int
+		winStart, winEnd time.Time
+		start, end       time.Time
+		want             float64
+	}{
+		{"every request", 1, ms(0), ms(250), ms(0), ms(1000), 1},
+		{"window of a quarter", 4, ms(0), ms(250), ms(0), ms(1000), 4},
+		{"window late to close", 4, ms(2), ms(302), ms(0), ms(1200), 4},
+		{"cut short in the window", 4, ms(0), time.Time{}, ms(0), ms(200), 1},
+		{"cut short after the window", 4, ms(0), ms(250), ms(0), ms(500), 2},
+		{"window begun in the batch before", 4, ms(900), ms(1150), ms(1000), ms(2000), 1000.0 / 150},
+		{"no window in the batch", 4, ms(0), ms(250), ms(500), ms(1000), 1},
+	} {
+		s := &querySampler{every: c.every, winStart: c.winStart, winEnd: c.winEnd}
+		if got, _ := s.scale(c.start, c.end); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%s: scale %v, want %v", c.name, got, c.want)
+		}
 	}
 }
 

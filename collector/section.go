@@ -29,7 +29,7 @@ type Section struct {
 	// USDT probes).
 	PostgresProbes string `yaml:"postgres_probes"`
 	// QuerySampleQPS: in packet mode, above this many queries per second
-	// the packet path measures the requests begun in the first quarter of
+	// the packet path measures the requests begun in a quarter (at a random place) of
 	// each interval and scales the counts (default 2000; -1: never).
 	QuerySampleQPS int `yaml:"query_sample_qps"`
 }
