@@ -239,10 +239,11 @@ func midway(a, b time.Time) time.Time { return a.Add(b.Sub(a) / 2) }
 
 // window attaches both packet programs offset into the interval begun as
 // epoch, detaches db_skb_ingress window later, then db_skb_egress once
-// the window's requests are answered; unless a later interval began
-// meanwhile.
+// the window's requests (and any left from the last window) are
+// answered; unless a later interval began meanwhile.
 func (s *querySampler) window(ctx context.Context, epoch uint64, offset, window time.Duration) {
-	if !sleepCtx(ctx, offset) {
+	// Before the window: the last window's requests may be in flight yet.
+	if !s.settleEgress(ctx, epoch, time.Now().Add(offset)) {
 		return
 	}
 	s.mu.Lock()
@@ -271,35 +272,56 @@ func (s *querySampler) window(ctx context.Context, epoch uint64, offset, window 
 		s.winEnd = midway(t0, time.Now())
 	}
 	s.mu.Unlock()
+	s.settleEgress(ctx, epoch, time.Time{})
+}
+
+// settleEgress detaches db_skb_egress, while ingress is detached, as soon
+// as no request begun in a window is in flight, looking every
+// querySamplePoll until until (zero: until done); it returns whether
+// until came (or egress was down already) with epoch still current.
+func (s *querySampler) settleEgress(ctx context.Context, epoch uint64, until time.Time) bool {
 	for {
-		if !sleepCtx(ctx, querySamplePoll) {
-			return
+		s.mu.Lock()
+		done := s.epoch != epoch || !s.egressUp
+		s.mu.Unlock()
+		if done {
+			break
 		}
 		var n uint64
 		err := s.m.Lookup(uint32(sampleInflight), &n)
 		s.mu.Lock()
-		if s.epoch != epoch {
-			s.mu.Unlock()
-			return // the next window keeps egress attached
-		}
 		// A connection closed with a request in flight leaves a count
 		// that never ends: egress goes after querySampleHold anyway,
 		// and the next generation starts afresh.
-		if err == nil && int64(n) > 0 && time.Since(s.upSince) < querySampleHold {
-			s.mu.Unlock()
-			continue
-		}
-		if err != nil {
-			s.logger.Warn("sampling: cannot read the in-flight count", "err", err)
-		}
-		if err := s.p.park(true, bpf.DBSockProgDbSkbEgress); err != nil {
-			s.logger.Warn("sampling: cannot detach the egress packet program", "err", err)
-		} else {
-			s.egressUp = false
+		if s.epoch == epoch && s.egressUp && (err != nil || int64(n) <= 0 || time.Since(s.upSince) >= querySampleHold) {
+			if err != nil {
+				s.logger.Warn("sampling: cannot read the in-flight count", "err", err)
+			}
+			if err := s.p.park(true, bpf.DBSockProgDbSkbEgress); err != nil {
+				s.logger.Warn("sampling: cannot detach the egress packet program", "err", err)
+			} else {
+				s.egressUp = false
+			}
 		}
 		s.mu.Unlock()
-		return
+		wait := querySamplePoll
+		if !until.IsZero() {
+			left := time.Until(until)
+			if left <= 0 {
+				break
+			}
+			wait = min(wait, left)
+		}
+		if !sleepCtx(ctx, wait) {
+			return false
+		}
 	}
+	if !until.IsZero() && !sleepCtx(ctx, time.Until(until)) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch == epoch
 }
 
 // wait waits for the windows' goroutines (after their context ended).
