@@ -245,6 +245,14 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 			v.p = c.attached
 			c.mu.Unlock()
 			v.p.pause()
+			if c.sampler != nil {
+				// The programs kept detached stay out of the windows.
+				c.sampler.mu.Lock()
+				c.sampler.windowed = slices.DeleteFunc(slices.Clone(c.sampler.windowed), func(name string) bool {
+					return slices.ContainsFunc(v.skip, func(x string) bool { return strings.HasPrefix(name, x) })
+				})
+				c.sampler.mu.Unlock()
+			}
 			kept, err := parkPrefixed(v.p, v.skip)
 			if err != nil {
 				b.Fatalf("%s: %v", v.name, err)

@@ -153,6 +153,9 @@ type Collector struct {
 	// attached holds the loaded objects while Run runs (nil before and
 	// after): the overhead benchmark pauses and resumes their hooks.
 	attached *probes
+	// sampler samples the packet path when busy (nil: never); the
+	// overhead benchmark keeps programs it detaches out of its windows.
+	sampler *querySampler
 }
 
 // New checks cfg and registers the collector's metrics on reg (nil: not
@@ -298,6 +301,9 @@ func (c *Collector) Run(ctx context.Context) error {
 				c.logger.Warn("PostgreSQL packet path not sampled when busy", "err", err)
 			} else {
 				dbs.sampler = s
+				c.mu.Lock()
+				c.sampler = s
+				c.mu.Unlock()
 				defer s.wait()
 			}
 			if err := p.park(true, socketTracepointPrograms...); err != nil {

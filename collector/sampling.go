@@ -56,6 +56,13 @@ const (
 	querySamplePoll = 5 * time.Millisecond
 )
 
+// windowedPrograms are attached only in the windows while the packet path
+// samples: the ingress packet program, and the RTT program, which runs
+// for every TCP segment of the host (a busy server's above all) and keeps
+// a sample of them anyway (see bpf/tcp.bpf.c): while sampling,
+// tcp_rtt_seconds holds the samples of the windows, a quarter as many.
+var windowedPrograms = []string{bpf.DBSockProgDbSkbIngress, bpf.TCPProgTcpProbeBtf, bpf.TCPProgTcpProbeTp}
+
 // Slots of the kernel's db_sample map (bpf/dbsock.bpf.c).
 const (
 	sampleGen      = 0
@@ -74,6 +81,8 @@ type querySampler struct {
 	// changed is told the new rate (1 or 1/querySampleEvery) when it
 	// changes.
 	changed func(every int, qps float64)
+	// windowed are the programs attached only in windows while sampling.
+	windowed []string
 
 	mu       sync.Mutex
 	every    int             // 1: every request; querySampleEvery: windows
@@ -94,7 +103,7 @@ func newQuerySampler(p *probes, interval time.Duration, above float64, logger *s
 	if m == nil {
 		return nil, fmt.Errorf("no %s map", bpf.DBSockMapDbSample)
 	}
-	return &querySampler{p: p, m: m, interval: interval, above: above, logger: logger, changed: changed, every: 1, egressUp: true}, nil
+	return &querySampler{p: p, m: m, interval: interval, above: above, logger: logger, changed: changed, every: 1, egressUp: true, windowed: windowedPrograms}, nil
 }
 
 // setServers says which servers are measured through their packets, and
@@ -160,8 +169,8 @@ func (s *querySampler) next(ctx context.Context, qps float64) error {
 	// one would, in step with a periodic job (a slow query every few
 	// hundred milliseconds, say), miss it every time. Until the window,
 	// ingress is detached (the last interval's window may be open yet).
-	if err := s.p.park(true, bpf.DBSockProgDbSkbIngress); err != nil {
-		return fmt.Errorf("sampling: detach the ingress packet program: %w", err)
+	if err := s.p.park(true, s.windowed...); err != nil {
+		return fmt.Errorf("sampling: detach the windowed programs: %w", err)
 	}
 	if s.winEnd.IsZero() {
 		s.winEnd = time.Now()
@@ -229,7 +238,7 @@ func (s *querySampler) startGeneration(on bool) error {
 	// The window begins midway through attaching (which takes a while
 	// on a busy host), and ends midway through detaching.
 	t0 := time.Now()
-	err := s.p.park(false, bpf.DBSockProgDbSkbIngress, bpf.DBSockProgDbSkbEgress)
+	err := s.p.park(false, append([]string{bpf.DBSockProgDbSkbEgress}, s.windowed...)...)
 	s.winStart, s.winEnd = midway(t0, time.Now()), time.Time{}
 	return err
 }
@@ -266,8 +275,8 @@ func (s *querySampler) window(ctx context.Context, epoch uint64, offset, window 
 		return
 	}
 	t0 := time.Now()
-	if err := s.p.park(true, bpf.DBSockProgDbSkbIngress); err != nil {
-		s.logger.Warn("sampling: cannot detach the ingress packet program", "err", err)
+	if err := s.p.park(true, s.windowed...); err != nil {
+		s.logger.Warn("sampling: cannot detach the windowed programs", "err", err)
 	} else {
 		s.winEnd = midway(t0, time.Now())
 	}

@@ -111,7 +111,7 @@ func TestScaleQueries(t *testing.T) {
 func TestPostgresPacketsSampled(t *testing.T) {
 	requireKernel(t)
 	pg := startPGIn(t, serverCgroup(t))
-	r := runKernelCollectorFor(t, Config{Interval: 200 * time.Millisecond, PostgresDiscoveryInterval: 200 * time.Millisecond, QuerySampleQPS: 100}, only("dbsock"), pg.Pid())
+	r := runKernelCollectorFor(t, Config{Interval: 200 * time.Millisecond, PostgresDiscoveryInterval: 200 * time.Millisecond, QuerySampleQPS: 100}, only("tcp", "dbsock"), pg.Pid())
 	r.waitDBScan(t)
 	if row := r.queryPath(t, pg.Instance()); row.Type != QueryPathPackets {
 		t.Fatalf("query latency row %+v, want %q", row, QueryPathPackets)
@@ -159,6 +159,16 @@ func TestPostgresPacketsSampled(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(r.c.m.querySampleRatio); v != 1.0/querySampleEvery {
 		t.Errorf("mciv_collector_query_sample_ratio %v while sampled", v)
+	}
+	// The RTT program is windowed too: detached most of the time.
+	r.c.mu.Lock()
+	p := r.c.attached
+	r.c.mu.Unlock()
+	for !p.isParked(bpf.TCPProgTcpProbeBtf) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never detached while sampling", bpf.TCPProgTcpProbeBtf)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 
 	// Slow queries beside the load, back to back on one connection:
