@@ -304,6 +304,7 @@ func (c *Collector) Run(ctx context.Context) error {
 				c.mu.Lock()
 				c.sampler = s
 				c.mu.Unlock()
+				c.setSamplingRow(1, 0)
 				defer s.wait()
 			}
 			if err := p.park(true, socketTracepointPrograms...); err != nil {
@@ -357,13 +358,24 @@ const samplingRow = "query_sampling"
 // samplingChanged reports a switch of the packet path's sampling: a log
 // line, the metric and the query_sampling row of Hooks.
 func (c *Collector) samplingChanged(every int, qps float64) {
+	if every > 1 {
+		c.logger.Info("PostgreSQL packet path sampled: the servers are busy", "share", fmt.Sprintf("1/%d", every), "queries_per_second", int(qps), "threshold", c.cfg.QuerySampleQPS)
+	} else {
+		c.logger.Info("PostgreSQL packet path measures every request again", "queries_per_second", int(qps))
+	}
+	c.setSamplingRow(every, qps)
+}
+
+// setSamplingRow sets the query_sampling row of Hooks and the metric.
+func (c *Collector) setSamplingRow(every int, qps float64) {
 	row := HookStatus{Name: samplingRow, Type: QueryPathPackets, Attached: true}
 	if every > 1 {
 		row.Note = fmt.Sprintf("sampled: requests begun in 1/%d of each interval (a window at a random place), counts scaled back (%.0f queries/s reached %d/s)", every, qps, c.cfg.QuerySampleQPS)
-		c.logger.Info("PostgreSQL packet path sampled: the servers are busy", "share", fmt.Sprintf("1/%d", every), "queries_per_second", int(qps), "threshold", c.cfg.QuerySampleQPS)
 	} else {
 		row.Note = fmt.Sprintf("every request measured (sampled above %d queries/s)", c.cfg.QuerySampleQPS)
-		c.logger.Info("PostgreSQL packet path measures every request again", "queries_per_second", int(qps))
+		if c.cfg.QuerySampleQPS < 0 {
+			row.Note = "every request measured (query_sample_qps: -1)"
+		}
 	}
 	c.m.querySampleRatio.Set(1 / float64(every))
 	c.mu.Lock()

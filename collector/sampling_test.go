@@ -116,6 +116,9 @@ func TestPostgresPacketsSampled(t *testing.T) {
 	if row := r.queryPath(t, pg.Instance()); row.Type != QueryPathPackets {
 		t.Fatalf("query latency row %+v, want %q", row, QueryPathPackets)
 	}
+	if row := r.samplingRow(); !strings.HasPrefix(row.Note, "every request measured") {
+		t.Errorf("query_sampling row of an idle server: %+v", row)
+	}
 	r.drain(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -233,12 +236,17 @@ func TestPostgresPacketsSampled(t *testing.T) {
 
 // sampled reports whether the collector says its packet path samples.
 func (r *running) sampled() bool {
+	return strings.HasPrefix(r.samplingRow().Note, "sampled")
+}
+
+// samplingRow returns the collector's query_sampling row (zero if none).
+func (r *running) samplingRow() HookStatus {
 	for _, h := range r.c.Hooks() {
 		if h.Name == samplingRow {
-			return strings.HasPrefix(h.Note, "sampled")
+			return h
 		}
 	}
-	return false
+	return HookStatus{}
 }
 
 // TestQuerySampleQPSSection: query_sample_qps reaches the Config (0: the
