@@ -14,22 +14,24 @@ import (
 	"github.com/mciv/mciv/bpf"
 )
 
-// Sampling of the packet path. Each request costs the server two runs of
-// the packet programs (about 0.6 us together on a 2-core VM, most of it
-// cache misses on the socket's storage); at tens of thousands of queries
-// a second that is a few percent of the server. Above a query rate
-// (Config.QuerySampleQPS), the collector therefore attaches db_skb_ingress
-// for only 1/querySampleEvery of each interval (the window, at a random
-// place in it), and
-// keeps db_skb_egress attached until every request begun in the window
-// has been answered (the kernel counts them), however slow, up to
-// querySampleHold: the latency of a sampled request is exact, and a slow
-// query that begins in a window is reported with its text. A batch's
-// query counts and latency sums are multiplied by its length over the
-// time the ingress program was attached in it (about querySampleEvery;
-// less for a batch cut short by a notable event); the histogram's shape
-// is that of the requests begun in the windows. A slow query that begins
-// outside every window is not seen.
+// Sampling of the packet path. Each request costs the server a run of
+// each packet program, and each TCP segment a run of the RTT program: on
+// a 2-core VM about 1 us of eBPF per pgbench -S transaction (kernel
+// run-time statistics), most of it cache misses on the socket and its
+// storage, and more in hook overhead around the programs; at tens of
+// thousands of queries a second that is a few percent of the server.
+// Above a query rate (Config.QuerySampleQPS), the collector therefore
+// attaches db_skb_ingress (and the RTT program, windowedPrograms) for
+// only 1/querySampleEvery of each interval (the window, at a random place
+// in it), and keeps db_skb_egress attached until every request begun in
+// the window has been answered (the kernel counts them), however slow, up
+// to querySampleHold: the latency of a sampled request is exact, and a
+// slow query that begins in a window is reported with its text. A
+// batch's query counts and latency sums are multiplied by its length
+// over the time the ingress program was attached in it (about
+// querySampleEvery; less for a batch cut short by a notable event); the
+// histogram's shape is that of the requests begun in the windows. A slow
+// query that begins outside every window is not seen.
 //
 // Sampling applies only while every PostgreSQL server is measured
 // through its packets (none by the socket tracepoints, whose counts
