@@ -563,9 +563,84 @@ struct db_conn {
 	__u8 state;    /* enum db_sock_state, DB_CONN_OPAQUE or _WAIT_ENC */
 	__u8 protocol; /* of the request in flight */
 	__u8 text_skip; /* the text starts after a NUL-terminated name (Parse) */
-	__u8 pad[7];
+	__u8 counted;   /* the request in flight is in db_sample's in-flight count */
+	__u16 pad;
+	__u32 gen;      /* db_sample's generation when the request began */
 	char text[QUERY_TEXT_MAX]; /* of the request in flight, "" none */
 };
+
+/* Sampling of the packet path. When a server is busy, the collector
+ * attaches db_skb_ingress for only a part of each interval (a window)
+ * and keeps db_skb_egress attached until the requests that began in the
+ * window have been answered; then it detaches both, and scales the
+ * counts. Three u64 slots, written by the collector:
+ *   DB_SAMPLE_GEN: bumped (while both programs are detached) before a
+ *     window whose egress program was detached since the last one: a
+ *     request begun in an earlier generation may have been answered
+ *     unseen, so its start is stale (ingress starts afresh, egress
+ *     forgets it);
+ *   DB_SAMPLE_INFLIGHT: requests begun while DB_SAMPLE_ON and not yet
+ *     answered (the collector zeroes it with each new generation);
+ *   DB_SAMPLE_ON: non-zero while windows are in use.
+ * While nothing is sampled, the generation never changes and nothing is
+ * counted: every request is measured, as before. */
+#define DB_SAMPLE_GEN 0
+#define DB_SAMPLE_INFLIGHT 1
+#define DB_SAMPLE_ON 2
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, __u64);
+} db_sample SEC(".maps");
+
+/* sample_slot returns slot i of db_sample (never NULL for the verifier's
+ * sake: a missing slot reads as a zero of its own). */
+static __always_inline __u64 *sample_slot(__u32 i)
+{
+	return bpf_map_lookup_elem(&db_sample, &i);
+}
+
+/* conn_begin starts a request on c now. */
+static __always_inline void conn_begin(struct db_conn *c, __u32 gen)
+{
+	__u64 *on = sample_slot(DB_SAMPLE_ON), *inflight;
+
+	c->gen = gen;
+	c->counted = 0;
+	if (on && *on) {
+		inflight = sample_slot(DB_SAMPLE_INFLIGHT);
+		if (inflight) {
+			__sync_fetch_and_add(inflight, 1);
+			c->counted = 1;
+		}
+	}
+	c->start_ns = bpf_ktime_get_ns();
+}
+
+/* conn_end forgets c's request in flight; it was answered if it is
+ * of generation gen (else it may have been answered unseen). */
+static __always_inline void conn_end(struct db_conn *c, __u32 gen)
+{
+	__u64 *inflight;
+
+	if (c->counted && c->gen == gen) {
+		inflight = sample_slot(DB_SAMPLE_INFLIGHT);
+		if (inflight)
+			__sync_fetch_and_add(inflight, -1);
+	}
+	c->counted = 0;
+	c->start_ns = 0;
+}
+
+/* sample_gen returns db_sample's current generation. */
+static __always_inline __u32 sample_gen(void)
+{
+	__u64 *g = sample_slot(DB_SAMPLE_GEN);
+
+	return g ? (__u32)*g : 0;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -701,12 +776,14 @@ int db_skb_ingress(struct __sk_buff *skb)
 	__u32 len;
 	__u64 n;
 	char t = 0;
+	__u32 gen;
 	__u8 p;
 
 	if (!sk)
 		return 1;
+	gen = sample_gen();
 	c = bpf_sk_storage_get(&db_conn_storage, sk, 0, 0);
-	if (c && (c->state == DB_SOCK_IGNORED || c->start_ns))
+	if (c && (c->state == DB_SOCK_IGNORED || (c->start_ns && c->gen == gen)))
 		return 1; /* not measured, or more of the request in flight */
 	off = tcp_payload(skb);
 	if (off <= 0 || off >= skb->len)
@@ -746,7 +823,7 @@ int db_skb_ingress(struct __sk_buff *skb)
 		if (t == 0x17) { /* TLS application data */
 			c->protocol = PROTOCOL_UNKNOWN;
 			c->text[0] = 0;
-			c->start_ns = bpf_ktime_get_ns();
+			conn_begin(c, gen);
 		}
 		return 1;
 	}
@@ -763,7 +840,7 @@ int db_skb_ingress(struct __sk_buff *skb)
 		else
 			c->text[0] = 0;
 	}
-	c->start_ns = bpf_ktime_get_ns();
+	conn_begin(c, gen);
 	return 1;
 }
 
@@ -802,12 +879,18 @@ int db_skb_egress(struct __sk_buff *skb)
 	int off;
 	char tail[6] = {};
 	char t = 0;
+	__u32 gen;
 
 	if (!sk)
 		return 1;
 	c = bpf_sk_storage_get(&db_conn_storage, sk, 0, 0);
 	if (!c || !c->start_ns)
 		return 1; /* not a server connection, or nothing asked */
+	gen = sample_gen();
+	if (c->gen != gen) {
+		conn_end(c, gen); /* begun before a gap in sampling: stale */
+		return 1;
+	}
 	off = tcp_payload(skb);
 	if (off <= 0 || off >= skb->len)
 		return 1;
@@ -818,7 +901,7 @@ int db_skb_egress(struct __sk_buff *skb)
 			if (!bpf_skb_load_bytes(skb, off, &t, 1) && t == 'W') {
 				/* CopyBothResponse: streaming replication */
 				c->state = DB_SOCK_IGNORED;
-				c->start_ns = 0;
+				conn_end(c, gen);
 			}
 			return 1; /* more of the answer to come */
 		}
@@ -827,7 +910,7 @@ int db_skb_egress(struct __sk_buff *skb)
 	if (now <= c->start_ns)
 		now = bpf_ktime_get_ns();
 	d = now - c->start_ns;
-	c->start_ns = 0;
+	conn_end(c, gen);
 	db_observe_as(c->instance, c->slot, c->protocol, d);
 	if (d >= slow_query_ns)
 		slow_conn_query(c, now, d);

@@ -40,7 +40,9 @@ type DBSockDbConn struct {
 	State    uint8
 	Protocol uint8
 	TextSkip uint8
-	Pad      [7]uint8
+	Counted  uint8
+	Pad      uint16
+	Gen      uint32
 	Text     [256]int8
 }
 
@@ -108,6 +110,7 @@ const (
 	DBSockMapDbHist              = "db_hist"
 	DBSockMapDbListeners         = "db_listeners"
 	DBSockMapDbPorts             = "db_ports"
+	DBSockMapDbSample            = "db_sample"
 	DBSockMapDbSockStorage       = "db_sock_storage"
 	DBSockMapDbSocks             = "db_socks"
 	DBSockMapDbUnixListeners     = "db_unix_listeners"
@@ -191,6 +194,7 @@ type DBSockMapSpecs struct {
 	DbHist          *ebpf.MapSpec `ebpf:"db_hist"`
 	DbListeners     *ebpf.MapSpec `ebpf:"db_listeners"`
 	DbPorts         *ebpf.MapSpec `ebpf:"db_ports"`
+	DbSample        *ebpf.MapSpec `ebpf:"db_sample"`
 	DbSockStorage   *ebpf.MapSpec `ebpf:"db_sock_storage"`
 	DbSocks         *ebpf.MapSpec `ebpf:"db_socks"`
 	DbUnixListeners *ebpf.MapSpec `ebpf:"db_unix_listeners"`
@@ -240,6 +244,7 @@ type DBSockMaps struct {
 	DbHist          *ebpf.Map `ebpf:"db_hist"`
 	DbListeners     *ebpf.Map `ebpf:"db_listeners"`
 	DbPorts         *ebpf.Map `ebpf:"db_ports"`
+	DbSample        *ebpf.Map `ebpf:"db_sample"`
 	DbSockStorage   *ebpf.Map `ebpf:"db_sock_storage"`
 	DbSocks         *ebpf.Map `ebpf:"db_socks"`
 	DbUnixListeners *ebpf.Map `ebpf:"db_unix_listeners"`
@@ -255,6 +260,7 @@ func (m *DBSockMaps) Close() error {
 		m.DbHist,
 		m.DbListeners,
 		m.DbPorts,
+		m.DbSample,
 		m.DbSockStorage,
 		m.DbSocks,
 		m.DbUnixListeners,

@@ -173,7 +173,13 @@ func BenchmarkPgbenchOverhead(b *testing.B) {
 //
 // MCIV_BENCH_TOGGLE_SECONDS: the run's length (default 90).
 // MCIV_BENCH_TOGGLE_VARIANTS=packet,socket: the collectors compared
-// (their postgres_probes; default both).
+// (their postgres_probes; default both; "unsampled" is packet with
+// QuerySampleQPS -1, every request measured). A variant may name programs its
+// collector keeps detached, by name prefix after a "-" each, to see what
+// each hook costs: packet-tcp_probe is the collector as it ships without
+// its RTT program, packet-db_skb without its packet programs; a variant
+// with every program detached (packet-tcp-inet-block-db_skb) shows how far
+// the ratios of identical turns spread.
 func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 	seconds := envInt("MCIV_BENCH_TOGGLE_SECONDS", 90, 12)
 	ctx, pg := benchServer(b, time.Duration(seconds)*time.Second+5*time.Minute)
@@ -193,39 +199,65 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 		return sum
 	}
 	type variant struct {
-		probes, metric string
-		p              *probes
-		ratios         []float64
-		cpuRatios      []float64
+		name, probes, metric string
+		skip                 []string // program name prefixes kept detached
+		c                    *Collector
+		p                    *probes
+		ratios               []float64
+		cpuRatios            []float64
 	}
-	all := []*variant{
-		{probes: PostgresProbesPacket, metric: "collector_hooks_tps_ratio"},
-		{probes: PostgresProbesSocket, metric: "collector_socket_tps_ratio"},
+	variants := []*variant{
+		{name: PostgresProbesPacket, probes: PostgresProbesPacket, metric: "collector_hooks_tps_ratio"},
+		{name: PostgresProbesSocket, probes: PostgresProbesSocket, metric: "collector_socket_tps_ratio"},
 	}
-	variants := all
 	if v := os.Getenv("MCIV_BENCH_TOGGLE_VARIANTS"); v != "" {
-		want := strings.Split(v, ",")
-		variants = slices.DeleteFunc(slices.Clone(all), func(v *variant) bool { return !slices.Contains(want, v.probes) })
-		if len(variants) == 0 {
-			b.Fatalf("MCIV_BENCH_TOGGLE_VARIANTS=%s: no such variant", v)
+		var err error
+		if variants, err = parseToggleVariants(v, func(name, probes string, skip []string) *variant {
+			metric := "collector_hooks_tps_ratio"
+			switch probes {
+			case PostgresProbesSocket:
+				metric = "collector_socket_tps_ratio"
+			case benchUnsampled:
+				metric = "collector_unsampled_tps_ratio"
+			}
+			if len(skip) > 0 {
+				metric = "collector_" + strings.ReplaceAll(name, "-", "_") + "_tps_ratio"
+			}
+			return &variant{name: name, probes: probes, metric: metric, skip: skip}
+		}); err != nil {
+			b.Fatal(err)
 		}
 	}
 	for range b.N {
 		for _, v := range variants {
-			c, stop, err := startCollector(ctx, Config{Cluster: "bench", Host: "pg", PostgresProbes: v.probes}, pg.Pid())
+			c, stop, err := startCollector(ctx, benchConfig(v.probes), pg.Pid())
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer stop()
+			v.c = c
 			for _, h := range c.Hooks() {
 				if strings.HasPrefix(h.Name, queryPathHook("")) {
-					fmt.Fprintf(os.Stderr, "%s: %s via %s %s\n", v.probes, h.Name, h.Type, h.Note)
+					fmt.Fprintf(os.Stderr, "%s: %s via %s %s\n", v.name, h.Name, h.Type, h.Note)
 				}
 			}
 			c.mu.Lock()
 			v.p = c.attached
 			c.mu.Unlock()
 			v.p.pause()
+			if c.sampler != nil {
+				// The programs kept detached stay out of the windows.
+				c.sampler.mu.Lock()
+				c.sampler.windowed = slices.DeleteFunc(slices.Clone(c.sampler.windowed), func(name string) bool {
+					return slices.ContainsFunc(v.skip, func(x string) bool { return strings.HasPrefix(name, x) })
+				})
+				c.sampler.mu.Unlock()
+			}
+			kept, err := parkPrefixed(v.p, v.skip)
+			if err != nil {
+				b.Fatalf("%s: %v", v.name, err)
+			}
+			fmt.Fprintf(os.Stderr, "%s: programs attached in its turns: %s\n", v.name, strings.Join(kept, " "))
 		}
 		const turn = 3 // seconds
 		var (
@@ -263,6 +295,11 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 		})
 		for _, v := range variants {
 			v.p.pause()
+			for _, h := range v.c.Hooks() {
+				if h.Name == samplingRow {
+					fmt.Fprintf(os.Stderr, "%s: %s\n", v.name, h.Note)
+				}
+			}
 		}
 		if err != nil {
 			b.Fatal(err)
@@ -274,7 +311,7 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 		for t, ts := range turns {
 			line += fmt.Sprintf(" %.0f", mean(ts))
 			if t%2 == 1 {
-				line += "[" + withHooks(t).probes + "]"
+				line += "[" + withHooks(t).name + "]"
 			}
 		}
 		fmt.Fprintln(os.Stderr, line)
@@ -303,21 +340,88 @@ func BenchmarkPgbenchOverheadToggled(b *testing.B) {
 		}
 		for _, v := range variants {
 			if len(v.ratios) == 0 {
-				b.Fatalf("no turn with the %s hooks between two without: %v", v.probes, turns)
+				b.Fatalf("no turn with the %s hooks between two without: %v", v.name, turns)
 			}
 			sorted := slices.Clone(v.ratios)
 			slices.Sort(sorted)
-			fmt.Fprintf(os.Stderr, "%s ratios: %.3f (median %.3f, quartiles %.3f-%.3f)\n", v.probes, v.ratios, median(slices.Clone(v.ratios)), quantile(sorted, 0.25), quantile(sorted, 0.75))
+			fmt.Fprintf(os.Stderr, "%s ratios: %.3f (median %.3f, quartiles %.3f-%.3f)\n", v.name, v.ratios, median(slices.Clone(v.ratios)), quantile(sorted, 0.25), quantile(sorted, 0.75))
 			b.ReportMetric(median(v.ratios), v.metric)
-			b.ReportMetric(float64(len(v.ratios)), "turns_"+v.probes)
+			b.ReportMetric(float64(len(v.ratios)), "turns_"+strings.ReplaceAll(v.name, "-", "_"))
 			if len(v.cpuRatios) > 0 {
 				sorted := slices.Clone(v.cpuRatios)
 				slices.Sort(sorted)
-				fmt.Fprintf(os.Stderr, "%s CPU per transaction, without/with: %.3f (median %.3f, quartiles %.3f-%.3f)\n", v.probes, v.cpuRatios, median(slices.Clone(v.cpuRatios)), quantile(sorted, 0.25), quantile(sorted, 0.75))
+				fmt.Fprintf(os.Stderr, "%s CPU per transaction, without/with: %.3f (median %.3f, quartiles %.3f-%.3f)\n", v.name, v.cpuRatios, median(slices.Clone(v.cpuRatios)), quantile(sorted, 0.25), quantile(sorted, 0.75))
 				b.ReportMetric(median(v.cpuRatios), strings.TrimSuffix(v.metric, "tps_ratio")+"cpu_ratio")
 			}
 		}
 	}
+}
+
+// benchUnsampled is the toggled benchmark's name for the packet path
+// that measures every request however busy the server (QuerySampleQPS
+// -1): the collector as it was before it sampled.
+const benchUnsampled = "unsampled"
+
+// benchConfig is the collector configuration of a toggled variant.
+func benchConfig(probes string) Config {
+	cfg := Config{Cluster: "bench", Host: "pg", PostgresProbes: probes}
+	if probes == benchUnsampled {
+		cfg.PostgresProbes, cfg.QuerySampleQPS = PostgresProbesPacket, -1
+	}
+	return cfg
+}
+
+// parseToggleVariants reads MCIV_BENCH_TOGGLE_VARIANTS: comma-separated
+// variants, each a postgres_probes value and, after a "-" each, the name
+// prefixes of the programs its collector keeps detached.
+func parseToggleVariants[V any](spec string, newVariant func(name, probes string, skip []string) V) ([]V, error) {
+	var out []V
+	seen := make(map[string]bool)
+	for name := range strings.SplitSeq(spec, ",") {
+		parts := strings.Split(name, "-")
+		switch parts[0] {
+		case PostgresProbesPacket, PostgresProbesSocket, benchUnsampled:
+		default:
+			return nil, fmt.Errorf("MCIV_BENCH_TOGGLE_VARIANTS: variant %q: want %s, %s or %s, then -program prefixes", name, PostgresProbesPacket, benchUnsampled, PostgresProbesSocket)
+		}
+		if slices.Contains(parts[1:], "") || seen[name] {
+			return nil, fmt.Errorf("MCIV_BENCH_TOGGLE_VARIANTS: variant %q: empty program prefix, or named twice", name)
+		}
+		seen[name] = true
+		out = append(out, newVariant(name, parts[0], parts[1:]))
+	}
+	return out, nil
+}
+
+// parkPrefixed keeps the programs of p whose names start with one of
+// prefixes detached, and returns the names of the others. A prefix that
+// matches no program is an error (a misspelt hook would otherwise measure
+// the full collector under another name).
+func parkPrefixed(p *probes, prefixes []string) ([]string, error) {
+	p.mu.Lock()
+	var park, kept []string
+	used := make(map[string]bool)
+	for _, w := range p.ways {
+		i := slices.IndexFunc(prefixes, func(x string) bool { return strings.HasPrefix(w.program, x) })
+		if i < 0 {
+			if !p.parked[w.program] {
+				kept = append(kept, w.program)
+			}
+			continue
+		}
+		used[prefixes[i]] = true
+		park = append(park, w.program)
+	}
+	p.mu.Unlock()
+	for _, x := range prefixes {
+		if !used[x] {
+			return nil, fmt.Errorf("no attached program starts with %q", x)
+		}
+	}
+	if len(park) == 0 {
+		return kept, nil
+	}
+	return kept, p.park(true, park...)
 }
 
 // quantile returns the q-quantile of sorted xs (nearest rank).

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -96,6 +97,12 @@ type Config struct {
 	// tracepoints; in both, a kernel without the socket tracepoints gets
 	// the USDT probes instead.
 	PostgresProbes string
+	// QuerySampleQPS: in packet mode, above this many queries per second
+	// (the servers measured through their packets together) the packet
+	// programs measure the requests begun in a quarter (at a random place) of each
+	// interval and the counts are scaled back (see sampling.go). 0 means
+	// DefaultQuerySampleQPS; negative: never sample.
+	QuerySampleQPS int
 }
 
 // Publisher sends one message. A *nats.Conn is one. It must be safe for
@@ -146,6 +153,9 @@ type Collector struct {
 	// attached holds the loaded objects while Run runs (nil before and
 	// after): the overhead benchmark pauses and resumes their hooks.
 	attached *probes
+	// sampler samples the packet path when busy (nil: never); the
+	// overhead benchmark keeps programs it detaches out of its windows.
+	sampler *querySampler
 }
 
 // New checks cfg and registers the collector's metrics on reg (nil: not
@@ -191,6 +201,9 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 	}
 	if cfg.MaxSeriesPerSignal < 0 {
 		return nil, fmt.Errorf("collector: negative max series per signal %d", cfg.MaxSeriesPerSignal)
+	}
+	if cfg.QuerySampleQPS == 0 {
+		cfg.QuerySampleQPS = DefaultQuerySampleQPS
 	}
 	if cfg.MaxSeriesPerSignal == 0 {
 		cfg.MaxSeriesPerSignal = DefaultMaxSeriesPerSignal
@@ -284,6 +297,16 @@ func (c *Collector) Run(ctx context.Context) error {
 			// needs them (scanDatabasesOnce).
 			dbs.packets = newPacketAttacher(p, c.logger)
 			dbs.probes = p
+			if s, err := newQuerySampler(p, c.cfg.Interval, float64(c.cfg.QuerySampleQPS), c.logger, c.samplingChanged); err != nil {
+				c.logger.Warn("PostgreSQL packet path not sampled when busy", "err", err)
+			} else {
+				dbs.sampler = s
+				c.mu.Lock()
+				c.sampler = s
+				c.mu.Unlock()
+				c.setSamplingRow(1, 0)
+				defer s.wait()
+			}
 			if err := p.park(true, socketTracepointPrograms...); err != nil {
 				c.logger.Warn("cannot detach the socket tracepoints", "err", err)
 			}
@@ -325,8 +348,40 @@ func (c *Collector) Run(ctx context.Context) error {
 			wg.Go(func() { c.readEvents(rd) })
 		}
 	}
-	c.loop(ctx, p, dbs.pgSock)
+	c.loop(ctx, p, dbs.pgSock, dbs.sampler)
 	return nil
+}
+
+// samplingRow is the Hooks row saying whether the packet path samples.
+const samplingRow = "query_sampling"
+
+// samplingChanged reports a switch of the packet path's sampling: a log
+// line, the metric and the query_sampling row of Hooks.
+func (c *Collector) samplingChanged(every int, qps float64) {
+	if every > 1 {
+		c.logger.Info("PostgreSQL packet path sampled: the servers are busy", "share", fmt.Sprintf("1/%d", every), "queries_per_second", int(qps), "threshold", c.cfg.QuerySampleQPS)
+	} else {
+		c.logger.Info("PostgreSQL packet path measures every request again", "queries_per_second", int(qps))
+	}
+	c.setSamplingRow(every, qps)
+}
+
+// setSamplingRow sets the query_sampling row of Hooks and the metric.
+func (c *Collector) setSamplingRow(every int, qps float64) {
+	row := HookStatus{Name: samplingRow, Type: QueryPathPackets, Attached: true}
+	if every > 1 {
+		row.Note = fmt.Sprintf("sampled: requests begun in 1/%d of each interval (a window at a random place), counts scaled back (%.0f queries/s reached %d/s)", every, qps, c.cfg.QuerySampleQPS)
+	} else {
+		row.Note = fmt.Sprintf("every request measured (sampled above %d queries/s)", c.cfg.QuerySampleQPS)
+		if c.cfg.QuerySampleQPS < 0 {
+			row.Note = "every request measured (query_sample_qps: -1)"
+		}
+	}
+	c.m.querySampleRatio.Set(1 / float64(every))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.statuses = slices.DeleteFunc(c.statuses, func(h HookStatus) bool { return h.Name == samplingRow })
+	c.statuses = append(c.statuses, row)
 }
 
 // attach loads the objects and attaches each hook the first way the kernel
@@ -406,7 +461,7 @@ func (c *Collector) anyAttached() bool {
 // one (at least NotableInterval after the batch began) when a notable
 // event arrives; pgSock (nil if none) holds the PostgreSQL servers' query
 // latency histograms.
-func (c *Collector) loop(ctx context.Context, p *probes, pgSock *dbListeners) {
+func (c *Collector) loop(ctx context.Context, p *probes, pgSock *dbListeners, sampler *querySampler) {
 	var (
 		tracker     deltaTracker[bpf.TCPRetransKey]
 		aggTracker  deltaTracker[bpf.TCPAggKey]
@@ -452,7 +507,13 @@ func (c *Collector) loop(ctx context.Context, p *probes, pgSock *dbListeners) {
 		end := time.Now()
 		series := []wire.Series{upSeries()}
 		series = append(series, c.readRetransmits(p, &tracker)...)
-		series = append(series, c.readAggregates(p, pgSock, &aggTracker)...)
+		agg, queries := c.readAggregates(p, pgSock, sampler, start, end, &aggTracker)
+		series = append(series, agg...)
+		if sampler != nil {
+			if err := sampler.next(ctx, float64(queries)/end.Sub(start).Seconds()); err != nil {
+				c.logger.Warn("PostgreSQL packet path sampling", "err", err)
+			}
+		}
 		if m := p.maps[bpf.TCPMapEventsDropped]; m != nil {
 			if n, err := readDropped(m); err != nil {
 				c.m.mapReadErrors.Inc()
@@ -509,11 +570,12 @@ func (c *Collector) readRetransmits(p *probes, tracker *deltaTracker[bpf.TCPRetr
 
 // readAggregates returns the series of the aggregates maps (counters and
 // histograms of every probe, and the database servers' histograms of
-// pgSock if not nil) for one interval.
-func (c *Collector) readAggregates(p *probes, pgSock *dbListeners, tracker *deltaTracker[bpf.TCPAggKey]) []wire.Series {
+// pgSock if not nil) for the batch from start to end, and the queries of
+// the servers the sampler (if not nil) measures, its scale applied.
+func (c *Collector) readAggregates(p *probes, pgSock *dbListeners, sampler *querySampler, start, end time.Time, tracker *deltaTracker[bpf.TCPAggKey]) ([]wire.Series, uint64) {
 	m := p.maps[bpf.TCPMapAggregates]
 	if m == nil {
-		return nil
+		return nil, 0
 	}
 	cur, err := readAggregates(m)
 	if err == nil {
@@ -527,14 +589,20 @@ func (c *Collector) readAggregates(p *probes, pgSock *dbListeners, tracker *delt
 	if err != nil {
 		c.m.mapReadErrors.Inc()
 		c.logger.Warn("cannot read the aggregates map this interval", "err", err)
-		return nil
+		return nil, 0
 	}
-	series, dropped := aggregateSeries(tracker.update(cur), c.names, c.cfg.MaxSeriesPerSignal, c.hostNetNS)
+	deltas := tracker.update(cur)
+	var queries uint64
+	if sampler != nil {
+		factor, servers := sampler.scale(start, end)
+		queries = scaleQueries(deltas, factor, servers)
+	}
+	series, dropped := aggregateSeries(deltas, c.names, c.cfg.MaxSeriesPerSignal, c.hostNetNS)
 	for signal, n := range dropped {
 		c.m.seriesDropped.WithLabelValues(signal).Add(float64(n))
 		c.logger.Debug("series over the per-signal limit merged into \"other\"", "signal", signal, "merged", n, "limit", c.cfg.MaxSeriesPerSignal)
 	}
-	return series
+	return series, queries
 }
 
 func (c *Collector) publishBatch(b *wire.Batch) {

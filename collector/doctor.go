@@ -187,7 +187,7 @@ func doctorQueryPaths(rows []HookStatus, procRoot, v2root string) []HookStatus {
 		case !up[hookCgroupIngress] || !up[hookCgroupEgress]:
 			out = append(out, queryPathRow(inst, QueryPathSocketTracepoints, "not through its packets: the cgroup_skb programs do not attach"))
 		default:
-			out = append(out, queryPathRow(inst, QueryPathPackets, "cgroup_skb on "+dir))
+			out = append(out, queryPathRow(inst, QueryPathPackets, "cgroup_skb on "+dir+"; "+samplingPolicy(DefaultQuerySampleQPS)))
 		}
 	}
 	return out

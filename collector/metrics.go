@@ -19,6 +19,7 @@ type metrics struct {
 	mapReadErrors    prometheus.Counter
 	hookUp           *prometheus.GaugeVec
 	seriesDropped    *prometheus.CounterVec
+	querySampleRatio prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -63,7 +64,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mciv_collector_series_dropped_total",
 			Help: "Series merged into one labelled \"other\" because their signal reached its series limit, by signal.",
 		}, []string{"signal"}),
+		querySampleRatio: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mciv_collector_query_sample_ratio",
+			Help: "Share of PostgreSQL requests the packet path measures: 1, or 1/4 while the servers are busy (requests begun in a quarter of each interval, at a random place; db_query_seconds counts are scaled back).",
+		}),
 	}
+	m.querySampleRatio.Set(1)
 	m.publishErrors.WithLabelValues("samples")
 	m.publishErrors.WithLabelValues("events")
 	if reg == nil {
@@ -72,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var errs []error
 	for _, c := range []prometheus.Collector{
 		m.batches, m.earlyBatches, m.publishErrors, m.eventsPublished, m.eventsSuppressed,
-		m.eventsMalformed, m.ringbufDropped, m.mapReadErrors, m.hookUp, m.seriesDropped,
+		m.eventsMalformed, m.ringbufDropped, m.mapReadErrors, m.hookUp, m.seriesDropped, m.querySampleRatio,
 	} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)

@@ -161,6 +161,9 @@ type dbAttachers struct {
 	// no server needs them.
 	packets *packetAttacher
 	probes  *probes
+	// sampler samples the packet path when the servers are busy; nil
+	// outside packet mode.
+	sampler *querySampler
 	my      *mysqlAttacher
 }
 
@@ -201,6 +204,7 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 		}
 		var servers []pgServer
 		needTracepoints := false
+		packetServers := map[uint32]bool{}
 		for pid, port := range s.postmasters {
 			ns, err := netnsInode(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "net"))
 			if err != nil || (c.cfg.NetNS != "" && ns != c.hostNetNS) || (c.pgOnly != nil && !c.pgOnly(pid)) {
@@ -221,11 +225,17 @@ func (c *Collector) scanDatabasesOnce(d dbAttachers, procRoot string) {
 			if !srv.packets || unixConns > 0 {
 				needTracepoints = true
 			}
+			if srv.packets {
+				packetServers[uint32(pid)] = true
+			}
 			if srv.packets && unixConns > 0 {
 				row.Note = fmt.Sprintf("%d Unix-socket connections: the socket tracepoints measure those", unixConns)
 			}
 			rows = append(rows, row)
 			servers = append(servers, srv)
+		}
+		if d.sampler != nil {
+			d.sampler.setServers(packetServers, !needTracepoints)
 		}
 		if d.pgSock != nil {
 			for _, err := range d.pgSock.syncPostgres(procRoot, servers) {

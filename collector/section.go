@@ -28,6 +28,10 @@ type Section struct {
 	// be, at its sockets), "socket" (the socket tracepoints) or "usdt" (its
 	// USDT probes).
 	PostgresProbes string `yaml:"postgres_probes"`
+	// QuerySampleQPS: in packet mode, above this many queries per second
+	// the packet path measures the requests begun in a quarter (at a random place) of
+	// each interval and scales the counts (default 2000; -1: never).
+	QuerySampleQPS int `yaml:"query_sample_qps"`
 }
 
 // DefaultSection is the collector section used when the file has none.
@@ -50,6 +54,9 @@ func (s Section) Validate() error {
 	if s.MaxEventsPerInterval < 0 {
 		errs = append(errs, errors.New("collector.max_events_per_interval must not be negative"))
 	}
+	if s.QuerySampleQPS < -1 {
+		errs = append(errs, fmt.Errorf("collector.query_sample_qps %d: a rate, 0 for the default, or -1 for never", s.QuerySampleQPS))
+	}
 	return errors.Join(errs...)
 }
 
@@ -67,5 +74,6 @@ func (s Section) Config(cluster, host string) Config {
 		MaxEventsPerInterval: s.MaxEventsPerInterval,
 		NetNS:                s.NetNS,
 		PostgresProbes:       s.PostgresProbes,
+		QuerySampleQPS:       s.QuerySampleQPS,
 	}
 }
