@@ -29,6 +29,10 @@ type System struct {
 	// retransmit event, its alert on the bus) rather than a notification:
 	// no resolve is waited for and the quiet period is not counted.
 	Stage bool
+	// Explain, if set, is a feed whose firing notes in the quiet period
+	// are reported beside the system's quiet alerts, to say what paged
+	// (for mciv: its alerts on the bus, with their rule and labels).
+	Explain *Feed
 }
 
 // Loss switches the fault on and off (NetLab does it with nftables).
@@ -135,7 +139,7 @@ func fault(ctx context.Context, opts Options, round int, active []int, results [
 		unlock()
 		return err
 	}
-	opts.Logf("fault %d: %d%% loss on (nft took %s)", round+1, opts.LossPercent, time.Since(start).Round(time.Millisecond))
+	opts.Logf("fault %d: %d%% loss on at %s (nft took %s)", round+1, opts.LossPercent, start.UTC().Format("15:04:05.000"), time.Since(start).Round(time.Millisecond))
 	fired := make([]bool, len(opts.Systems))
 	var mu sync.Mutex
 	each(active, func(i int) {
@@ -205,9 +209,19 @@ func quiet(ctx context.Context, opts Options, results []Result) error {
 	if err := sleep(ctx, time.Until(end)+opts.QuietTail); err != nil {
 		return err
 	}
+	to := end.Add(opts.QuietTail)
 	for i, s := range opts.Systems {
-		if !s.Stage {
-			results[i].QuietAlerts = s.Feed.Count(true, start, end.Add(opts.QuietTail))
+		if s.Stage {
+			continue
+		}
+		results[i].QuietAlerts = s.Feed.Count(true, start, to)
+		results[i].QuietFrom = start
+		results[i].QuietNotes = s.Feed.Between(true, start, to)
+		if s.Explain != nil {
+			results[i].QuietExplain = s.Explain.Between(true, start, to)
+		}
+		for _, n := range results[i].QuietNotes {
+			opts.Logf("quiet period: %s paged at +%.1f s: %s", s.Name, n.At.Sub(start).Seconds(), n.What)
 		}
 	}
 	opts.Logf("quiet period over: %d blips", blips)
@@ -221,6 +235,7 @@ func blip(ctx context.Context, opts Options) error {
 	}
 	defer unlock()
 	before := opts.retransmits(ctx)
+	at := time.Now()
 	if err := opts.Lab.SetLoss(ctx, opts.LossPercent); err != nil {
 		return err
 	}
@@ -234,7 +249,7 @@ func blip(ctx context.Context, opts Options) error {
 			return err
 		}
 		if after := opts.retransmits(ctx); after >= 0 {
-			opts.Logf("blip: %s of %d%% loss, %d retransmits in the namespace", opts.BlipLength, opts.LossPercent, after-before)
+			opts.Logf("blip at %s: %s of %d%% loss, %d retransmits in the namespace", at.UTC().Format("15:04:05.000"), opts.BlipLength, opts.LossPercent, after-before)
 		}
 	}
 	return nil

@@ -62,7 +62,7 @@ func TestRunMeasuresEachSystem(t *testing.T) {
 			}
 		}}
 	systems := []*System{
-		{Name: "fast", Feed: fast, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3},
+		{Name: "fast", Feed: fast, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3, Explain: stage},
 		{Name: "slow", Feed: slow, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3},
 		{Name: "deaf", Feed: deaf, FireTimeout: 50 * time.Millisecond, ResolveTimeout: time.Second, Faults: 3},
 		{Name: "part", Feed: part, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 2},
@@ -106,6 +106,18 @@ func TestRunMeasuresEachSystem(t *testing.T) {
 	// deaf one never.
 	if res[0].QuietAlerts != blips || res[1].QuietAlerts != blips || res[2].QuietAlerts != 0 || res[3].QuietAlerts != blips {
 		t.Errorf("quiet alerts %d, %d, %d, %d; want %d, %d, 0, %d", res[0].QuietAlerts, res[1].QuietAlerts, res[2].QuietAlerts, res[3].QuietAlerts, blips, blips, blips)
+	}
+	if len(res[0].QuietNotes) != blips || len(res[2].QuietNotes) != 0 || res[0].QuietFrom.IsZero() {
+		t.Errorf("quiet notes: fast %d, deaf %d, from %v; want %d, 0, set", len(res[0].QuietNotes), len(res[2].QuietNotes), res[0].QuietFrom, blips)
+	}
+	for _, n := range res[0].QuietNotes {
+		if !n.Firing || n.At.Before(res[0].QuietFrom) {
+			t.Errorf("quiet note %+v: not a firing one of the quiet period (from %v)", n, res[0].QuietFrom)
+		}
+	}
+	// The stage feed explains the fast system: one note per blip.
+	if len(res[0].QuietExplain) != blips || res[1].QuietExplain != nil {
+		t.Errorf("explained: fast %d, slow %d; want %d, none", len(res[0].QuietExplain), len(res[1].QuietExplain), blips)
 	}
 	if locks != unlocks || locks != 3+blips {
 		t.Errorf("lock taken %d times, released %d, want %d", locks, unlocks, 3+blips)
