@@ -69,6 +69,15 @@ type Options struct {
 	Retransmits func(context.Context) (int64, error)
 	// Logf reports progress.
 	Logf func(format string, args ...any)
+	// OnLoss, if set, is told of every loss once it is off: what it was
+	// ("fault 1", "blip 3") and when it was switched on and off.
+	OnLoss func(what string, on, off time.Time)
+}
+
+func (o Options) onLoss(what string, on, off time.Time) {
+	if o.OnLoss != nil {
+		o.OnLoss(what, on, off)
+	}
 }
 
 // retransmits returns the counter, or -1 without one.
@@ -163,6 +172,7 @@ func fault(ctx context.Context, opts Options, round int, active []int, results [
 	if err != nil {
 		return err
 	}
+	opts.onLoss(fmt.Sprintf("fault %d", round+1), start, stop)
 	if after := opts.retransmits(ctx); before >= 0 && after >= 0 {
 		opts.Logf("fault %d: loss off after %.1f s, %d retransmits in the namespace; waiting for the resolves", round+1, stop.Sub(start).Seconds(), after-before)
 	} else {
@@ -201,10 +211,10 @@ func quiet(ctx context.Context, opts Options, results []Result) error {
 		if err := sleep(ctx, next); err != nil {
 			return err
 		}
-		if err := blip(ctx, opts); err != nil {
+		blips++
+		if err := blip(ctx, opts, blips); err != nil {
 			return err
 		}
-		blips++
 	}
 	if err := sleep(ctx, time.Until(end)+opts.QuietTail); err != nil {
 		return err
@@ -228,7 +238,7 @@ func quiet(ctx context.Context, opts Options, results []Result) error {
 	return nil
 }
 
-func blip(ctx context.Context, opts Options) error {
+func blip(ctx context.Context, opts Options, n int) error {
 	unlock, err := opts.Lock(ctx)
 	if err != nil {
 		return err
@@ -243,6 +253,7 @@ func blip(ctx context.Context, opts Options) error {
 	if err := errors.Join(serr, opts.Lab.SetLoss(context.WithoutCancel(ctx), 0)); err != nil {
 		return err
 	}
+	opts.onLoss(fmt.Sprintf("blip %d", n), at, time.Now())
 	if before >= 0 {
 		// The senders retransmit what was lost within about an RTO.
 		if err := sleep(ctx, time.Second); err != nil {

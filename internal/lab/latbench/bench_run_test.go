@@ -71,7 +71,14 @@ func TestRunMeasuresEachSystem(t *testing.T) {
 		{Name: "stage", Feed: stage, FireTimeout: 2 * time.Second, ResolveTimeout: time.Hour, Faults: 3, Stage: true},
 	}
 	var locks, unlocks int
+	var losses []string
 	res, err := Run(context.Background(), Options{
+		OnLoss: func(what string, on, off time.Time) {
+			if off.Before(on) {
+				t.Errorf("%s: off %v before on %v", what, off, on)
+			}
+			losses = append(losses, what)
+		},
 		Lab: lab, Systems: systems, Gap: 10 * time.Millisecond,
 		Quiet: 300 * time.Millisecond, BlipMin: 40 * time.Millisecond, BlipMax: 80 * time.Millisecond,
 		BlipLength: 10 * time.Millisecond, QuietTail: 400 * time.Millisecond, Seed: 1,
@@ -118,6 +125,9 @@ func TestRunMeasuresEachSystem(t *testing.T) {
 	// The stage feed explains the fast system: one note per blip.
 	if len(res[0].QuietExplain) != blips || res[1].QuietExplain != nil {
 		t.Errorf("explained: fast %d, slow %d; want %d, none", len(res[0].QuietExplain), len(res[1].QuietExplain), blips)
+	}
+	if len(losses) != 3+blips || losses[0] != "fault 1" || losses[3] != "blip 1" {
+		t.Errorf("losses reported: %v, want 3 faults and %d blips", losses, blips)
 	}
 	if locks != unlocks || locks != 3+blips {
 		t.Errorf("lock taken %d times, released %d, want %d", locks, unlocks, 3+blips)

@@ -80,16 +80,11 @@ func busFeeds(ctx context.Context, url string, batches io.Writer) (onBus, kernel
 		}
 	})
 	if err == nil && batches != nil {
-		var mu sync.Mutex
 		_, err = nc.Subscribe(wire.SamplesWildcard, func(m *nats.Msg) {
 			now := time.Now()
-			b, err := wire.DecodeBatch(m.Data)
-			if err != nil {
-				return
+			if b, err := wire.DecodeBatch(m.Data); err == nil {
+				_, _ = io.WriteString(batches, batchLine(now, b))
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			_, _ = io.WriteString(batches, batchLine(now, b))
 		})
 	}
 	if err == nil {
@@ -106,6 +101,19 @@ func busFeeds(ctx context.Context, url string, batches io.Writer) (onBus, kernel
 		return nil, nil, fmt.Errorf("subscribe to mciv's alerts and events: %w", err)
 	}
 	return onBus, kernel, nc.Flush()
+}
+
+// lockedWriter serialises writes to w (the batches file: NATS callbacks
+// and the runner write to it).
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // alertWhat describes an alert of the bus for the log: rule, state,
@@ -239,7 +247,8 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 //	MCIV_BENCH_GAP             quiet time between faults once all resolved (10s)
 //	MCIV_BENCH_OUT             also write the table to this file
 //	MCIV_BENCH_PROMETHEUS      0 leaves Prometheus out (mciv only; 1)
-//	MCIV_BENCH_BATCHES         write mciv's sample batches to this file (see batchLine)
+//	MCIV_BENCH_BATCHES         write mciv's sample batches to this file (see batchLine),
+//	                           with a "# fault N" or "# blip N" line (on, off) after each loss
 func TestBenchLatency(t *testing.T) {
 	if os.Getenv("MCIV_BENCH_LATENCY") != "1" {
 		t.Skip("set MCIV_BENCH_LATENCY=1 (or run make bench-latency) for the side-by-side latency benchmark (about 35 min)")
@@ -331,7 +340,11 @@ func TestBenchLatency(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	var batches io.Writer
+	var (
+		batches   io.Writer
+		batchesMu sync.Mutex
+		onLoss    func(what string, on, off time.Time)
+	)
 	if path := os.Getenv("MCIV_BENCH_BATCHES"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -339,7 +352,10 @@ func TestBenchLatency(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = f.Close() })
 		_, _ = io.WriteString(f, "# arrived\tstart\tinterval_ms\tseq\ttcp_retransmits\ttcp_resets\n")
-		batches = f
+		batches = lockedWriter{&batchesMu, f}
+		onLoss = func(what string, on, off time.Time) {
+			_, _ = fmt.Fprintf(batches, "# %s\t%s\t%s\n", what, on.UTC().Format("15:04:05.000"), off.UTC().Format("15:04:05.000"))
+		}
 	}
 	onBus, kernel, err := busFeeds(ctx, m.NATSURL, batches)
 	if err != nil {
@@ -372,7 +388,7 @@ func TestBenchLatency(t *testing.T) {
 		Lab: lab, Systems: systems, LossPercent: 20, Gap: gap,
 		Quiet: quietFor, BlipMin: 20 * time.Second, BlipMax: 40 * time.Second, BlipLength: 300 * time.Millisecond,
 		QuietTail: 10 * time.Second, Seed: uint64(time.Now().UnixNano()),
-		Lock: KernelLock, Retransmits: lab.Retransmits, Logf: t.Logf,
+		Lock: KernelLock, Retransmits: lab.Retransmits, Logf: t.Logf, OnLoss: onLoss,
 	})
 	if err != nil {
 		t.Fatal(err)
