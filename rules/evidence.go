@@ -36,8 +36,10 @@ const EvidenceWindowFactor = 4
 type Evidence struct {
 	// Need is the weighted supporting time needed to fire.
 	Need time.Duration
-	// Min is how long the condition must have persisted (plain supporting
-	// time after the run's first supporting batch) to fire.
+	// Min is how long the condition must have persisted to fire: the
+	// covered time after the run's first supporting batch up to the end
+	// of the latest, a quiet batch the run survived included (a lasting
+	// fault's gaps are part of it; a blip's support ends with it).
 	Min time.Duration
 	// MaxWeight caps the factor a strong anomaly's batch is weighted by
 	// (≥ 1; 0 means DefaultEvidenceMaxWeight).
@@ -84,11 +86,11 @@ type EvidenceRun struct {
 	Weight time.Duration
 	// Support is the plain supporting time so far.
 	Support time.Duration
-	// First is the covered time of the run's first supporting batch:
-	// Support - First is how long the condition has persisted since.
+	// First is the covered time of the run's first supporting batch.
 	First time.Duration
 	// Span is the covered time since the run's first supporting batch,
-	// quiet batches included.
+	// quiet batches included: at a supporting batch, Span - First is how
+	// long the condition has persisted since it was first seen.
 	Span time.Duration
 	// Quiet counts the quiet batches in a row at the end of the run.
 	Quiet int
@@ -123,7 +125,7 @@ func (r *EvidenceRun) Step(e Evidence, d time.Duration, supporting bool, strengt
 	r.Span += d
 	r.Support += d
 	r.Weight += time.Duration(float64(d) * strength)
-	return r.Weight >= e.Need && r.Support-r.First >= e.Min
+	return r.Weight >= e.Need && r.Span-r.First >= e.Min
 }
 
 // Condition is what a rule's alert lifecycle steps on: the detector's

@@ -114,10 +114,11 @@ func TestEvidenceQuietThroughBlips(t *testing.T) {
 func TestEvidenceSurvivesOneQuietWindow(t *testing.T) {
 	q := 250 * time.Millisecond
 	// TCP's back-off leaves a quiet batch between two bursts of a lasting
-	// fault: the run goes on and fires with the second burst.
+	// fault: the run goes on, the gap counts as persisting, and it fires
+	// with the second burst, 500 ms past the first.
 	steps := []evStep{{time.Second, 0}, {q, 3}, {q, 0}, {q, 3}, {q, 3}}
 	got := timeline(t, New(mustRules(t, evidenceRule), Options{}), steps)
-	if fmt.Sprint(got) != "[t=2000:firing]" {
+	if fmt.Sprint(got) != "[t=1750:firing]" {
 		t.Fatalf("got %v", got)
 	}
 	// Two quiet batches end it: the fourth batch starts a new run.

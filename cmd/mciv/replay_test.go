@@ -48,7 +48,7 @@ func TestReplayCSV(t *testing.T) {
 	for _, tr := range transitions {
 		got = append(got, tr["transition"].(string))
 	}
-	// TCPRetransmitRateHigh (evidence {need: 1s, min: 500ms}): seen at
+	// TCPRetransmitRateHigh (evidence {need: 1s, min: 750ms}): seen at
 	// row 5, firing at row 6 once it persisted, resolved 5s after row 9.
 	if strings.Join(got, ",") != "firing,resolved" || transitions[0]["ts"] != 1.700000006e+09 {
 		t.Fatalf("transitions %v", transitions)

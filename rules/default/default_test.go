@@ -28,7 +28,7 @@ func TestDefaultRulesLoad(t *testing.T) {
 	if r.Signal != "tcp_retransmits_total" || r.Stat != rules.StatRate ||
 		strings.Join(r.By, ",") != "cluster,host" ||
 		r.Detector != (detect.ThresholdSpec{Op: detect.OpGT, Value: 5}) ||
-		r.For != 0 || r.Evidence == nil || *r.Evidence != (rules.Evidence{Need: time.Second, Min: 500 * time.Millisecond, MaxWeight: rules.DefaultEvidenceMaxWeight}) ||
+		r.For != 0 || r.Evidence == nil || *r.Evidence != (rules.Evidence{Need: time.Second, Min: 750 * time.Millisecond, MaxWeight: rules.DefaultEvidenceMaxWeight}) ||
 		r.KeepFiringFor != 5*time.Second || r.Labels["severity"] != "warning" {
 		t.Fatalf("rule %+v", r)
 	}

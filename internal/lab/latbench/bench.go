@@ -29,6 +29,10 @@ type System struct {
 	// retransmit event, its alert on the bus) rather than a notification:
 	// no resolve is waited for and the quiet period is not counted.
 	Stage bool
+	// Explain, if set, is a feed whose firing notes in the quiet period
+	// are reported beside the system's quiet alerts, to say what paged
+	// (for mciv: its alerts on the bus, with their rule and labels).
+	Explain *Feed
 }
 
 // Loss switches the fault on and off (NetLab does it with nftables).
@@ -65,6 +69,15 @@ type Options struct {
 	Retransmits func(context.Context) (int64, error)
 	// Logf reports progress.
 	Logf func(format string, args ...any)
+	// OnLoss, if set, is told of every loss once it is off: what it was
+	// ("fault 1", "blip 3") and when it was switched on and off.
+	OnLoss func(what string, on, off time.Time)
+}
+
+func (o Options) onLoss(what string, on, off time.Time) {
+	if o.OnLoss != nil {
+		o.OnLoss(what, on, off)
+	}
 }
 
 // retransmits returns the counter, or -1 without one.
@@ -135,7 +148,7 @@ func fault(ctx context.Context, opts Options, round int, active []int, results [
 		unlock()
 		return err
 	}
-	opts.Logf("fault %d: %d%% loss on (nft took %s)", round+1, opts.LossPercent, time.Since(start).Round(time.Millisecond))
+	opts.Logf("fault %d: %d%% loss on at %s (nft took %s)", round+1, opts.LossPercent, start.UTC().Format("15:04:05.000"), time.Since(start).Round(time.Millisecond))
 	fired := make([]bool, len(opts.Systems))
 	var mu sync.Mutex
 	each(active, func(i int) {
@@ -159,6 +172,7 @@ func fault(ctx context.Context, opts Options, round int, active []int, results [
 	if err != nil {
 		return err
 	}
+	opts.onLoss(fmt.Sprintf("fault %d", round+1), start, stop)
 	if after := opts.retransmits(ctx); before >= 0 && after >= 0 {
 		opts.Logf("fault %d: loss off after %.1f s, %d retransmits in the namespace; waiting for the resolves", round+1, stop.Sub(start).Seconds(), after-before)
 	} else {
@@ -197,30 +211,41 @@ func quiet(ctx context.Context, opts Options, results []Result) error {
 		if err := sleep(ctx, next); err != nil {
 			return err
 		}
-		if err := blip(ctx, opts); err != nil {
+		blips++
+		if err := blip(ctx, opts, blips); err != nil {
 			return err
 		}
-		blips++
 	}
 	if err := sleep(ctx, time.Until(end)+opts.QuietTail); err != nil {
 		return err
 	}
+	to := end.Add(opts.QuietTail)
 	for i, s := range opts.Systems {
-		if !s.Stage {
-			results[i].QuietAlerts = s.Feed.Count(true, start, end.Add(opts.QuietTail))
+		if s.Stage {
+			continue
+		}
+		results[i].QuietAlerts = s.Feed.Count(true, start, to)
+		results[i].QuietFrom = start
+		results[i].QuietNotes = s.Feed.Between(true, start, to)
+		if s.Explain != nil {
+			results[i].QuietExplain = s.Explain.Between(true, start, to)
+		}
+		for _, n := range results[i].QuietNotes {
+			opts.Logf("quiet period: %s paged at +%.1f s: %s", s.Name, n.At.Sub(start).Seconds(), n.What)
 		}
 	}
 	opts.Logf("quiet period over: %d blips", blips)
 	return nil
 }
 
-func blip(ctx context.Context, opts Options) error {
+func blip(ctx context.Context, opts Options, n int) error {
 	unlock, err := opts.Lock(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	before := opts.retransmits(ctx)
+	at := time.Now()
 	if err := opts.Lab.SetLoss(ctx, opts.LossPercent); err != nil {
 		return err
 	}
@@ -228,13 +253,14 @@ func blip(ctx context.Context, opts Options) error {
 	if err := errors.Join(serr, opts.Lab.SetLoss(context.WithoutCancel(ctx), 0)); err != nil {
 		return err
 	}
+	opts.onLoss(fmt.Sprintf("blip %d", n), at, time.Now())
 	if before >= 0 {
 		// The senders retransmit what was lost within about an RTO.
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
 		}
 		if after := opts.retransmits(ctx); after >= 0 {
-			opts.Logf("blip: %s of %d%% loss, %d retransmits in the namespace", opts.BlipLength, opts.LossPercent, after-before)
+			opts.Logf("blip at %s: %s of %d%% loss, %d retransmits in the namespace", at.UTC().Format("15:04:05.000"), opts.BlipLength, opts.LossPercent, after-before)
 		}
 	}
 	return nil

@@ -62,7 +62,7 @@ func TestRunMeasuresEachSystem(t *testing.T) {
 			}
 		}}
 	systems := []*System{
-		{Name: "fast", Feed: fast, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3},
+		{Name: "fast", Feed: fast, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3, Explain: stage},
 		{Name: "slow", Feed: slow, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 3},
 		{Name: "deaf", Feed: deaf, FireTimeout: 50 * time.Millisecond, ResolveTimeout: time.Second, Faults: 3},
 		{Name: "part", Feed: part, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 2},
@@ -71,7 +71,14 @@ func TestRunMeasuresEachSystem(t *testing.T) {
 		{Name: "stage", Feed: stage, FireTimeout: 2 * time.Second, ResolveTimeout: time.Hour, Faults: 3, Stage: true},
 	}
 	var locks, unlocks int
+	var losses []string
 	res, err := Run(context.Background(), Options{
+		OnLoss: func(what string, on, off time.Time) {
+			if off.Before(on) {
+				t.Errorf("%s: off %v before on %v", what, off, on)
+			}
+			losses = append(losses, what)
+		},
 		Lab: lab, Systems: systems, Gap: 10 * time.Millisecond,
 		Quiet: 300 * time.Millisecond, BlipMin: 40 * time.Millisecond, BlipMax: 80 * time.Millisecond,
 		BlipLength: 10 * time.Millisecond, QuietTail: 400 * time.Millisecond, Seed: 1,
@@ -106,6 +113,21 @@ func TestRunMeasuresEachSystem(t *testing.T) {
 	// deaf one never.
 	if res[0].QuietAlerts != blips || res[1].QuietAlerts != blips || res[2].QuietAlerts != 0 || res[3].QuietAlerts != blips {
 		t.Errorf("quiet alerts %d, %d, %d, %d; want %d, %d, 0, %d", res[0].QuietAlerts, res[1].QuietAlerts, res[2].QuietAlerts, res[3].QuietAlerts, blips, blips, blips)
+	}
+	if len(res[0].QuietNotes) != blips || len(res[2].QuietNotes) != 0 || res[0].QuietFrom.IsZero() {
+		t.Errorf("quiet notes: fast %d, deaf %d, from %v; want %d, 0, set", len(res[0].QuietNotes), len(res[2].QuietNotes), res[0].QuietFrom, blips)
+	}
+	for _, n := range res[0].QuietNotes {
+		if !n.Firing || n.At.Before(res[0].QuietFrom) {
+			t.Errorf("quiet note %+v: not a firing one of the quiet period (from %v)", n, res[0].QuietFrom)
+		}
+	}
+	// The stage feed explains the fast system: one note per blip.
+	if len(res[0].QuietExplain) != blips || res[1].QuietExplain != nil {
+		t.Errorf("explained: fast %d, slow %d; want %d, none", len(res[0].QuietExplain), len(res[1].QuietExplain), blips)
+	}
+	if len(losses) != 3+blips || losses[0] != "fault 1" || losses[3] != "blip 1" {
+		t.Errorf("losses reported: %v, want 3 faults and %d blips", losses, blips)
 	}
 	if locks != unlocks || locks != 3+blips {
 		t.Errorf("lock taken %d times, released %d, want %d", locks, unlocks, 3+blips)

@@ -4,14 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,12 +54,14 @@ func slackFeed(ctx context.Context, srv *slacktest.Server) *Feed {
 	return feed
 }
 
-// busFeeds follows mciv's NATS server: the alerts it publishes (onBus),
-// and the kernel time of each retransmit in its tcp_retransmit events
-// (kernel). They split mciv's latency into TCP's own (the first
-// retransmit), the collector and analyzer (until the alert), and the
-// notifier and Slack (until the message).
-func busFeeds(ctx context.Context, url string) (onBus, kernel *Feed, err error) {
+// busFeeds follows mciv's NATS server: the alerts it publishes (onBus,
+// each note naming the rule, its labels and value), and the kernel time
+// of each retransmit in its tcp_retransmit events (kernel). They split
+// mciv's latency into TCP's own (the first retransmit), the collector and
+// analyzer (until the alert), and the notifier and Slack (until the
+// message). If batches is not nil, every sample batch is written to it
+// as one line (see batchLine), to replay what the rules saw.
+func busFeeds(ctx context.Context, url string, batches io.Writer) (onBus, kernel *Feed, err error) {
 	nc, err := nats.Connect(url, nats.Name("mciv-latbench"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to mciv's NATS: %w", err)
@@ -70,9 +76,17 @@ func busFeeds(ctx context.Context, url string) (onBus, kernel *Feed, err error) 
 		}
 		switch a.State {
 		case wire.StateFiring, wire.StateResolved:
-			onBus.Add(Note{At: now, Firing: a.State == wire.StateFiring, What: "alert " + a.Rule + " " + string(a.State)})
+			onBus.Add(Note{At: now, Firing: a.State == wire.StateFiring, What: alertWhat(&a)})
 		}
 	})
+	if err == nil && batches != nil {
+		_, err = nc.Subscribe(wire.SamplesWildcard, func(m *nats.Msg) {
+			now := time.Now()
+			if b, err := wire.DecodeBatch(m.Data); err == nil {
+				_, _ = io.WriteString(batches, batchLine(now, b))
+			}
+		})
+	}
 	if err == nil {
 		_, err = nc.Subscribe(wire.EventsWildcard, func(m *nats.Msg) {
 			e, err := wire.DecodeEvent(m.Data)
@@ -87,6 +101,51 @@ func busFeeds(ctx context.Context, url string) (onBus, kernel *Feed, err error) 
 		return nil, nil, fmt.Errorf("subscribe to mciv's alerts and events: %w", err)
 	}
 	return onBus, kernel, nc.Flush()
+}
+
+// lockedWriter serialises writes to w (the batches file: NATS callbacks
+// and the runner write to it).
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// alertWhat describes an alert of the bus for the log: rule, state,
+// labels, value against threshold (and baseline), start.
+func alertWhat(a *wire.Alert) string {
+	keys := slices.Sorted(maps.Keys(a.Labels))
+	var ls []string
+	for _, k := range keys {
+		ls = append(ls, k+"="+a.Labels[k])
+	}
+	w := fmt.Sprintf("alert %s %s {%s} %s %s=%.4g threshold %.4g", a.Rule, a.State, strings.Join(ls, ", "), a.Signal, a.Stat, a.Value, a.Threshold)
+	if a.Baseline != 0 {
+		w += fmt.Sprintf(" baseline %.4g", a.Baseline)
+	}
+	return w + " starts_at " + a.StartsAt.UTC().Format("15:04:05.000")
+}
+
+// batchLine is one sample batch as the benchmark records it: when it
+// arrived, its start and covered time, and the sum of its TCP retransmit
+// and reset counters (the collector's deltas), tab-separated.
+func batchLine(at time.Time, b *wire.Batch) string {
+	var retrans, resets float64
+	for _, s := range b.Series {
+		switch s.Signal {
+		case "tcp_retransmits_total":
+			retrans += s.Value
+		case "tcp_resets_total":
+			resets += s.Value
+		}
+	}
+	return fmt.Sprintf("%s\t%s\t%d\t%d\t%g\t%g\n", at.UTC().Format("15:04:05.000"), b.Start.UTC().Format("15:04:05.000"),
+		b.Interval.Milliseconds(), b.Seq, retrans, resets)
 }
 
 // slackNote says whether m changes its message's state, and to what.
@@ -187,15 +246,26 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 //	MCIV_BENCH_QUIET           the quiet period with noise (10m; 0 skips it)
 //	MCIV_BENCH_GAP             quiet time between faults once all resolved (10s)
 //	MCIV_BENCH_OUT             also write the table to this file
+//	MCIV_BENCH_PROMETHEUS      0 leaves Prometheus out (mciv only; 1)
+//	MCIV_BENCH_BATCHES         write mciv's sample batches to this file (see batchLine),
+//	                           with a "# fault N" or "# blip N" line (on, off) after each loss
 func TestBenchLatency(t *testing.T) {
 	if os.Getenv("MCIV_BENCH_LATENCY") != "1" {
 		t.Skip("set MCIV_BENCH_LATENCY=1 (or run make bench-latency) for the side-by-side latency benchmark (about 35 min)")
 	}
 	testenv.RequireRoot(t)
-	testenv.RequireCommand(t, "ip", "nft", "prometheus", "prometheus-alertmanager", "prometheus-node-exporter")
+	withProm := envInt(t, "MCIV_BENCH_PROMETHEUS", 1) != 0
+	if withProm {
+		testenv.RequireCommand(t, "ip", "nft", "prometheus", "prometheus-alertmanager", "prometheus-node-exporter")
+	} else {
+		testenv.RequireCommand(t, "ip", "nft")
+	}
 	testenv.RequireFile(t, "/sys/kernel/btf/vmlinux", "the collector's CO-RE probes need BTF")
 	faults := envInt(t, "MCIV_BENCH_FAULTS", 5)
 	typicalFaults := envInt(t, "MCIV_BENCH_TYPICAL_FAULTS", faults)
+	if !withProm {
+		typicalFaults = 0
+	}
 	quietFor := envDuration(t, "MCIV_BENCH_QUIET", 10*time.Minute)
 	gap := envDuration(t, "MCIV_BENCH_GAP", 10*time.Second)
 	if faults == 0 {
@@ -228,11 +298,6 @@ func TestBenchLatency(t *testing.T) {
 			t.Errorf("network lab: %v", err)
 		}
 	})
-	ne, target, err := StartNodeExporter(ctx, dir, lab)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ne.Stop)
 	hook, err := StartWebhook(logger)
 	if err != nil {
 		t.Fatal(err)
@@ -243,9 +308,19 @@ func TestBenchLatency(t *testing.T) {
 	t.Cleanup(slack.Close)
 
 	var systems []*System
-	settings := []PromSetting{Fastest()}
-	if typicalFaults > 0 {
-		settings = append(settings, Typical())
+	var settings []PromSetting
+	target := "(none: Prometheus left out)"
+	if withProm {
+		var ne *Proc
+		ne, target, err = StartNodeExporter(ctx, dir, lab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ne.Stop)
+		settings = append(settings, Fastest())
+		if typicalFaults > 0 {
+			settings = append(settings, Typical())
+		}
 	}
 	for _, s := range settings {
 		st, err := StartPromStack(ctx, dir, s, target, hook.URL(s.Name))
@@ -265,13 +340,31 @@ func TestBenchLatency(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Stop)
-	onBus, kernel, err := busFeeds(ctx, m.NATSURL)
+	var (
+		batches   io.Writer
+		batchesMu sync.Mutex
+		onLoss    func(what string, on, off time.Time)
+	)
+	if path := os.Getenv("MCIV_BENCH_BATCHES"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		_, _ = io.WriteString(f, "# arrived\tstart\tinterval_ms\tseq\ttcp_retransmits\ttcp_resets\n")
+		batches = lockedWriter{&batchesMu, f}
+		onLoss = func(what string, on, off time.Time) {
+			_, _ = fmt.Fprintf(batches, "# %s\t%s\t%s\n", what, on.UTC().Format("15:04:05.000"), off.UTC().Format("15:04:05.000"))
+		}
+	}
+	onBus, kernel, err := busFeeds(ctx, m.NATSURL, batches)
 	if err != nil {
 		t.Fatal(err)
 	}
 	systems = append([]*System{
 		{Name: "mciv", Setting: "`mciv up`, default rules and timings; Slack message (fake Slack)",
-			Feed: slackFeed(ctx, slack), FireTimeout: time.Minute, ResolveTimeout: 2 * time.Minute, Faults: faults},
+			Feed: slackFeed(ctx, slack), FireTimeout: time.Minute, ResolveTimeout: 2 * time.Minute, Faults: faults,
+			Explain: onBus},
 		{Name: "mciv (stage 1)", Setting: "the first retransmit, by the kernel's clock (from the collector's tcp_retransmit event)",
 			Feed: kernel, FireTimeout: time.Minute, Faults: faults, Stage: true},
 		{Name: "mciv (stage 2)", Setting: "mciv's alert published on the bus (collector + analyzer, before the notifier)",
@@ -288,14 +381,14 @@ func TestBenchLatency(t *testing.T) {
 			t.Logf("warning: %s paged %d times before the first fault", s.Name, n)
 		}
 	}
-	t.Logf("workload on 127.0.0.1:%d in namespace %s; node_exporter at %s (inside it); mciv watches %s", lab.Port(), lab.Name(), target, lab.Path())
+	t.Logf("workload on 127.0.0.1:%d in namespace %s; node_exporter (inside it) at %s; mciv watches %s", lab.Port(), lab.Name(), target, lab.Path())
 
 	loadBefore := loadavg()
 	res, err := Run(ctx, Options{
 		Lab: lab, Systems: systems, LossPercent: 20, Gap: gap,
 		Quiet: quietFor, BlipMin: 20 * time.Second, BlipMax: 40 * time.Second, BlipLength: 300 * time.Millisecond,
 		QuietTail: 10 * time.Second, Seed: uint64(time.Now().UnixNano()),
-		Lock: KernelLock, Retransmits: lab.Retransmits, Logf: t.Logf,
+		Lock: KernelLock, Retransmits: lab.Retransmits, Logf: t.Logf, OnLoss: onLoss,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -308,6 +401,9 @@ func TestBenchLatency(t *testing.T) {
 		"fault start (nft run) to first notification. Quiet period: %s with a 300 ms blip of the same loss every 20–40 s (no slow query: left out). "+
 		"Load average (1, 5, 15 min) before: %s, after: %s.\n\n",
 		20, lab.Name(), quietFor, loadBefore, loadavg())
+	if q := QuietReport(res); q != "" {
+		table += "\nQuiet-period alerts (time, seconds into the quiet period, message; indented: mciv's alert on the bus):\n\n" + q
+	}
 	fmt.Println("\n" + header + table)
 	if out := os.Getenv("MCIV_BENCH_OUT"); out != "" {
 		if err := os.WriteFile(out, []byte(header+table), 0o644); err != nil {

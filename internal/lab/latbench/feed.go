@@ -52,13 +52,19 @@ func (f *Feed) Notes() []Note {
 // Count returns how many notifications with the given Firing arrived in
 // [from, to).
 func (f *Feed) Count(firing bool, from, to time.Time) int {
-	n := 0
+	return len(f.Between(firing, from, to))
+}
+
+// Between returns the notifications with the given Firing that arrived in
+// [from, to), in arrival order.
+func (f *Feed) Between(firing bool, from, to time.Time) []Note {
+	var out []Note
 	for _, x := range f.Notes() {
 		if x.Firing == firing && !x.At.Before(from) && x.At.Before(to) {
-			n++
+			out = append(out, x)
 		}
 	}
-	return n
+	return out
 }
 
 // Wait returns the first notification with the given Firing that arrived

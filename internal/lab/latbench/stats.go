@@ -21,6 +21,11 @@ type Result struct {
 	// QuietAlerts counts firing notifications during the quiet period;
 	// -1 if the quiet period did not run.
 	QuietAlerts int
+	// QuietFrom is when the quiet period began; QuietNotes are its
+	// firing notifications (QuietAlerts of them) and QuietExplain the
+	// firing notes of the system's Explain feed in the same time.
+	QuietFrom                time.Time
+	QuietNotes, QuietExplain []Note
 	// Stage marks a step inside a system (see System.Stage).
 	Stage bool
 }
@@ -73,3 +78,24 @@ func Table(results []Result) string {
 }
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// QuietReport lists every alert of the quiet period, system by system:
+// its time (UTC, and seconds into the quiet period) and what it said,
+// with the notes that explain it (the rule and labels of mciv's alert on
+// the bus). It returns "" when no system paged.
+func QuietReport(results []Result) string {
+	var b strings.Builder
+	for _, r := range results {
+		if len(r.QuietNotes) == 0 && len(r.QuietExplain) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %d quiet-period alerts\n", r.System, r.QuietAlerts)
+		for _, n := range r.QuietNotes {
+			fmt.Fprintf(&b, "- %s (+%.1f s) %s\n", n.At.UTC().Format("15:04:05.000"), n.At.Sub(r.QuietFrom).Seconds(), n.What)
+		}
+		for _, n := range r.QuietExplain {
+			fmt.Fprintf(&b, "  - %s (+%.1f s) %s\n", n.At.UTC().Format("15:04:05.000"), n.At.Sub(r.QuietFrom).Seconds(), n.What)
+		}
+	}
+	return b.String()
+}

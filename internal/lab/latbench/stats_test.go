@@ -50,3 +50,29 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+func TestQuietReport(t *testing.T) {
+	from := time.Date(2026, 12, 6, 23, 40, 0, 0, time.UTC)
+	got := QuietReport([]Result{
+		{System: "mciv", QuietAlerts: 1, QuietFrom: from,
+			QuietNotes:   []Note{{At: from.Add(95500 * time.Millisecond), Firing: true, What: "[FIRING] TCPRetransmitRateHigh on db"}},
+			QuietExplain: []Note{{At: from.Add(95400 * time.Millisecond), Firing: true, What: "alert TCPRetransmitRateHigh firing {host=db}"}}},
+		{System: "quiet one", QuietAlerts: 0, QuietFrom: from},
+		{System: "not run", QuietAlerts: -1},
+	})
+	for _, want := range []string{
+		"mciv: 1 quiet-period alerts\n",
+		"- 23:41:35.500 (+95.5 s) [FIRING] TCPRetransmitRateHigh on db\n",
+		"  - 23:41:35.400 (+95.4 s) alert TCPRetransmitRateHigh firing {host=db}\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "quiet one") || strings.Contains(got, "not run") {
+		t.Errorf("report lists systems that did not page:\n%s", got)
+	}
+	if QuietReport([]Result{{System: "x", QuietAlerts: 0}}) != "" {
+		t.Error("a quiet run has a report")
+	}
+}
