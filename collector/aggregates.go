@@ -41,7 +41,8 @@ type aggSeries struct {
 type labelNamer interface {
 	// device names a block device by its kernel dev_t.
 	device(dev uint32) string
-	// instance names a database instance by its id.
+	// instance names a database instance by its id ("" for one whose
+	// samples are not this host's: they are dropped).
 	instance(id uint32) string
 	// cgroup is the control group of a database instance ("" if none
 	// besides the root): a container's or a service's.
@@ -309,8 +310,12 @@ func describe(s aggSeries, names labelNamer) (string, []wire.Label, bool) {
 			{Name: "op", Value: diskOpName(s.aux2)},
 		}, true
 	case bpf.AggDBQuerySeconds:
+		inst := names.instance(s.aux)
+		if inst == "" {
+			return "", nil, false
+		}
 		labels := []wire.Label{
-			{Name: "instance", Value: names.instance(s.aux)},
+			{Name: "instance", Value: inst},
 			{Name: "protocol", Value: protocolName(s.aux2)},
 		}
 		if cg := names.cgroup(s.aux); cg != "" {

@@ -250,7 +250,7 @@ func New(cfg Config, pub Publisher, reg prometheus.Registerer, logger *slog.Logg
 		budget:         eventBudget{max: cfg.MaxEventsPerInterval},
 		objects:        append(objs, mysqlObject(cfg.SlowQueryThreshold)),
 		pgProbes:       pgProbes,
-		names:          names{devices: &deviceNames{sysfs: "/sys"}, instances: &instanceNames{}, cgroups: newCgroupNames("/proc/self/mountinfo")},
+		names:          names{devices: &deviceNames{sysfs: "/sys"}, instances: &instanceNames{onlyKnown: cfg.NetNS != ""}, cgroups: newCgroupNames("/proc/self/mountinfo")},
 		samplesSubject: wire.SamplesSubject(cfg.Cluster, cfg.Host),
 		eventsSubject:  wire.EventsSubject(cfg.Cluster, cfg.Host),
 		started:        make(chan struct{}),
@@ -649,6 +649,9 @@ func (c *Collector) handleRecord(raw []byte) {
 		c.m.eventsMalformed.Inc()
 		c.logger.Debug("malformed event record", "err", err)
 		return
+	}
+	if ev == nil {
+		return // another host's (see Config.NetNS)
 	}
 	if ev.Kind == eventKindRetransmit || ev.Kind == eventKindReset {
 		select {

@@ -30,6 +30,9 @@ type instanceNames struct {
 	mu      sync.Mutex
 	names   map[uint32]string
 	cgroups map[uint32]string
+	// onlyKnown: an instance the collector did not discover has no name
+	// (its samples are another host's: see Config.NetNS).
+	onlyKnown bool
 }
 
 // setCgroup records the control group of instance id ("" for none).
@@ -91,12 +94,16 @@ func (in *instanceNames) set(id uint32, name string) {
 	in.names[id] = name
 }
 
-// name returns the label of instance id, or "pid:<id>" if unknown.
+// name returns the label of instance id, or if unknown "pid:<id>" ("" with
+// onlyKnown).
 func (in *instanceNames) name(id uint32) string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if n, ok := in.names[id]; ok {
 		return n
+	}
+	if in.onlyKnown {
+		return ""
 	}
 	return fmt.Sprintf("pid:%d", id)
 }

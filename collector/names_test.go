@@ -4,6 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/mciv/mciv/bpf"
 )
 
 func TestInstanceNames(t *testing.T) {
@@ -48,6 +51,37 @@ func TestProcessCgroup(t *testing.T) {
 	} {
 		if got := processCgroup(root, pid); got != want {
 			t.Errorf("pid %d: %q, want %q", pid, got, want)
+		}
+	}
+}
+
+// TestInstanceNamesOnlyKnown: a collector scoped to one network namespace
+// drops the database samples and slow queries of instances it did not
+// discover (another host's PostgreSQL seen through the binary's uprobes),
+// and names them "pid:<id>" otherwise.
+func TestInstanceNamesOnlyKnown(t *testing.T) {
+	known := &instanceNames{onlyKnown: true}
+	known.set(10, "postgres:5432")
+	all := &instanceNames{}
+	all.set(10, "postgres:5432")
+	if got := known.name(10); got != "postgres:5432" {
+		t.Errorf("scoped, discovered: %q", got)
+	}
+	if got := known.name(11); got != "" {
+		t.Errorf("scoped, another host's: %q, want none", got)
+	}
+	if got := all.name(11); got != "pid:11" {
+		t.Errorf("unscoped, unknown: %q, want pid:11", got)
+	}
+	n := names{devices: &deviceNames{sysfs: t.TempDir()}, instances: known}
+	for id, want := range map[uint32]bool{10: true, 11: false} {
+		_, _, ok := describe(aggSeries{signal: bpf.AggDBQuerySeconds, aux: id}, n)
+		if ok != want {
+			t.Errorf("db_query_seconds of instance %d published %v, want %v", id, ok, want)
+		}
+		ev := slowQueryEvent(bpf.PGQueryEvent{Instance: id, DurationNs: 2e9}, "c", "h", time.Now(), n)
+		if (ev != nil) != want {
+			t.Errorf("slow query of instance %d published %v, want %v", id, ev != nil, want)
 		}
 	}
 }

@@ -37,10 +37,14 @@ func cString(a []int8) string {
 	return string(b)
 }
 
-// slowQueryEvent turns a slow query record into the db_slow_query event.
-// The query text is normalised here: no literal of it is published.
+// slowQueryEvent turns a slow query record into the db_slow_query event,
+// or nil for an instance that is not this host's. The query text is
+// normalised here: no literal of it is published.
 func slowQueryEvent(ev bpf.PGQueryEvent, cluster, host string, at time.Time, names labelNamer) *wire.Event {
 	instance := names.instance(ev.Instance)
+	if instance == "" {
+		return nil
+	}
 	protocol := protocolName(uint32(ev.Protocol))
 	text := normalizeQuery(cString(ev.Text[:]))
 	if text == "" {
