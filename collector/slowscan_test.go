@@ -1,0 +1,172 @@
+package collector
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mciv/mciv/bpf"
+	"github.com/mciv/mciv/internal/lab/pglab"
+	"github.com/mciv/mciv/internal/wire"
+)
+
+func TestParseBackendTitle(t *testing.T) {
+	for _, c := range []struct {
+		in         string
+		ok         bool
+		client, tg string
+	}{
+		{"postgres: postgres postgres 127.0.0.1(57030) SELECT\x00\x00\x00", true, "127.0.0.1(57030)", "SELECT"},
+		{"postgres: bob shop ::1(4242) idle in transaction\x00", true, "::1(4242)", "idle in transaction"},
+		{"postgres: main: bob shop 10.0.0.2(5) UPDATE waiting", true, "10.0.0.2(5)", "UPDATE waiting"},
+		{"postgres: bob shop [local] SELECT", false, "", ""},
+		{"postgres: checkpointer \x00\x00", false, "", ""},
+		{"postgres: autovacuum launcher ", false, "", ""},
+		{"/usr/lib/postgresql/15/bin/postgres\x00-D\x00/x", false, "", ""},
+		{"postgres: bob shop 127.0.0.1(1)", false, "", ""},
+	} {
+		got, ok := parseBackendTitle([]byte(c.in))
+		if ok != c.ok || got.client != c.client || got.tag != c.tg {
+			t.Errorf("%q: %+v %v, want %q %q %v", c.in, got, ok, c.client, c.tg, c.ok)
+		}
+	}
+	if (backendTitle{tag: "idle in transaction"}).busy() || !(backendTitle{tag: "SELECT"}).busy() {
+		t.Error("busy")
+	}
+}
+
+// TestPostgresSlowQueryOutsideWindows runs a real PostgreSQL busy enough
+// for the packet path to sample. A slow query begun while no window can
+// open must be reported from the process titles, timed to about a scan
+// period, with its command tag; then, windows opening again, each slow
+// query must be reported once, by the packet path or the titles.
+func TestPostgresSlowQueryOutsideWindows(t *testing.T) {
+	requireKernel(t)
+	pg := startPGIn(t, serverCgroup(t))
+	r := runKernelCollectorFor(t, Config{Interval: 200 * time.Millisecond, PostgresDiscoveryInterval: 200 * time.Millisecond, QuerySampleQPS: 100, SlowQueryThreshold: 500 * time.Millisecond}, only("tcp", "dbsock"), pg.Pid())
+	r.waitDBScan(t)
+	if row := r.queryPath(t, pg.Instance()); row.Type != QueryPathPackets {
+		t.Fatalf("query latency row %+v, want %q", row, QueryPathPackets)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var (
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+		loadErr = make(chan error, 1)
+	)
+	wg.Go(func() {
+		for !stop.Load() {
+			if out, err := pg.Pgbench(ctx, "SELECT 1;", 2000, pglab.Simple); err != nil {
+				loadErr <- err
+				t.Logf("%s", out)
+				return
+			}
+		}
+	})
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+		select {
+		case err := <-loadErr:
+			t.Errorf("load: %v", err)
+		default:
+		}
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for !r.sampled() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not sampled under load: %+v", r.c.Hooks())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.c.mu.Lock()
+	p, sampler := r.c.attached, r.c.sampler
+	r.c.mu.Unlock()
+
+	// No window opens: the query begins with ingress detached.
+	sampler.closed.Store(true)
+	for !p.isParked(bpf.DBSockProgDbSkbIngress) {
+		if time.Now().After(deadline) {
+			t.Fatal("ingress never detached")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // a window open meanwhile has closed
+	for len(r.events) > 0 {
+		<-r.events
+	}
+	if out, err := pg.Psql(ctx, "SELECT pg_sleep(1.5)"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	scanned, packets := slowEvents(t, r, 1, 20*time.Second)
+	if len(scanned) != 1 || len(packets) != 0 {
+		t.Fatalf("one slow query begun outside the windows: title events %+v, packet events %+v", scanned, packets)
+	}
+	e := scanned[0]
+	t.Logf("title event: %+v", e)
+	if e.Value < 1.0 || e.Value > 2.0 || !strings.HasPrefix(e.Text, "<SELECT;") || e.Labels["instance"] != pg.Instance() || !strings.Contains(e.Labels["client"], "(") {
+		t.Errorf("event %+v: want about 1.5 s, tag SELECT, instance %s, a client", e, pg.Instance())
+	}
+	if !r.sampled() {
+		t.Fatalf("sampling ended under load")
+	}
+
+	// Windows again: each slow query is reported once, whichever way.
+	sampler.closed.Store(false)
+	const slow = 3
+	if out, err := pg.Pgbench(ctx, "SELECT pg_sleep(1.5);", slow, pglab.Simple); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	scanned, packets = slowEvents(t, r, slow, 20*time.Second)
+	time.Sleep(time.Second) // a second report of one would come by now
+	more, morePackets := slowEvents(t, r, 0, 0)
+	scanned, packets = append(scanned, more...), append(packets, morePackets...)
+	t.Logf("%d slow queries reported by the titles, %d by the packet path", len(scanned), len(packets))
+	if len(scanned)+len(packets) != slow {
+		t.Errorf("%d slow queries run, reported: titles %+v, packets %+v", slow, scanned, packets)
+	}
+	for _, e := range append(scanned, packets...) {
+		if e.Value < 1.0 || e.Value > 2.0 {
+			t.Errorf("event %+v: want about 1.5 s", e)
+		}
+	}
+}
+
+// slowEvents gathers the db_slow_query events of pg_sleep queries (the
+// title scan's, and the packet path's) until want arrived or timeout.
+func slowEvents(t *testing.T, r *running, want int, timeout time.Duration) (scanned, packets []*wire.Event) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		if len(scanned)+len(packets) >= want {
+			select {
+			case e := <-r.events:
+				scanned, packets = sortSlow(e, scanned, packets)
+				continue
+			default:
+				return scanned, packets
+			}
+		}
+		select {
+		case e := <-r.events:
+			scanned, packets = sortSlow(e, scanned, packets)
+		case <-deadline:
+			return scanned, packets
+		}
+	}
+}
+
+func sortSlow(e *wire.Event, scanned, packets []*wire.Event) ([]*wire.Event, []*wire.Event) {
+	switch {
+	case e.Kind != eventKindSlowQuery:
+	case e.Labels["measured"] == slowScanLabel:
+		scanned = append(scanned, e)
+	case strings.Contains(e.Text, "pg_sleep"):
+		packets = append(packets, e)
+	}
+	return scanned, packets
+}
