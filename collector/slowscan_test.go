@@ -10,6 +10,7 @@ import (
 
 	"github.com/mciv/mciv/bpf"
 	"github.com/mciv/mciv/internal/lab/pglab"
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
 )
 
@@ -169,4 +170,47 @@ func sortSlow(e *wire.Event, scanned, packets []*wire.Event) ([]*wire.Event, []*
 		packets = append(packets, e)
 	}
 	return scanned, packets
+}
+
+// BenchmarkSlowScan times one scan of a real PostgreSQL's backends, eight
+// of them busy (each busy one costs a pidfd_getfd and a TCP_INFO read):
+// the scan's CPU per second is four times this.
+func BenchmarkSlowScan(b *testing.B) {
+	testenv.RequireRoot(b)
+	testenv.RequireFile(b, pglab.DefaultBinDir+"/postgres", "Debian's postgresql-15 (scripts/deps.sh installs it)")
+	testenv.RequireCommand(b, "psql")
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	pg, err := pglab.Start(sctx, pglab.Options{})
+	scancel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	const busy = 8
+	for range busy {
+		wg.Go(func() { _, _ = pg.Psql(ctx, "SELECT pg_sleep(60)") })
+	}
+	s := &slowScanner{threshold: time.Hour, procRoot: "/proc", backends: map[int]*backendState{}, report: func(uint32, backendTitle, time.Time, time.Duration) {}}
+	servers := map[uint32]bool{uint32(pg.Pid()): true}
+	deadline := time.Now().Add(time.Minute)
+	for n := 0; n < busy; {
+		s.scan(time.Now(), servers)
+		n = 0
+		for _, st := range s.backends {
+			if st.busy {
+				n++
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d busy backends seen, want %d", n, busy)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		s.scan(time.Now(), servers)
+	}
 }
