@@ -208,7 +208,7 @@ func samplingPolicy(above int) string {
 	if above <= 0 {
 		return "every request measured (query_sample_qps: -1)"
 	}
-	return fmt.Sprintf("above %d queries/s (query_sample_qps) sampled: requests begun in 1/%d of each interval (a window at a random place), counts scaled back (the query_sampling row of a running collector and mciv_collector_query_sample_ratio say when)", above, querySampleEvery)
+	return fmt.Sprintf("above %d queries/s (query_sample_qps) sampled: requests begun in 1/%d of each interval (a window at a random place), counts scaled back (the query_sampling row of a running collector and mciv_collector_query_sample_ratio say when); slow queries begun outside the windows caught from the backends' process titles every %s", above, querySampleEvery, slowScanPeriod)
 }
 
 // sampleDecision returns the sampling of the next interval (1 or

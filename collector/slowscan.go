@@ -176,10 +176,12 @@ type backendState struct {
 // slowScanner follows the backends' titles while the packet path samples.
 type slowScanner struct {
 	threshold time.Duration
-	reader    connReader
-	procRoot  string
-	backends  map[int]*backendState
-	lastScan  time.Time
+	// read reads backend pid's connection (connReader.read; tests
+	// replace it).
+	read     func(pid, fd int, askPackets bool) (backendConn, int, error)
+	procRoot string
+	backends map[int]*backendState
+	lastScan time.Time
 	// report publishes a slow query: the postmaster, title, start and
 	// duration.
 	report func(postmaster uint32, title backendTitle, start time.Time, d time.Duration)
@@ -240,7 +242,7 @@ func (s *slowScanner) step(pid int, b *backendState, t backendTitle, now time.Ti
 		return
 	}
 	slow := b.busy && now.Sub(b.first) >= s.threshold && !b.judged
-	conn, fd, err := s.reader.read(pid, b.fd, slow)
+	conn, fd, err := s.read(pid, b.fd, slow)
 	b.fd = fd
 	if err != nil || !conn.direct {
 		// Without the connection a new request cannot be told from
@@ -300,7 +302,7 @@ func (c *Collector) scanSlowBackends(ctx context.Context, sampler *querySampler,
 	}
 	s := &slowScanner{
 		threshold: c.cfg.SlowQueryThreshold,
-		reader:    connReader{conns: conns, gen: gen},
+		read:      connReader{conns: conns, gen: gen}.read,
 		procRoot:  procRoot,
 		backends:  make(map[int]*backendState),
 		report: func(pm uint32, t backendTitle, start time.Time, d time.Duration) {

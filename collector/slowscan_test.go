@@ -39,6 +39,63 @@ func TestParseBackendTitle(t *testing.T) {
 	}
 }
 
+// TestSlowScannerSteps drives the scanner through titles and connection
+// readings: a request is one while its tag holds and its connection
+// receives nothing; it is reported once, at its end, unless the packet
+// path times it.
+func TestSlowScannerSteps(t *testing.T) {
+	type reading struct {
+		tag   string
+		rx    uint64
+		timed bool
+	}
+	var got []time.Duration
+	var cur reading
+	asked := 0
+	s := &slowScanner{
+		threshold: 500 * time.Millisecond,
+		backends:  map[int]*backendState{},
+		read: func(pid, fd int, ask bool) (backendConn, int, error) {
+			if ask {
+				asked++
+			}
+			return backendConn{rx: cur.rx, timed: cur.timed, direct: true}, 7, nil
+		},
+		report: func(pm uint32, title backendTitle, start time.Time, d time.Duration) {
+			if pm != 1 || title.client != "h(1)" {
+				t.Errorf("report %d %+v", pm, title)
+			}
+			got = append(got, d)
+		},
+	}
+	t0 := time.Unix(1000, 0)
+	steps := []reading{
+		{tag: "idle"},                                                                                      // 0 ms
+		{tag: "SELECT", rx: 10}, {tag: "SELECT", rx: 10}, {tag: "SELECT", rx: 10}, {tag: "SELECT", rx: 10}, // 250..1000: one request
+		{tag: "idle", rx: 10},                                                                              // 1250: it ended; reported, about 1 s
+		{tag: "SELECT", rx: 20}, {tag: "SELECT", rx: 30}, {tag: "SELECT", rx: 40}, {tag: "SELECT", rx: 50}, // new requests each scan
+		{tag: "UPDATE", rx: 50}, {tag: "UPDATE", rx: 50}, {tag: "UPDATE", rx: 50, timed: true}, {tag: "UPDATE", rx: 50, timed: true}, // packet-timed
+		{tag: "idle in transaction", rx: 50},
+	}
+	for i, r := range steps {
+		cur = r
+		b := s.backends[42]
+		if b == nil {
+			b = &backendState{fd: -1, postmastr: 1}
+			s.backends[42] = b
+		}
+		now := t0.Add(time.Duration(i) * slowScanPeriod)
+		s.step(42, b, backendTitle{client: "h(1)", tag: r.tag}, now)
+		s.lastScan = now
+	}
+	if len(got) != 1 || got[0] < 750*time.Millisecond || got[0] > 1250*time.Millisecond {
+		t.Errorf("reported %v, want one of about 1 s", got)
+	}
+	if asked != 2 {
+		t.Errorf("the packet path asked %d times, want once per slow request (2)", asked)
+	}
+}
+
 // TestPostgresSlowQueryOutsideWindows runs a real PostgreSQL busy enough
 // for the packet path to sample. A slow query begun while no window can
 // open must be reported from the process titles, timed to about a scan
@@ -118,8 +175,8 @@ func TestPostgresSlowQueryOutsideWindows(t *testing.T) {
 
 	// Windows again: each slow query is reported once, whichever way.
 	sampler.closed.Store(false)
-	const slow = 3
-	if out, err := pg.Pgbench(ctx, "SELECT pg_sleep(1.5);", slow, pglab.Simple); err != nil {
+	const slow = 5
+	if out, err := pg.Pgbench(ctx, "SELECT pg_sleep(1.2);", slow, pglab.Simple); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	scanned, packets = slowEvents(t, r, slow, 20*time.Second)
@@ -131,8 +188,8 @@ func TestPostgresSlowQueryOutsideWindows(t *testing.T) {
 		t.Errorf("%d slow queries run, reported: titles %+v, packets %+v", slow, scanned, packets)
 	}
 	for _, e := range append(scanned, packets...) {
-		if e.Value < 1.0 || e.Value > 2.0 {
-			t.Errorf("event %+v: want about 1.5 s", e)
+		if e.Value < 0.7 || e.Value > 1.7 {
+			t.Errorf("event %+v: want about 1.2 s", e)
 		}
 	}
 }
@@ -193,7 +250,7 @@ func BenchmarkSlowScan(b *testing.B) {
 	for range busy {
 		wg.Go(func() { _, _ = pg.Psql(ctx, "SELECT pg_sleep(60)") })
 	}
-	s := &slowScanner{threshold: time.Hour, procRoot: "/proc", backends: map[int]*backendState{}, report: func(uint32, backendTitle, time.Time, time.Duration) {}}
+	s := &slowScanner{threshold: time.Hour, read: connReader{}.read, procRoot: "/proc", backends: map[int]*backendState{}, report: func(uint32, backendTitle, time.Time, time.Duration) {}}
 	servers := map[uint32]bool{uint32(pg.Pid()): true}
 	deadline := time.Now().Add(time.Minute)
 	for n := 0; n < busy; {
