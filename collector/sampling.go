@@ -161,7 +161,7 @@ func (s *querySampler) next(ctx context.Context, qps float64) error {
 	var want int
 	want, s.calm = sampleDecision(s.every, s.calm, qps, s.above, s.eligible)
 	if s.closed.Load() {
-		want = s.every // nothing measured: the rate says nothing
+		want, s.calm = s.every, 0 // nothing measured: the rate says nothing
 	}
 	s.epoch++
 	if s.every == 1 && want > 1 {

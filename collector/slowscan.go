@@ -257,11 +257,12 @@ func (s *slowScanner) step(pid int, b *backendState, t backendTitle, now time.Ti
 		s.end(b, now) // a new request since the last scan
 	}
 	if !b.busy {
-		before := s.lastScan
-		if before.IsZero() {
-			before = now
+		*b = backendState{title: t, fd: b.fd, busy: true, rx: conn.rx, before: s.lastScan, first: now, last: now, postmastr: b.postmastr}
+		if s.lastScan.IsZero() {
+			// The first scan of a spell of sampling: the request
+			// began before, when the packet path timed every one.
+			b.judged = true
 		}
-		*b = backendState{title: t, fd: b.fd, busy: true, rx: conn.rx, before: before, first: now, last: now, postmastr: b.postmastr}
 		return
 	}
 	b.title, b.last = t, now

@@ -69,6 +69,7 @@ func TestSlowScannerSteps(t *testing.T) {
 		},
 	}
 	t0 := time.Unix(1000, 0)
+	s.backends[42] = &backendState{fd: -1, postmastr: 1}
 	steps := []reading{
 		{tag: "idle"},                                                                                      // 0 ms
 		{tag: "SELECT", rx: 10}, {tag: "SELECT", rx: 10}, {tag: "SELECT", rx: 10}, {tag: "SELECT", rx: 10}, // 250..1000: one request
@@ -79,13 +80,18 @@ func TestSlowScannerSteps(t *testing.T) {
 	}
 	for i, r := range steps {
 		cur = r
-		b := s.backends[42]
-		if b == nil {
-			b = &backendState{fd: -1, postmastr: 1}
-			s.backends[42] = b
-		}
 		now := t0.Add(time.Duration(i) * slowScanPeriod)
-		s.step(42, b, backendTitle{client: "h(1)", tag: r.tag}, now)
+		s.step(42, s.backends[42], backendTitle{client: "h(1)", tag: r.tag}, now)
+		s.lastScan = now
+	}
+	// A backend busy at the first scan of a spell began when the packet
+	// path timed every request: never reported.
+	s.forget()
+	s.backends[42] = &backendState{fd: -1, postmastr: 1}
+	for i, tag := range []string{"SELECT", "SELECT", "SELECT", "SELECT", "idle"} {
+		cur = reading{tag: tag, rx: 60}
+		now := t0.Add(time.Duration(100+i) * slowScanPeriod)
+		s.step(42, s.backends[42], backendTitle{client: "h(1)", tag: tag}, now)
 		s.lastScan = now
 	}
 	if len(got) != 1 || got[0] < 750*time.Millisecond || got[0] > 1250*time.Millisecond {
