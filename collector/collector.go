@@ -306,6 +306,9 @@ func (c *Collector) Run(ctx context.Context) error {
 				c.mu.Unlock()
 				c.setSamplingRow(1, 0)
 				defer s.wait()
+				sctx, stopScan := context.WithCancel(ctx)
+				wg.Go(func() { c.scanSlowBackends(sctx, s, p.maps[bpf.DBSockMapDbConnStorage], "/proc") })
+				defer stopScan()
 			}
 			if err := p.park(true, socketTracepointPrograms...); err != nil {
 				c.logger.Warn("cannot detach the socket tracepoints", "err", err)
@@ -659,6 +662,11 @@ func (c *Collector) handleRecord(raw []byte) {
 		default: // already signalled
 		}
 	}
+	c.publishEvent(ev)
+}
+
+// publishEvent publishes ev if the interval's budget allows.
+func (c *Collector) publishEvent(ev *wire.Event) {
 	if !c.budget.take() {
 		c.m.eventsSuppressed.Inc()
 		return

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -31,7 +32,8 @@ import (
 // over the time the ingress program was attached in it (about
 // querySampleEvery; less for a batch cut short by a notable event); the
 // histogram's shape is that of the requests begun in the windows. A slow
-// query that begins outside every window is not seen.
+// query that begins outside every window is caught by the backends'
+// process titles instead (slowscan.go), timed to about a scan period.
 //
 // Sampling applies only while every PostgreSQL server is measured
 // through its packets (none by the socket tracepoints, whose counts
@@ -98,6 +100,9 @@ type querySampler struct {
 	servers  map[uint32]bool // postmaster pids measured through their packets
 	eligible bool            // every server measured through its packets
 	wg       sync.WaitGroup
+	// closed, a test hook: while it is true no window opens, and
+	// sampling neither starts nor stops.
+	closed atomic.Bool
 }
 
 func newQuerySampler(p *probes, interval time.Duration, above float64, logger *slog.Logger, changed func(int, float64)) (*querySampler, error) {
@@ -115,6 +120,14 @@ func (s *querySampler) setServers(pids map[uint32]bool, all bool) {
 	defer s.mu.Unlock()
 	s.servers = pids
 	s.eligible = all && len(pids) > 0
+}
+
+// sampling returns the servers measured through their packets, and
+// whether their packet path samples.
+func (s *querySampler) sampling() (map[uint32]bool, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.servers, s.every > 1
 }
 
 // scale returns the factor of the counts of the batch from start to end
@@ -147,6 +160,9 @@ func (s *querySampler) next(ctx context.Context, qps float64) error {
 	defer s.mu.Unlock()
 	var want int
 	want, s.calm = sampleDecision(s.every, s.calm, qps, s.above, s.eligible)
+	if s.closed.Load() {
+		want, s.calm = s.every, 0 // nothing measured: the rate says nothing
+	}
 	s.epoch++
 	if s.every == 1 && want > 1 {
 		// Counts left from an earlier sampling spell (a connection
@@ -192,7 +208,7 @@ func samplingPolicy(above int) string {
 	if above <= 0 {
 		return "every request measured (query_sample_qps: -1)"
 	}
-	return fmt.Sprintf("above %d queries/s (query_sample_qps) sampled: requests begun in 1/%d of each interval (a window at a random place), counts scaled back (the query_sampling row of a running collector and mciv_collector_query_sample_ratio say when)", above, querySampleEvery)
+	return fmt.Sprintf("above %d queries/s (query_sample_qps) sampled: requests begun in 1/%d of each interval (a window at a random place), counts scaled back (the query_sampling row of a running collector and mciv_collector_query_sample_ratio say when); slow queries begun outside the windows caught from the backends' process titles every %s", above, querySampleEvery, slowScanPeriod)
 }
 
 // sampleDecision returns the sampling of the next interval (1 or
@@ -258,7 +274,7 @@ func (s *querySampler) window(ctx context.Context, epoch uint64, offset, window 
 		return
 	}
 	s.mu.Lock()
-	if s.epoch != epoch {
+	if s.epoch != epoch || s.closed.Load() {
 		s.mu.Unlock()
 		return
 	}

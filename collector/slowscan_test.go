@@ -1,0 +1,279 @@
+package collector
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mciv/mciv/bpf"
+	"github.com/mciv/mciv/internal/lab/pglab"
+	"github.com/mciv/mciv/internal/lab/testenv"
+	"github.com/mciv/mciv/internal/wire"
+)
+
+func TestParseBackendTitle(t *testing.T) {
+	for _, c := range []struct {
+		in         string
+		ok         bool
+		client, tg string
+	}{
+		{"postgres: postgres postgres 127.0.0.1(57030) SELECT\x00\x00\x00", true, "127.0.0.1(57030)", "SELECT"},
+		{"postgres: bob shop ::1(4242) idle in transaction\x00", true, "::1(4242)", "idle in transaction"},
+		{"postgres: main: bob shop 10.0.0.2(5) UPDATE waiting", true, "10.0.0.2(5)", "UPDATE waiting"},
+		{"postgres: bob shop [local] SELECT", false, "", ""},
+		{"postgres: checkpointer \x00\x00", false, "", ""},
+		{"postgres: autovacuum launcher ", false, "", ""},
+		{"/usr/lib/postgresql/15/bin/postgres\x00-D\x00/x", false, "", ""},
+		{"postgres: bob shop 127.0.0.1(1)", false, "", ""},
+	} {
+		got, ok := parseBackendTitle([]byte(c.in))
+		if ok != c.ok || got.client != c.client || got.tag != c.tg {
+			t.Errorf("%q: %+v %v, want %q %q %v", c.in, got, ok, c.client, c.tg, c.ok)
+		}
+	}
+	if (backendTitle{tag: "idle in transaction"}).busy() || !(backendTitle{tag: "SELECT"}).busy() {
+		t.Error("busy")
+	}
+}
+
+// TestSlowScannerSteps drives the scanner through titles and connection
+// readings: a request is one while its tag holds and its connection
+// receives nothing; it is reported once, at its end, unless the packet
+// path times it.
+func TestSlowScannerSteps(t *testing.T) {
+	type reading struct {
+		tag   string
+		rx    uint64
+		timed bool
+	}
+	var got []time.Duration
+	var cur reading
+	asked := 0
+	s := &slowScanner{
+		threshold: 500 * time.Millisecond,
+		backends:  map[int]*backendState{},
+		read: func(pid, fd int, ask bool) (backendConn, int, error) {
+			if ask {
+				asked++
+			}
+			return backendConn{rx: cur.rx, timed: cur.timed, direct: true}, 7, nil
+		},
+		report: func(pm uint32, title backendTitle, start time.Time, d time.Duration) {
+			if pm != 1 || title.client != "h(1)" {
+				t.Errorf("report %d %+v", pm, title)
+			}
+			got = append(got, d)
+		},
+	}
+	t0 := time.Unix(1000, 0)
+	s.backends[42] = &backendState{fd: -1, postmastr: 1}
+	steps := []reading{
+		{tag: "idle"},                                                                                      // 0 ms
+		{tag: "SELECT", rx: 10}, {tag: "SELECT", rx: 10}, {tag: "SELECT", rx: 10}, {tag: "SELECT", rx: 10}, // 250..1000: one request
+		{tag: "idle", rx: 10},                                                                              // 1250: it ended; reported, about 1 s
+		{tag: "SELECT", rx: 20}, {tag: "SELECT", rx: 30}, {tag: "SELECT", rx: 40}, {tag: "SELECT", rx: 50}, // new requests each scan
+		{tag: "UPDATE", rx: 50}, {tag: "UPDATE", rx: 50}, {tag: "UPDATE", rx: 50, timed: true}, {tag: "UPDATE", rx: 50, timed: true}, // packet-timed
+		{tag: "idle in transaction", rx: 50},
+	}
+	for i, r := range steps {
+		cur = r
+		now := t0.Add(time.Duration(i) * slowScanPeriod)
+		s.step(42, s.backends[42], backendTitle{client: "h(1)", tag: r.tag}, now)
+		s.lastScan = now
+	}
+	// A backend busy at the first scan of a spell began when the packet
+	// path timed every request: never reported.
+	s.forget()
+	s.backends[42] = &backendState{fd: -1, postmastr: 1}
+	for i, tag := range []string{"SELECT", "SELECT", "SELECT", "SELECT", "idle"} {
+		cur = reading{tag: tag, rx: 60}
+		now := t0.Add(time.Duration(100+i) * slowScanPeriod)
+		s.step(42, s.backends[42], backendTitle{client: "h(1)", tag: tag}, now)
+		s.lastScan = now
+	}
+	if len(got) != 1 || got[0] < 750*time.Millisecond || got[0] > 1250*time.Millisecond {
+		t.Errorf("reported %v, want one of about 1 s", got)
+	}
+	if asked != 2 {
+		t.Errorf("the packet path asked %d times, want once per slow request (2)", asked)
+	}
+}
+
+// TestPostgresSlowQueryOutsideWindows runs a real PostgreSQL busy enough
+// for the packet path to sample. A slow query begun while no window can
+// open must be reported from the process titles, timed to about a scan
+// period, with its command tag; then, windows opening again, each slow
+// query must be reported once, by the packet path or the titles.
+func TestPostgresSlowQueryOutsideWindows(t *testing.T) {
+	requireKernel(t)
+	pg := startPGIn(t, serverCgroup(t))
+	r := runKernelCollectorFor(t, Config{Interval: 200 * time.Millisecond, PostgresDiscoveryInterval: 200 * time.Millisecond, QuerySampleQPS: 100, SlowQueryThreshold: 500 * time.Millisecond}, only("tcp", "dbsock"), pg.Pid())
+	r.waitDBScan(t)
+	if row := r.queryPath(t, pg.Instance()); row.Type != QueryPathPackets {
+		t.Fatalf("query latency row %+v, want %q", row, QueryPathPackets)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var (
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+		loadErr = make(chan error, 1)
+	)
+	wg.Go(func() {
+		for !stop.Load() {
+			if out, err := pg.Pgbench(ctx, "SELECT 1;", 2000, pglab.Simple); err != nil {
+				loadErr <- err
+				t.Logf("%s", out)
+				return
+			}
+		}
+	})
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+		select {
+		case err := <-loadErr:
+			t.Errorf("load: %v", err)
+		default:
+		}
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for !r.sampled() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not sampled under load: %+v", r.c.Hooks())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.c.mu.Lock()
+	p, sampler := r.c.attached, r.c.sampler
+	r.c.mu.Unlock()
+
+	// No window opens: the query begins with ingress detached.
+	sampler.closed.Store(true)
+	for !p.isParked(bpf.DBSockProgDbSkbIngress) {
+		if time.Now().After(deadline) {
+			t.Fatal("ingress never detached")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // a window open meanwhile has closed
+	for len(r.events) > 0 {
+		<-r.events
+	}
+	if out, err := pg.Psql(ctx, "SELECT pg_sleep(1.5)"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	scanned, packets := slowEvents(t, r, 1, 20*time.Second)
+	if len(scanned) != 1 || len(packets) != 0 {
+		t.Fatalf("one slow query begun outside the windows: title events %+v, packet events %+v", scanned, packets)
+	}
+	e := scanned[0]
+	t.Logf("title event: %+v", e)
+	if e.Value < 1.0 || e.Value > 2.0 || !strings.HasPrefix(e.Text, "<SELECT;") || e.Labels["instance"] != pg.Instance() || !strings.Contains(e.Labels["client"], "(") {
+		t.Errorf("event %+v: want about 1.5 s, tag SELECT, instance %s, a client", e, pg.Instance())
+	}
+	if !r.sampled() {
+		t.Fatalf("sampling ended under load")
+	}
+
+	// Windows again: each slow query is reported once, whichever way.
+	sampler.closed.Store(false)
+	const slow = 5
+	if out, err := pg.Pgbench(ctx, "SELECT pg_sleep(1.2);", slow, pglab.Simple); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	scanned, packets = slowEvents(t, r, slow, 20*time.Second)
+	time.Sleep(time.Second) // a second report of one would come by now
+	more, morePackets := slowEvents(t, r, 0, 0)
+	scanned, packets = append(scanned, more...), append(packets, morePackets...)
+	t.Logf("%d slow queries reported by the titles, %d by the packet path", len(scanned), len(packets))
+	if len(scanned)+len(packets) != slow {
+		t.Errorf("%d slow queries run, reported: titles %+v, packets %+v", slow, scanned, packets)
+	}
+	for _, e := range append(scanned, packets...) {
+		if e.Value < 0.7 || e.Value > 1.7 {
+			t.Errorf("event %+v: want about 1.2 s", e)
+		}
+	}
+}
+
+// slowEvents gathers the db_slow_query events of pg_sleep queries (the
+// title scan's, and the packet path's) until want arrived or timeout.
+func slowEvents(t *testing.T, r *running, want int, timeout time.Duration) (scanned, packets []*wire.Event) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		if len(scanned)+len(packets) >= want {
+			select {
+			case e := <-r.events:
+				scanned, packets = sortSlow(e, scanned, packets)
+				continue
+			default:
+				return scanned, packets
+			}
+		}
+		select {
+		case e := <-r.events:
+			scanned, packets = sortSlow(e, scanned, packets)
+		case <-deadline:
+			return scanned, packets
+		}
+	}
+}
+
+func sortSlow(e *wire.Event, scanned, packets []*wire.Event) ([]*wire.Event, []*wire.Event) {
+	switch {
+	case e.Kind != eventKindSlowQuery:
+	case e.Labels["measured"] == slowScanLabel:
+		scanned = append(scanned, e)
+	case strings.Contains(e.Text, "pg_sleep"):
+		packets = append(packets, e)
+	}
+	return scanned, packets
+}
+
+// BenchmarkSlowScan times one scan of a real PostgreSQL's backends, eight
+// of them busy (each busy one costs a pidfd_getfd and a TCP_INFO read):
+// the scan's CPU per second is four times this.
+func BenchmarkSlowScan(b *testing.B) {
+	testenv.RequireRoot(b)
+	testenv.RequireFile(b, pglab.DefaultBinDir+"/postgres", "Debian's postgresql-15 (scripts/deps.sh installs it)")
+	testenv.RequireCommand(b, "psql")
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	pg, err := pglab.Start(sctx, pglab.Options{})
+	scancel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	const busy = 8
+	for range busy {
+		wg.Go(func() { _, _ = pg.Psql(ctx, "SELECT pg_sleep(60)") })
+	}
+	s := &slowScanner{threshold: time.Hour, read: connReader{}.read, procRoot: "/proc", backends: map[int]*backendState{}, report: func(uint32, backendTitle, time.Time, time.Duration) {}}
+	servers := map[uint32]bool{uint32(pg.Pid()): true}
+	deadline := time.Now().Add(time.Minute)
+	for n := 0; n < busy; {
+		s.scan(time.Now(), servers)
+		n = 0
+		for _, st := range s.backends {
+			if st.busy {
+				n++
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d busy backends seen, want %d", n, busy)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		s.scan(time.Now(), servers)
+	}
+}
