@@ -15,6 +15,9 @@ type metrics struct {
 	eventsPublished  prometheus.Counter
 	eventsSuppressed prometheus.Counter
 	eventsMalformed  prometheus.Counter
+	// slowScanUnread counts backends whose client socket the title scan
+	// could not read (pidfd_getfd needs CAP_SYS_PTRACE over them).
+	slowScanUnread   prometheus.Counter
 	ringbufDropped   prometheus.Counter
 	mapReadErrors    prometheus.Counter
 	hookUp           *prometheus.GaugeVec
@@ -48,6 +51,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mciv_collector_events_malformed_total",
 			Help: "Ring buffer records that could not be decoded.",
 		}),
+		slowScanUnread: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mciv_collector_slow_scan_unread_total",
+			Help: "Busy PostgreSQL backends whose client socket the process-title scan could not read (it needs CAP_SYS_PTRACE over them): their slow queries begun outside a sampling window are not reported.",
+		}),
 		ringbufDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mciv_collector_ringbuf_dropped_total",
 			Help: "Events the kernel dropped because the ring buffer was full.",
@@ -78,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var errs []error
 	for _, c := range []prometheus.Collector{
 		m.batches, m.earlyBatches, m.publishErrors, m.eventsPublished, m.eventsSuppressed,
-		m.eventsMalformed, m.ringbufDropped, m.mapReadErrors, m.hookUp, m.seriesDropped, m.querySampleRatio,
+		m.eventsMalformed, m.slowScanUnread, m.ringbufDropped, m.mapReadErrors, m.hookUp, m.seriesDropped, m.querySampleRatio,
 	} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)

@@ -303,7 +303,7 @@ func (c *Collector) scanSlowBackends(ctx context.Context, sampler *querySampler,
 	}
 	s := &slowScanner{
 		threshold: c.cfg.SlowQueryThreshold,
-		read:      connReader{conns: conns, gen: gen}.read,
+		read:      c.countUnread(connReader{conns: conns, gen: gen}.read),
 		procRoot:  procRoot,
 		backends:  make(map[int]*backendState),
 		report: func(pm uint32, t backendTitle, start time.Time, d time.Duration) {
@@ -326,6 +326,24 @@ func (c *Collector) scanSlowBackends(ctx context.Context, sampler *querySampler,
 			}
 			s.scan(now, servers)
 		}
+	}
+}
+
+// countUnread wraps read: a backend whose socket cannot be read is
+// counted, and the first such failure is logged (without the
+// capability every busy backend fails alike).
+func (c *Collector) countUnread(read func(pid, fd int, askPackets bool) (backendConn, int, error)) func(pid, fd int, askPackets bool) (backendConn, int, error) {
+	var warned bool
+	return func(pid, fd int, askPackets bool) (backendConn, int, error) {
+		conn, n, err := read(pid, fd, askPackets)
+		if err != nil {
+			c.m.slowScanUnread.Inc()
+			if !warned {
+				warned = true
+				c.logger.Warn("slow-query title scan cannot read a backend's socket; slow queries begun outside sampling windows go unreported (needs CAP_SYS_PTRACE)", "pid", pid, "err", err)
+			}
+		}
+		return conn, n, err
 	}
 }
 
