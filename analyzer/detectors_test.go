@@ -138,6 +138,34 @@ func snapshotSeq(t *testing.T, ctx context.Context, b *testBus, n int) uint64 {
 
 // slowContext bounds a test that runs two fleet members one after the
 // other: generously, for a loaded machine.
+// firstOwner runs member an-a until it owns the four partitions and has
+// evaluated 100 rounds of every host, waits until saved(n, end) holds for
+// each partition n and its last input sequence end (what names it), stops
+// an-a, and returns the partitions' ends.
+func firstOwner(t *testing.T, ctx context.Context, b *testBus, set *rules.Set, change func(*FleetConfig), what string, saved func(n int, end uint64) bool) map[int]uint64 {
+	t.Helper()
+	a, stopA, doneA := fleetMember(t, ctx, b, "an-a", set, change)
+	publishRates(t, b, 0)
+	waitFor(t, 10*time.Second, "an-a to own the partitions", func() bool { return len(a.Owned()) == 4 })
+	for seq := 1; seq < 100; seq++ {
+		publishRates(t, b, seq)
+	}
+	ends := partitionEnds(t, ctx, b)
+	waitFor(t, 40*time.Second, what, func() bool {
+		for n, end := range ends {
+			if !saved(n, end) {
+				return false
+			}
+		}
+		return true
+	})
+	stopA()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	return ends
+}
+
 func slowContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
@@ -172,25 +200,9 @@ func TestFleetTakeoverKeepsBaselines(t *testing.T) {
 	b := startBus(t, ctx, true)
 	set := mustRules(t, baselineRule)
 	noWarmup := func(fc *FleetConfig) { fc.Warmup = -1 }
-	a, stopA, doneA := fleetMember(t, ctx, b, "an-a", set, noWarmup)
-	publishRates(t, b, 0)
-	waitFor(t, 10*time.Second, "an-a to own the partitions", func() bool { return len(a.Owned()) == 4 })
-	for seq := 1; seq < 100; seq++ {
-		publishRates(t, b, seq)
-	}
-	ends := partitionEnds(t, ctx, b)
-	waitFor(t, 40*time.Second, "detector snapshots of everything evaluated", func() bool {
-		for n, end := range ends {
-			if snapshotSeq(t, ctx, b, n) < end {
-				return false
-			}
-		}
-		return true
+	ends := firstOwner(t, ctx, b, set, noWarmup, "detector snapshots of everything evaluated", func(n int, end uint64) bool {
+		return !(snapshotSeq(t, ctx, b, n) < end)
 	})
-	stopA()
-	if err := <-doneA; err != nil {
-		t.Fatal(err)
-	}
 	if al, _ := stored(t, ctx, b.js); len(al) != 0 {
 		t.Fatalf("%d alerts before the anomaly", len(al))
 	}
@@ -231,25 +243,9 @@ func TestFleetCorruptSnapshotFallsBackToWarmup(t *testing.T) {
 	ctx := slowContext(t)
 	b := startBus(t, ctx, true)
 	set := mustRules(t, baselineRule)
-	a, stopA, doneA := fleetMember(t, ctx, b, "an-a", set, nil)
-	publishRates(t, b, 0)
-	waitFor(t, 10*time.Second, "an-a to own the partitions", func() bool { return len(a.Owned()) == 4 })
-	for seq := 1; seq < 100; seq++ {
-		publishRates(t, b, seq)
-	}
-	ends := partitionEnds(t, ctx, b)
-	waitFor(t, 40*time.Second, "detector snapshots of everything evaluated", func() bool {
-		for n, end := range ends {
-			if snapshotSeq(t, ctx, b, n) < end || checkpointSeq(t, ctx, b, n) < end {
-				return false
-			}
-		}
-		return true
+	firstOwner(t, ctx, b, set, nil, "detector snapshots of everything evaluated", func(n int, end uint64) bool {
+		return !(snapshotSeq(t, ctx, b, n) < end || checkpointSeq(t, ctx, b, n) < end)
 	})
-	stopA()
-	if err := <-doneA; err != nil {
-		t.Fatal(err)
-	}
 	store, err := b.js.ObjectStore(ctx, DetectorsBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -291,25 +287,9 @@ func TestFleetTakeoverWithoutSnapshotHasNoBaselines(t *testing.T) {
 	b := startBus(t, ctx, true)
 	set := mustRules(t, baselineRule)
 	off := func(fc *FleetConfig) { fc.Warmup, fc.SnapshotInterval = -1, -1 }
-	a, stopA, doneA := fleetMember(t, ctx, b, "an-a", set, off)
-	publishRates(t, b, 0)
-	waitFor(t, 10*time.Second, "an-a to own the partitions", func() bool { return len(a.Owned()) == 4 })
-	for seq := 1; seq < 100; seq++ {
-		publishRates(t, b, seq)
-	}
-	ends := partitionEnds(t, ctx, b)
-	waitFor(t, 40*time.Second, "checkpoints of everything evaluated", func() bool {
-		for n, end := range ends {
-			if checkpointSeq(t, ctx, b, n) < end {
-				return false
-			}
-		}
-		return true
+	firstOwner(t, ctx, b, set, off, "checkpoints of everything evaluated", func(n int, end uint64) bool {
+		return !(checkpointSeq(t, ctx, b, n) < end)
 	})
-	stopA()
-	if err := <-doneA; err != nil {
-		t.Fatal(err)
-	}
 	bAn, stopB, doneB := fleetMember(t, ctx, b, "an-b", set, off)
 	defer func() { stopB(); <-doneB }()
 	for seq := 100; seq < 106; seq++ {

@@ -142,8 +142,9 @@ func TestDetectorsCorruptInputChangesNothing(t *testing.T) {
 	}
 }
 
-// FuzzLoadDetectors: no input panics a load or the evaluation after it.
-func FuzzLoadDetectors(f *testing.F) {
+// fuzzSnapshot is the fuzz targets' seed: the rules and the snapshot of
+// an engine that evaluated 100 batches of one host.
+func fuzzSnapshot(f *testing.F) (*rules.Set, []byte) {
 	groups, err := rules.Parse("test.yaml", []byte(baselineRules))
 	if err != nil {
 		f.Fatal(err)
@@ -155,7 +156,13 @@ func FuzzLoadDetectors(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
-	f.Add(a.AppendDetectors(nil, nil))
+	return set, a.AppendDetectors(nil, nil)
+}
+
+// FuzzLoadDetectors: no input panics a load or the evaluation after it.
+func FuzzLoadDetectors(f *testing.F) {
+	set, snap := fuzzSnapshot(f)
+	f.Add(snap)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e := New(set, Options{})
 		if _, err := e.LoadDetectors(b, nil, t0); err != nil {
@@ -203,18 +210,7 @@ func BenchmarkAppendDetectors(b *testing.B) {
 // its checksum, so that the fuzzer reaches the parser and the detectors'
 // own checks.
 func FuzzLoadDetectorsResealed(f *testing.F) {
-	groups, err := rules.Parse("test.yaml", []byte(baselineRules))
-	if err != nil {
-		f.Fatal(err)
-	}
-	set := &rules.Set{Groups: groups}
-	a := New(set, Options{})
-	for _, b := range noisyBatches("h1", 0, 100, 1) {
-		if _, err := a.Eval(b, t0); err != nil {
-			f.Fatal(err)
-		}
-	}
-	snap := a.AppendDetectors(nil, nil)
+	set, snap := fuzzSnapshot(f)
 	f.Add(uint16(40), uint8(1), uint16(300), uint8(0x80))
 	f.Fuzz(func(t *testing.T, at1 uint16, x1 uint8, at2 uint16, x2 uint8) {
 		body := slices.Clone(snap[:len(snap)-4])

@@ -34,6 +34,30 @@ const (
 // durable consumer, as the Helm chart's two pods) on a three-node cluster
 // of nats-server processes, a Patroni cluster behind its REST API, and
 // the sample batches of its three hosts.
+// crashFirstToSwitch makes the first actuator whose switchover the
+// cluster accepts crash before it reads the answer; the returned function
+// waits for that actuator.
+func (p *pairLab) crashFirstToSwitch() func() *labActuator {
+	victim := make(chan *labActuator, 1)
+	for _, a := range p.acts {
+		a.ep.setOnSwitch(func() {
+			if p.hooked.CompareAndSwap(false, true) {
+				a.crash()
+				victim <- a
+			}
+		})
+	}
+	return func() *labActuator {
+		select {
+		case a := <-victim:
+			return a
+		case <-p.ctx.Done():
+			p.t.Fatal("no switchover")
+			return nil
+		}
+	}
+}
+
 type pairLab struct {
 	t      *testing.T
 	ctx    context.Context
@@ -420,22 +444,9 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 	t.Run("lease holder crashes during the switchover", func(t *testing.T) {
 		fake := newPatroniState("pay2")
 		p := newPairLab(t, ctx, cl, js, fake)
-		victim := make(chan *labActuator, 1)
-		for _, a := range p.acts {
-			a.ep.(*patroniEndpoint).setOnSwitch(func(switchRecord) {
-				if p.hooked.CompareAndSwap(false, true) { // the first to switch over crashes
-					a.crash()
-					victim <- a
-				}
-			})
-		}
+		awaitCrash := p.crashFirstToSwitch()
 		first := p.alertLeader()
-		var dead *labActuator
-		select {
-		case dead = <-victim:
-		case <-ctx.Done():
-			t.Fatal("no switchover")
-		}
+		dead := awaitCrash()
 		sw := fake.Switches()
 		if len(sw) != 1 {
 			t.Fatalf("%d switchovers", len(sw))
@@ -494,7 +505,7 @@ func TestActuatorReplicasOnCluster(t *testing.T) {
 				p.underLease.Store(&hook)
 			} else {
 				for _, a := range p.acts {
-					a.ep.(*patroniEndpoint).setOnSwitch(func(switchRecord) {
+					a.ep.setOnSwitch(func() {
 						if p.hooked.CompareAndSwap(false, true) {
 							killLeader()
 						}

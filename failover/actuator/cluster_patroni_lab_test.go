@@ -194,22 +194,9 @@ func TestActuatorReplicasPatroniLab(t *testing.T) {
 	// A real switchover takes seconds: a lease that outlives it (the
 	// test does not wait for it to expire).
 	p := newPairLab(t, ctx, cl, js, rp, func(c *Config) { c.LeaseTTL = Duration(40 * time.Second) })
-	victim := make(chan *labActuator, 1)
-	for _, a := range p.acts {
-		a.ep.(*proxyEndpoint).setOnSwitch(func() {
-			if p.hooked.CompareAndSwap(false, true) {
-				a.crash()
-				victim <- a
-			}
-		})
-	}
+	awaitCrash := p.crashFirstToSwitch()
 	first := p.alertLeader()
-	var dead *labActuator
-	select {
-	case dead = <-victim:
-	case <-ctx.Done():
-		t.Fatal("no switchover")
-	}
+	dead := awaitCrash()
 	t.Logf("Patroni accepted %s's switchover of %s for %s; it crashed before the answer", dead.name, old.Name, first.Fingerprint)
 	// Patroni completes it without the dead actuator.
 	waitUntil(t, ctx, "new leader", func() bool {

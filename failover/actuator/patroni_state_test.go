@@ -45,7 +45,7 @@ type patroniEndpoint struct {
 	dead bool
 	// onSwitch runs (unlocked) after a switchover was performed and
 	// before the answer is written.
-	onSwitch func(switchRecord)
+	onSwitch func()
 }
 
 var labHosts = []string{"db-1", "db-2", "db-3"}
@@ -71,6 +71,9 @@ type labEndpoint interface {
 	driver(t *testing.T) failover.Driver
 	// kill makes the endpoint unanswering, as towards a dead process.
 	kill()
+	// setOnSwitch sets what runs after the cluster accepted a switchover
+	// through the endpoint, before the answer.
+	setOnSwitch(f func())
 }
 
 func newPatroniState(scope string) *patroniState {
@@ -122,7 +125,7 @@ func (s *patroniState) endpoint(t *testing.T, name string) labEndpoint {
 func (s *patroniState) stop() { s.stopOnce.Do(func() { close(s.quit) }) }
 
 // setOnSwitch sets the hook run after each switchover through e.
-func (e *patroniEndpoint) setOnSwitch(f func(switchRecord)) {
+func (e *patroniEndpoint) setOnSwitch(f func()) {
 	e.mu.Lock()
 	e.onSwitch = f
 	e.mu.Unlock()
@@ -210,7 +213,7 @@ func (e *patroniEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hook := e.onSwitch
 		e.mu.Unlock()
 		if hook != nil {
-			hook(rec)
+			hook()
 		}
 		if e.isDead() {
 			e.hang(r)
