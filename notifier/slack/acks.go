@@ -66,7 +66,15 @@ func (n *Incidents) RunThreads(ctx context.Context, js jetstream.JetStream) erro
 			if err != nil {
 				return errPermanent{err}
 			}
-			return n.handleAction(ctx, act)
+			err = n.handleAction(ctx, act)
+			if errors.Is(err, errNoThreadYet) {
+				if md, merr := m.Metadata(); merr == nil && time.Since(md.Timestamp) > threadWait {
+					n.logger.Info("failover record dropped: its alert has no Slack thread (not routed to Slack, silenced, or never posted)",
+						"cluster", act.Cluster, "fingerprint", act.Fingerprint, "decision", act.Decision, "waited", threadWait)
+					return nil
+				}
+			}
+			return err
 		})
 	}()
 	return errors.Join(<-errc, <-errc, <-errc)
@@ -74,6 +82,26 @@ func (n *Incidents) RunThreads(ctx context.Context, js jetstream.JetStream) erro
 
 // errPermanent marks a message that can never be handled.
 type errPermanent struct{ error }
+
+// errNoThreadYet says that a failover record arrived before its alert's
+// Slack message was posted (during group_wait, or while the post was in
+// flight): it is delivered again shortly, for up to threadWait.
+var errNoThreadYet = errors.New("the alert's Slack message is not posted yet")
+
+// threadWait bounds how long a failover record waits for its alert's
+// Slack message: longer than any sensible group_wait.
+const threadWait = 10 * time.Minute
+
+// notYetDelayFor is how soon a record that found no thread is looked at
+// again: within a second at first (a post in flight), backing off to 30 s
+// for one whose alert may never be posted.
+func notYetDelayFor(m jetstream.Msg) time.Duration {
+	md, err := m.Metadata()
+	if err != nil {
+		return time.Second
+	}
+	return min(max(time.Since(md.Timestamp)/4, time.Second), 30*time.Second)
+}
 
 // consumeLoop feeds every message of a durable consumer to handle, one at a
 // time, acknowledging after success and retrying failures with backoff.
@@ -128,6 +156,9 @@ func consumeLoop(ctx context.Context, js jetstream.JetStream, stream, durable, f
 			case errors.As(herr, &perm):
 				log.Warn("thread feed: dropping a message it cannot act on (undecodable, or an ack nobody trusted made)", "subject", msg.Subject(), "err", herr)
 				_ = msg.Term()
+			case errors.Is(herr, errNoThreadYet):
+				log.Debug("thread feed: the alert's message is not posted yet; looking again", "subject", msg.Subject())
+				_ = msg.NakWithDelay(notYetDelayFor(msg))
 			default:
 				log.Warn("thread feed: handling failed; retrying", "subject", msg.Subject(), "err", herr)
 				_ = msg.NakWithDelay(5 * time.Second)
@@ -215,6 +246,9 @@ func AckText(ack *wire.Ack) string {
 }
 
 // handleAction puts a failover audit record into the thread of its alert.
+// It returns errNoThreadYet when the alert has no group yet or a group's
+// message is not posted yet: the record is never lost to that race (a
+// pending approval's button above all).
 func (n *Incidents) handleAction(ctx context.Context, act *wire.Action) error {
 	if act.Fingerprint == "" {
 		return nil
@@ -223,12 +257,20 @@ func (n *Incidents) handleAction(ctx context.Context, act *wire.Action) error {
 	if err != nil {
 		return err
 	}
+	if len(keys) == 0 {
+		return errNoThreadYet
+	}
+	unposted := false
 	for _, key := range keys {
 		e, _, err := n.log.Get(ctx, key)
 		if err != nil {
 			return err
 		}
-		if e == nil || e.TS == "" || slices.Contains(e.Seen, "action-"+act.ID) {
+		if e != nil && e.TS == "" {
+			unposted = true
+			continue
+		}
+		if e == nil || slices.Contains(e.Seen, "action-"+act.ID) {
 			continue
 		}
 		text := ActionText(act)
@@ -252,6 +294,9 @@ func (n *Incidents) handleAction(ctx context.Context, act *wire.Action) error {
 		}); err != nil {
 			return err
 		}
+	}
+	if unposted {
+		return errNoThreadYet
 	}
 	return nil
 }

@@ -1,12 +1,81 @@
 package slack
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mciv/mciv/internal/bus"
 	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/notifier"
+	"github.com/nats-io/nats.go/jetstream"
 )
+
+// startThreads runs n's thread feed until the test ends, and returns once
+// its consumers exist.
+func startThreads(t *testing.T, ctx context.Context, js jetstream.JetStream, n *Incidents) {
+	t.Helper()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- n.RunThreads(runCtx, js) }()
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
+	for _, c := range []struct{ stream, durable string }{{bus.AcksStream, AcksDurable}, {bus.ActionsStream, ActionsDurable}} {
+		for {
+			if _, err := js.Consumer(ctx, c.stream, c.durable); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal("thread feed consumer never appeared")
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// TestActionWaitsForTheGroupMessage: a pending failover published while
+// its alert's group waits out group_wait (no Slack message yet) is not
+// lost: its Approve button reaches the thread once the message is posted.
+func TestActionWaitsForTheGroupMessage(t *testing.T) {
+	ctx := testCtx(t)
+	env := newIncidentsEnv(t)
+	n := env.replica(t, "r1", func(c *IncidentsConfig) { c.Routes = mustTree(t, "route:\n  group_wait: 30s\n") })
+	startThreads(t, ctx, env.js, n)
+	a := alertOf("fpA", wire.StateFiring, env.clock.Now(), 12.3)
+	if _, ok := errors.AsType[*notifier.DeferError](n.Notify(ctx, a)); !ok {
+		t.Fatal("the alert was not deferred by group_wait")
+	}
+	act := &wire.Action{ID: "act-early", Cluster: "default", Fingerprint: "fpA", Kind: "switchover", Decision: "pending_approval",
+		From: "db-1", To: "db-2", Nonce: "n0nce", Reason: "waiting for approval", At: env.clock.Now()}
+	data, err := wire.EncodeAction(act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.js.Publish(ctx, wire.ActionSubject("default"), data, jetstream.WithMsgID(act.ID)); err != nil {
+		t.Fatal(err)
+	}
+	// The feed has seen the record and found no message to reply to.
+	time.Sleep(1500 * time.Millisecond)
+	if msgs := env.slack.Messages(); len(msgs) != 0 {
+		t.Fatalf("posted during group_wait: %+v", msgs)
+	}
+	env.clock.Add(30 * time.Second)
+	if err := n.Notify(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.slack.WaitMessages(ctx, 2); err != nil {
+		t.Fatalf("the early record never reached the thread: %v", err)
+	}
+	_, replies := topLevel(env.slack.Current())
+	if len(replies) != 1 || !strings.Contains(string(replies[0].Blocks), ActionApprove) || !strings.Contains(string(replies[0].Blocks), "n0nce") {
+		t.Fatalf("thread: %+v", replies)
+	}
+}
 
 func TestAckAndActionText(t *testing.T) {
 	for _, tc := range []struct {

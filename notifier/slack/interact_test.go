@@ -43,26 +43,7 @@ func newButtonsEnv(t *testing.T, ctx context.Context) *buttonsEnv {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- n.RunThreads(runCtx, env.js) }()
-	t.Cleanup(func() {
-		stop()
-		<-done
-	})
-	// The thread feed's consumers exist before anything is pressed.
-	for _, c := range []struct{ stream, durable string }{{bus.AcksStream, AcksDurable}, {bus.ActionsStream, ActionsDurable}} {
-		for {
-			if _, err := env.js.Consumer(ctx, c.stream, c.durable); err == nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatal("thread feed consumer never appeared")
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}
+	startThreads(t, ctx, env.js, n)
 
 	if err := n.Notify(ctx, alertOf("fpA", wire.StateFiring, env.clock.Now(), 12.3)); err != nil {
 		t.Fatal(err)
