@@ -84,11 +84,7 @@ func InputStreamConfig(opts InputOptions) jetstream.StreamConfig {
 // EnsureInputStream creates or updates the input stream; calling it from
 // every analyzer at start is safe.
 func EnsureInputStream(ctx context.Context, js jetstream.JetStream, opts InputOptions) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, InputStreamConfig(opts))
-	if err != nil {
-		return nil, fmt.Errorf("jetstream stream %s: %w", InputStream, err)
-	}
-	return s, nil
+	return EnsureStream(ctx, js, InputStreamConfig(opts))
 }
 
 // PartitionFilter is the subject filter of partition p in the input stream.

@@ -2,7 +2,9 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/mciv/mciv/internal/wire"
@@ -74,9 +76,74 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 			cfg.MaxBytes = b
 		}
 		cfg.Discard = jetstream.DiscardOld // see DefaultStreamMaxBytes
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("jetstream stream %s: %w", cfg.Name, err)
+		if _, err := EnsureStream(ctx, js, cfg); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// EnsureStream creates the stream cfg describes, or updates it only when
+// what cfg sets differs from the stream's configuration, and returns it.
+// Every mciv part calls it at start on the same streams, so an update is
+// not sent needlessly: an update of a file stream races in nats-server
+// with a consumer created on it at the same moment (the store's config is
+// replaced while the consumer's store reads it; seen with -race in
+// 2.15.2), and it rewrites the stream's metadata on every start.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, cfg)
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			if err != nil {
+				return nil, fmt.Errorf("jetstream stream %s: %w", cfg.Name, err)
+			}
+			return s, nil
+		}
+		// Created by another part meanwhile: compare with it.
+		s, err = js.Stream(ctx, cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jetstream stream %s: %w", cfg.Name, err)
+	}
+	if !streamDiffers(s.CachedInfo().Config, cfg) {
+		return s, nil
+	}
+	s, err = js.UpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// streamDiffers reports whether the stream's configuration cur differs
+// from want in a field want sets (a zero field in want is the server's
+// default and is compared as the server reports it).
+func streamDiffers(cur, want jetstream.StreamConfig) bool {
+	if want.Replicas == 0 {
+		want.Replicas = 1
+	}
+	if want.MaxBytes == 0 {
+		want.MaxBytes = -1
+	}
+	if want.MaxMsgs == 0 {
+		want.MaxMsgs = -1
+	}
+	if want.MaxMsgsPerSubject == 0 {
+		want.MaxMsgsPerSubject = -1
+	}
+	if want.MaxMsgSize == 0 {
+		want.MaxMsgSize = -1
+	}
+	if want.MaxConsumers == 0 {
+		want.MaxConsumers = -1
+	}
+	if want.Duplicates == 0 {
+		want.Duplicates = cur.Duplicates
+	}
+	// What the server fills in and mciv never sets.
+	want.Metadata, want.Placement, want.Compression = cur.Metadata, cur.Placement, cur.Compression
+	want.Retention, want.ConsumerLimits, want.FirstSeq = cur.Retention, cur.ConsumerLimits, cur.FirstSeq
+	want.AllowDirect, want.MirrorDirect, want.AllowRollup = cur.AllowDirect, cur.MirrorDirect, cur.AllowRollup
+	return !reflect.DeepEqual(cur, want)
 }

@@ -51,6 +51,13 @@ type Options struct {
 	// Gap is the quiet time after every system resolved a fault, before
 	// the next one starts.
 	Gap time.Duration
+	// GapJitter adds a random wait, uniform in [0, GapJitter), to each
+	// gap. The gap starts at the last resolve, which arrives on some
+	// system's scrape or evaluation cycle: without jitter every fault
+	// would start at the same phase of that cycle, and a system polled on
+	// it would measure one lucky (or unlucky) latency over and over. Set
+	// it to the longest such cycle.
+	GapJitter time.Duration
 	// Quiet is the length of the quiet period with noise; 0 skips it.
 	Quiet time.Duration
 	// BlipMin and BlipMax bound the time between two noise blips in the
@@ -113,6 +120,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	}
 	defer func() { _ = opts.Lab.SetLoss(context.WithoutCancel(ctx), 0) }()
 
+	jitter := rand.New(rand.NewPCG(opts.Seed, 0x67617073))
 	for round := 0; round < rounds; round++ {
 		var active []int
 		for i, s := range opts.Systems {
@@ -123,7 +131,11 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 		if err := fault(ctx, opts, round, active, results); err != nil {
 			return results, err
 		}
-		if err := sleep(ctx, opts.Gap); err != nil {
+		gap := opts.Gap
+		if opts.GapJitter > 0 {
+			gap += time.Duration(jitter.Int64N(int64(opts.GapJitter)))
+		}
+		if err := sleep(ctx, gap); err != nil {
 			return results, err
 		}
 	}

@@ -158,3 +158,37 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Errorf("after cancel: %d faults started, loss on=%v; want 1, off", lab.calls(), lab.on)
 	}
 }
+
+// TestRunJittersTheGap: with GapJitter the faults do not start at a fixed
+// time after the last resolve (which a polling system's cycle sets), and
+// each gap stays within [Gap, Gap+GapJitter).
+func TestRunJittersTheGap(t *testing.T) {
+	feed := NewFeed()
+	lab := &fakeLab{}
+	lab.reactors = []func(bool){react(feed, true, 5*time.Millisecond)}
+	var ons, offs []time.Time
+	const gap, jitter = 20 * time.Millisecond, 400 * time.Millisecond
+	_, err := Run(context.Background(), Options{
+		Lab: lab, Systems: []*System{{Name: "s", Feed: feed, FireTimeout: 2 * time.Second, ResolveTimeout: 2 * time.Second, Faults: 5}},
+		Gap: gap, GapJitter: jitter, Seed: 7, Logf: t.Logf,
+		OnLoss: func(_ string, on, off time.Time) { ons, offs = append(ons, on), append(offs, off) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ons) != 5 {
+		t.Fatalf("%d faults, want 5", len(ons))
+	}
+	lo, hi := time.Hour, time.Duration(0)
+	for i := 1; i < len(ons); i++ {
+		// The resolve comes 5 ms after the loss ends; then the gap.
+		g := ons[i].Sub(offs[i-1])
+		if g < gap || g > gap+jitter+200*time.Millisecond {
+			t.Errorf("gap %d: %s, want within [%s, %s) and scheduling slack", i, g, gap, gap+jitter)
+		}
+		lo, hi = min(lo, g), max(hi, g)
+	}
+	if hi-lo < 100*time.Millisecond {
+		t.Errorf("gaps from %s to %s: the faults start at nearly the same phase", lo, hi)
+	}
+}

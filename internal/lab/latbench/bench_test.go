@@ -383,9 +383,15 @@ func TestBenchLatency(t *testing.T) {
 	}
 	t.Logf("workload on 127.0.0.1:%d in namespace %s; node_exporter (inside it) at %s; mciv watches %s", lab.Port(), lab.Name(), target, lab.Path())
 
+	// Faults start at a random phase of every system's polling cycle
+	// (mciv's collector batches every second).
+	jitter := time.Second
+	for _, s := range settings {
+		jitter = max(jitter, s.Cycle())
+	}
 	loadBefore := loadavg()
 	res, err := Run(ctx, Options{
-		Lab: lab, Systems: systems, LossPercent: 20, Gap: gap,
+		Lab: lab, Systems: systems, LossPercent: 20, Gap: gap, GapJitter: jitter,
 		Quiet: quietFor, BlipMin: 20 * time.Second, BlipMax: 40 * time.Second, BlipLength: 300 * time.Millisecond,
 		QuietTail: 10 * time.Second, Seed: uint64(time.Now().UnixNano()),
 		Lock: KernelLock, Retransmits: lab.Retransmits, Logf: t.Logf, OnLoss: onLoss,

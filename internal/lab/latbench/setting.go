@@ -54,6 +54,13 @@ func Typical() PromSetting {
 		Threshold: 1, For: time.Minute, GroupWait: 30 * time.Second, GroupInterval: time.Minute}
 }
 
+// Cycle is the longest period the setting polls on (scrape, evaluation,
+// Alertmanager's group_interval ticks): a fault's latency depends on
+// where in this cycle it starts.
+func (s PromSetting) Cycle() time.Duration {
+	return max(s.Scrape, s.Eval, s.GroupInterval)
+}
+
 var validSettingName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 // Validate reports what is wrong with s.

@@ -121,3 +121,12 @@ func TestPromDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestSettingCycle(t *testing.T) {
+	if got := Fastest().Cycle(); got != time.Second {
+		t.Errorf("fastest cycle %s, want 1s", got)
+	}
+	if got := Typical().Cycle(); got != time.Minute {
+		t.Errorf("typical cycle %s, want 1m (its group_interval)", got)
+	}
+}
