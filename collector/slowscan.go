@@ -291,8 +291,38 @@ func (s *slowScanner) forget() {
 	s.lastScan = time.Time{}
 }
 
+// drain follows, once sampling has ended, only the requests that were
+// running when it ended: one begun outside a window is timed by nobody
+// else (the packet path never saw it start), so it is reported at its
+// end as during the spell. A backend's next request is the packet
+// path's: it is not followed. When nothing is left it forgets.
+func (s *slowScanner) drain(now time.Time) {
+	for pid, b := range s.backends {
+		if !b.busy {
+			delete(s.backends, pid)
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(s.procRoot, strconv.Itoa(pid), "cmdline"))
+		t, ok := parseBackendTitle(raw)
+		if err != nil || !ok {
+			s.end(b, now) // exited, or no longer a client backend
+			delete(s.backends, pid)
+			continue
+		}
+		s.step(pid, b, t, now)
+		if !b.busy || b.first.Equal(now) {
+			delete(s.backends, pid) // ended; a new request is not followed
+		}
+	}
+	s.lastScan = now
+	if len(s.backends) == 0 {
+		s.forget()
+	}
+}
+
 // scanSlowBackends scans the backends' titles every slowScanPeriod while
-// sampler samples, until ctx ends.
+// sampler samples, and after it stops until the requests running then
+// have ended (drain), until ctx ends.
 func (c *Collector) scanSlowBackends(ctx context.Context, sampler *querySampler, conns *ebpf.Map, procRoot string) {
 	gen := func() (uint32, error) {
 		var g uint64
@@ -320,7 +350,7 @@ func (c *Collector) scanSlowBackends(ctx context.Context, sampler *querySampler,
 			servers, on := sampler.sampling()
 			if !on {
 				if len(s.backends) > 0 {
-					s.forget()
+					s.drain(now)
 				}
 				continue
 			}

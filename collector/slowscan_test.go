@@ -2,6 +2,9 @@ package collector
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,6 +102,77 @@ func TestSlowScannerSteps(t *testing.T) {
 	}
 	if asked != 2 {
 		t.Errorf("the packet path asked %d times, want once per slow request (2)", asked)
+	}
+}
+
+// TestSlowScannerDrainsAfterSampling: a request begun outside the windows
+// and still running when sampling ends is followed to its end and
+// reported once; a request that begins after sampling ended is the packet
+// path's and is not followed.
+func TestSlowScannerDrainsAfterSampling(t *testing.T) {
+	root := t.TempDir()
+	title := func(pid int, tag string) {
+		t.Helper()
+		dir := filepath.Join(root, strconv.Itoa(pid))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "cmdline"), []byte("postgres: u d h("+strconv.Itoa(pid)+") "+tag+"\x00"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "1", "task", "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "1", "task", "1", "children"), []byte("42 43"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type report struct {
+		client string
+		d      time.Duration
+	}
+	var got []report
+	s := &slowScanner{
+		threshold: 500 * time.Millisecond,
+		procRoot:  root,
+		backends:  map[int]*backendState{},
+		read: func(pid, fd int, ask bool) (backendConn, int, error) {
+			return backendConn{rx: 10, direct: true}, 7, nil
+		},
+		report: func(_ uint32, title backendTitle, _ time.Time, d time.Duration) {
+			got = append(got, report{title.client, d})
+		},
+	}
+	t0 := time.Unix(1000, 0)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * slowScanPeriod) }
+	title(42, "idle")
+	title(43, "idle")
+	s.scan(at(0), map[uint32]bool{1: true})
+	title(42, "SELECT") // begins in the spell, outside a window
+	for i := 1; i <= 3; i++ {
+		s.scan(at(i), map[uint32]bool{1: true})
+	}
+	// Sampling ends; 42 is still running, 43 begins a request now.
+	title(43, "UPDATE")
+	s.drain(at(4))
+	s.drain(at(5))
+	if len(got) != 0 {
+		t.Fatalf("reported %v before the request ended", got)
+	}
+	if _, ok := s.backends[43]; ok {
+		t.Error("a request begun after sampling ended is followed")
+	}
+	title(42, "idle")
+	s.drain(at(6))
+	if len(got) != 1 || got[0].client != "h(42)" || got[0].d < 1000*time.Millisecond || got[0].d > 1500*time.Millisecond {
+		t.Fatalf("reported %v, want h(42) once, about 1.25 s", got)
+	}
+	if len(s.backends) != 0 || !s.lastScan.IsZero() {
+		t.Errorf("after the drain: %d backends, last scan %v; want none, forgotten", len(s.backends), s.lastScan)
+	}
+	s.drain(at(7))
+	if len(got) != 1 {
+		t.Errorf("reported again: %v", got)
 	}
 }
 
