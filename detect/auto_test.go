@@ -272,3 +272,44 @@ func TestAutoFineStepSpikeNeedsConfirmation(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoLeadAtAnnouncedOnset: an onset whose previous sample deviated
+// the same way by autoLeadZ reports that sample's age as Lead (so that a
+// rule's `for` counts from it); an onset on its own, or after a sample
+// the other way or too small, reports none; later samples of the episode
+// report none.
+func TestAutoLeadAtAnnouncedOnset(t *testing.T) {
+	const at = 2000
+	for _, tc := range []struct {
+		step time.Duration
+		devs []float64 // σ from 100, from row at on
+		want time.Duration
+	}{
+		{time.Minute, []float64{2, 4.25}, time.Minute},
+		{time.Second, []float64{2, 4.25}, time.Second},
+		{5 * time.Minute, []float64{2, 30}, 5 * time.Minute},
+		{time.Minute, []float64{1, 30}, 0},  // below autoLeadZ
+		{time.Minute, []float64{-2, 30}, 0}, // the other way
+		{time.Minute, []float64{30}, 0},     // alone
+		{5 * time.Minute, []float64{30}, 0},
+	} {
+		rs := autoRun(t, tc.step, 2100, at, func(i int, v float64) float64 {
+			if i < len(tc.devs) {
+				return 100 + tc.devs[i]
+			}
+			return 100 + 30 // the anomaly lasts
+		})
+		on := firstFiring(rs, at)
+		if on != at+len(tc.devs)-1 {
+			t.Fatalf("%v %v: first firing %d, want %d", tc.step, tc.devs, on, at+len(tc.devs)-1)
+		}
+		if got := rs[on].Lead; got != tc.want {
+			t.Errorf("%v %v: Lead %v at the onset, want %v", tc.step, tc.devs, got, tc.want)
+		}
+		for i, r := range rs {
+			if i != on && r.Lead != 0 {
+				t.Fatalf("%v %v: Lead %v at row %d, not the onset %d", tc.step, tc.devs, r.Lead, i, on)
+			}
+		}
+	}
+}

@@ -108,6 +108,12 @@ type Result struct {
 	// Kind names the kind of anomaly the score is evidence of ("level
 	// shift", "drift", ...; see KindSpike): set by auto, "" otherwise.
 	Kind string
+	// Lead, at the onset of a firing, is how long the anomaly had
+	// already been under way by the detector's judgement: auto sets it
+	// to the previous sample's age when that sample deviated the same
+	// way (see autoLeadZ), so that a rule's `for` counts from there
+	// (lifecycle.Alert.StepSince). 0 otherwise.
+	Lead time.Duration
 }
 
 // Spec is the validated configuration of one kind of detector.

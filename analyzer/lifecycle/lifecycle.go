@@ -113,13 +113,26 @@ func (a *Alert) Resolve(now time.Time, tm Timing) Transition {
 // (the detector fires) at now. Steps must come in time order; a step dated
 // before the previous one is treated as happening at the same time.
 func (a *Alert) Step(now time.Time, active bool, tm Timing) Transition {
+	return a.StepSince(now, now, active, tm)
+}
+
+// StepSince is Step for a condition that, when it starts holding at now,
+// has already held since since according to its detector (one that
+// judged an earlier sample part of the same anomaly: see
+// detect.Result.Lead): `for` then counts from since. A since that is zero
+// or after now means now; since matters only when the alert goes from
+// inactive to pending or firing.
+func (a *Alert) StepSince(now, since time.Time, active bool, tm Timing) Transition {
 	switch a.State {
 	case Inactive:
 		if !active || now.Before(a.SuppressUntil) {
 			return None
 		}
-		a.ActiveAt, a.QuietSince = now, time.Time{}
-		if tm.For <= 0 {
+		if since.IsZero() || since.After(now) {
+			since = now
+		}
+		a.ActiveAt, a.QuietSince = since, time.Time{}
+		if tm.For <= 0 || now.Sub(since) >= tm.For {
 			a.State, a.FiredAt = Firing, now
 			return Fired
 		}

@@ -102,3 +102,45 @@ func TestResolveHoldsForKeepFiringFor(t *testing.T) {
 		t.Fatalf("step 6 past the window: %v", tr)
 	}
 }
+
+// TestStepSince: `for` counts from since when the condition starts
+// holding (the detector's lead), only then, and never from a time after
+// now.
+func TestStepSince(t *testing.T) {
+	tm := Timing{For: 5 * time.Second, KeepFiringFor: time.Minute}
+	at := func(s int) time.Time { return time.Unix(int64(s), 0) }
+	for _, tc := range []struct {
+		name    string
+		since   time.Time
+		want    Transition
+		wantAct time.Time
+	}{
+		{"a lead of a minute covers for", at(40), Fired, at(40)},
+		{"a lead as long as for covers it", at(95), Fired, at(95)},
+		{"a shorter lead leaves it pending", at(98), Pended, at(98)},
+		{"no lead", at(100), Pended, at(100)},
+		{"zero since means now", time.Time{}, Pended, at(100)},
+		{"a since after now means now", at(130), Pended, at(100)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var a Alert
+			if tr := a.StepSince(at(100), tc.since, true, tm); tr != tc.want || !a.ActiveAt.Equal(tc.wantAct) {
+				t.Fatalf("got %v active at %v, want %v at %v", tr, a.ActiveAt, tc.want, tc.wantAct)
+			}
+		})
+	}
+	// A pending alert keeps its start: a later lead does not move it.
+	var a Alert
+	a.StepSince(at(100), at(99), true, tm)
+	if tr := a.StepSince(at(101), at(0), true, tm); tr != None || !a.ActiveAt.Equal(at(99)) {
+		t.Fatalf("pending: got %v active at %v, want none at 99", tr, a.ActiveAt)
+	}
+	if tr := a.StepSince(at(104), at(104), true, tm); tr != Fired {
+		t.Fatalf("pending: got %v at 104 (5 s after 99), want fired", tr)
+	}
+	// A quiet step is quiet whatever the lead.
+	var q Alert
+	if tr := q.StepSince(at(100), at(0), false, tm); tr != None || q.State != Inactive {
+		t.Fatalf("quiet: got %v %v", tr, q.State)
+	}
+}

@@ -139,7 +139,11 @@ func CSVWith(in io.Reader, set *rules.Set, opt CSVOptions, out io.Writer) (Summa
 			}
 			firing = firing || res.Firing
 			active := st.r.Evidence.Condition(&st.ev, st.life.State == lifecycle.Firing, res.Firing, covered, v, res.Threshold, res.Baseline)
-			tr := st.life.Step(ts, active, lifecycle.Timing{For: st.r.For, KeepFiringFor: st.r.KeepFiringFor})
+			since := ts // a rule with evidence has no `for` to shorten
+			if st.r.Evidence == nil {
+				since = ts.Add(-res.Lead) // detect.Result.Lead
+			}
+			tr := st.life.StepSince(ts, since, active, lifecycle.Timing{For: st.r.For, KeepFiringFor: st.r.KeepFiringFor})
 			if tr != lifecycle.None {
 				trs = append(trs, transition{rule: st.r.Alert, tr: tr, ts: ts, value: v})
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -197,3 +198,54 @@ func BenchmarkCSV(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestCSVForCountsFromTheLead: replay steps alerts like the engine: at
+// 1-minute steps a spike auto fires at its second sample, announced by
+// the first, pages there under `for: 5s` (the detector's lead counts
+// toward it), while an unannounced one only goes pending.
+func TestCSVForCountsFromTheLead(t *testing.T) {
+	const src = `groups:
+  - name: g
+    rules:
+      - alert: Anomaly
+        signal: db_query_seconds
+        stat: p99
+        detector: {type: auto, direction: up}
+        for: 5s
+`
+	for _, tc := range []struct {
+		first string
+		want  string
+	}{
+		{"102.5", `"transition":"firing"`},
+		{"100", `"transition":"pending"`},
+	} {
+		rnd := rand.New(rand.NewPCG(41, 1))
+		var in strings.Builder
+		in.WriteString("timestamp,value\n")
+		const at = 2000
+		for i := range at + 3 {
+			v := fmt.Sprint(100 + rnd.NormFloat64())
+			switch i {
+			case at:
+				v = tc.first
+			case at + 1:
+				v = "106"
+			}
+			fmt.Fprintf(&in, "%d,%s\n", 60*i, v)
+		}
+		var out bytes.Buffer
+		if _, err := CSV(strings.NewReader(in.String()), mustRules(t, src), "db_query_seconds", &out); err != nil {
+			t.Fatal(err)
+		}
+		var trs []string
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, `{"transition"`) {
+				trs = append(trs, l)
+			}
+		}
+		if len(trs) == 0 || !strings.HasPrefix(trs[0], "{"+tc.want+`,"rule":"Anomaly","ts":120060,`) {
+			t.Errorf("first %s: transitions %q, want the first %s at row %d", tc.first, trs, tc.want, at+1)
+		}
+	}
+}

@@ -160,7 +160,7 @@ func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int 
 			if sc := res.Score; sc > scores[i] && !math.IsNaN(sc) {
 				scores[i] = sc
 			}
-			if life.Step(t, res.Firing, timing) == lifecycle.Fired {
+			if life.StepSince(t, t.Add(-res.Lead), res.Firing, timing) == lifecycle.Fired {
 				onsets = append(onsets, i)
 			}
 		}

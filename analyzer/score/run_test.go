@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +211,48 @@ func TestEvaluateCancelled(t *testing.T) {
 	cancel()
 	if _, err := Evaluate(ctx, &rules.Set{Groups: g}, testCorpus()); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// TestRunRulesForCountsFromTheLead: at 1-minute steps auto fires a
+// spike at its second sample (the first confirms it) with that sample's
+// age as Lead, and a rule's `for: 5s` counts from the first: a
+// two-sample anomaly pages at its second sample, and a lone one of the
+// same size does not.
+func TestRunRulesForCountsFromTheLead(t *testing.T) {
+	g, err := rules.Parse("r.yaml", []byte(`groups:
+  - name: g
+    rules:
+      - alert: Auto
+        signal: any
+        stat: max
+        detector: {type: auto, direction: up}
+        for: 5s
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := (&rules.Set{Groups: g}).Rules()
+	const n, at = 2100, 2000
+	for _, tc := range []struct {
+		devs []float64 // σ from 100, from row at on
+		want []int
+	}{
+		{[]float64{2.5, 6}, []int{at + 1}},
+		{[]float64{0, 6}, nil},
+	} {
+		rnd := rand.New(rand.NewPCG(41, 1))
+		s := Series{Times: make([]int64, n), Values: make([]float64, n)}
+		for i := range n {
+			s.Times[i] = time.Unix(0, 0).Add(time.Duration(i) * time.Minute).UnixNano()
+			s.Values[i] = 100 + rnd.NormFloat64()
+			if j := i - at; j >= 0 && j < len(tc.devs) {
+				s.Values[i] = 100 + tc.devs[j]
+			}
+		}
+		got := runRules(rs, s, make([]float64, n), nil)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%v: pages at rows %v, want %v", tc.devs, got, tc.want)
+		}
 	}
 }
