@@ -458,7 +458,8 @@ func keepPinnedAttempt(t *testing.T, ttl time.Duration) (stall time.Duration, fa
 // previous owner evaluated after its checkpoint is skipped (and counted
 // as missed).
 func TestFleetTakeoverAfterRedelivery(t *testing.T) {
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // past AckWait: see below
+	defer cancel()
 	b := startBus(t, ctx, true)
 	pub := func(seq int) {
 		if err := b.nc.Publish(wire.SamplesSubject("c", "h1"), wire.EncodeBatch(hostBatch("h1", seq, retrans(0)))); err != nil {
@@ -508,7 +509,12 @@ func TestFleetTakeoverAfterRedelivery(t *testing.T) {
 	}
 	bAn, _, stopB, doneB := fleetAnalyzerWith(t, ctx, b, "an-b", func(fc *FleetConfig) { fc.Partitions, fc.PinnedTTL = 1, ttl })
 	defer func() { stopB(); <-doneB }()
-	waitFor(t, 30*time.Second, "an-b to own the partition", func() bool { return len(bAn.Owned()) == 1 })
+	// The NAK normally sends the message back at once; in one CI run on a
+	// loaded machine an-b got its first delivery only after 26 s, about
+	// when the consumer's AckWait (30 s) brings an unacknowledged
+	// delivery back. Either way the first message an-b gets is the
+	// redelivery this test is about: wait past AckWait.
+	waitFor(t, 45*time.Second, "an-b to own the partition", func() bool { return len(bAn.Owned()) == 1 })
 	for range 3 {
 		pub(seq)
 		seq++
