@@ -80,6 +80,9 @@ type backendConn struct {
 	rx     uint64 // bytes received by the connection (TCP_INFO)
 	timed  bool   // the packet path times the request in flight
 	direct bool   // the connection could be read at all
+	// packetStart is when the packet path saw the request in flight
+	// begin, in any generation (zero: it did not).
+	packetStart time.Time
 }
 
 // connReader reads a backend's client socket: borrowed with pidfd_getfd,
@@ -114,7 +117,7 @@ func (r connReader) read(pid, fd int, askPackets bool) (backendConn, int, error)
 		}
 		c := backendConn{rx: info.Bytes_received, direct: true}
 		if askPackets && r.conns != nil {
-			c.timed, err = r.packetTimed(s)
+			c.timed, c.packetStart, err = r.packetTimed(s)
 		}
 		unix.Close(s)
 		return c, n, err
@@ -123,20 +126,36 @@ func (r connReader) read(pid, fd int, askPackets bool) (backendConn, int, error)
 }
 
 // packetTimed reports whether the packet path times the request in flight
-// on socket s.
-func (r connReader) packetTimed(s int) (bool, error) {
+// on socket s, and when it saw a request in flight begin (in any
+// generation: one begun before a gap in sampling is not timed, but its
+// start is right).
+func (r connReader) packetTimed(s int) (bool, time.Time, error) {
 	var c bpf.DBSockDbConn
 	if err := r.conns.Lookup(uint32(s), &c); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return false, nil
+			return false, time.Time{}, nil
 		}
-		return false, fmt.Errorf("look up the connection's packet state: %w", err)
+		return false, time.Time{}, fmt.Errorf("look up the connection's packet state: %w", err)
 	}
 	gen, err := r.gen()
 	if err != nil {
-		return false, err
+		return false, time.Time{}, err
 	}
-	return c.StartNs != 0 && c.Gen == gen, nil
+	var start time.Time
+	if c.StartNs != 0 {
+		start = monotonicToWall(c.StartNs, time.Now())
+	}
+	return c.StartNs != 0 && c.Gen == gen, start, nil
+}
+
+// monotonicToWall converts ns of CLOCK_MONOTONIC (bpf_ktime_get_ns) to
+// wall time, given the wall time now.
+func monotonicToWall(ns uint64, now time.Time) time.Time {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return time.Time{}
+	}
+	return now.Add(-time.Duration(ts.Nano() - int64(ns)))
 }
 
 // socketFDs lists the fd numbers of pid that are sockets.
@@ -170,6 +189,7 @@ type backendState struct {
 	last      time.Time // the last scan that saw it busy
 	judged    bool      // the packet path was asked once the request was slow
 	reportIt  bool      // slow, and not timed by the packet path
+	preSpell  bool      // running at the first scan of a spell of sampling
 	postmastr uint32
 }
 
@@ -260,14 +280,21 @@ func (s *slowScanner) step(pid int, b *backendState, t backendTitle, now time.Ti
 		*b = backendState{title: t, fd: b.fd, busy: true, rx: conn.rx, before: s.lastScan, first: now, last: now, postmastr: b.postmastr}
 		if s.lastScan.IsZero() {
 			// The first scan of a spell of sampling: the request
-			// began before, when the packet path timed every one.
-			b.judged = true
+			// began before, when the packet path saw every one
+			// begin. It may still miss its end (the spell can take
+			// egress down, and a new generation then makes its start
+			// stale): asked like any other once slow, and timed from
+			// the start the packet path saw.
+			b.preSpell, b.before = true, now
 		}
 		return
 	}
 	b.title, b.last = t, now
 	if slow {
 		b.judged, b.reportIt = true, !conn.timed
+		if b.reportIt && b.preSpell && !conn.packetStart.IsZero() && conn.packetStart.Before(b.first) {
+			b.before, b.first = conn.packetStart, conn.packetStart
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/mciv/mciv/internal/lab/pglab"
 	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/internal/wire"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseBackendTitle(t *testing.T) {
@@ -51,6 +52,7 @@ func TestSlowScannerSteps(t *testing.T) {
 		tag   string
 		rx    uint64
 		timed bool
+		start time.Time
 	}
 	var got []time.Duration
 	var cur reading
@@ -62,7 +64,7 @@ func TestSlowScannerSteps(t *testing.T) {
 			if ask {
 				asked++
 			}
-			return backendConn{rx: cur.rx, timed: cur.timed, direct: true}, 7, nil
+			return backendConn{rx: cur.rx, timed: cur.timed, direct: true, packetStart: cur.start}, 7, nil
 		},
 		report: func(pm uint32, title backendTitle, start time.Time, d time.Duration) {
 			if pm != 1 || title.client != "h(1)" {
@@ -88,15 +90,36 @@ func TestSlowScannerSteps(t *testing.T) {
 		s.lastScan = now
 	}
 	// A backend busy at the first scan of a spell began when the packet
-	// path timed every request: never reported.
-	s.forget()
-	s.backends[42] = &backendState{fd: -1, postmastr: 1}
-	for i, tag := range []string{"SELECT", "SELECT", "SELECT", "SELECT", "idle"} {
-		cur = reading{tag: tag, rx: 60}
-		now := t0.Add(time.Duration(100+i) * slowScanPeriod)
-		s.step(42, s.backends[42], backendTitle{client: "h(1)", tag: tag}, now)
-		s.lastScan = now
+	// path saw every request begin: not reported while the packet path
+	// times it; reported, timed from the start the packet path saw, when
+	// the spell made that start stale (egress down, a new generation).
+	spell := func(base int, r reading) {
+		s.forget()
+		s.backends[42] = &backendState{fd: -1, postmastr: 1}
+		for i, tag := range []string{"SELECT", "SELECT", "SELECT", "SELECT", "idle"} {
+			cur = r
+			cur.tag = tag
+			now := t0.Add(time.Duration(base+i) * slowScanPeriod)
+			s.step(42, s.backends[42], backendTitle{client: "h(1)", tag: tag}, now)
+			s.lastScan = now
+		}
 	}
+	spell(100, reading{rx: 60, timed: true})
+	if len(got) != 1 {
+		t.Fatalf("reported %v: a request running at a spell's start that the packet path times was reported", got)
+	}
+	// Begun 2 scans before the spell, ended between its 4th and 5th:
+	// 1.375 s.
+	spell(200, reading{rx: 70, start: t0.Add(198 * slowScanPeriod)})
+	if len(got) != 2 || got[1] != 1375*time.Millisecond {
+		t.Fatalf("reported %v: want a second report of 1.375 s, from the packet path's start", got)
+	}
+	spell(300, reading{rx: 80}) // no start known: from the first scan, 0.875 s
+	if len(got) != 3 || got[2] != 875*time.Millisecond {
+		t.Fatalf("reported %v: want a third report of 0.875 s", got)
+	}
+	got = got[:1]
+	asked -= 3
 	if len(got) != 1 || got[0] < 750*time.Millisecond || got[0] > 1250*time.Millisecond {
 		t.Errorf("reported %v, want one of about 1 s", got)
 	}
@@ -349,5 +372,17 @@ func BenchmarkSlowScan(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		s.scan(time.Now(), servers)
+	}
+}
+
+func TestMonotonicToWall(t *testing.T) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	got := monotonicToWall(uint64(ts.Nano()-int64(2*time.Second)), now)
+	if d := now.Add(-2 * time.Second).Sub(got); d < -50*time.Millisecond || d > 50*time.Millisecond {
+		t.Errorf("2 s ago on the monotonic clock is %v, %v from now-2s", got, d)
 	}
 }
