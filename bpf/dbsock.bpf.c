@@ -798,14 +798,19 @@ int db_skb_ingress(struct __sk_buff *skb)
 		return 1;
 	switch (c->state) {
 	case DB_CONN_WAIT_ENC:
-		/* TLS (0x16 handshake), else the server declined and the
-		 * client goes on in plain text (or asks for TLS instead of
-		 * GSS). */
-		if (t == 0x16)
-			c->state = DB_CONN_OPAQUE;
-		else
+		/* The server declined and the client goes on in plain text
+		 * (or asks for TLS instead of GSS): a startup message. */
+		if (t == 0) {
 			startup(skb, c, off, len);
-		return 1;
+			return 1;
+		}
+		/* TLS records, or a typed message: the startup message went
+		 * by while db_skb_ingress was detached (a sampling window
+		 * closed between the encryption request and it, the backend's
+		 * fork apart). Read as a connection seen first in the middle,
+		 * not as a startup message (which left it ignored for life). */
+		c->state = DB_SOCK_NEW;
+		/* fall through */
 	case DB_SOCK_NEW:
 		if (t == 0) { /* a length's first byte: the startup message */
 			startup(skb, c, off, len);
