@@ -67,30 +67,12 @@ func publishRates(t *testing.T, b *testBus, seq int, jump ...int) {
 // fleetMember starts a fleet analyzer of set.
 func fleetMember(t *testing.T, ctx context.Context, b *testBus, member string, set *rules.Set, change func(*FleetConfig)) (*Analyzer, context.CancelFunc, chan error) {
 	t.Helper()
-	nc, err := bus.Connect(ctx, b.srv.URL(), bus.ConnectOptions{Name: member})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := bus.JetStream(nc)
 	fc := FleetConfig{Partitions: 4, Member: member, PinnedTTL: 2 * time.Second, CheckpointInterval: 300 * time.Millisecond,
 		SnapshotInterval: 300 * time.Millisecond, NoRebalance: true}
 	if change != nil {
 		change(&fc)
 	}
-	a, err := New(Config{Rules: set, Fleet: fc}, js, prometheus.NewRegistry(), testLogger(t, member))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(rctx, nc) }()
-	select {
-	case <-a.Ready():
-	case err := <-done:
-		t.Fatalf("%s: %v", member, err)
-	}
-	return a, cancel, done
+	return runFleetMember(t, ctx, b.srv.URL(), member, Config{Rules: set, Fleet: fc}, prometheus.NewRegistry())
 }
 
 // partitionEnds returns the last input stream sequence of each partition.

@@ -68,30 +68,10 @@ func TestFleetOnCluster(t *testing.T) {
 	})
 	const interval = 200 * time.Millisecond
 	start := func(member string) (*Analyzer, context.CancelFunc, chan error) {
-		nc, err := bus.Connect(ctx, cl.URLs(), bus.ConnectOptions{Name: member})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, _ := bus.JetStream(nc)
-		a, err := New(Config{Rules: mustRules(t, fleetRules), Fleet: FleetConfig{
+		return runFleetMember(t, ctx, cl.URLs(), member, Config{Rules: mustRules(t, fleetRules), Fleet: FleetConfig{
 			Partitions: 4, Member: member, Replicas: 3, PinnedTTL: 2 * time.Second,
 			CheckpointInterval: 500 * time.Millisecond, AbsenceGrace: 5 * time.Second,
-		}}, js, prometheus.NewRegistry(), testLogger(t, member))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- a.Run(rctx, nc) }()
-		select {
-		case <-a.Ready():
-		case err := <-done:
-			t.Fatalf("%s: %v", member, err)
-		case <-time.After(60 * time.Second):
-			t.Fatalf("%s not ready", member)
-		}
-		return a, stop, done
+		}}, prometheus.NewRegistry())
 	}
 	aA, stopA, doneA := start("an-a")
 	var seqNow atomic.Int64

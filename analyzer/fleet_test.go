@@ -37,30 +37,41 @@ func fleetAnalyzer(t *testing.T, ctx context.Context, b *testBus, member string)
 // changed by change (nil: none).
 func fleetAnalyzerWith(t *testing.T, ctx context.Context, b *testBus, member string, change func(*FleetConfig)) (*Analyzer, *prometheus.Registry, context.CancelFunc, chan error) {
 	t.Helper()
-	nc, err := bus.Connect(ctx, b.srv.URL(), bus.ConnectOptions{Name: member})
+	fc := FleetConfig{Partitions: 4, Member: member, PinnedTTL: 2 * time.Second, CheckpointInterval: 300 * time.Millisecond}
+	if change != nil {
+		change(&fc)
+	}
+	reg := prometheus.NewRegistry()
+	a, cancel, done := runFleetMember(t, ctx, b.srv.URL(), member, Config{Rules: mustRules(t, tcpRule), Fleet: fc}, reg)
+	return a, reg, cancel, done
+}
+
+// runFleetMember connects member to the bus at url, runs an analyzer of
+// cfg on that connection and waits until it is ready; cancel stops it,
+// and done says how Run ended.
+func runFleetMember(t *testing.T, ctx context.Context, url, member string, cfg Config, reg *prometheus.Registry) (a *Analyzer, cancel context.CancelFunc, done chan error) {
+	t.Helper()
+	nc, err := bus.Connect(ctx, url, bus.ConnectOptions{Name: member})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	js, _ := bus.JetStream(nc)
-	reg := prometheus.NewRegistry()
-	fc := FleetConfig{Partitions: 4, Member: member, PinnedTTL: 2 * time.Second, CheckpointInterval: 300 * time.Millisecond}
-	if change != nil {
-		change(&fc)
-	}
-	a, err := New(Config{Rules: mustRules(t, tcpRule), Fleet: fc}, js, reg, testLogger(t, member))
+	a, err = New(cfg, js, reg, testLogger(t, member))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
+	done = make(chan error, 1)
 	go func() { done <- a.Run(rctx, nc) }()
 	select {
 	case <-a.Ready():
 	case err := <-done:
 		t.Fatalf("%s: %v", member, err)
+	case <-time.After(time.Minute):
+		t.Fatalf("%s not ready within a minute", member)
 	}
-	return a, reg, cancel, done
+	return a, cancel, done
 }
 
 // TestFleetTakeover: two analyzers share four partitions; the owner of

@@ -125,29 +125,10 @@ func TestPostgresPacketsSampled(t *testing.T) {
 
 	// The load: runs of 2,000 queries, one connection, until stopped.
 	const perRun = 2000
-	var (
-		runs    atomic.Int64
-		stop    atomic.Bool
-		wg      sync.WaitGroup
-		loadErr = make(chan error, 1)
-	)
-	wg.Go(func() {
-		for !stop.Load() {
-			if out, err := pg.Pgbench(ctx, "SELECT 1;", perRun, pglab.Simple); err != nil {
-				loadErr <- err
-				t.Logf("%s", out)
-				return
-			}
-			runs.Add(1)
-		}
-	})
+	load := startLoad(t, ctx, pg, perRun)
 	stopLoad := func() {
-		stop.Store(true)
-		wg.Wait()
-		select {
-		case err := <-loadErr:
+		if err := load.stop(); err != nil {
 			t.Fatalf("load: %v", err)
-		default:
 		}
 	}
 	defer stopLoad()
@@ -185,7 +166,7 @@ func TestPostgresPacketsSampled(t *testing.T) {
 		t.Fatalf("sampling ended under load: %+v", r.c.Hooks())
 	}
 	stopLoad()
-	ran := uint64(runs.Load())*perRun + slow
+	ran := uint64(load.runs.Load())*perRun + slow
 
 	// Everything measured by now: until sampling ends (after five calm
 	// intervals) and two more batches.
@@ -231,6 +212,43 @@ func TestPostgresPacketsSampled(t *testing.T) {
 		default:
 			t.Fatalf("no db_slow_query event for the %d slow queries run while sampled", slow)
 		}
+	}
+}
+
+// pgLoad is pgbench run after run of "SELECT 1;" on one connection.
+type pgLoad struct {
+	runs atomic.Int64 // the runs completed
+	halt atomic.Bool
+	wg   sync.WaitGroup
+	err  chan error
+}
+
+// startLoad starts runs of perRun queries on pg until stop.
+func startLoad(t *testing.T, ctx context.Context, pg *pglab.Server, perRun int) *pgLoad {
+	l := &pgLoad{err: make(chan error, 1)}
+	l.wg.Go(func() {
+		for !l.halt.Load() {
+			if out, err := pg.Pgbench(ctx, "SELECT 1;", perRun, pglab.Simple); err != nil {
+				l.err <- err
+				t.Logf("%s", out)
+				return
+			}
+			l.runs.Add(1)
+		}
+	})
+	return l
+}
+
+// stop ends the load after the run in progress and returns its error,
+// if it failed (once).
+func (l *pgLoad) stop() error {
+	l.halt.Store(true)
+	l.wg.Wait()
+	select {
+	case err := <-l.err:
+		return err
+	default:
+		return nil
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,27 +213,10 @@ func TestPostgresSlowQueryOutsideWindows(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var (
-		stop    atomic.Bool
-		wg      sync.WaitGroup
-		loadErr = make(chan error, 1)
-	)
-	wg.Go(func() {
-		for !stop.Load() {
-			if out, err := pg.Pgbench(ctx, "SELECT 1;", 2000, pglab.Simple); err != nil {
-				loadErr <- err
-				t.Logf("%s", out)
-				return
-			}
-		}
-	})
+	load := startLoad(t, ctx, pg, 2000)
 	defer func() {
-		stop.Store(true)
-		wg.Wait()
-		select {
-		case err := <-loadErr:
+		if err := load.stop(); err != nil {
 			t.Errorf("load: %v", err)
-		default:
 		}
 	}()
 	deadline := time.Now().Add(time.Minute)

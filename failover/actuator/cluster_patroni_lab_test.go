@@ -81,14 +81,12 @@ type proxyEndpoint struct {
 	r    *realPatroni
 	srv  *httptest.Server
 
-	mu       sync.Mutex
-	dead     bool
-	onSwitch func() // after Patroni accepted a POST /switchover, before the answer
+	endpointFault // the hook runs after Patroni accepted a POST /switchover
 }
 
 func (r *realPatroni) endpoint(t *testing.T, name string) labEndpoint {
 	t.Helper()
-	e := &proxyEndpoint{name: name, r: r}
+	e := &proxyEndpoint{name: name, r: r, endpointFault: endpointFault{quit: r.quit}}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			base := r.lab.APIURLs()[0]
@@ -105,14 +103,7 @@ func (r *realPatroni) endpoint(t *testing.T, name string) labEndpoint {
 			r.mu.Lock()
 			r.posts = append(r.posts, name)
 			r.mu.Unlock()
-			e.mu.Lock()
-			hook := e.onSwitch
-			e.mu.Unlock()
-			if hook != nil {
-				hook()
-			}
-			if e.isDead() {
-				e.hang(resp.Request)
+			if e.switched(resp.Request) {
 				return errors.New("the actuator is dead")
 			}
 			return nil
@@ -122,8 +113,7 @@ func (r *realPatroni) endpoint(t *testing.T, name string) labEndpoint {
 		},
 	}
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if e.isDead() {
-			e.hang(req)
+		if e.hangIfDead(req) {
 			return
 		}
 		proxy.ServeHTTP(w, req)
@@ -144,31 +134,6 @@ func (e *proxyEndpoint) driver(t *testing.T) failover.Driver {
 		t.Fatal(err)
 	}
 	return d
-}
-
-func (e *proxyEndpoint) kill() {
-	e.mu.Lock()
-	e.dead = true
-	e.mu.Unlock()
-}
-
-func (e *proxyEndpoint) isDead() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.dead
-}
-
-func (e *proxyEndpoint) hang(r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-e.r.quit:
-	}
-}
-
-func (e *proxyEndpoint) setOnSwitch(f func()) {
-	e.mu.Lock()
-	e.onSwitch = f
-	e.mu.Unlock()
 }
 
 // TestActuatorReplicasPatroniLab runs two actuator replicas on a

@@ -41,11 +41,59 @@ type patroniEndpoint struct {
 	state *patroniState
 	srv   *httptest.Server
 
-	mu   sync.Mutex
-	dead bool
-	// onSwitch runs (unlocked) after a switchover was performed and
-	// before the answer is written.
+	endpointFault
+}
+
+// endpointFault is what the lab's Patroni endpoints (this fake and the
+// proxy before a real Patroni) share: a hook run after a switchover and
+// before its answer, and a kill after which every request hangs until
+// quit closes, as towards a dead process.
+type endpointFault struct {
+	quit     <-chan struct{}
+	mu       sync.Mutex
+	dead     bool
 	onSwitch func()
+}
+
+// setOnSwitch sets the hook run after each switchover.
+func (f *endpointFault) setOnSwitch(fn func()) {
+	f.mu.Lock()
+	f.onSwitch = fn
+	f.mu.Unlock()
+}
+
+// kill makes the endpoint unanswering from now on.
+func (f *endpointFault) kill() {
+	f.mu.Lock()
+	f.dead = true
+	f.mu.Unlock()
+}
+
+// hangIfDead holds r until it ends or quit closes, if the endpoint was
+// killed, and reports whether it was.
+func (f *endpointFault) hangIfDead(r *http.Request) bool {
+	f.mu.Lock()
+	dead := f.dead
+	f.mu.Unlock()
+	if dead {
+		select {
+		case <-r.Context().Done():
+		case <-f.quit:
+		}
+	}
+	return dead
+}
+
+// switched runs the hook (unlocked), then hangs r if the endpoint was
+// killed meanwhile, and reports whether it was.
+func (f *endpointFault) switched(r *http.Request) bool {
+	f.mu.Lock()
+	hook := f.onSwitch
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return f.hangIfDead(r)
 }
 
 var labHosts = []string{"db-1", "db-2", "db-3"}
@@ -112,7 +160,7 @@ func (s *patroniState) Switches() []switchRecord {
 // endpoint starts an HTTP server for the actuator named name.
 func (s *patroniState) endpoint(t *testing.T, name string) labEndpoint {
 	t.Helper()
-	e := &patroniEndpoint{name: name, state: s}
+	e := &patroniEndpoint{name: name, state: s, endpointFault: endpointFault{quit: s.quit}}
 	e.srv = httptest.NewServer(e)
 	t.Cleanup(func() {
 		s.stop() // first: Close waits for the handlers
@@ -124,13 +172,6 @@ func (s *patroniState) endpoint(t *testing.T, name string) labEndpoint {
 // stop releases every hanging handler.
 func (s *patroniState) stop() { s.stopOnce.Do(func() { close(s.quit) }) }
 
-// setOnSwitch sets the hook run after each switchover through e.
-func (e *patroniEndpoint) setOnSwitch(f func()) {
-	e.mu.Lock()
-	e.onSwitch = f
-	e.mu.Unlock()
-}
-
 // driver returns a real Patroni driver reaching the cluster through e.
 func (e *patroniEndpoint) driver(t *testing.T) failover.Driver {
 	t.Helper()
@@ -141,30 +182,8 @@ func (e *patroniEndpoint) driver(t *testing.T) failover.Driver {
 	return d
 }
 
-// kill makes the endpoint unanswering: whatever its actuator sends from
-// now on hangs until the test ends, as towards a dead process.
-func (e *patroniEndpoint) kill() {
-	e.mu.Lock()
-	e.dead = true
-	e.mu.Unlock()
-}
-
-func (e *patroniEndpoint) isDead() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.dead
-}
-
-func (e *patroniEndpoint) hang(r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-e.state.quit:
-	}
-}
-
 func (e *patroniEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if e.isDead() {
-		e.hang(r)
+	if e.hangIfDead(r) {
 		return
 	}
 	s := e.state
@@ -209,14 +228,7 @@ func (e *patroniEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.timeline++
 		s.switches = append(s.switches, rec)
 		s.mu.Unlock()
-		e.mu.Lock()
-		hook := e.onSwitch
-		e.mu.Unlock()
-		if hook != nil {
-			hook()
-		}
-		if e.isDead() {
-			e.hang(r)
+		if e.switched(r) {
 			return
 		}
 		_, _ = fmt.Fprintf(w, "Successfully switched over to %q", body.Candidate)
