@@ -43,16 +43,22 @@ const (
 // autoConfirmStep only when the previous sample deviated the same way
 // by autoConfirmZ) times the number of statistics judged (Bonferroni).
 // It fires when -log10(p) >= threshold (default 5: p <= 1e-5) and
-// clears when -log10(p) < threshold·hysteresis; within
+// clears when -log10(p) < threshold·hysteresis; at steps finer than
+// autoConfirmStep a firing that starts at a sample the previous one did
+// not announce that way fires from the next sample, if that one still
+// fires, so a lone sample never fires there; within
 // autoRefireSamples of a firing episode's end, firing again needs
 // autoRefireNines more. The score is 1-p at an episode's onset; for the
 // rest of the episode and autoRefractory samples after it, it stays below
 // any onset's (see Observe), so that a swept score threshold detects
 // each anomaly once, at its start. Direction applies to all but the
 // variance statistic. Result.Kind names the statistic (a spike that
-// fires on consecutive samples is a level shift); Result.Lead is set at
-// an onset the previous sample announced (autoLeadZ). State: fixed,
-// about 2 KiB.
+// fires on consecutive samples is a level shift). At a firing's onset
+// Result.Lead is the interval the firing sample covers (at most the
+// learnt step), or two of them when the onset was held back a sample:
+// the deviation was measured over that time, so a rule's `for` counts
+// from its start, and a `for` shorter than the step is met by the
+// firing sample itself. State: fixed, about 2 KiB.
 type Auto struct {
 	j      judge
 	limZ   float64  // the Gaussian |z| of p = 10^-threshold
@@ -66,6 +72,7 @@ type Auto struct {
 	since  uint32   // samples the current firing has lasted
 	quiet  uint32   // samples since the last firing episode ended
 	prevZ  float32  // the previous sample's spike deviation (robust σ)
+	lone   bool     // the previous sample's firing was held back (lone)
 	pCap   float64  // the least p after an onset: 10^-(threshold-1)
 	cal    [4]calib // level, drift, variance, seasonality
 	// The seasonal profile: once a period is found, the mean offset of
@@ -103,7 +110,10 @@ const (
 	// robust σ. At fine steps single-sample noise spikes are many (per
 	// hour, and not averaged away), and the credit alone made auto page
 	// on them (SMD at 1 minute: 22 520 pages, firing score -31.9); the
-	// next sample comes soon, so waiting for it costs little. At 5
+	// next sample comes soon, so waiting for it costs little. The same
+	// confirmation holds back a firing's start a sample (see Observe):
+	// with it the default rules need no `for`, which cost 1-second steps
+	// four samples and 5-minute steps one (RESULTS.md, session 7). At 5
 	// minutes and above one sample is evidence enough (mciv eval,
 	// RESULTS.md session 5).
 	autoConfirmStep   = 2 * time.Minute
@@ -111,16 +121,6 @@ const (
 	autoBreakNines    = 4
 	autoRefireSamples = 16
 	autoRefireNines   = 2
-	// An onset whose previous sample deviated the same way by at least
-	// autoLeadZ robust σ reports that sample's age (at most the learnt
-	// interval) as Result.Lead: the anomaly was under way there, and a
-	// rule's `for` counts from it, so a two-sample anomaly pages at its
-	// second sample rather than never (at 1 minute the confirmation
-	// above moves a spike's onset to its second sample, and `for` then
-	// waited for a third). Tuned with mciv eval on synth seeds 1-60 and
-	// SMD/ASD (RESULTS.md, session 6: 1σ lost on SMD at 1 minute, 2σ and
-	// 2.5σ gained less at 5 minutes).
-	autoLeadZ = 1.5
 )
 
 func newAuto(c Config) *Auto {
@@ -199,11 +199,14 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 		}
 		// A deviation that would fire from quiet is anomalous for the
 		// history even when the refire rule keeps it from firing.
-		anomalous := false
+		// unconfirmed: a fine step, and the previous sample did not
+		// deviate the same way by autoConfirmZ.
+		anomalous, lone := false, false
+		unconfirmed := d.j.step < int64(autoConfirmStep) && !(float64(d.prevZ)*z > 0 && math.Abs(float64(d.prevZ)) >= autoConfirmZ)
 		if warm && math.Abs(v-d.mu) >= d.j.minDelta {
 			p, kind := 1.0, ""
 			credit := autoSpikeCredit
-			if d.j.step < int64(autoConfirmStep) && !(float64(d.prevZ)*z > 0 && math.Abs(float64(d.prevZ)) >= autoConfirmZ) {
+			if unconfirmed {
 				credit = 1
 			}
 			for i := range k {
@@ -221,14 +224,23 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 			// After a firing episode, a new one needs autoRefireNines
 			// more for autoRefireSamples samples: one anomaly that wavers
 			// around the threshold pages once.
+			need := d.j.thr
 			switch {
 			case d.j.firing:
-				d.j.firing = nines >= d.j.thr*d.j.hyst
+				need = d.j.thr * d.j.hyst
 			case d.quiet < autoRefireSamples:
-				d.j.firing = nines >= d.j.thr+autoRefireNines
-			default:
-				d.j.firing = nines >= d.j.thr
+				need = d.j.thr + autoRefireNines
 			}
+			onset := !d.j.firing
+			d.j.firing = nines >= need
+			// At steps finer than autoConfirmStep a firing that starts at
+			// an unconfirmed sample (the one before did not deviate the
+			// same way by autoConfirmZ) is held back one sample: it fires
+			// from the next sample if that one still fires (at the
+			// hysteresis level), and a lone sample never fires. Scores
+			// and episodes count as if it had fired, so the ranking a
+			// swept threshold sees is unchanged.
+			lone = onset && d.j.firing && unconfirmed
 			if kind == KindSpike && d.j.firing && d.since > 0 {
 				kind = KindLevelShift // a spike that lasts
 			}
@@ -262,12 +274,22 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 			d.since = 0
 			d.quiet = min(d.quiet+1, math.MaxUint32/2)
 		}
-		r.Firing = d.j.firing
-		// An onset after a sample that deviated the same way by
-		// autoLeadZ: the anomaly was under way at that sample.
-		if d.j.firing && d.since == 1 && float64(d.prevZ)*z > 0 && math.Abs(float64(d.prevZ)) >= autoLeadZ {
+		r.Firing = d.j.firing && !lone
+		// The onset's lead: the firing sample stands for the interval it
+		// covers (a value measured over it), and an onset held back a
+		// sample began at the held one. Counting a rule's `for` from
+		// there makes a 5s `for` wait four more samples at 1-second
+		// steps and none at 1 or 5 minutes, where one sample covers more
+		// than 5s (mciv eval, RESULTS.md session 7: at 5 minutes it cost
+		// 14 points of firing score on SMD); before session 7 only an
+		// onset the previous sample announced by 1.5σ had a lead.
+		switch {
+		case r.Firing && d.since == 1:
 			r.Lead = time.Duration(min(dt, d.j.step))
+		case r.Firing && d.since == 2 && d.lone:
+			r.Lead = time.Duration(2 * min(dt, d.j.step))
 		}
+		d.lone = lone
 		for i := range k {
 			d.calOf(i).add(max(stats[i], 0), d.j.firing || anomalous)
 		}

@@ -41,6 +41,13 @@ func TestAutoKinds(t *testing.T) {
 				continue
 			}
 			f := firstFiring(rs, at)
+			if tc.kind == KindSpike && step < autoConfirmStep {
+				// A lone sample never fires at fine steps.
+				if f >= 0 && f <= at+600 {
+					t.Errorf("%s at %v: fired at %d, want never (%+v)", tc.kind, step, f, rs[f])
+				}
+				continue
+			}
 			if f < 0 || f > at+600 {
 				t.Errorf("%s at %v: first firing %d, want soon after %d", tc.kind, step, f, at)
 				continue
@@ -51,8 +58,13 @@ func TestAutoKinds(t *testing.T) {
 				// episode's next sample must name it.
 				kind = rs[f+1].Kind
 			}
-			if !accepts(tc.kind, kind) || rs[f].Score < 1-1e-5 {
-				t.Errorf("%s at %v: fired at %d as %q with score %v", tc.kind, step, f, rs[f].Kind, rs[f].Score)
+			// An onset held back a sample scored at the held one.
+			score := rs[f].Score
+			if f > at && rs[f].Lead > step {
+				score = rs[f-1].Score
+			}
+			if !accepts(tc.kind, kind) || score < 1-1e-5 {
+				t.Errorf("%s at %v: fired at %d as %q with score %v", tc.kind, step, f, rs[f].Kind, score)
 			}
 		}
 	}
@@ -84,11 +96,19 @@ func TestAutoSpikeIsShortSustainedChangeLasts(t *testing.T) {
 			firing++
 		}
 	}
-	if firing < 1 || firing > 2 {
-		t.Errorf("a one-sample spike fires %d samples, want 1 or 2 (a rule's for keeps it from paging)", firing)
+	if firing != 0 {
+		t.Errorf("a one-sample spike at 1-second steps fires %d samples, want none", firing)
 	}
+	// A lasting shift is held back its first sample, then fires with a
+	// lead of both samples.
 	shift := autoRun(t, time.Second, 2100, 2000, func(i int, v float64) float64 { return v + 8 })
-	for i := 2000; i < 2030; i++ {
+	if shift[2000].Firing {
+		t.Errorf("a +8σ shift fires at its first sample: %+v", shift[2000])
+	}
+	if shift[2001].Lead != 2*time.Second {
+		t.Errorf("a +8σ shift fires at its second sample with lead %v, want 2s", shift[2001].Lead)
+	}
+	for i := 2001; i < 2030; i++ {
 		if !shift[i].Firing {
 			t.Fatalf("a lasting +8σ shift stops firing at %d: %+v", i, shift[i])
 		}
@@ -191,6 +211,9 @@ func TestAutoScoreRanksOnsetFirst(t *testing.T) {
 	if f < 0 || f > at+5 {
 		t.Fatalf("first firing %d, want right after %d", f, at)
 	}
+	if rs[f].Lead > time.Minute {
+		f-- // held back a sample: the episode began (and scored) there
+	}
 	onsetLimit := 1 - math.Pow(10, -Default("auto").Threshold)
 	if rs[f].Score < onsetLimit {
 		t.Errorf("onset %d scores %v, want >= %v", f, rs[f].Score, onsetLimit)
@@ -242,6 +265,8 @@ func TestAutoRefireNeedsMore(t *testing.T) {
 // fires at 5-minute steps (the spike credit) but not at 1-minute or
 // 1-second steps, where the credit needs the previous sample to deviate
 // the same way: after a sample 2σ up it fires, after one 2σ down not.
+// At those steps a lone sample never fires, however far out; two do, at
+// the second.
 func TestAutoFineStepSpikeNeedsConfirmation(t *testing.T) {
 	const at, s = 2000, 4.25
 	for _, tc := range []struct {
@@ -256,7 +281,12 @@ func TestAutoFineStepSpikeNeedsConfirmation(t *testing.T) {
 		{time.Second, []float64{2, s}, at + 1},
 		{time.Minute, []float64{-2, s}, -1},
 		{time.Second, []float64{-2, s}, -1},
-		{time.Minute, []float64{30}, at}, // far out: fires without the credit
+		{time.Minute, []float64{30}, -1}, // far out, but alone
+		{time.Second, []float64{30}, -1},
+		{time.Minute, []float64{30, 30}, at + 1},
+		{time.Second, []float64{30, 30}, at + 1},
+		{time.Minute, []float64{-2, 30, 30}, at + 2}, // the second held back: not announced
+		{5 * time.Minute, []float64{30}, at},
 	} {
 		rs := autoRun(t, tc.step, 2100, at, func(i int, v float64) float64 {
 			if i < len(tc.devs) {
@@ -273,25 +303,25 @@ func TestAutoFineStepSpikeNeedsConfirmation(t *testing.T) {
 	}
 }
 
-// TestAutoLeadAtAnnouncedOnset: an onset whose previous sample deviated
-// the same way by autoLeadZ reports that sample's age as Lead (so that a
-// rule's `for` counts from it); an onset on its own, or after a sample
-// the other way or too small, reports none; later samples of the episode
-// report none.
-func TestAutoLeadAtAnnouncedOnset(t *testing.T) {
+// TestAutoLeadIsTheCoveredInterval: an onset reports as Lead the
+// interval its firing sample covers (so that a rule's `for` counts from
+// the start of the measurement), or two intervals when it was held back
+// a sample at a fine step; later samples of the episode report none.
+func TestAutoLeadIsTheCoveredInterval(t *testing.T) {
 	const at = 2000
 	for _, tc := range []struct {
 		step time.Duration
-		devs []float64 // σ from 100, from row at on
+		devs []float64 // σ from 100, from row at on; then +30σ on
+		on   int       // the first firing, rows after at
 		want time.Duration
 	}{
-		{time.Minute, []float64{2, 4.25}, time.Minute},
-		{time.Second, []float64{2, 4.25}, time.Second},
-		{5 * time.Minute, []float64{2, 30}, 5 * time.Minute},
-		{time.Minute, []float64{1, 30}, 0},  // below autoLeadZ
-		{time.Minute, []float64{-2, 30}, 0}, // the other way
-		{time.Minute, []float64{30}, 0},     // alone
-		{5 * time.Minute, []float64{30}, 0},
+		{time.Minute, []float64{2, 4.25}, 1, time.Minute}, // announced: fires at once
+		{time.Second, []float64{2, 4.25}, 1, time.Second},
+		{5 * time.Minute, []float64{30}, 0, 5 * time.Minute},
+		{time.Hour, []float64{30}, 0, time.Hour},
+		{time.Minute, []float64{30}, 1, 2 * time.Minute}, // held back a sample
+		{time.Second, []float64{30}, 1, 2 * time.Second},
+		{time.Minute, []float64{-2, 30}, 2, 2 * time.Minute}, // the other way: held back
 	} {
 		rs := autoRun(t, tc.step, 2100, at, func(i int, v float64) float64 {
 			if i < len(tc.devs) {
@@ -300,8 +330,8 @@ func TestAutoLeadAtAnnouncedOnset(t *testing.T) {
 			return 100 + 30 // the anomaly lasts
 		})
 		on := firstFiring(rs, at)
-		if on != at+len(tc.devs)-1 {
-			t.Fatalf("%v %v: first firing %d, want %d", tc.step, tc.devs, on, at+len(tc.devs)-1)
+		if on != at+tc.on {
+			t.Fatalf("%v %v: first firing %d, want %d", tc.step, tc.devs, on, at+tc.on)
 		}
 		if got := rs[on].Lead; got != tc.want {
 			t.Errorf("%v %v: Lead %v at the onset, want %v", tc.step, tc.devs, got, tc.want)

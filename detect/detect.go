@@ -110,9 +110,8 @@ type Result struct {
 	Kind string
 	// Lead, at the onset of a firing, is how long the anomaly had
 	// already been under way by the detector's judgement: auto sets it
-	// to the previous sample's age when that sample deviated the same
-	// way (see autoLeadZ), so that a rule's `for` counts from there
-	// (lifecycle.Alert.StepSince). 0 otherwise.
+	// to the time its firing sample covers (see Auto), so that a rule's
+	// `for` counts from there (lifecycle.Alert.StepSince). 0 otherwise.
 	Lead time.Duration
 }
 
