@@ -2,6 +2,7 @@ package score
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -131,8 +132,10 @@ func readSignals(dir string, c *Corpus) error {
 // path under data/ to its windows, [[start, end], ...] with both ends
 // inclusive timestamps. The signal of each series comes from
 // SignalsFile, when there is one. A window covers the rows whose time lies within
-// it; files missing from the labels have no windows.
-func Load(dir, valueColumn string) (*Corpus, error) {
+// it; files missing from the labels have no windows. Load checks ctx
+// before each file and stops with ctx's error, wrapped with dir, once ctx
+// is done.
+func Load(ctx context.Context, dir, valueColumn string) (*Corpus, error) {
 	lp, err := LabelsFile(dir)
 	if err != nil {
 		return nil, err
@@ -153,6 +156,9 @@ func Load(dir, valueColumn string) (*Corpus, error) {
 		}
 		if d.IsDir() || filepath.Ext(path) != ".csv" {
 			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		rel, err := filepath.Rel(root, path)
 		if err != nil {

@@ -4,7 +4,8 @@
 // positive, normalised so that detecting nothing scores 0 and a perfect
 // detector 100), on labelled corpora laid out as NAB lays out its own
 // (data/**/*.csv plus a JSON file of windows), for rules run exactly as
-// the analyzer runs them: detector, then lifecycle (for, keep_firing_for).
+// the analyzer runs them: detector, then lifecycle (for or evidence,
+// keep_firing_for).
 //
 // Two views are scored: the firing onsets (a row is a detection when an
 // alert starts firing on it, which is what pages someone), and the

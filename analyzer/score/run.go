@@ -57,7 +57,8 @@ func Judges(r *rules.Rule, sig string) bool {
 // Evaluate scores every rule of set on c, plus all of them together when
 // there are several, in the order of set.Rules(). Rules run as the
 // analyzer runs them: each series from the start with a fresh detector,
-// and the rule's for and keep_firing_for applied to its firing. A rule
+// and the rule's for (or evidence) and keep_firing_for applied to its
+// firing (see runRules). A rule
 // judges only the series of its signal (Judges); a series no rule of a
 // row judges counts as one where that row never alerts. Evaluate stops
 // with ctx's error when ctx is done.
@@ -148,19 +149,37 @@ func evaluate(ctx context.Context, rs []*rules.Rule, c *Corpus) Result {
 
 // runRules runs rules over one series, writing the highest score of each
 // row into scores (0 where no detector scores) and appending the rows
-// where any rule starts firing to onsets, which it returns.
+// where any rule starts firing to onsets, which it returns. Each rule
+// steps its lifecycle as the analyzer and mciv replay do: a rule without
+// evidence on its detector's verdict, its for counted from the verdict's
+// lead (detect.Result.Lead); a rule with evidence (rules.Evidence) once
+// its evidence run is enough, each row covering the time since the
+// previous row (none for the first, as in replay.CSVWith).
 func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int {
 	for _, r := range rs {
 		det := r.Detector.New()
-		var life lifecycle.Alert
+		var (
+			life lifecycle.Alert
+			ev   rules.EvidenceRun
+		)
 		timing := lifecycle.Timing{For: r.For, KeepFiringFor: r.KeepFiringFor}
 		for i, ns := range s.Times {
 			t := time.Unix(0, ns)
-			res := det.Observe(t, s.Values[i])
+			v := s.Values[i]
+			res := det.Observe(t, v)
 			if sc := res.Score; sc > scores[i] && !math.IsNaN(sc) {
 				scores[i] = sc
 			}
-			if life.StepSince(t, t.Add(-res.Lead), res.Firing, timing) == lifecycle.Fired {
+			var covered time.Duration // a row covers the time since the previous one
+			if i > 0 && ns > s.Times[i-1] {
+				covered = time.Duration(ns - s.Times[i-1])
+			}
+			active := r.Evidence.Condition(&ev, life.State == lifecycle.Firing, res.Firing, covered, v, res.Threshold, res.Baseline)
+			since := t // a rule with evidence has no `for` to shorten
+			if r.Evidence == nil {
+				since = t.Add(-res.Lead)
+			}
+			if life.StepSince(t, since, active, timing) == lifecycle.Fired {
 				onsets = append(onsets, i)
 			}
 		}

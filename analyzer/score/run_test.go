@@ -3,7 +3,9 @@ package score
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mciv/mciv/analyzer/replay"
 	"github.com/mciv/mciv/rules"
 )
 
@@ -58,7 +61,7 @@ func TestWriteLoad(t *testing.T) {
 	if err := Write(dir, c); err != nil {
 		t.Fatal(err)
 	}
-	got, err := Load(dir, "")
+	got, err := Load(context.Background(), dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +79,7 @@ func TestWriteLoad(t *testing.T) {
 	if !strings.Contains(string(labels), `"2026-01-05 08:00:00.000000"`) {
 		t.Errorf("labels not in NAB's layout: %s", labels)
 	}
-	if _, err := Load(t.TempDir(), ""); err == nil {
+	if _, err := Load(context.Background(), t.TempDir(), ""); err == nil {
 		t.Error("empty dir: no error")
 	}
 }
@@ -183,21 +186,21 @@ func TestEvaluateSignals(t *testing.T) {
 	if !strings.Contains(string(raw), `"*": "y:p99"`) {
 		t.Errorf("signals.json: %s", raw)
 	}
-	got, err := Load(dir, "")
+	got, err := Load(context.Background(), dir, "")
 	if err != nil || got.Series[0].Signal != "y:p99" || got.Series[1].Signal != "y:p99" {
 		t.Fatalf("load: %v %+v", err, got)
 	}
 	// Globs: the first in sorted order wins; unmatched files have none.
 	os.WriteFile(filepath.Join(dir, SignalsFile), []byte(`{"a/*.csv": "y", "b*": "x"}`), 0o644)
-	if got, err = Load(dir, ""); err != nil || got.Series[0].Signal != "y" || got.Series[1].Signal != "" {
+	if got, err = Load(context.Background(), dir, ""); err != nil || got.Series[0].Signal != "y" || got.Series[1].Signal != "" {
 		t.Fatalf("globs: %v %+v", err, got)
 	}
 	os.WriteFile(filepath.Join(dir, SignalsFile), []byte(`{"[": "y"}`), 0o644)
-	if _, err = Load(dir, ""); err == nil || !strings.Contains(err.Error(), SignalsFile) {
+	if _, err = Load(context.Background(), dir, ""); err == nil || !strings.Contains(err.Error(), SignalsFile) {
 		t.Errorf("bad glob: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, SignalsFile), []byte(`[1]`), 0o644)
-	if _, err = Load(dir, ""); err == nil || !strings.Contains(err.Error(), SignalsFile) {
+	if _, err = Load(context.Background(), dir, ""); err == nil || !strings.Contains(err.Error(), SignalsFile) {
 		t.Errorf("bad json: %v", err)
 	}
 }
@@ -255,4 +258,103 @@ func TestRunRulesForCountsFromTheLead(t *testing.T) {
 			t.Errorf("%v: pages at rows %v, want %v", tc.devs, got, tc.want)
 		}
 	}
+}
+
+// TestRunRulesEvidence: a rule with evidence pages once its evidence run
+// is enough, as the analyzer and mciv replay step it, not when its
+// detector first fires. The threshold is 5, so a value of 6 weighs 1.2
+// and one of 30 the cap, 4; each row covers the time since the previous.
+func TestRunRulesEvidence(t *testing.T) {
+	g, err := rules.Parse("r.yaml", []byte(`groups:
+  - name: g
+    rules:
+      - alert: Above5Evidence
+        signal: any
+        stat: max
+        detector: {type: threshold, op: ">", value: 5}
+        evidence: {need: 3m, min: 1m}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := &rules.Set{Groups: g}
+	const n = 100
+	for _, tc := range []struct {
+		name string
+		high map[int]float64 // rows that are not 1
+		gap  int             // rows from gap on are a minute later (0: none)
+		want []int
+	}{
+		// 1.2m, 2.4m of evidence, then two quiet rows drop it.
+		{"two rows past the threshold", map[int]float64{50: 6, 51: 6}, 0, nil},
+		// 3.6m at the third row, 2m after the first: it pages there; a
+		// later burst needs evidence of its own.
+		{"five rows past the threshold", map[int]float64{50: 6, 51: 6, 52: 6, 53: 6, 54: 6, 70: 6, 71: 6, 72: 6, 73: 6, 74: 6}, 0, []int{52, 72}},
+		// A lone strong row is enough weight but has not lasted min; two
+		// have.
+		{"strong rows", map[int]float64{20: 30, 50: 30, 51: 30}, 0, []int{51}},
+		// The second row covers 2 minutes: 1.2m + 2.4m.
+		{"two rows across a gap", map[int]float64{50: 6, 51: 6}, 51, []int{51}},
+		// One quiet row does not break a run.
+		{"one quiet row", map[int]float64{50: 6, 51: 6, 53: 6}, 0, []int{53}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t0 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+			s := Series{Times: make([]int64, n), Values: make([]float64, n)}
+			for i := range n {
+				at := t0.Add(time.Duration(i) * time.Minute)
+				if tc.gap > 0 && i >= tc.gap {
+					at = at.Add(time.Minute)
+				}
+				s.Times[i] = at.UnixNano()
+				s.Values[i] = 1
+				if v, ok := tc.high[i]; ok {
+					s.Values[i] = v
+				}
+			}
+			got := runRules(set.Rules(), s, make([]float64, n), nil)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("pages at rows %v, want %v", got, tc.want)
+			}
+			if rp := replayOnsets(t, set, s); !slices.Equal(got, rp) {
+				t.Errorf("pages at rows %v, replay.CSV at %v", got, rp)
+			}
+		})
+	}
+}
+
+// replayOnsets is the rows where replay.CSV has an alert of set start
+// firing on s.
+func replayOnsets(t *testing.T, set *rules.Set, s Series) []int {
+	t.Helper()
+	var in bytes.Buffer
+	in.WriteString("timestamp,value\n")
+	row := map[int64]int{}
+	for i, ns := range s.Times {
+		fmt.Fprintf(&in, "%s,%g\n", time.Unix(0, ns).UTC().Format("2006-01-02 15:04:05"), s.Values[i])
+		row[ns/int64(time.Second)] = i
+	}
+	var out bytes.Buffer
+	if _, err := replay.CSV(&in, set, "", &out); err != nil {
+		t.Fatal(err)
+	}
+	var onsets []int
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var tr struct {
+			Transition string  `json:"transition"`
+			TS         float64 `json:"ts"`
+		}
+		if err := json.Unmarshal([]byte(line), &tr); err != nil {
+			t.Fatalf("replay line %q: %v", line, err)
+		}
+		if tr.Transition == "firing" {
+			i, ok := row[int64(tr.TS)]
+			if !ok {
+				t.Fatalf("replay fired at %v, no row", tr.TS)
+			}
+			onsets = append(onsets, i)
+		}
+	}
+	slices.Sort(onsets)
+	return slices.Compact(onsets)
 }

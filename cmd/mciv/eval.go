@@ -31,7 +31,9 @@ A corpus is a directory laid out as NAB's: data/**/*.csv (a timestamp and a
 value column, as mciv replay reads them) and labels.json (or
 labels/combined_windows.json) mapping each file's path under data/ to its
 anomaly windows, [["start","end"], ...]. Each rule runs over each file as
-the analyzer runs it (detector, for, keep_firing_for), from a fresh state.
+the analyzer runs it (detector, for or evidence, keep_firing_for), from a
+fresh state; for evidence, each row covers the time since the previous
+row, as in mciv replay.
 
 A rule judges only the series of its own signal: signals.json beside
 labels.json maps globs of file names to "signal" or "signal:stat"
@@ -57,7 +59,7 @@ benchmarks.`,
 				return err
 			}
 			for i, dir := range corpora {
-				c, err := score.Load(dir, valueCol)
+				c, err := score.Load(cmd.Context(), dir, valueCol)
 				if err != nil {
 					return fmt.Errorf("eval: %w", err)
 				}
