@@ -27,7 +27,11 @@ const (
 //   - level shift: an EWMA chart of the values (clamped to ±3σ each, so a
 //     single spike cannot move it) against the baseline;
 //   - drift: a slow EW mean (clamped inputs) against a baseline eight
-//     times slower, which a drift the baseline follows still leaves behind;
+//     times slower, which a drift the baseline follows still leaves behind,
+//     judged once that baseline has its floor of samples (eight times
+//     the baseline's: 1024 by default): before, it is the mean of the
+//     little seen so far, and a young series' slow swings (a daily cycle
+//     not yet learnt) looked like drifts to it;
 //   - variance change: the log ratio of the recent mean squared deviation
 //     (clamped) to the baseline's variance, both ways (a flat line is a
 //     variance change);
@@ -209,10 +213,16 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 			if unconfirmed {
 				credit = 1
 			}
+			// The drift statistic is judged once its baseline, autoDriftMul
+			// times slower than the main one, has its floor of samples.
+			driftWarm := d.nb >= autoDriftMul*d.j.minBase
 			for i := range k {
 				pi := d.calOf(i).tail(max(stats[i], 0))
-				if i == 0 {
+				switch {
+				case i == 0:
 					pi *= credit
+				case i == 2 && !driftWarm:
+					pi = 1
 				}
 				if pi < p {
 					p, kind = pi, kinds[i]

@@ -343,3 +343,27 @@ func TestAutoLeadIsTheCoveredInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoDriftWaitsForItsBaseline: a slow ramp from row 200 of a young
+// series does not fire before the drift statistic's baseline has its
+// floor of samples (autoDriftMul × 128), and fires as a drift soon
+// after; the same ramp later in a series fires as a drift too.
+func TestAutoDriftWaitsForItsBaseline(t *testing.T) {
+	floor := int(autoDriftMul * Default("auto").BaselineSamples)
+	for _, at := range []int{200, 2000} {
+		rs := autoRun(t, time.Minute, 3000, at, func(i int, v float64) float64 { return v + 0.004*float64(i) })
+		f := firstFiring(rs, 0)
+		if at < floor && f >= 0 && f < floor {
+			t.Errorf("ramp from %d: fired at %d (%+v), before the drift baseline's floor %d", at, f, rs[f], floor)
+		}
+		if f < 0 || f > max(at, floor)+600 {
+			t.Fatalf("ramp from %d: first firing %d, want soon after %d", at, f, max(at, floor))
+		}
+		if rs[f].Lead > time.Minute && rs[f-1].Kind != "" {
+			f-- // held back a sample: the kind is the onset's
+		}
+		if !accepts(KindDrift, rs[f].Kind) {
+			t.Errorf("ramp from %d: fired at %d as %q, want a drift or level shift", at, f, rs[f].Kind)
+		}
+	}
+}
