@@ -125,6 +125,10 @@ const (
 	autoBreakNines    = 4
 	autoRefireSamples = 16
 	autoRefireNines   = 2
+	// autoMaxSince caps the count of a firing's samples; autoLoneBit,
+	// above it, marks a held-back onset in the saved state.
+	autoMaxSince = 1 << 20
+	autoLoneBit  = 1 << 31
 )
 
 func newAuto(c Config) *Auto {
@@ -275,7 +279,7 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 			d.j.firing = false
 		}
 		if d.j.firing {
-			d.since = min(d.since+1, 1<<20)
+			d.since = min(d.since+1, autoMaxSince)
 			d.quiet = 0
 		} else {
 			if d.since > 0 {

@@ -367,3 +367,33 @@ func TestAutoDriftWaitsForItsBaseline(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoStateKeepsAHeldOnset: a detector saved right after a sample
+// whose firing it held back (a lone sample at a fine step) and restored
+// fires at the next sample with the same lead as the original.
+func TestAutoStateKeepsAHeldOnset(t *testing.T) {
+	const at = 2000
+	vs := noise(41, at+5, 100, 1)
+	for i := at; i < len(vs); i++ {
+		vs[i] += 30
+	}
+	spec := mustSpec(t, Default("auto"))
+	orig := spec.New()
+	for i := range vs[:at+1] {
+		if r := orig.Observe(t0.Add(time.Duration(i)*time.Minute), vs[i]); i == at && r.Firing {
+			t.Fatalf("fired at the held sample: %+v", r)
+		}
+	}
+	restored := spec.New()
+	if err := restored.(Stater).LoadState(orig.(Stater).AppendState(nil)); err != nil {
+		t.Fatal(err)
+	}
+	next := t0.Add(time.Duration(at+1) * time.Minute)
+	want, got := orig.Observe(next, vs[at+1]), restored.Observe(next, vs[at+1])
+	if !want.Firing || want.Lead != 2*time.Minute {
+		t.Fatalf("the original at the next sample: %+v, want firing with a lead of 2m", want)
+	}
+	if !sameResult(got, want) {
+		t.Errorf("restored %+v, original %+v", got, want)
+	}
+}

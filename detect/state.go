@@ -497,7 +497,13 @@ func (d *Auto) AppendState(dst []byte) []byte {
 		w.f64(x)
 	}
 	w.u32(d.nb)
-	w.u32(d.since)
+	// A held-back onset (lone) rides in the top bit of since, which
+	// stays below 2^21: states written before it load as not held.
+	since := d.since
+	if d.lone {
+		since |= autoLoneBit
+	}
+	w.u32(since)
 	w.u32(d.quiet)
 	w.f32(d.prevZ)
 	for i := range d.cal {
@@ -530,6 +536,10 @@ func (d *Auto) LoadState(b []byte) error {
 			*f = r.f64()
 		}
 		x.nb, x.since, x.quiet = r.u32(), r.u32(), r.u32()
+		x.lone, x.since = x.since&autoLoneBit != 0, x.since&^autoLoneBit
+		if x.since > autoMaxSince {
+			r.fail("firing for %d samples (at most %d)", x.since, autoMaxSince)
+		}
 		x.prevZ = r.f32()
 		for i := range x.cal {
 			x.cal[i].loadState(r)

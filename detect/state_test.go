@@ -56,7 +56,7 @@ func stateTime(i int) time.Time {
 }
 
 func sameResult(a, b Result) bool {
-	return a.Firing == b.Firing && a.Kind == b.Kind &&
+	return a.Firing == b.Firing && a.Kind == b.Kind && a.Lead == b.Lead &&
 		math.Float64bits(a.Score) == math.Float64bits(b.Score) &&
 		math.Float64bits(a.Threshold) == math.Float64bits(b.Threshold) &&
 		math.Float64bits(a.Baseline) == math.Float64bits(b.Baseline)
