@@ -47,10 +47,10 @@ const (
 // autoConfirmStep only when the previous sample deviated the same way
 // by autoConfirmZ) times the number of statistics judged (Bonferroni).
 // It fires when -log10(p) >= threshold (default 5: p <= 1e-5) and
-// clears when -log10(p) < threshold·hysteresis; at steps finer than
-// autoConfirmStep a firing that starts at a sample the previous one did
-// not announce that way fires from the next sample, if that one still
-// fires, so a lone sample never fires there; within
+// clears when -log10(p) < threshold·hysteresis; a firing that starts at
+// a sample the previous one did not announce that way fires from the
+// next sample, if that one still fires, so a lone sample never fires;
+// within
 // autoRefireSamples of a firing episode's end, firing again needs
 // autoRefireNines more. The score is 1-p at an episode's onset; for the
 // rest of the episode and autoRefractory samples after it, it stays below
@@ -114,11 +114,10 @@ const (
 	// robust σ. At fine steps single-sample noise spikes are many (per
 	// hour, and not averaged away), and the credit alone made auto page
 	// on them (SMD at 1 minute: 22 520 pages, firing score -31.9); the
-	// next sample comes soon, so waiting for it costs little. The same
-	// confirmation holds back a firing's start a sample (see Observe):
-	// with it the default rules need no `for`, which cost 1-second steps
-	// four samples and 5-minute steps one (RESULTS.md, session 7). At 5
-	// minutes and above one sample is evidence enough (mciv eval,
+	// next sample comes soon, so waiting for it costs little. (At every
+	// step a firing's start is held back a sample unless announced so;
+	// see Observe.) At 5 minutes and above one sample's spike credit is
+	// evidence enough (mciv eval,
 	// RESULTS.md session 5).
 	autoConfirmStep   = 2 * time.Minute
 	autoConfirmZ      = 1
@@ -207,14 +206,14 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 		}
 		// A deviation that would fire from quiet is anomalous for the
 		// history even when the refire rule keeps it from firing.
-		// unconfirmed: a fine step, and the previous sample did not
-		// deviate the same way by autoConfirmZ.
+		// announced: the previous sample deviated the same way by
+		// autoConfirmZ.
 		anomalous, lone := false, false
-		unconfirmed := d.j.step < int64(autoConfirmStep) && !(float64(d.prevZ)*z > 0 && math.Abs(float64(d.prevZ)) >= autoConfirmZ)
+		announced := float64(d.prevZ)*z > 0 && math.Abs(float64(d.prevZ)) >= autoConfirmZ
 		if warm && math.Abs(v-d.mu) >= d.j.minDelta {
 			p, kind := 1.0, ""
 			credit := autoSpikeCredit
-			if unconfirmed {
+			if d.j.step < int64(autoConfirmStep) && !announced {
 				credit = 1
 			}
 			// The drift statistic is judged once its baseline, autoDriftMul
@@ -247,14 +246,13 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 			}
 			onset := !d.j.firing
 			d.j.firing = nines >= need
-			// At steps finer than autoConfirmStep a firing that starts at
-			// an unconfirmed sample (the one before did not deviate the
-			// same way by autoConfirmZ) is held back one sample: it fires
-			// from the next sample if that one still fires (at the
-			// hysteresis level), and a lone sample never fires. Scores
-			// and episodes count as if it had fired, so the ranking a
-			// swept threshold sees is unchanged.
-			lone = onset && d.j.firing && unconfirmed
+			// A firing that starts at a sample the one before did not
+			// announce is held back one sample: it fires from the next
+			// sample if that one still fires (at the hysteresis level),
+			// so a lone sample never fires, at any step. Scores and
+			// episodes count as if it had fired, so the ranking a swept
+			// threshold sees is unchanged.
+			lone = onset && d.j.firing && !announced
 			if kind == KindSpike && d.j.firing && d.since > 0 {
 				kind = KindLevelShift // a spike that lasts
 			}
@@ -294,9 +292,8 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 		// sample began at the held one. Counting a rule's `for` from
 		// there makes a 5s `for` wait four more samples at 1-second
 		// steps and none at 1 or 5 minutes, where one sample covers more
-		// than 5s (mciv eval, RESULTS.md session 7: at 5 minutes it cost
-		// 14 points of firing score on SMD); before session 7 only an
-		// onset the previous sample announced by 1.5σ had a lead.
+		// than 5s (RESULTS.md, session 7); before, only an onset the
+		// previous sample announced by 1.5σ had a lead.
 		switch {
 		case r.Firing && d.since == 1:
 			r.Lead = time.Duration(min(dt, d.j.step))

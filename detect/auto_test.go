@@ -41,8 +41,8 @@ func TestAutoKinds(t *testing.T) {
 				continue
 			}
 			f := firstFiring(rs, at)
-			if tc.kind == KindSpike && step < autoConfirmStep {
-				// A lone sample never fires at fine steps.
+			if tc.kind == KindSpike {
+				// A lone sample never fires.
 				if f >= 0 && f <= at+600 {
 					t.Errorf("%s at %v: fired at %d, want never (%+v)", tc.kind, step, f, rs[f])
 				}
@@ -244,49 +244,52 @@ func TestAutoRefireNeedsMore(t *testing.T) {
 	prev := false
 	for i, v := range vs {
 		switch i {
-		case 2000, 2600:
+		case 2000, 2001, 2600, 2601:
 			v = 104.5 // about 6.5 nines of the spike statistic: fires from quiet
-		case 2008: // within autoRefireSamples of the first
+		case 2008, 2009: // within autoRefireSamples of the first
 			v = 105 // fires from quiet too, after the first spike widened the baseline
 		}
 		r := d.Observe(t0.Add(time.Duration(i)*5*time.Minute), v)
-		if r.Firing && !prev && i >= 2000 && i <= 2600 {
+		if r.Firing && !prev && i >= 2000 && i <= 2601 {
 			fired = append(fired, i)
 		}
 		prev = r.Firing
 	}
-	want := []int{2000, 2600}
+	want := []int{2001, 2601} // two samples each: a lone one never fires
 	if len(fired) != len(want) || fired[0] != want[0] || fired[1] != want[1] {
 		t.Errorf("episodes start at %v, want %v (the second spike inside the refire period stays quiet)", fired, want)
 	}
 }
 
 // TestAutoFineStepSpikeNeedsConfirmation: a single sample 4.25σ out
-// fires at 5-minute steps (the spike credit) but not at 1-minute or
-// 1-second steps, where the credit needs the previous sample to deviate
-// the same way: after a sample 2σ up it fires, after one 2σ down not.
-// At those steps a lone sample never fires, however far out; two do, at
-// the second.
+// scores as an onset at 5-minute steps (the spike credit) but not at
+// 1-minute or 1-second steps, where the credit needs the previous sample
+// to deviate the same way: after a sample 2σ up it fires, after one 2σ
+// down not. A lone sample never fires, however far out, at any step (its
+// firing is held back a sample); two do, at the second.
 func TestAutoFineStepSpikeNeedsConfirmation(t *testing.T) {
 	const at, s = 2000, 4.25
+	onsetScore := 1 - math.Pow(10, -Default("auto").Threshold)
 	for _, tc := range []struct {
-		step time.Duration
-		devs []float64 // σ from 100, from row at on
-		want int       // first firing at or after at; -1 none
+		step  time.Duration
+		devs  []float64 // σ from 100, from row at on
+		want  int       // first firing at or after at; -1 none
+		onset bool      // row at scores as an onset
 	}{
-		{5 * time.Minute, []float64{s}, at},
-		{time.Minute, []float64{s}, -1},
-		{time.Second, []float64{s}, -1},
-		{time.Minute, []float64{2, s}, at + 1},
-		{time.Second, []float64{2, s}, at + 1},
-		{time.Minute, []float64{-2, s}, -1},
-		{time.Second, []float64{-2, s}, -1},
-		{time.Minute, []float64{30}, -1}, // far out, but alone
-		{time.Second, []float64{30}, -1},
-		{time.Minute, []float64{30, 30}, at + 1},
-		{time.Second, []float64{30, 30}, at + 1},
-		{time.Minute, []float64{-2, 30, 30}, at + 2}, // the second held back: not announced
-		{5 * time.Minute, []float64{30}, at},
+		{5 * time.Minute, []float64{s}, -1, true},
+		{time.Minute, []float64{s}, -1, false},
+		{time.Second, []float64{s}, -1, false},
+		{time.Minute, []float64{2, s}, at + 1, false},
+		{time.Second, []float64{2, s}, at + 1, false},
+		{time.Minute, []float64{-2, s}, -1, false},
+		{time.Second, []float64{-2, s}, -1, false},
+		{time.Minute, []float64{30}, -1, true}, // far out: scores without the credit, but alone
+		{time.Second, []float64{30}, -1, true},
+		{5 * time.Minute, []float64{30}, -1, true},
+		{time.Minute, []float64{30, 30}, at + 1, true},
+		{time.Second, []float64{30, 30}, at + 1, true},
+		{5 * time.Minute, []float64{s, s}, at + 1, true},
+		{time.Minute, []float64{-2, 30, 30}, at + 2, false}, // the second held back: not announced
 	} {
 		rs := autoRun(t, tc.step, 2100, at, func(i int, v float64) float64 {
 			if i < len(tc.devs) {
@@ -299,6 +302,9 @@ func TestAutoFineStepSpikeNeedsConfirmation(t *testing.T) {
 		}
 		if got := firstFiring(rs, at); got != tc.want {
 			t.Errorf("%v %v: first firing %d, want %d", tc.step, tc.devs, got, tc.want)
+		}
+		if got := rs[at].Score >= onsetScore; got != tc.onset {
+			t.Errorf("%v %v: row %d scores %v, as an onset %v, want %v", tc.step, tc.devs, at, rs[at].Score, got, tc.onset)
 		}
 	}
 }
@@ -317,9 +323,10 @@ func TestAutoLeadIsTheCoveredInterval(t *testing.T) {
 	}{
 		{time.Minute, []float64{2, 4.25}, 1, time.Minute}, // announced: fires at once
 		{time.Second, []float64{2, 4.25}, 1, time.Second},
-		{5 * time.Minute, []float64{30}, 0, 5 * time.Minute},
-		{time.Hour, []float64{30}, 0, time.Hour},
-		{time.Minute, []float64{30}, 1, 2 * time.Minute}, // held back a sample
+		{5 * time.Minute, []float64{2, 30}, 1, 5 * time.Minute},
+		{time.Hour, []float64{2, 30}, 1, time.Hour},
+		{5 * time.Minute, []float64{30}, 1, 10 * time.Minute}, // held back a sample
+		{time.Minute, []float64{30}, 1, 2 * time.Minute},
 		{time.Second, []float64{30}, 1, 2 * time.Second},
 		{time.Minute, []float64{-2, 30}, 2, 2 * time.Minute}, // the other way: held back
 	} {
