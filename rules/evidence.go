@@ -115,8 +115,11 @@ func (r *EvidenceRun) Step(e Evidence, d time.Duration, supporting bool, strengt
 		return false
 	}
 	strength = min(max(strength, 1), e.maxWeight())
-	if r.Support > 0 && r.Span >= e.Window() {
-		r.Reset() // too slow to add up: start again from this batch
+	// Too slow to add up: start again from this batch. A first batch
+	// longer than the window (a replayed 5-minute series against a 30s
+	// need) is not slowness: the run goes on from it.
+	if r.Support > 0 && r.Span >= e.Window() && r.Span > r.First {
+		r.Reset()
 	}
 	if r.Support == 0 {
 		r.First = d

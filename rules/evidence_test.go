@@ -134,10 +134,25 @@ func TestEvidenceRun(t *testing.T) {
 		r.Step(e, 1500*time.Millisecond, false, 0)
 	}
 	// Batches longer than the window still make a run: two one-minute
-	// batches for 30s of need.
-	r.Reset()
+	// batches for 30s of need, and two five-minute ones (each alone
+	// longer than the 2-minute window: a replayed 5-minute series).
 	long := Evidence{Need: 30 * time.Second, Min: 10 * time.Second}
-	if r.Step(long, time.Minute, true, 1) || !r.Step(long, time.Minute, true, 1) {
-		t.Fatalf("two long batches: %+v", r)
+	for _, d := range []time.Duration{time.Minute, 5 * time.Minute} {
+		r.Reset()
+		if r.Step(long, d, true, 1) || !r.Step(long, d, true, 1) {
+			t.Fatalf("two %v batches: %+v", d, r)
+		}
+	}
+	// A third such batch after a quiet one still restarts a run that
+	// spans more than the window.
+	r.Reset()
+	short := Evidence{Need: 30 * time.Second, Min: 10 * time.Minute}
+	for i, sup := range []bool{true, false, true} {
+		if r.Step(short, 5*time.Minute, sup, 1) {
+			t.Fatalf("batch %d fired: %+v", i, r)
+		}
+	}
+	if r.Support != 5*time.Minute {
+		t.Errorf("after a run slower than the window, support %v, want the last batch's 5m", r.Support)
 	}
 }
