@@ -85,11 +85,7 @@ func TestWriteLoad(t *testing.T) {
 }
 
 func TestEvaluate(t *testing.T) {
-	g, err := rules.Parse("r.yaml", []byte(testRules))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Evaluate(context.Background(), &rules.Set{Groups: g}, testCorpus())
+	res, err := Evaluate(context.Background(), parseSet(t, testRules), testCorpus())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +133,7 @@ const signalRules = `groups:
 `
 
 func TestEvaluateSignals(t *testing.T) {
-	g, err := rules.Parse("r.yaml", []byte(signalRules))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := &rules.Set{Groups: g}
+	set := parseSet(t, signalRules)
 	c := testCorpus()
 	c.Series[0].Signal = "y:p99" // the step series is y's
 	c.Series[1].Signal = "x"
@@ -206,24 +198,20 @@ func TestEvaluateSignals(t *testing.T) {
 }
 
 func TestEvaluateCancelled(t *testing.T) {
-	g, err := rules.Parse("r.yaml", []byte(testRules))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Evaluate(ctx, &rules.Set{Groups: g}, testCorpus()); !errors.Is(err, context.Canceled) {
+	if _, err := Evaluate(ctx, parseSet(t, testRules), testCorpus()); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
 
 // TestRunRulesForCountsFromTheLead: at 1-minute steps auto fires a
-// spike at its second sample (the first confirms it) with that sample's
-// age as Lead, and a rule's `for: 5s` counts from the first: a
-// two-sample anomaly pages at its second sample, and a lone one of the
-// same size does not.
+// spike at its second sample (the first announces it) with the minute
+// that sample covers as Lead, and a rule's `for: 5s` counts from the
+// start of that minute: a two-sample anomaly pages at its second sample,
+// and a lone one of the same size never fires.
 func TestRunRulesForCountsFromTheLead(t *testing.T) {
-	g, err := rules.Parse("r.yaml", []byte(`groups:
+	rs := parseSet(t, `groups:
   - name: g
     rules:
       - alert: Auto
@@ -231,11 +219,7 @@ func TestRunRulesForCountsFromTheLead(t *testing.T) {
         stat: max
         detector: {type: auto, direction: up}
         for: 5s
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := (&rules.Set{Groups: g}).Rules()
+`).Rules()
 	const n, at = 2100, 2000
 	for _, tc := range []struct {
 		devs []float64 // σ from 100, from row at on
@@ -265,7 +249,7 @@ func TestRunRulesForCountsFromTheLead(t *testing.T) {
 // detector first fires. The threshold is 5, so a value of 6 weighs 1.2
 // and one of 30 the cap, 4; each row covers the time since the previous.
 func TestRunRulesEvidence(t *testing.T) {
-	g, err := rules.Parse("r.yaml", []byte(`groups:
+	set := parseSet(t, `groups:
   - name: g
     rules:
       - alert: Above5Evidence
@@ -273,11 +257,7 @@ func TestRunRulesEvidence(t *testing.T) {
         stat: max
         detector: {type: threshold, op: ">", value: 5}
         evidence: {need: 3m, min: 1m}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := &rules.Set{Groups: g}
+`)
 	const n = 100
 	for _, tc := range []struct {
 		name string
@@ -357,4 +337,14 @@ func replayOnsets(t *testing.T, set *rules.Set, s Series) []int {
 	}
 	slices.Sort(onsets)
 	return slices.Compact(onsets)
+}
+
+// parseSet parses one rules file's source into a set.
+func parseSet(t *testing.T, src string) *rules.Set {
+	t.Helper()
+	g, err := rules.Parse("r.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rules.Set{Groups: g}
 }
