@@ -588,16 +588,6 @@ func (e *Engine) evalRule(rep *Report, i int, r *rules.Rule, b *wire.Batch, h *h
 	}
 }
 
-// leadStart is when the condition of rule r started holding at t by its
-// detector's verdict res: t less the detector's lead (detect.Result.Lead),
-// or t for a rule with evidence, whose evidence run replaces `for`.
-func leadStart(r *rules.Rule, t time.Time, res detect.Result) time.Time {
-	if r.Evidence != nil {
-		return t
-	}
-	return t.Add(-res.Lead)
-}
-
 // step steps group g of rule i on host h at time t with its detector's
 // verdict res on value v (NaN for a tick without a value) over covered
 // time d, and records the state change and the transition to announce.
@@ -608,9 +598,8 @@ func leadStart(r *rules.Rule, t time.Time, res detect.Result) time.Time {
 func (e *Engine) step(rep *Report, i int, r *rules.Rule, g *group, h *host, cluster, hostName string, t time.Time, d time.Duration, res detect.Result, v float64) {
 	g.res = res
 	was := g.life
-	active := r.Evidence.Condition(&g.ev, g.life.State == lifecycle.Firing, res.Firing, d, v, res.Threshold, res.Baseline)
 	g.stepped = t
-	tr := g.life.StepSince(t, leadStart(r, t, res), active, lifecycle.Timing{For: r.For, KeepFiringFor: r.KeepFiringFor})
+	tr := r.Step(&g.life, &g.ev, t, d, res, v)
 	e.count(i, was.State, g.life.State)
 	if g.life != was {
 		st := GroupState{

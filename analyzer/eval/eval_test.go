@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mciv/mciv/detect"
 	"github.com/mciv/mciv/internal/histo"
 	"github.com/mciv/mciv/internal/wire"
 	"github.com/mciv/mciv/rules"
@@ -428,38 +427,5 @@ func TestBadSeriesAreCounted(t *testing.T) {
 	want := map[string]int{DroppedNaN: 2, DroppedInf: 1, DroppedNegative: 1, DroppedNoHist: 1}
 	if !reflect.DeepEqual(rep.Dropped, want) || len(rep.Errors) != 0 {
 		t.Fatalf("dropped %v errors %v", rep.Dropped, rep.Errors)
-	}
-}
-
-// TestLeadStart: a rule's condition starts holding at the detector's
-// lead before t, except for a rule with evidence, whose evidence run
-// replaces `for` (the engine-level case is the default rules' test "a
-// slow interval announced by the one before pages at once").
-func TestLeadStart(t *testing.T) {
-	g, err := rules.Parse("r.yaml", []byte(`groups:
-  - name: g
-    rules:
-      - alert: Plain
-        signal: x
-        stat: max
-        detector: {type: auto}
-        for: 5s
-      - alert: WithEvidence
-        signal: x
-        stat: max
-        detector: {type: threshold, op: ">", value: 5}
-        evidence: {need: 1s, min: 500ms}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := (&rules.Set{Groups: g}).Rules()
-	now := time.Unix(1000, 0)
-	res := detect.Result{Firing: true, Lead: time.Minute}
-	if got := leadStart(rs[0], now, res); !got.Equal(now.Add(-time.Minute)) {
-		t.Errorf("plain rule: %v, want a minute before %v", got, now)
-	}
-	if got := leadStart(rs[1], now, res); !got.Equal(now) {
-		t.Errorf("rule with evidence: %v, want %v", got, now)
 	}
 }

@@ -138,13 +138,7 @@ func CSVWith(in io.Reader, set *rules.Set, opt CSVOptions, out io.Writer) (Summa
 				score = s
 			}
 			firing = firing || res.Firing
-			active := st.r.Evidence.Condition(&st.ev, st.life.State == lifecycle.Firing, res.Firing, covered, v, res.Threshold, res.Baseline)
-			since := ts // a rule with evidence has no `for` to shorten
-			if st.r.Evidence == nil {
-				since = ts.Add(-res.Lead) // detect.Result.Lead
-			}
-			tr := st.life.StepSince(ts, since, active, lifecycle.Timing{For: st.r.For, KeepFiringFor: st.r.KeepFiringFor})
-			if tr != lifecycle.None {
+			if tr := st.r.Step(&st.life, &st.ev, ts, covered, res, v); tr != lifecycle.None {
 				trs = append(trs, transition{rule: st.r.Alert, tr: tr, ts: ts, value: v})
 			}
 		}

@@ -150,11 +150,9 @@ func evaluate(ctx context.Context, rs []*rules.Rule, c *Corpus) Result {
 // runRules runs rules over one series, writing the highest score of each
 // row into scores (0 where no detector scores) and appending the rows
 // where any rule starts firing to onsets, which it returns. Each rule
-// steps its lifecycle as the analyzer and mciv replay do: a rule without
-// evidence on its detector's verdict, its for counted from the verdict's
-// lead (detect.Result.Lead); a rule with evidence (rules.Evidence) once
-// its evidence run is enough, each row covering the time since the
-// previous row (none for the first, as in replay.CSVWith).
+// steps its lifecycle as the analyzer and mciv replay do (rules.Rule.Step),
+// each row covering the time since the previous row (none for the first,
+// as in replay.CSVWith).
 func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int {
 	for _, r := range rs {
 		det := r.Detector.New()
@@ -162,7 +160,6 @@ func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int 
 			life lifecycle.Alert
 			ev   rules.EvidenceRun
 		)
-		timing := lifecycle.Timing{For: r.For, KeepFiringFor: r.KeepFiringFor}
 		for i, ns := range s.Times {
 			t := time.Unix(0, ns)
 			v := s.Values[i]
@@ -174,12 +171,7 @@ func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int 
 			if i > 0 && ns > s.Times[i-1] {
 				covered = time.Duration(ns - s.Times[i-1])
 			}
-			active := r.Evidence.Condition(&ev, life.State == lifecycle.Firing, res.Firing, covered, v, res.Threshold, res.Baseline)
-			since := t // a rule with evidence has no `for` to shorten
-			if r.Evidence == nil {
-				since = t.Add(-res.Lead)
-			}
-			if life.StepSince(t, since, active, timing) == lifecycle.Fired {
+			if r.Step(&life, &ev, t, covered, res, v) == lifecycle.Fired {
 				onsets = append(onsets, i)
 			}
 		}
