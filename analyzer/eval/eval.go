@@ -599,7 +599,7 @@ func (e *Engine) step(rep *Report, i int, r *rules.Rule, g *group, h *host, clus
 	g.res = res
 	was := g.life
 	g.stepped = t
-	tr := r.Step(&g.life, &g.ev, t, d, res, v)
+	tr := g.life.StepRule(r, &g.ev, t, d, res, v)
 	e.count(i, was.State, g.life.State)
 	if g.life != was {
 		st := GroupState{

@@ -138,7 +138,7 @@ func CSVWith(in io.Reader, set *rules.Set, opt CSVOptions, out io.Writer) (Summa
 				score = s
 			}
 			firing = firing || res.Firing
-			if tr := st.r.Step(&st.life, &st.ev, ts, covered, res, v); tr != lifecycle.None {
+			if tr := st.life.StepRule(st.r, &st.ev, ts, covered, res, v); tr != lifecycle.None {
 				trs = append(trs, transition{rule: st.r.Alert, tr: tr, ts: ts, value: v})
 			}
 		}

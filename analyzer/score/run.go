@@ -150,7 +150,7 @@ func evaluate(ctx context.Context, rs []*rules.Rule, c *Corpus) Result {
 // runRules runs rules over one series, writing the highest score of each
 // row into scores (0 where no detector scores) and appending the rows
 // where any rule starts firing to onsets, which it returns. Each rule
-// steps its lifecycle as the analyzer and mciv replay do (rules.Rule.Step),
+// steps its lifecycle as the analyzer and mciv replay do (lifecycle.Alert.StepRule),
 // each row covering the time since the previous row (none for the first,
 // as in replay.CSVWith).
 func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int {
@@ -171,7 +171,7 @@ func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int 
 			if i > 0 && ns > s.Times[i-1] {
 				covered = time.Duration(ns - s.Times[i-1])
 			}
-			if r.Step(&life, &ev, t, covered, res, v) == lifecycle.Fired {
+			if life.StepRule(r, &ev, t, covered, res, v) == lifecycle.Fired {
 				onsets = append(onsets, i)
 			}
 		}
