@@ -161,7 +161,8 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 	}
 	raw := v
 	v -= offset
-	sd := floorScale(math.Sqrt(d.vr), d.mu)
+	rsd := math.Sqrt(d.vr)
+	sd := floorScale(rsd, d.mu)
 	z := (v - d.mu) / sd
 	lim := d.mu + offset + d.limZ*sd
 	if d.j.dir < 0 || (d.j.dir == 0 && z < 0) {
@@ -181,8 +182,8 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 	// has: below the scale's floor (a series that has always been flat)
 	// there is none to lose, and a flat metric does not fire for ever.
 	lv := math.Log(max(msd, 1e-6))
-	if lv < 0 {
-		lv = min(0, lv-math.Log(max(min(1, d.vr/(sd*sd)), 1e-6)))
+	if lv < 0 && sd > rsd {
+		lv = min(0, lv-math.Log(max(d.vr/(sd*sd), 1e-6)))
 	}
 	sVar := math.Abs(lv) / math.Sqrt(2*autoVarA/(2-autoVarA))
 	// Broken seasonality: the raw value's deviation from the baseline
