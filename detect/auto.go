@@ -358,6 +358,9 @@ func (d *Auto) findPeriod(t time.Time) {
 	blocks := p.buf[:p.n]
 	lag := acfPeriod(blocks, int(p.b))
 	per := calendarPeriod(int64(lag * float64(int64(p.b)*d.j.step)))
+	if lag*float64(p.b) < autoMinPeriod && per != int64(24*time.Hour) {
+		lag = 0 // too short to be a season: noise to the baseline
+	}
 	if lag > 0 && d.j.step > 0 && math.Abs(float64(per-d.period)) > 0.02*float64(per) {
 		d.period = per
 		mean := 0.0
@@ -434,7 +437,7 @@ func (d *Auto) slot(t time.Time) int {
 // periodFinder finds a series' period by autocorrelation, in bounded
 // memory: it keeps the means of blocks of b samples, and when its buffer
 // fills it looks for a period and then halves its resolution (b doubles),
-// so it sees periods of autoMinPeriod samples up to about half of what
+// so it sees periods of autoSlots samples up to about half of what
 // it has seen.
 type periodFinder struct {
 	buf    [autoACF]float32
@@ -450,7 +453,9 @@ const (
 	autoACFMin  = 0.3  // the least autocorrelation a period must have
 	autoACFNear = 0.85 // a peak this near the highest is the period
 	// autoMinPeriod is the shortest period in samples: two per phase
-	// slot; shorter cycles are noise to the baseline, not seasons.
+	// slot; shorter cycles are noise to the baseline, not seasons, except
+	// a day (the season that matters most) at steps of up to an hour:
+	// one sample per slot (autoSlots), which acfPeriod looks for.
 	autoMinPeriod = 2 * autoSlots
 	autoACFMaxB   = 1 << 12 // the finder gives up past 4096-sample blocks
 )
@@ -493,7 +498,7 @@ func (p *periodFinder) shrink() {
 // first peak of the autocorrelation of xs, after it has first gone
 // negative, that is above autoACFMin and nearly as high as the highest
 // (autoACFNear), below 2/3 of xs; 0 when there is none or it is shorter
-// than autoMinPeriod samples.
+// than autoSlots samples.
 func acfPeriod(xs []float32, b int) float64 {
 	n := len(xs)
 	mean := 0.0
@@ -515,7 +520,7 @@ func acfPeriod(xs []float32, b int) float64 {
 		}
 		return s / v0 * float64(n) / float64(n-lag)
 	}
-	lo := max(1, (autoMinPeriod+b-1)/b)
+	lo := max(1, (autoSlots+b-1)/b)
 	hi := n * 2 / 3
 	type peak struct {
 		lag int

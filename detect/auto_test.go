@@ -474,3 +474,39 @@ func TestAutoFlatSeriesStaysQuiet(t *testing.T) {
 		t.Fatalf("first firing at %d, want 2001 (the second sample of the change): %+v", f, rs[max(f, 0)])
 	}
 }
+
+func TestAutoFindsDailyCycleAtHourlySteps(t *testing.T) {
+	// Sixty days of hourly samples of a daily cycle (one sample per phase
+	// slot), then the cycle stops: the day is found although it holds
+	// fewer samples than autoMinPeriod, and its end fires within a day.
+	const day, n = 24, 60 * 24
+	vs := noise(48, n+3*day, 100, 1)
+	for i := range vs {
+		if i < n {
+			vs[i] += 10 * math.Sin(2*math.Pi*float64(i)/day)
+		}
+	}
+	d := mustSpec(t, Default("auto")).New().(*Auto)
+	rs := feed(d, vs, time.Hour)
+	if got := time.Duration(d.period); got != 24*time.Hour {
+		t.Fatalf("period %v, want 24h", got)
+	}
+	// Found on day 8, the cycle's removal is seen once as a fall in
+	// variance (see TestAutoDailySquareWaveStaysQuiet); then nothing.
+	if f := firstFiring(rs, 14*day); f >= 0 && f < n {
+		t.Fatalf("fired at %d (day %d) on the cycle: %+v", f, f/day, rs[f])
+	}
+	if f := firstFiring(rs, n); f < 0 || f > n+day {
+		t.Fatalf("the cycle stopped at %d: first firing %d, want within a day", n, f)
+	}
+	// Other cycles that short are not seasons: 30 samples at 5 minutes.
+	d = mustSpec(t, Default("auto")).New().(*Auto)
+	vs = noise(49, 3000, 100, 1)
+	for i := range vs {
+		vs[i] += 10 * math.Sin(2*math.Pi*float64(i)/30)
+	}
+	feed(d, vs, 5*time.Minute)
+	if d.period != 0 {
+		t.Errorf("a 30-sample cycle was taken as a season of %v", time.Duration(d.period))
+	}
+}
