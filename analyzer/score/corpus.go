@@ -33,7 +33,7 @@ type Series struct {
 	Windows []Window
 	// Signal is what the series is, as "signal" or "signal:stat"
 	// (db_query_seconds:p99): only the rules of that signal (and stat)
-	// judge it. "" lets every rule judge it.
+	// judge it. "" lets every rule but static thresholds judge it (see Judges).
 	Signal string
 }
 
@@ -85,7 +85,7 @@ func LabelsFile(dir string) (string, error) {
 const SignalsFile = "signals.json"
 
 // SetSignal makes every series of c the signal sig ("signal" or
-// "signal:stat"; "" lets every rule judge them).
+// "signal:stat"; "" lets every rule but static thresholds judge them).
 func (c *Corpus) SetSignal(sig string) {
 	for i := range c.Series {
 		c.Series[i].Signal = sig

@@ -42,17 +42,25 @@ const AllRules = "(all rules)"
 const AnySignal = "any"
 
 // Judges reports whether rule r judges a series of signal sig ("signal"
-// or "signal:stat"): every rule judges a series of no signal, a rule of
-// AnySignal every series, and otherwise the signal (and the stat, when
-// given) must be the rule's. A static limit in seconds means nothing on a
-// series of packets per second.
+// or "signal:stat"): a rule of AnySignal judges every series; a series of
+// no signal is judged by every rule whose detector learns the series (all
+// but static thresholds); otherwise the signal (and the stat, when given)
+// must be the rule's. A static limit in seconds means nothing on a series
+// of packets per second, nor on a series whose units are unknown.
 func Judges(r *rules.Rule, sig string) bool {
-	if sig == "" || r.Signal == AnySignal {
+	if r.Signal == AnySignal {
 		return true
+	}
+	if sig == "" {
+		return !Static(r)
 	}
 	name, stat, ok := strings.Cut(sig, ":")
 	return name == r.Signal && (!ok || stat == string(r.Stat))
 }
+
+// Static reports whether r's detector is a static threshold, which
+// judges a series only in the units of its signal.
+func Static(r *rules.Rule) bool { return r.Detector.Type() == "threshold" }
 
 // Evaluate scores every rule of set on c, plus all of them together when
 // there are several, in the order of set.Rules(). Rules run as the
@@ -184,18 +192,25 @@ func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int 
 }
 
 // WriteTable writes results as a Markdown table titled with the corpus;
-// a rule that judged no series of it has no row.
+// a rule that judged no series of it has no row and is named below the
+// table.
 func WriteTable(w io.Writer, c *Corpus, results []Result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "corpus %s: %d series, %d rows, %d windows\n\n", c.Name, len(c.Series), c.Rows(), c.WindowCount())
 	b.WriteString("| rule | detector | onsets standard | onsets low_FP | onsets low_FN | swept standard | swept low_FP | swept low_FN | pages | windows found | series |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	var none []string
 	for _, r := range results {
 		if r.Series == 0 {
+			none = append(none, r.Name)
 			continue
 		}
 		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d | %d |\n",
 			r.Name, r.Detector, r.Onsets[0], r.Onsets[1], r.Onsets[2], r.Swept[0], r.Swept[1], r.Swept[2], r.Pages, r.TP, r.Series)
+	}
+	if len(none) > 0 {
+		fmt.Fprintf(&b, "\njudged no series (not of their signal; a static threshold judges only series of its signal: --signal or %s): %s\n",
+			SignalsFile, strings.Join(none, ", "))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

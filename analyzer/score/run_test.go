@@ -85,7 +85,9 @@ func TestWriteLoad(t *testing.T) {
 }
 
 func TestEvaluate(t *testing.T) {
-	res, err := Evaluate(context.Background(), parseSet(t, testRules), testCorpus())
+	c := testCorpus()
+	c.SetSignal("x") // the rules' own: static thresholds judge only it
+	res, err := Evaluate(context.Background(), parseSet(t, testRules), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +166,31 @@ func TestEvaluateSignals(t *testing.T) {
 	if err := WriteTable(&b, c, res); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(b.String(), "YAbove5") || !strings.Contains(b.String(), "| XAbove5 |") || !strings.Contains(b.String(), "| (all rules) | 2 rules |") {
+	if strings.Contains(b.String(), "| YAbove5 |") || !strings.Contains(b.String(), "| XAbove5 |") || !strings.Contains(b.String(), "| (all rules) | 2 rules |") ||
+		!strings.Contains(b.String(), "judged no series (") || !strings.HasSuffix(b.String(), "): YAbove5\n") {
 		t.Errorf("table:\n%s", b.String())
+	}
+	// A series of no signal (units unknown): judged by the rules that
+	// learn it, not by a static threshold of a named signal.
+	set = parseSet(t, signalRules+`      - alert: XAnomaly
+        signal: x
+        stat: max
+        detector: {type: auto}
+`)
+	c = testCorpus()
+	res, _ = Evaluate(context.Background(), set, c)
+	byName = map[string]Result{}
+	for _, r := range res {
+		byName[r.Name] = r
+	}
+	if r := byName["XAbove5"]; r.Series != 0 || r.Pages != 0 {
+		t.Errorf("a static threshold judged series of no signal: %+v", r)
+	}
+	if r := byName["XAnomaly"]; r.Series != 2 || r.Pages == 0 {
+		t.Errorf("a learning detector did not judge series of no signal: %+v", r)
+	}
+	if r := byName["AnyAbove5"]; r.Series != 2 || r.Pages != 1 {
+		t.Errorf("any rule: %+v", r)
 	}
 
 	// Signals survive Write and Load: one signal is written as "*".

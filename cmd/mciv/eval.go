@@ -38,10 +38,12 @@ row, as in mciv replay.
 A rule judges only the series of its own signal: signals.json beside
 labels.json maps globs of file names to "signal" or "signal:stat"
 (e.g. {"*": "db_query_seconds:p99"}), and --signal gives one for every
-series of every corpus. A series with no signal is judged by every rule;
-a rule whose signal is "any" judges every series (the detector rows of
-analyzer/score/testdata/detectors.yaml). A rule that judges no series of
-a corpus has no row.
+series of every corpus. A series with no signal is judged by every rule
+whose detector learns the series, but not by static thresholds, whose
+limits need the series' units; a rule whose signal is "any" judges every
+series (the detector rows of analyzer/score/testdata/detectors.yaml). A
+rule that judges no series of a corpus has no row and is named below the
+table.
 
 One table per corpus, one row per rule and one for all rules together:
 the NAB score (standard, reward_low_FP, reward_low_FN profiles; 0 = never
@@ -136,7 +138,7 @@ steps average, finer ones interpolate). Windows follow NAB's labeller.`,
 	cmd.Flags().StringVar(&data, "data", "", "labelled data directory (default: $MCIV_DATA or ../shared/data)")
 	cmd.Flags().StringVar(&seeds, "seeds", "1-60", "synth: the seeds, as A-B")
 	cmd.Flags().DurationVar(&step, "step", 0, "sampling step (synth default 1m; smd/asd default their own)")
-	cmd.Flags().StringVar(&signal, "signal", "", `the signal of the series, "signal" or "signal:stat", written to signals.json (default: none, every rule judges them)`)
+	cmd.Flags().StringVar(&signal, "signal", "", `the signal of the series, "signal" or "signal:stat", written to signals.json (default: none, every rule but static thresholds judges them)`)
 	return cmd
 }
 

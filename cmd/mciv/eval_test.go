@@ -28,7 +28,7 @@ func TestEval(t *testing.T) {
 	if err != nil {
 		t.Fatalf("eval --signal: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "| QueryLatencyAnomaly | auto |") || strings.Contains(out, "TCPRetransmitRateHigh") {
+	if !strings.Contains(out, "| QueryLatencyAnomaly | auto |") || strings.Contains(out, "| TCPRetransmitRateHigh |") {
 		t.Errorf("eval --signal db_query_seconds:p99:\n%s", out)
 	}
 	// signals.json written by eval corpus --signal does the same.
@@ -37,8 +37,15 @@ func TestEval(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = runCLI(context.Background(), "eval", "--rules", "../../rules/default", "--corpus", dir2)
-	if err != nil || !strings.Contains(out, "| TCPRetransmitRateHigh |") || strings.Contains(out, "QueryLatency") {
+	if err != nil || !strings.Contains(out, "| TCPRetransmitRateHigh |") || strings.Contains(out, "| QueryLatency") {
 		t.Errorf("signals.json: %v\n%s", err, out)
+	}
+	// No signal: the units are unknown, so the static thresholds sit out
+	// (named under the table) and the learning rules judge every series.
+	out, err = runCLI(context.Background(), "eval", "--rules", "../../rules/default", "--corpus", dir)
+	if err != nil || !strings.Contains(out, "| QueryRateAnomaly | auto |") || strings.Contains(out, "| QueryLatencyHigh |") ||
+		!strings.Contains(out, "judged no series") || !strings.Contains(out, "QueryLatencyHigh") {
+		t.Errorf("no signal: %v\n%s", err, out)
 	}
 	// Interrupted (Ctrl-C cancels the command's context): an error, no table.
 	ctx, cancel := context.WithCancel(context.Background())
