@@ -37,7 +37,8 @@ const (
 //     variance change);
 //   - broken seasonality: once the series' period is known (found by
 //     autocorrelation: a load cycle of minutes at 1-second steps, a day
-//     at 5 minutes), the baseline and every statistic above work on the
+//     at 5 minutes or 1 hour; within 2 % of a calendar period, exactly
+//     that period), the baseline and every statistic above work on the
 //     value less its phase's learnt offset, and this statistic is the
 //     value against the offset of its phase: a cycle that stops or
 //     turns over shows here.
