@@ -353,7 +353,7 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 // findPeriod looks for the series' period in the finder's blocks, which
 // end at t, and adopts it with the offsets of its phases from the blocks
 // when it differs from the one in use by more than 2 % (a longer history
-// finds it more exactly).
+// finds it more exactly), while the blocks still resolve the one in use.
 func (d *Auto) findPeriod(t time.Time) {
 	p := &d.per
 	blocks := p.buf[:p.n]
@@ -361,6 +361,9 @@ func (d *Auto) findPeriod(t time.Time) {
 	per := calendarPeriod(int64(lag * float64(int64(p.b)*d.j.step)))
 	if lag*float64(p.b) < autoMinPeriod && per != int64(24*time.Hour) {
 		lag = 0 // too short to be a season: noise to the baseline
+	}
+	if d.period > 0 && d.period < autoPeriodBlocks*int64(p.b)*d.j.step {
+		lag = 0 // the blocks have grown too coarse to see the period in use
 	}
 	if lag > 0 && d.j.step > 0 && math.Abs(float64(per-d.period)) > 0.02*float64(per) {
 		d.period = per
@@ -459,6 +462,12 @@ const (
 	// one sample per slot (autoSlots), which acfPeriod looks for.
 	autoMinPeriod = 2 * autoSlots
 	autoACFMaxB   = 1 << 12 // the finder gives up past 4096-sample blocks
+	// autoPeriodBlocks is the fewest blocks the period in use must span
+	// for a new estimate to replace it. With coarser blocks the
+	// autocorrelation no longer resolves it: a daily cycle at 5-minute
+	// steps was taken for a 48-hour one in its sixth week (4.5 blocks a
+	// day), and fired (TestAutoKeepsItsPeriodForWeeks).
+	autoPeriodBlocks = 8
 )
 
 // add folds v in and reports whether a look for a period is due.

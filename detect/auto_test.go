@@ -510,3 +510,24 @@ func TestAutoFindsDailyCycleAtHourlySteps(t *testing.T) {
 		t.Errorf("a 30-sample cycle was taken as a season of %v", time.Duration(d.period))
 	}
 }
+
+func TestAutoKeepsItsPeriodForWeeks(t *testing.T) {
+	// Eight weeks of a daily cycle at 5-minute steps. As the period
+	// finder's blocks grow (to 64 samples, 4.5 blocks a day, in the sixth
+	// week) it took the cycle for a 48-hour one, and the slots of the new
+	// period fired. The day found early is kept.
+	step := 5 * time.Minute
+	const day = 288
+	vs := noise(50, 56*day, 100, 1)
+	for i := range vs {
+		vs[i] += 30 * math.Sin(2*math.Pi*float64(i)/day)
+	}
+	d := mustSpec(t, Default("auto")).New().(*Auto)
+	rs := feed(d, vs, step)
+	if got := time.Duration(d.period); got != 24*time.Hour {
+		t.Fatalf("period after eight weeks %v, want 24h", got)
+	}
+	if f := firstFiring(rs, 3*day); f >= 0 {
+		t.Fatalf("fired at sample %d (day %d): %+v", f, f/day, rs[f])
+	}
+}
