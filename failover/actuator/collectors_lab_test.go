@@ -97,11 +97,23 @@ type collectorsLab struct {
 	firing *firingWatch
 }
 
-// firingWatch remembers when the analyzer last published a firing alert.
+// firingWatch remembers when the analyzer last published a firing alert,
+// and every firing alert it published.
 type firingWatch struct {
 	mu   sync.Mutex
 	last time.Time
 	what string
+	all  []string
+}
+
+// list is every firing alert so far, with the time it arrived.
+func (f *firingWatch) list() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.all) == 0 {
+		return "none"
+	}
+	return strings.Join(f.all, "; ")
 }
 
 func (f *firingWatch) since(t time.Time) (string, bool) {
@@ -121,6 +133,7 @@ func watchFiring(tb testing.TB, nc *nats.Conn, cluster string) *firingWatch {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.last, f.what = time.Now(), a.Rule+" on "+a.Labels["host"]
+		f.all = append(f.all, f.last.Format("15:04:05.000")+" "+f.what)
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -210,7 +223,8 @@ func (l *collectorsLab) switchoverOnce(tb testing.TB, ctx context.Context) (time
 	defer func() { _ = lab.Heal(context.Background(), old) }()
 	defer func() {
 		if tb.Failed() {
-			tb.Logf("retransmits seen: %s; pgbench: %s", l.watch(), workload())
+			tb.Logf("fault at %s; alerts firing: %s; retransmits seen: %s; pgbench: %s",
+				start.Format("15:04:05.000"), l.firing.list(), l.watch(), workload())
 		}
 	}()
 	// The goal is 15 s from fault to new leader; a minute is plenty.
@@ -257,8 +271,8 @@ func (l *collectorsLab) switchoverOnce(tb testing.TB, ctx context.Context) (time
 		time.Sleep(50 * time.Millisecond) // polling, not an assertion
 	}
 	took := time.Since(start)
-	tb.Logf("fault start → new leader %s in %s (decision after %s); retransmits seen: %s",
-		d.To, took.Round(time.Millisecond), decided.Round(time.Millisecond), l.watch())
+	tb.Logf("fault start → new leader %s in %s (decision after %s); alerts firing: %s; retransmits seen: %s",
+		d.To, took.Round(time.Millisecond), decided.Round(time.Millisecond), l.firing.list(), l.watch())
 	return took, d
 }
 
@@ -323,6 +337,8 @@ func watchRetransmits(t testing.TB, nc *nats.Conn, cluster string) func() string
 	t.Helper()
 	var mu sync.Mutex
 	sums := map[string]float64{}
+	perSec := map[string][]float64{} // host → retransmits in each second since start
+	start := time.Now()
 	sub, err := nc.Subscribe(wire.SamplesSubject(cluster, "*"), func(m *nats.Msg) {
 		b, err := wire.DecodeBatch(m.Data)
 		if err != nil {
@@ -330,9 +346,16 @@ func watchRetransmits(t testing.TB, nc *nats.Conn, cluster string) func() string
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		sec := int(time.Since(start) / time.Second)
 		for i := range b.Series {
 			if s := &b.Series[i]; s.Signal == "tcp_retransmits_total" {
 				sums[b.Host+"→"+s.Label("peer")] += s.Value
+				ps := perSec[b.Host]
+				for len(ps) <= sec {
+					ps = append(ps, 0)
+				}
+				ps[sec] += s.Value
+				perSec[b.Host] = ps
 			}
 		}
 	})
@@ -351,6 +374,24 @@ func watchRetransmits(t testing.TB, nc *nats.Conn, cluster string) func() string
 		var b strings.Builder
 		for _, k := range keys {
 			fmt.Fprintf(&b, "%s %g; ", k, sums[k])
+		}
+		// Each host's retransmits per second over the last 40 s, by arrival.
+		hosts := make([]string, 0, len(perSec))
+		for h := range perSec {
+			hosts = append(hosts, h)
+		}
+		sort.Strings(hosts)
+		now := int(time.Since(start) / time.Second)
+		for _, h := range hosts {
+			fmt.Fprintf(&b, "%s per second:", h)
+			for i := max(0, now-40); i <= now; i++ {
+				v := 0.0
+				if i < len(perSec[h]) {
+					v = perSec[h][i]
+				}
+				fmt.Fprintf(&b, " %g", v)
+			}
+			b.WriteString("; ")
 		}
 		return b.String()
 	}
