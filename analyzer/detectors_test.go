@@ -103,6 +103,12 @@ func partitionEnds(t *testing.T, ctx context.Context, b *testBus) map[int]uint64
 // (0: none).
 func snapshotSeq(t *testing.T, ctx context.Context, b *testBus, n int) uint64 {
 	t.Helper()
+	// One look, bounded as the analyzer bounds its own reads: a read that
+	// meets the owner replacing the object can wait for chunks that are
+	// gone, and once took the test's whole three minutes. The caller
+	// polls again.
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
 	store, err := b.js.ObjectStore(ctx, DetectorsBucket)
 	if err != nil {
 		return 0
@@ -157,6 +163,8 @@ func slowContext(t *testing.T) context.Context {
 // checkpointSeq is the sequence of partition n's checkpoint (0: none).
 func checkpointSeq(t *testing.T, ctx context.Context, b *testBus, n int) uint64 {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout) // one look (see snapshotSeq)
+	defer cancel()
 	kv, err := b.js.KeyValue(ctx, CheckpointBucket)
 	if err != nil {
 		return 0
