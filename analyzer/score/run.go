@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mciv/mciv/analyzer/lifecycle"
+	"github.com/mciv/mciv/detect"
 	"github.com/mciv/mciv/rules"
 )
 
@@ -52,15 +53,18 @@ func Judges(r *rules.Rule, sig string) bool {
 		return true
 	}
 	if sig == "" {
-		return !Static(r)
+		return !static(r)
 	}
 	name, stat, ok := strings.Cut(sig, ":")
 	return name == r.Signal && (!ok || stat == string(r.Stat))
 }
 
-// Static reports whether r's detector is a static threshold, which
+// static reports whether r's detector is a static threshold, which
 // judges a series only in the units of its signal.
-func Static(r *rules.Rule) bool { return r.Detector.Type() == "threshold" }
+func static(r *rules.Rule) bool {
+	_, ok := r.Detector.(detect.ThresholdSpec)
+	return ok
+}
 
 // Evaluate scores every rule of set on c, plus all of them together when
 // there are several, in the order of set.Rules(). Rules run as the

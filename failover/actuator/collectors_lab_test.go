@@ -97,13 +97,16 @@ type collectorsLab struct {
 	firing *firingWatch
 }
 
-// firingWatch remembers when the analyzer last published a firing alert,
-// and every firing alert it published.
+// firingWatch remembers every firing alert the analyzer published.
 type firingWatch struct {
-	mu   sync.Mutex
-	last time.Time
+	mu  sync.Mutex
+	all []firing
+}
+
+// firing is a firing alert and when it arrived.
+type firing struct {
+	at   time.Time
 	what string
-	all  []string
 }
 
 // list is every firing alert so far, with the time it arrived.
@@ -113,13 +116,21 @@ func (f *firingWatch) list() string {
 	if len(f.all) == 0 {
 		return "none"
 	}
-	return strings.Join(f.all, "; ")
+	out := make([]string, len(f.all))
+	for i, a := range f.all {
+		out[i] = a.at.Format("15:04:05.000") + " " + a.what
+	}
+	return strings.Join(out, "; ")
 }
 
 func (f *firingWatch) since(t time.Time) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.what, f.last.After(t)
+	if len(f.all) == 0 {
+		return "", false
+	}
+	last := f.all[len(f.all)-1]
+	return last.what, last.at.After(t)
 }
 
 func watchFiring(tb testing.TB, nc *nats.Conn, cluster string) *firingWatch {
@@ -132,8 +143,7 @@ func watchFiring(tb testing.TB, nc *nats.Conn, cluster string) *firingWatch {
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.last, f.what = time.Now(), a.Rule+" on "+a.Labels["host"]
-		f.all = append(f.all, f.last.Format("15:04:05.000")+" "+f.what)
+		f.all = append(f.all, firing{at: time.Now(), what: a.Rule + " on " + a.Labels["host"]})
 	})
 	if err != nil {
 		tb.Fatal(err)
