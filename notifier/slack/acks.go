@@ -57,7 +57,13 @@ func (n *Incidents) RunThreads(ctx context.Context, js jetstream.JetStream) erro
 			if _, err := n.cfg.AckChecker.Check(m.Subject(), m.Data(), m.Headers(), ack); err != nil {
 				return errPermanent{err} // counted and audited by the escalation and the analyzer
 			}
-			return n.handleAck(ctx, ack)
+			err = n.handleAck(ctx, ack)
+			if waitedTooLong(m, err) {
+				n.logger.Info("acknowledgement not shown in Slack: its alert's group was never posted",
+					"fingerprint", ack.Fingerprint, "action", ack.Action, "by", ack.By, "waited", threadWait)
+				return nil
+			}
+			return err
 		})
 	}()
 	go func() {
@@ -67,12 +73,10 @@ func (n *Incidents) RunThreads(ctx context.Context, js jetstream.JetStream) erro
 				return errPermanent{err}
 			}
 			err = n.handleAction(ctx, act)
-			if errors.Is(err, errNoThreadYet) {
-				if md, merr := m.Metadata(); merr == nil && time.Since(md.Timestamp) > threadWait {
-					n.logger.Info("failover record dropped: its alert has no Slack thread (not routed to Slack, silenced, or never posted)",
-						"cluster", act.Cluster, "fingerprint", act.Fingerprint, "decision", act.Decision, "waited", threadWait)
-					return nil
-				}
+			if waitedTooLong(m, err) {
+				n.logger.Info("failover record dropped: its alert has no Slack thread (not routed to Slack, silenced, or never posted)",
+					"cluster", act.Cluster, "fingerprint", act.Fingerprint, "decision", act.Decision, "waited", threadWait)
+				return nil
 			}
 			return err
 		})
@@ -83,14 +87,25 @@ func (n *Incidents) RunThreads(ctx context.Context, js jetstream.JetStream) erro
 // errPermanent marks a message that can never be handled.
 type errPermanent struct{ error }
 
-// errNoThreadYet says that a failover record arrived before its alert's
-// Slack message was posted (during group_wait, or while the post was in
-// flight): it is delivered again shortly, for up to threadWait.
+// errNoThreadYet says that a failover record or an acknowledgement arrived
+// before its alert's Slack message was posted (during group_wait, or while
+// the post was in flight): it is delivered again shortly, for up to
+// threadWait.
 var errNoThreadYet = errors.New("the alert's Slack message is not posted yet")
 
 // threadWait bounds how long a failover record waits for its alert's
 // Slack message: longer than any sensible group_wait.
 const threadWait = 10 * time.Minute
+
+// waitedTooLong reports whether err says that m found no thread yet and m
+// has waited threadWait for one already.
+func waitedTooLong(m jetstream.Msg, err error) bool {
+	if !errors.Is(err, errNoThreadYet) {
+		return false
+	}
+	md, merr := m.Metadata()
+	return merr == nil && time.Since(md.Timestamp) > threadWait
+}
 
 // notYetDelayFor is how soon a record that found no thread is looked at
 // again: within a second at first (a post in flight), backing off to 30 s
@@ -169,17 +184,25 @@ func consumeLoop(ctx context.Context, js jetstream.JetStream, stream, durable, f
 }
 
 // handleAck records an acknowledgement in the groups of its alert, updates
-// their messages and replies in their threads.
+// their messages and replies in their threads. It returns errNoThreadYet
+// when a group's message is not posted yet (an ack made by phone during
+// group_wait, a press racing the post's answer): the ack is looked at again
+// once it is, and groups done already are not done twice.
 func (n *Incidents) handleAck(ctx context.Context, ack *wire.Ack) error {
 	keys, err := n.log.Groups(ctx, ack.Fingerprint)
 	if err != nil {
 		return err
 	}
+	unposted := false
 	for _, key := range keys {
-		var fresh bool
+		var fresh, waiting bool
 		e, _, err := n.log.Modify(ctx, key, func(e *nflog.Entry) (*nflog.Entry, error) {
-			if e == nil || e.TS == "" || slices.Contains(e.Seen, ack.ID) {
-				fresh = false
+			fresh, waiting = false, false
+			if e == nil || slices.Contains(e.Seen, ack.ID) {
+				return nil, nil
+			}
+			if e.TS == "" {
+				waiting = true
 				return nil, nil
 			}
 			fresh = true
@@ -202,6 +225,7 @@ func (n *Incidents) handleAck(ctx context.Context, ack *wire.Ack) error {
 		if err != nil {
 			return err
 		}
+		unposted = unposted || waiting
 		if !fresh {
 			continue
 		}
@@ -217,6 +241,9 @@ func (n *Incidents) handleAck(ctx context.Context, ack *wire.Ack) error {
 		if err := n.reply(ctx, e.ChannelID, e.TS, AckText(ack)); err != nil {
 			return err
 		}
+	}
+	if unposted {
+		return errNoThreadYet
 	}
 	return nil
 }

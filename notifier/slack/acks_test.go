@@ -77,6 +77,49 @@ func TestActionWaitsForTheGroupMessage(t *testing.T) {
 	}
 }
 
+// TestAckWaitsForTheGroupMessage: an acknowledgement made before its
+// group's message is posted (by phone during group_wait, or a press racing
+// the post's answer) is not lost: the message shows it once posted.
+func TestAckWaitsForTheGroupMessage(t *testing.T) {
+	ctx := testCtx(t)
+	env := newIncidentsEnv(t)
+	n := env.replica(t, "r1", func(c *IncidentsConfig) { c.Routes = mustTree(t, "route:\n  group_wait: 30s\n") })
+	startThreads(t, ctx, env.js, n)
+	a := alertOf("fpA", wire.StateFiring, env.clock.Now(), 12.3)
+	if _, ok := errors.AsType[*notifier.DeferError](n.Notify(ctx, a)); !ok {
+		t.Fatal("the alert was not deferred by group_wait")
+	}
+	ack := &wire.Ack{ID: "ack-early", Fingerprint: "fpA", Cluster: "default", Action: wire.AckAcknowledge,
+		By: "U42", Via: "phone", At: env.clock.Now()}
+	data, err := wire.EncodeAck(ack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.js.Publish(ctx, wire.AckSubject("default"), data, jetstream.WithMsgID(ack.ID)); err != nil {
+		t.Fatal(err)
+	}
+	// The feed has seen the ack and found no message to update.
+	time.Sleep(1500 * time.Millisecond)
+	if msgs := env.slack.Messages(); len(msgs) != 0 {
+		t.Fatalf("posted during group_wait: %+v", msgs)
+	}
+	env.clock.Add(30 * time.Second)
+	if err := n.Notify(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	// The post, then the ack's update of it and its thread reply.
+	if _, err := env.slack.WaitMessages(ctx, 3); err != nil {
+		t.Fatalf("the early ack never reached Slack: %v", err)
+	}
+	top, replies := topLevel(env.slack.Current())
+	if len(top) != 1 || !strings.Contains(top[0].BlockText(), "Acknowledged by <@U42>") {
+		t.Fatalf("message: %+v", top)
+	}
+	if len(replies) != 1 || !strings.Contains(replies[0].Text, "Acknowledged by <@U42> via phone") {
+		t.Fatalf("thread: %+v", replies)
+	}
+}
+
 func TestAckAndActionText(t *testing.T) {
 	for _, tc := range []struct {
 		ack  wire.Ack
