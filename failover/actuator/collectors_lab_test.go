@@ -26,8 +26,13 @@ import (
 )
 
 // labRules is the rule of TestLabCollectorsSwitchover: a host that
-// retransmits more than 5 TCP segments a second for 2 s, and a failover
-// when that host is the primary.
+// retransmits more than 5 TCP segments a second, judged with the
+// evidence of the default TCPRetransmitRateHigh, and a failover when that
+// host is the primary. Not `for`: while a host retransmits its collector
+// cuts a batch every 250ms (notable_interval), and in a quarter of a
+// second a lasting 9/s fault often shows 0 or 1 retransmits, below the
+// threshold; each such batch restarted `for: 2s`, which then needed nine
+// supporting batches in a row and once took more than a minute.
 const labRules = `groups:
   - name: lab
     rules:
@@ -36,7 +41,7 @@ const labRules = `groups:
         stat: rate
         by: [cluster, host]
         detector: {type: threshold, op: ">", value: 5}
-        for: 2s
+        evidence: {need: 1s, min: 750ms}
         keep_firing_for: 5s
         actions:
           - failover: {when: primary}
@@ -204,6 +209,12 @@ func (l *collectorsLab) switchoverOnce(tb testing.TB, ctx context.Context) (time
 	r := startActuatorWith(tb, ctx, lab, js, bucket(), func(c *Config) {
 		c.Rules = map[string]Policy{"LabRetransmits": {When: WhenPrimary}}
 		c.Signals = nil // the defaults: retransmits, connect errors, RTT
+		// The alert fires about a second into the fault; the replicas, whose
+		// only traffic to the primary is replication's replies, may need
+		// longer than that to show two degraded batches each. The actuator
+		// acts as soon as they do: a longer wait only keeps it from
+		// refusing too early (it refused 7 s in, once, with 4 s).
+		c.EvidenceWait = Duration(20 * time.Second)
 	})
 	defer r.stop() // one actuator at a time; its cleanup waits for it
 
