@@ -38,28 +38,22 @@ func startThreads(t *testing.T, ctx context.Context, js jetstream.JetStream, n *
 	}
 }
 
-// TestActionWaitsForTheGroupMessage: a pending failover published while
-// its alert's group waits out group_wait (no Slack message yet) is not
-// lost: its Approve button reaches the thread once the message is posted.
-func TestActionWaitsForTheGroupMessage(t *testing.T) {
-	ctx := testCtx(t)
-	env := newIncidentsEnv(t)
+// publishDuringGroupWait runs a replica whose alert fpA waits out a 30 s
+// group_wait, publishes data (msgID) on subject while it does, checks that
+// nothing reached Slack, then lets the group be posted and waits for want
+// Slack messages in all, whose error it returns.
+func publishDuringGroupWait(t *testing.T, ctx context.Context, env *incidentsEnv, subject string, data []byte, msgID string, want int) error {
+	t.Helper()
 	n := env.replica(t, "r1", func(c *IncidentsConfig) { c.Routes = mustTree(t, "route:\n  group_wait: 30s\n") })
 	startThreads(t, ctx, env.js, n)
 	a := alertOf("fpA", wire.StateFiring, env.clock.Now(), 12.3)
 	if _, ok := errors.AsType[*notifier.DeferError](n.Notify(ctx, a)); !ok {
 		t.Fatal("the alert was not deferred by group_wait")
 	}
-	act := &wire.Action{ID: "act-early", Cluster: "default", Fingerprint: "fpA", Kind: "switchover", Decision: "pending_approval",
-		From: "db-1", To: "db-2", Nonce: "n0nce", Reason: "waiting for approval", At: env.clock.Now()}
-	data, err := wire.EncodeAction(act)
-	if err != nil {
+	if _, err := env.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.js.Publish(ctx, wire.ActionSubject("default"), data, jetstream.WithMsgID(act.ID)); err != nil {
-		t.Fatal(err)
-	}
-	// The feed has seen the record and found no message to reply to.
+	// The feed has seen the message and found no Slack message for it.
 	time.Sleep(1500 * time.Millisecond)
 	if msgs := env.slack.Messages(); len(msgs) != 0 {
 		t.Fatalf("posted during group_wait: %+v", msgs)
@@ -68,7 +62,23 @@ func TestActionWaitsForTheGroupMessage(t *testing.T) {
 	if err := n.Notify(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.slack.WaitMessages(ctx, 2); err != nil {
+	_, err := env.slack.WaitMessages(ctx, want)
+	return err
+}
+
+// TestActionWaitsForTheGroupMessage: a pending failover published while
+// its alert's group waits out group_wait (no Slack message yet) is not
+// lost: its Approve button reaches the thread once the message is posted.
+func TestActionWaitsForTheGroupMessage(t *testing.T) {
+	ctx := testCtx(t)
+	env := newIncidentsEnv(t)
+	act := &wire.Action{ID: "act-early", Cluster: "default", Fingerprint: "fpA", Kind: "switchover", Decision: "pending_approval",
+		From: "db-1", To: "db-2", Nonce: "n0nce", Reason: "waiting for approval", At: env.clock.Now()}
+	data, err := wire.EncodeAction(act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := publishDuringGroupWait(t, ctx, env, wire.ActionSubject("default"), data, act.ID, 2); err != nil {
 		t.Fatalf("the early record never reached the thread: %v", err)
 	}
 	_, replies := topLevel(env.slack.Current())
@@ -83,32 +93,14 @@ func TestActionWaitsForTheGroupMessage(t *testing.T) {
 func TestAckWaitsForTheGroupMessage(t *testing.T) {
 	ctx := testCtx(t)
 	env := newIncidentsEnv(t)
-	n := env.replica(t, "r1", func(c *IncidentsConfig) { c.Routes = mustTree(t, "route:\n  group_wait: 30s\n") })
-	startThreads(t, ctx, env.js, n)
-	a := alertOf("fpA", wire.StateFiring, env.clock.Now(), 12.3)
-	if _, ok := errors.AsType[*notifier.DeferError](n.Notify(ctx, a)); !ok {
-		t.Fatal("the alert was not deferred by group_wait")
-	}
 	ack := &wire.Ack{ID: "ack-early", Fingerprint: "fpA", Cluster: "default", Action: wire.AckAcknowledge,
 		By: "U42", Via: "phone", At: env.clock.Now()}
 	data, err := wire.EncodeAck(ack)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.js.Publish(ctx, wire.AckSubject("default"), data, jetstream.WithMsgID(ack.ID)); err != nil {
-		t.Fatal(err)
-	}
-	// The feed has seen the ack and found no message to update.
-	time.Sleep(1500 * time.Millisecond)
-	if msgs := env.slack.Messages(); len(msgs) != 0 {
-		t.Fatalf("posted during group_wait: %+v", msgs)
-	}
-	env.clock.Add(30 * time.Second)
-	if err := n.Notify(ctx, a); err != nil {
-		t.Fatal(err)
-	}
 	// The post, then the ack's update of it and its thread reply.
-	if _, err := env.slack.WaitMessages(ctx, 3); err != nil {
+	if err := publishDuringGroupWait(t, ctx, env, wire.AckSubject("default"), data, ack.ID, 3); err != nil {
 		t.Fatalf("the early ack never reached Slack: %v", err)
 	}
 	top, replies := topLevel(env.slack.Current())
