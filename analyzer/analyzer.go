@@ -256,7 +256,16 @@ func New(cfg Config, js jetstream.JetStream, reg prometheus.Registerer, logger *
 			return nil, err
 		}
 	}
+	a.advise(cfg.Rules)
 	return a, nil
+}
+
+// advise logs what the rules of set probably get wrong (rules.Set.Advice):
+// they run, but an SRE who wrote them should know.
+func (a *Analyzer) advise(set *rules.Set) {
+	for _, adv := range set.Advice() {
+		a.log.Warn("rule probably does not do what it means", "advice", adv.Error())
+	}
 }
 
 // Rules returns the rule set being evaluated.

@@ -53,6 +53,7 @@ func (a *Analyzer) reload(force bool) (string, error) {
 		return ReloadRejected, fmt.Errorf("analyzer: rules reload rejected: %w", err)
 	}
 	a.apply(set)
+	a.advise(set)
 	return ReloadApplied, nil
 }
 

@@ -1,11 +1,15 @@
 package analyzer
 
 import (
-	"github.com/mciv/mciv/rules"
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/mciv/mciv/rules"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -144,4 +148,60 @@ func TestReloadTellsOnReload(t *testing.T) {
 	if len(got) != 1 || got[0] != 2 {
 		t.Errorf("OnReload saw %v, want one reload with 2 rules", got)
 	}
+}
+
+// TestRulesAdviceLogged: a rule that runs but probably does not do what
+// it means (rules.Set.Advice) is logged as a warning when the rules load
+// and when they reload, and the rules still apply.
+func TestRulesAdviceLogged(t *testing.T) {
+	ctx := testContext(t)
+	b := startBus(t, ctx, true)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "r.yaml")
+	if err := os.WriteFile(file, []byte(tcpRule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	a, err := New(Config{RulePaths: []string{dir}}, b.js, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "rule TCPRetransmitRateHigh: for: 3s on the rate of tcp_retransmits_total"
+	if n := strings.Count(logs.String(), want); n != 1 || a.Rules().NumRules() != 1 {
+		t.Fatalf("%d warnings at load, %d rules:\n%s", n, a.Rules().NumRules(), logs.String())
+	}
+	if res, err := a.Reload(); res != ReloadApplied || err != nil {
+		t.Fatalf("reload: %s %v", res, err)
+	}
+	if n := strings.Count(logs.String(), want); n != 2 {
+		t.Fatalf("%d warnings after a reload:\n%s", n, logs.String())
+	}
+	// Held with evidence, the rule gets no advice.
+	if err := os.WriteFile(file, []byte(strings.Replace(tcpRule, "for: 3s", "evidence: {need: 1s, min: 750ms}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := a.Reload(); res != ReloadApplied || err != nil {
+		t.Fatalf("reload: %s %v", res, err)
+	}
+	if n := strings.Count(logs.String(), "probably does not do what it means"); n != 2 {
+		t.Fatalf("%d warnings in all:\n%s", n, logs.String())
+	}
+}
+
+// lockedBuffer is a log destination safe for the analyzer's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

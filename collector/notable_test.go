@@ -2,6 +2,7 @@ package collector
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mciv/mciv/bpf"
 	"github.com/mciv/mciv/internal/wire"
+	"github.com/mciv/mciv/rules"
 )
 
 // startNoProbes runs a collector whose objects do not load (no privileges
@@ -108,4 +110,14 @@ func slowQueryRecord(t *testing.T) []byte {
 	ev := bpf.PGQueryEvent{Kind: bpf.EventDBSlowQuery, Protocol: protocolSimple, Instance: 1, Pid: 8, TsNs: 1e9, DurationNs: 250e6}
 	copy(ev.Text[:], []int8{'S', 'E', 'L', 'E', 'C', 'T', ' ', '1'})
 	return encodeQueryEvent(t, ev)
+}
+
+// TestEarlyBatchedSignalsAreTheNotableOnes: rules.EarlyBatchedSignals,
+// which `mciv rules check` warns about, are the signals of the events that
+// cut a batch short (retransmits and resets).
+func TestEarlyBatchedSignalsAreTheNotableOnes(t *testing.T) {
+	notable := []string{signalRetransmits, signalResets}
+	if !slices.Equal(rules.EarlyBatchedSignals, notable) {
+		t.Errorf("rules.EarlyBatchedSignals %v, notable events' signals %v", rules.EarlyBatchedSignals, notable)
+	}
 }

@@ -17,7 +17,15 @@ func rulesCmd(e *env) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check FILE|DIR...",
 		Short: "Check rule files; print every error as file:line:col and exit 1 if any",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Check rule files; print every error as file:line:col and exit 1 if any.
+
+A rule that is valid but probably does not do what its author meant (a
+threshold on the retransmit or reset rate held with for, which the
+collector's 250ms batches during a fault keep restarting) is printed as
+"warning: file:line:col: rule NAME: ..." after the ok line; warnings do
+not change the exit code. The analyzer logs the same warnings when it
+loads the rules.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			set, err := rules.LoadFiles(args...)
 			if err != nil {
@@ -32,6 +40,9 @@ func rulesCmd(e *env) *cobra.Command {
 				return exitCode(1)
 			}
 			fmt.Fprintf(e.stdout, "ok: %d rules in %d groups\n", set.NumRules(), set.NumGroups())
+			for _, adv := range set.Advice() {
+				fmt.Fprintln(e.stdout, "warning: "+adv.Error())
+			}
 			return nil
 		},
 	})

@@ -60,3 +60,23 @@ func TestRulesTest(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 }
+
+func TestRulesCheckWarns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.yaml")
+	src := `groups:
+  - name: g
+    rules:
+      - alert: RetransmitsFor
+        signal: tcp_retransmits_total
+        stat: rate
+        detector: {type: threshold, op: ">", value: 5}
+        for: 2s
+`
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := run(t, "rules", "check", path)
+	if code != 0 || !strings.HasPrefix(out, "ok: 1 rules in 1 groups\nwarning: "+path+":4:") || !strings.Contains(out, "use evidence") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}
