@@ -310,7 +310,7 @@ func podSpecs(m objects) map[string]corev1.PodSpec {
 }
 
 // checkRules writes the rules ConfigMap to a directory and runs
-// `mciv rules check` on it.
+// `mciv rules check` on it: the chart's rules must load with no warning.
 func checkRules(t *testing.T, m objects, bin string) string {
 	t.Helper()
 	cm, ok := m["ConfigMap"]["mciv-rules"].(*corev1.ConfigMap)
@@ -324,7 +324,7 @@ func checkRules(t *testing.T, m objects, bin string) string {
 		}
 	}
 	out, err := exec.Command(bin, "rules", "check", dir).CombinedOutput()
-	if err != nil {
+	if err != nil || strings.Contains(string(out), "warning:") {
 		t.Errorf("mciv rules check on the rules ConfigMap: %v\n%s", err, out)
 	}
 	return dir
