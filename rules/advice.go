@@ -7,11 +7,13 @@ import (
 	"github.com/mciv/mciv/detect"
 )
 
-// EarlyBatchedSignals are the signals whose events make a collector cut
-// its batch short (collector.Config.NotableInterval: 250ms after a TCP
-// retransmit or reset), so that while they happen a host's batches cover
-// a quarter of a second rather than its interval.
-var EarlyBatchedSignals = []string{"tcp_retransmits_total", "tcp_resets_total"}
+// EarlyBatchedSignals returns the signals whose events make a collector
+// cut its batch short (collector.Config.NotableInterval, 250ms by default,
+// after a TCP retransmit or reset), so that while they happen a host's
+// batches cover a quarter of a second rather than its interval.
+func EarlyBatchedSignals() []string {
+	return []string{"tcp_retransmits_total", "tcp_resets_total"}
+}
 
 // Advice is a rule that loads and runs but probably does not do what its
 // author meant; `mciv rules check` prints it without failing.
@@ -42,12 +44,13 @@ func (s *Set) Advice() []Advice {
 		if _, static := r.Detector.(detect.ThresholdSpec); !static || r.Evidence != nil || r.For <= 0 {
 			continue
 		}
-		if !r.Stat.Additive() || !slices.Contains(EarlyBatchedSignals, r.Signal) {
+		if !r.Stat.Additive() || !slices.Contains(EarlyBatchedSignals(), r.Signal) {
 			continue
 		}
 		out = append(out, Advice{Pos: r.Pos, Rule: r.Alert, Msg: fmt.Sprintf(
 			"for: %s on the %s of %s restarts at every batch below the threshold, and while a host "+
-				"retransmits or resets its batches are 250ms long: a lasting fault pages late or never; "+
+				"retransmits or resets its collector cuts batches short (notable_interval, 250ms by default): "+
+				"a lasting fault pages late or never; "+
 				"use evidence: {need: 1s, min: 750ms} instead of for (see rules/default/network.yaml)",
 			r.For, r.Stat, r.Signal)})
 	}
