@@ -1,14 +1,13 @@
 package analyzer
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/mciv/mciv/internal/lab/testenv"
 	"github.com/mciv/mciv/rules"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -161,7 +160,7 @@ func TestRulesAdviceLogged(t *testing.T) {
 	if err := os.WriteFile(file, []byte(tcpRule), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testenv.LockedBuffer
 	a, err := New(Config{RulePaths: []string{dir}}, b.js, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -186,22 +185,4 @@ func TestRulesAdviceLogged(t *testing.T) {
 	if n := strings.Count(logs.String(), "probably does not do what it means"); n != 2 {
 		t.Fatalf("%d warnings in all:\n%s", n, logs.String())
 	}
-}
-
-// lockedBuffer is a log destination safe for the analyzer's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -79,8 +79,7 @@ func TestNotifierWiring(t *testing.T) {
 		stop()
 		wg.Wait()
 	}()
-	var console bytes.Buffer
-	consoleOut := &lockedWriter{w: &console}
+	consoleOut := &testenv.LockedBuffer{}
 	parts, err := startNotifier(ctx, cfg, consoleOut, nc, js, ackTrust{}, prometheus.NewRegistry(), nil, startPart)
 	if err != nil {
 		t.Fatal(err)
@@ -168,23 +167,6 @@ func TestNotifierWiring(t *testing.T) {
 	if out := consoleOut.String(); !strings.Contains(out, "voice: CRITICAL TCPRetransmitRateHigh spoken by espeak") {
 		t.Errorf("console does not give the clip's path:\n%s", out)
 	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func TestBuildVoice(t *testing.T) {

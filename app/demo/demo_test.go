@@ -1,36 +1,16 @@
 package demo
 
 import (
-	"bytes"
 	"context"
-	"github.com/mciv/mciv/internal/yamltime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mciv/mciv/app/config"
 	"github.com/mciv/mciv/collector"
 	"github.com/mciv/mciv/internal/lab/testenv"
+	"github.com/mciv/mciv/internal/yamltime"
 )
-
-// syncBuffer is a bytes.Buffer safe for the demo's concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestDemoFiresAndResolves(t *testing.T) {
 	testenv.RequireRoot(t)
@@ -45,7 +25,7 @@ func TestDemoFiresAndResolves(t *testing.T) {
 	cfg := config.Default()
 	cfg.Cluster, cfg.Host = "demo", "demo-host"
 	cfg.Collector.Interval = yamltime.Duration(500 * time.Millisecond)
-	var out syncBuffer
+	var out testenv.LockedBuffer
 	err := Run(ctx, Options{
 		Config: cfg, Quiet: 2 * time.Second, LossPercent: 20, MaxWait: 60 * time.Second,
 		Namespace: "mciv-demo-test", Out: &out,
