@@ -656,7 +656,7 @@ func (c *Collector) handleRecord(raw []byte) {
 	if ev == nil {
 		return // another host's (see Config.NetNS)
 	}
-	if ev.Kind == eventKindRetransmit || ev.Kind == eventKindReset {
+	if _, notable := notableSignal(ev.Kind); notable {
 		select {
 		case c.notable <- struct{}{}:
 		default: // already signalled

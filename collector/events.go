@@ -19,6 +19,19 @@ const (
 	eventKindSlowQuery  = "db_slow_query"
 )
 
+// notableSignal returns the signal that counts events of kind, for the
+// kinds that cut a batch short (Config.NotableInterval: retransmits and
+// resets), and false for the others.
+func notableSignal(kind string) (string, bool) {
+	switch kind {
+	case eventKindRetransmit:
+		return signalRetransmits, true
+	case eventKindReset:
+		return signalResets, true
+	}
+	return "", false
+}
+
 // eventBudget lets at most max events through per interval and counts the
 // rest. Safe for concurrent use.
 type eventBudget struct {

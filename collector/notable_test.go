@@ -116,7 +116,12 @@ func slowQueryRecord(t *testing.T) []byte {
 // which `mciv rules check` warns about, are the signals of the events that
 // cut a batch short (retransmits and resets).
 func TestEarlyBatchedSignalsAreTheNotableOnes(t *testing.T) {
-	notable := []string{signalRetransmits, signalResets}
+	var notable []string
+	for _, kind := range []string{eventKindRetransmit, eventKindReset, eventKindSlowQuery} {
+		if sig, ok := notableSignal(kind); ok {
+			notable = append(notable, sig)
+		}
+	}
 	if got := rules.EarlyBatchedSignals(); !slices.Equal(got, notable) {
 		t.Errorf("rules.EarlyBatchedSignals() %v, notable events' signals %v", got, notable)
 	}

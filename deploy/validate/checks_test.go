@@ -526,6 +526,9 @@ func runPart(t *testing.T, bin, part string, cfg map[string]any, env []corev1.En
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, part, "--config", path)
+	// A pod's relative paths (data_dir ./data) land in a directory of the
+	// test's, not in the source tree.
+	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "MCIV_NATS_URL=")
 	for _, e := range env {
 		cmd.Env = append(cmd.Env, e.Name+"=placeholder-from-secret")

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -397,13 +399,8 @@ func watchRetransmits(t testing.TB, nc *nats.Conn, cluster string) func() string
 			fmt.Fprintf(&b, "%s %g; ", k, sums[k])
 		}
 		// Each host's retransmits per second over the last 40 s, by arrival.
-		hosts := make([]string, 0, len(perSec))
-		for h := range perSec {
-			hosts = append(hosts, h)
-		}
-		sort.Strings(hosts)
 		now := int(time.Since(start) / time.Second)
-		for _, h := range hosts {
+		for _, h := range slices.Sorted(maps.Keys(perSec)) {
 			fmt.Fprintf(&b, "%s per second:", h)
 			for i := max(0, now-40); i <= now; i++ {
 				v := 0.0
