@@ -122,11 +122,7 @@ func TestReloadWithoutFiles(t *testing.T) {
 func TestReloadTellsOnReload(t *testing.T) {
 	ctx := testContext(t)
 	b := startBus(t, ctx, true)
-	dir := t.TempDir()
-	file := filepath.Join(dir, "r.yaml")
-	if err := os.WriteFile(file, []byte(tcpRule), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, file := writeRuleFile(t, tcpRule)
 	var got []int
 	a, err := New(Config{RulePaths: []string{dir}, ReloadInterval: -1, OnReload: func(s *rules.Set) { got = append(got, s.NumRules()) }}, b.js, nil, nil)
 	if err != nil {
@@ -155,11 +151,7 @@ func TestReloadTellsOnReload(t *testing.T) {
 func TestRulesAdviceLogged(t *testing.T) {
 	ctx := testContext(t)
 	b := startBus(t, ctx, true)
-	dir := t.TempDir()
-	file := filepath.Join(dir, "r.yaml")
-	if err := os.WriteFile(file, []byte(tcpRule), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, file := writeRuleFile(t, tcpRule)
 	var logs testenv.LockedBuffer
 	a, err := New(Config{RulePaths: []string{dir}}, b.js, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
@@ -185,4 +177,15 @@ func TestRulesAdviceLogged(t *testing.T) {
 	if n := strings.Count(logs.String(), "probably does not do what it means"); n != 2 {
 		t.Fatalf("%d warnings in all:\n%s", n, logs.String())
 	}
+}
+
+// writeRuleFile writes src as the one rules file of a new directory.
+func writeRuleFile(t *testing.T, src string) (dir, file string) {
+	t.Helper()
+	dir = t.TempDir()
+	file = filepath.Join(dir, "r.yaml")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, file
 }

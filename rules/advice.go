@@ -40,11 +40,12 @@ func (a Advice) Error() string {
 // pages in about a second.
 func (s *Set) Advice() []Advice {
 	var out []Advice
+	early := EarlyBatchedSignals()
 	for _, r := range s.Rules() {
 		if _, static := r.Detector.(detect.ThresholdSpec); !static || r.Evidence != nil || r.For <= 0 {
 			continue
 		}
-		if !r.Stat.Additive() || !slices.Contains(EarlyBatchedSignals(), r.Signal) {
+		if !r.Stat.Additive() || !slices.Contains(early, r.Signal) {
 			continue
 		}
 		out = append(out, Advice{Pos: r.Pos, Rule: r.Alert, Msg: fmt.Sprintf(

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,10 +40,7 @@ func TestAdvice(t *testing.T) {
         detector: {type: threshold, op: ">", value: 10}
         for: 1s
 `
-	path := filepath.Join(t.TempDir(), "r.yaml")
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := filepath.Join(writeFiles(t, map[string]string{"r.yaml": src}), "r.yaml")
 	set, err := LoadFiles(path)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +56,7 @@ func TestAdvice(t *testing.T) {
 }
 
 func TestDefaultRulesNeedNoAdvice(t *testing.T) {
-	set, err := LoadFiles("default")
+	set, err := LoadDefault()
 	if err != nil {
 		t.Fatal(err)
 	}
