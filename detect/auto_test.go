@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -529,5 +530,125 @@ func TestAutoKeepsItsPeriodForWeeks(t *testing.T) {
 	}
 	if f := firstFiring(rs, 3*day); f >= 0 {
 		t.Fatalf("fired at sample %d (day %d): %+v", f, f/day, rs[f])
+	}
+}
+
+// weeklyLoad is a daily load (100 ± 30) at step for the given weeks from
+// t0 (a Monday), whose Saturday and Sunday are weekend times the week's,
+// with Gaussian noise of sd.
+func weeklyLoad(seed uint64, weeks int, step time.Duration, weekend, sd float64) []float64 {
+	day := int(autoDay / step)
+	vs := noise(seed, weeks*7*day, 0, sd)
+	for i := range vs {
+		f := 1.0
+		if (i/day)%7 >= 5 {
+			f = weekend
+		}
+		vs[i] += f * (100 + 30*math.Sin(2*math.Pi*float64(i)/float64(day)))
+	}
+	return vs
+}
+
+func TestAutoLearnsTheWeek(t *testing.T) {
+	// Ten weeks of a daily load whose weekend is quieter. Held in the
+	// phases of a day (at 0.8, the period found) or in 24 phases of 7
+	// hours (at 0.5, a week found), the weekend's edges and its smaller
+	// cycle fired two or three times a week at 5-minute steps, for ever.
+	// In the hours of a week (found, or adopted once three of each
+	// weekday show the weekend's level), the weekend is normal.
+	for _, step := range []time.Duration{5 * time.Minute, time.Hour} {
+		for _, weekend := range []float64{0.8, 0.5} {
+			week := int(autoWeek / step)
+			d := mustSpec(t, Default("auto")).New().(*Auto)
+			rs := feed(d, weeklyLoad(61, 10, step, weekend, 1), step)
+			if got := time.Duration(d.period); got != autoWeek {
+				t.Errorf("%v, weekend %.1f: period %v, want a week", step, weekend, got)
+			}
+			var onsets []int
+			for i := 4 * week; i < len(rs); i++ {
+				if rs[i].Firing && !rs[i-1].Firing {
+					onsets = append(onsets, i)
+				}
+			}
+			if len(onsets) > 2 {
+				t.Errorf("%v, weekend %.1f: %d firings in weeks 4 to 9 (at samples %v), want at most 2", step, weekend, len(onsets), onsets)
+			}
+		}
+	}
+}
+
+func TestAutoWeekNeedsEvidence(t *testing.T) {
+	// Six weeks of a daily cycle whose every day has a level of its own
+	// (a day's load differs from the next by chance, not by weekday): the
+	// weekdays' levels differ as much as days do, and the day stays the
+	// period (in one series of the twenty, three weeks of days happen to
+	// repeat a weekly pattern: the week is adopted there). So does it
+	// for a week whose every day is alike.
+	step := time.Hour
+	const day = 24
+	var weeks []uint64
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 9))
+		vs := noise(1000+seed, 6*7*day, 0, 2)
+		level := 0.0
+		for i := range vs {
+			if i%day == 0 {
+				level = 3 * rng.NormFloat64()
+			}
+			vs[i] += 100 + level + 30*math.Sin(2*math.Pi*float64(i)/day)
+		}
+		d := mustSpec(t, Default("auto")).New().(*Auto)
+		feed(d, vs, step)
+		switch time.Duration(d.period) {
+		case autoWeek:
+			weeks = append(weeks, seed)
+		case autoDay:
+		default:
+			t.Errorf("seed %d: period %v, want a day", seed, time.Duration(d.period))
+		}
+	}
+	if len(weeks) > 1 {
+		t.Errorf("a week adopted for seeds %v, want at most one of twenty", weeks)
+	}
+	d := mustSpec(t, Default("auto")).New().(*Auto)
+	feed(d, weeklyLoad(62, 6, 5*time.Minute, 1, 1), 5*time.Minute)
+	if got := time.Duration(d.period); got != autoDay {
+		t.Errorf("alike days: period %v, want a day", got)
+	}
+}
+
+func TestWeekdaysDiffer(t *testing.T) {
+	// Whole days at hourly steps; each day's level is its weekday's plus
+	// a little of its own.
+	run := func(days int, weekend float64, skip func(day int) bool) bool {
+		var w weekdays
+		rng := rand.New(rand.NewPCG(uint64(days), 3))
+		for dn := range days {
+			level := 100 + rng.NormFloat64()
+			if dn%7 >= 5 {
+				level -= weekend
+			}
+			for h := range 24 {
+				if skip != nil && skip(dn) && h >= 12 {
+					continue
+				}
+				w.add(t0.Add(time.Duration(dn*24+h)*time.Hour), level, int64(time.Hour))
+			}
+		}
+		return w.differ()
+	}
+	if run(43, 0, nil) {
+		t.Error("alike weekdays differ")
+	}
+	if !run(43, 10, nil) {
+		t.Error("a weekend 10 below the week does not differ")
+	}
+	if run(16, 10, nil) {
+		t.Error("differ after two weeks, before three of each weekday")
+	}
+	// Half days do not count: with every Saturday cut short, Saturday
+	// never has its three days.
+	if run(43, 10, func(dn int) bool { return dn%7 == 5 }) {
+		t.Error("half days counted")
 	}
 }

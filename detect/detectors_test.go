@@ -257,7 +257,7 @@ func TestDetectorsBoundedMemory(t *testing.T) {
 		}
 		limit := 1024
 		if typ == "auto" {
-			limit = 2304 // five calibrated statistics, 24 phase offsets and the period finder
+			limit = 4096 // five calibrated statistics, the hours of a week, the period finder
 		}
 		if after := sz.Size(); after != before || before > limit {
 			t.Errorf("%s: state %d bytes, then %d after %d samples (want constant, <= %d)", typ, before, after, n, limit)

@@ -523,6 +523,29 @@ func (d *Auto) AppendState(dst []byte) []byte {
 	for _, x := range p.buf[:p.n] {
 		w.f32(x)
 	}
+	// The week, after all that states written before it hold: the
+	// weekdays' levels, and the offsets of a week's hours beyond the
+	// first autoSlots when the period is a week, else the hours' means.
+	wd := &d.week
+	w.i64(wd.day)
+	w.f64(wd.sum)
+	w.u32(wd.n)
+	for k := range 7 {
+		w.f64(wd.s[k])
+		w.f64(wd.q[k])
+		w.f64(wd.c[k])
+	}
+	if d.period == int64(autoWeek) {
+		for i := autoSlots; i < autoWeekSlots; i++ {
+			w.f32(d.off[i])
+			w.u16(d.offN[i])
+		}
+	} else {
+		for i := range autoWeekSlots {
+			w.f32(d.hw[i])
+			w.u8(d.hwN[i])
+		}
+	}
 	return w.end(len(dst))
 }
 
@@ -566,6 +589,41 @@ func (d *Auto) LoadState(b []byte) error {
 		p.buf = [autoACF]float32{}
 		for i := range p.buf[:p.n] {
 			p.buf[i] = r.f32()
+		}
+		// A state written before the week ends here: it loads with no
+		// week learnt.
+		x.week, x.hw, x.hwN = weekdays{}, [autoWeekSlots]float32{}, [autoWeekSlots]uint8{}
+		for i := autoSlots; i < autoWeekSlots; i++ {
+			x.off[i], x.offN[i] = 0, 0
+		}
+		if len(r.b) == 0 {
+			if x.period == int64(autoWeek) {
+				// Then a week was held in autoSlots phases of 7 hours.
+				for i := autoWeekSlots - 1; i >= 0; i-- {
+					x.off[i], x.offN[i] = x.off[i/7], x.offN[i/7]
+				}
+			}
+			return
+		}
+		wd := &x.week
+		wd.day, wd.sum, wd.n = r.i64(), r.f64(), r.u32()
+		for k := range 7 {
+			wd.s[k], wd.q[k], wd.c[k] = r.f64(), r.f64(), r.f64()
+			if !(wd.c[k] >= 0 && wd.c[k] <= autoWeekDays) {
+				r.fail("%v days of weekday %d (at most %d)", wd.c[k], k, autoWeekDays)
+			}
+		}
+		if x.period == int64(autoWeek) {
+			for i := autoSlots; i < autoWeekSlots; i++ {
+				x.off[i], x.offN[i] = r.f32(), r.u16()
+			}
+			return
+		}
+		for i := range autoWeekSlots {
+			x.hw[i], x.hwN[i] = r.f32(), r.u8()
+			if x.hwN[i] > autoHourOfWeekN {
+				r.fail("hour %d of the week: %d samples (at most %d)", i, x.hwN[i], autoHourOfWeekN)
+			}
 		}
 	})
 	if err == nil {

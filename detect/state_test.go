@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"math"
 	"testing"
 	"time"
@@ -258,5 +260,78 @@ func BenchmarkAppendState(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(buf)), "state-bytes")
 		})
+	}
+}
+
+// TestAutoStateCarriesTheWeek: a state saved after auto took a week as
+// its period (and its hours' offsets, weekdays' levels and hours' means)
+// judges the next weeks as the original does.
+func TestAutoStateCarriesTheWeek(t *testing.T) {
+	step := time.Hour
+	vs := weeklyLoad(63, 8, step, 0.8, 1)
+	spec := mustSpec(t, Default("auto"))
+	for _, cut := range []int{3*168 - 5, 4 * 168} { // before and after the week is adopted
+		orig := spec.New().(*Auto)
+		feed(orig, vs[:cut], step)
+		restored := spec.New().(*Auto)
+		if err := restored.LoadState(orig.AppendState(nil)); err != nil {
+			t.Fatalf("cut %d: %v", cut, err)
+		}
+		for i := cut; i < len(vs); i++ {
+			at := t0.Add(time.Duration(i) * step)
+			if want, got := orig.Observe(at, vs[i]), restored.Observe(at, vs[i]); !sameResult(got, want) {
+				t.Fatalf("cut %d, sample %d: restored %+v, original %+v", cut, i, got, want)
+			}
+		}
+		if restored.period != int64(autoWeek) {
+			t.Fatalf("cut %d: period %v, want a week", cut, time.Duration(restored.period))
+		}
+	}
+}
+
+// TestAutoLoadsStateWithoutTheWeek: a state written before auto held
+// weeks in their hours (it ends at the period finder's blocks) loads:
+// with no week learnt, and a week it held in autoSlots phases of seven
+// hours spread over the hours.
+func TestAutoLoadsStateWithoutTheWeek(t *testing.T) {
+	// The part of the encoding that the week added: the weekdays, and
+	// a week's offsets beyond the first autoSlots or the hours' means.
+	old := func(d *Auto) []byte {
+		weekBytes := 8 + 8 + 4 + 7*3*8 + autoWeekSlots*5
+		if d.period == int64(autoWeek) {
+			weekBytes = 8 + 8 + 4 + 7*3*8 + (autoWeekSlots-autoSlots)*6
+		}
+		b := d.AppendState(nil)
+		body := b[:len(b)-4-weekBytes]
+		return binary.LittleEndian.AppendUint32(body, crc32.Checksum(body, crcTable))
+	}
+	spec := mustSpec(t, Default("auto"))
+	step := time.Hour
+	vs := weeklyLoad(64, 3, step, 1, 1)
+	orig := spec.New().(*Auto)
+	feed(orig, vs, step)
+	restored := spec.New().(*Auto)
+	if err := restored.LoadState(old(orig)); err != nil {
+		t.Fatalf("a state without the week: %v", err)
+	}
+	if restored.period != orig.period || restored.mu != orig.mu || restored.hwN != [autoWeekSlots]uint8{} || restored.week != (weekdays{}) {
+		t.Fatalf("restored period %v, baseline %v, hours learnt %v: want %v, %v, none",
+			time.Duration(restored.period), restored.mu, restored.hwN[0], time.Duration(orig.period), orig.mu)
+	}
+	// A week in 24 phases of seven hours.
+	wk := spec.New().(*Auto)
+	feed(wk, vs[:100], step)
+	wk.period = int64(autoWeek)
+	for i := range autoSlots {
+		wk.off[i], wk.offN[i] = float32(i), MinSamples
+	}
+	restored = spec.New().(*Auto)
+	if err := restored.LoadState(old(wk)); err != nil {
+		t.Fatalf("a week in 24 phases: %v", err)
+	}
+	for h := range autoWeekSlots {
+		if restored.off[h] != float32(h/7) || restored.offN[h] != MinSamples {
+			t.Fatalf("hour %d of the week: offset %v (%d samples), want %d", h, restored.off[h], restored.offN[h], h/7)
+		}
 	}
 }
