@@ -607,6 +607,9 @@ func (d *Auto) LoadState(b []byte) error {
 		}
 		wd := &x.week
 		wd.day, wd.sum, wd.n = r.i64(), r.f64(), r.u32()
+		if wd.day < 0 {
+			r.fail("day %d before 1970", wd.day)
+		}
 		for k := range 7 {
 			wd.s[k], wd.q[k], wd.c[k] = r.f64(), r.f64(), r.f64()
 			if !(wd.c[k] >= 0 && wd.c[k] <= autoWeekDays) {
