@@ -45,7 +45,7 @@ const (
 //     week in its 168 hours, so that a weekend's quieter day keeps its
 //     own daily cycle. A week is the period when autocorrelation finds
 //     it, or when a day is and the days of the week differ in level
-//     (after three of each, see weekdays): a quiet weekend used to fire
+//     (after two of each, see weekdays): a quiet weekend used to fire
 //     at its edges every week.
 //
 // p is the smallest of the five tail probabilities (the spike
@@ -509,18 +509,20 @@ type weekdays struct {
 const (
 	// autoWeekMinDays is the fewest days of each weekday before the
 	// weekdays are compared, and autoWeekDays the most they hold.
-	autoWeekMinDays = 3
+	autoWeekMinDays = 2
 	autoWeekDays    = 12
-	// autoWeekF is the F statistic at which the weekdays differ: were
-	// the day means independent and alike, p is 10^-4 with three of each
-	// weekday (6 and 14 degrees of freedom), and less with more. Of a
-	// hundred ten-week series whose days' levels vary at random, one
-	// took a week (at 8 or 12; with two of each weekday, three did).
-	autoWeekF = 12
 	// autoWholeDay is the share of a day's samples a day must have to
 	// count.
 	autoWholeDay = 0.9
 )
+
+// autoWeekFs is the F statistic at which the weekdays differ, by the
+// fewest days any weekday has (c): p = 10^-4 with 6 and 7·(c-1) degrees
+// of freedom were the day means independent and alike (by simulation).
+// Of a hundred ten-week series whose days' levels vary at random, one
+// took a week (with 32 after two weeks; with 8 after two weeks, three
+// did); a weekend at 0.8 of the week's is taken after two.
+var autoWeekFs = [...]float64{0, 0, 32, 12, 8.6, 7.0, 6.5, 6.3, 5.8}
 
 // add folds in v at t and reports whether it ended a whole day (step:
 // the learnt sampling interval).
@@ -554,10 +556,12 @@ func (w *weekdays) add(t time.Time, v float64, step int64) bool {
 // differ reports whether the weekdays' mean levels differ.
 func (w *weekdays) differ() bool {
 	var n, sum float64
+	least := math.Inf(1)
 	for k := range 7 {
 		if w.c[k] < autoWeekMinDays {
 			return false
 		}
+		least = min(least, w.c[k])
 		n += w.c[k]
 		sum += w.s[k]
 	}
@@ -570,7 +574,8 @@ func (w *weekdays) differ() bool {
 	}
 	between /= 6
 	within /= n - 7
-	return between > autoWeekF*within && between > 0
+	f := autoWeekFs[min(int(least), len(autoWeekFs)-1)]
+	return between > f*within && between > 0
 }
 
 // calendarPeriods are the periods people and schedulers keep: cron

@@ -270,7 +270,7 @@ func TestAutoStateCarriesTheWeek(t *testing.T) {
 	step := time.Hour
 	vs := weeklyLoad(63, 8, step, 0.8, 1)
 	spec := mustSpec(t, Default("auto"))
-	for _, cut := range []int{3*168 - 5, 4 * 168} { // before and after the week is adopted
+	for _, cut := range []int{2*168 - 5, 4 * 168} { // before and after the week is adopted
 		orig := spec.New().(*Auto)
 		feed(orig, vs[:cut], step)
 		restored := spec.New().(*Auto)
