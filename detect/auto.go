@@ -162,8 +162,10 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 		k := hourOfWeek(t)
 		d.hwN[k] = min(d.hwN[k]+1, autoHourOfWeekN)
 		d.hw[k] += (float32(v) - d.hw[k]) / float32(d.hwN[k])
-		if d.week.add(t, v, d.j.step) && d.period == int64(autoDay) {
-			d.weekTest()
+		// With a day as the period, a week takes its place when the
+		// days of the week differ.
+		if d.week.add(t, v, d.j.step) && d.period == int64(autoDay) && d.week.differ() {
+			d.adoptWeek()
 		}
 	}
 	if d.nb == 0 {
@@ -399,23 +401,22 @@ func (d *Auto) findPeriod(t time.Time) {
 			mean += float64(x)
 		}
 		mean /= float64(len(blocks))
-		var sum [autoWeekSlots]float64
-		var cnt [autoWeekSlots]int
+		var sum [autoSlots]float64 // a week does not come here: adoptWeek
+		var cnt [autoSlots]int
 		bt := int64(p.b) * d.j.step
 		for i, x := range blocks {
 			k := d.slot(t.Add(-time.Duration(int64(len(blocks)-1-i)*bt + bt/2)))
 			sum[k] += float64(x) - mean
 			cnt[k]++
 		}
-		n := d.slots()
 		d.off, d.offN = [autoWeekSlots]float32{}, [autoWeekSlots]uint16{}
-		for k := range n {
+		for k := range sum {
 			if cnt[k] > 0 {
 				d.off[k] = float32(sum[k] / float64(cnt[k]))
 				d.offN[k] = uint16(min(cnt[k]*int(p.b), MinSamples))
 			}
 		}
-		fillPhases(d.off[:n], d.offN[:n])
+		fillPhases(d.off[:autoSlots], d.offN[:autoSlots])
 	}
 	p.shrink()
 }
@@ -429,14 +430,6 @@ const (
 	// week weighs: beyond it, an EW mean of that many.
 	autoHourOfWeekN = 64
 )
-
-// weekTest adopts a week as the period in use, in place of a day, when
-// the days of the week differ (see weekdays.differ).
-func (d *Auto) weekTest() {
-	if d.week.differ() {
-		d.adoptWeek()
-	}
-}
 
 // adoptWeek makes a week the period in use: the offset of each hour of
 // the week starts as its mean raw value less the mean of all the hours,
@@ -470,13 +463,7 @@ func (d *Auto) adoptWeek() {
 
 // hourOfWeek is the hour of the week of t, counted from Thursday 00:00
 // UTC (1970-01-01 was a Thursday): the phase slot of t in a week.
-func hourOfWeek(t time.Time) int {
-	h := t.Unix() / 3600 % (7 * 24)
-	if h < 0 {
-		h += 7 * 24
-	}
-	return int(h)
-}
+func hourOfWeek(t time.Time) int { return phaseSlot(t, int64(autoWeek), autoWeekSlots) }
 
 // fillPhases gives a phase that has no offset the offset of the nearest
 // one before it that has (blocks longer than a phase: an hour of the week
@@ -627,12 +614,16 @@ func (d *Auto) slots() int {
 }
 
 // slot is the phase of t in the period, one of slots().
-func (d *Auto) slot(t time.Time) int {
-	ph := t.UnixNano() % d.period
+func (d *Auto) slot(t time.Time) int { return phaseSlot(t, d.period, d.slots()) }
+
+// phaseSlot is which of n equal slots of a period (ns, counted from the
+// Unix epoch) t falls in.
+func phaseSlot(t time.Time, period int64, n int) int {
+	ph := t.UnixNano() % period
 	if ph < 0 {
-		ph += d.period
+		ph += period
 	}
-	return int(ph * int64(d.slots()) / d.period)
+	return int(ph * int64(n) / period)
 }
 
 // periodFinder finds a series' period by autocorrelation, in bounded
