@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mciv/mciv/analyzer/score"
+	"github.com/mciv/mciv/detect/synth"
 )
 
 func TestEval(t *testing.T) {
@@ -62,5 +67,40 @@ func TestEval(t *testing.T) {
 	}
 	if _, err := runCLI(context.Background(), "eval", "corpus", "--seeds", "9-1", "--out", dir); err == nil {
 		t.Error("bad seeds: no error")
+	}
+}
+
+// TestSynthCorpusLabelsOnsets checks that each planted anomaly's window
+// is NAB's: its width, centred on the anomaly's first row, whether the
+// anomaly lasts one row or half the series.
+func TestSynthCorpusLabelsOnsets(t *testing.T) {
+	const step = 5 * time.Minute
+	c, err := synthCorpus("1-40", step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := 0
+	for i, s := range c.Series {
+		g := synth.Generate(uint64(i+1), step, 0)
+		n := len(g.Values)
+		width := int(0.10 * float64(n) / float64(max(len(g.Anomalies), 1)))
+		for _, an := range g.Anomalies {
+			if an.To-an.From > width {
+				long++
+			}
+			k := slices.IndexFunc(s.Windows, func(w score.Window) bool { return w.From <= an.From && an.From <= w.To })
+			if k < 0 {
+				if an.From-width/2 >= score.Probation(n) {
+					t.Errorf("%s: %s at row %d has no window in %v", s.Name, an.Kind, an.From, s.Windows)
+				}
+				continue
+			}
+			if w := s.Windows[k]; w.From != an.From-width/2 || w.To != an.From+width/2 {
+				t.Errorf("%s: %s at rows %d-%d has window %v, want %d-%d", s.Name, an.Kind, an.From, an.To, w, an.From-width/2, an.From+width/2)
+			}
+		}
+	}
+	if long == 0 {
+		t.Error("no anomaly longer than its window: the test judges nothing")
 	}
 }
