@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,11 +26,13 @@ type Result struct {
 	// Detector is the rule's detector type.
 	Detector string
 	// Onsets is the normalised score of the firing onsets under each of
-	// Profiles(), Swept the score with one threshold on the detector's
-	// score swept over the corpus, Theta that threshold.
+	// Profiles() (NaN when there are none to score: the reference rows),
+	// Swept the score with one threshold on the detector's score swept
+	// over the corpus, Theta that threshold.
 	Onsets, Swept, Theta [3]float64
 	// Pages is the number of firing onsets over the corpus (probation
-	// included); TP the windows they found (standard profile).
+	// included); TP the windows they found (standard profile). -1 when
+	// not applicable (the reference rows).
 	Pages, TP int
 	// Series is the number of series the rule judged (see Judges).
 	Series int
@@ -197,7 +200,8 @@ func runRules(rs []*rules.Rule, s Series, scores []float64, onsets []int) []int 
 
 // WriteTable writes results as a Markdown table titled with the corpus;
 // a rule that judged no series of it has no row and is named below the
-// table.
+// table. A score that is NaN, and Pages or TP below 0, are not
+// applicable (Reference's rows) and print "–".
 func WriteTable(w io.Writer, c *Corpus, results []Result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "corpus %s: %d series, %d rows, %d windows\n\n", c.Name, len(c.Series), c.Rows(), c.WindowCount())
@@ -209,8 +213,9 @@ func WriteTable(w io.Writer, c *Corpus, results []Result) error {
 			none = append(none, r.Name)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d | %d |\n",
-			r.Name, r.Detector, r.Onsets[0], r.Onsets[1], r.Onsets[2], r.Swept[0], r.Swept[1], r.Swept[2], r.Pages, r.TP, r.Series)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
+			r.Name, r.Detector, scoreCell(r.Onsets[0]), scoreCell(r.Onsets[1]), scoreCell(r.Onsets[2]),
+			scoreCell(r.Swept[0]), scoreCell(r.Swept[1]), scoreCell(r.Swept[2]), countCell(r.Pages), countCell(r.TP), r.Series)
 	}
 	if len(none) > 0 {
 		fmt.Fprintf(&b, "\njudged no series (not of their signal; a static threshold judges only series of its signal: --signal or %s): %s\n",
@@ -218,4 +223,23 @@ func WriteTable(w io.Writer, c *Corpus, results []Result) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// notApplicable is the cell of a score or count that does not apply.
+const notApplicable = "–"
+
+// scoreCell formats a score to one decimal, notApplicable when NaN.
+func scoreCell(x float64) string {
+	if math.IsNaN(x) {
+		return notApplicable
+	}
+	return strconv.FormatFloat(x, 'f', 1, 64)
+}
+
+// countCell formats a count, notApplicable when below 0.
+func countCell(n int) string {
+	if n < 0 {
+		return notApplicable
+	}
+	return strconv.Itoa(n)
 }

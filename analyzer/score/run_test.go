@@ -117,6 +117,28 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// TestWriteTableNotApplicable: a reference row prints "–" for its
+// onsets, pages and windows found, and a rule's row prints as before.
+func TestWriteTableNotApplicable(t *testing.T) {
+	nan := math.NaN()
+	res := []Result{
+		{Name: "r", Detector: "zscore", Onsets: [3]float64{12.34, -5, 0}, Swept: [3]float64{50, 40.05, 60.96}, Pages: 7, TP: 3, Series: 2},
+		{Name: ReferenceRandom, Detector: "random", Onsets: [3]float64{nan, nan, nan}, Swept: [3]float64{11, 2.44, 20}, Pages: -1, TP: -1, Series: 2},
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, testCorpus(), res); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| r | zscore | 12.3 | -5.0 | 0.0 | 50.0 | 40.0 | 61.0 | 7 | 3 | 2 |\n",
+		"| (reference) random | random | – | – | – | 11.0 | 2.4 | 20.0 | – | – | 2 |\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}
+
 const signalRules = `groups:
   - name: g
     rules:

@@ -21,6 +21,7 @@ func evalCmd(e *env) *cobra.Command {
 		corpora   []string
 		valueCol  string
 		signal    string
+		reference bool
 	)
 	cmd := &cobra.Command{
 		Use:   "eval --rules PATH... --corpus DIR...",
@@ -49,8 +50,11 @@ One table per corpus, one row per rule and one for all rules together:
 the NAB score (standard, reward_low_FP, reward_low_FN profiles; 0 = never
 alerting, 100 = perfect) of the firing onsets (the rows where an alert
 starts firing), and of the detector's score with one threshold swept over
-the corpus. "mciv eval corpus" writes the corpora of the repository's
-benchmarks.`,
+the corpus. Two reference rows follow (--reference=false leaves them out):
+a random score on every row (the mean of ten seeds) and a windowed
+Gaussian, swept only; they are the floor to read the rules' rows against
+(a corpus on which random scores high does not tell detectors apart).
+"mciv eval corpus" writes the corpora of the repository's benchmarks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(corpora) == 0 {
@@ -72,6 +76,13 @@ benchmarks.`,
 				if err != nil {
 					return fmt.Errorf("eval: %w", err)
 				}
+				if reference {
+					ref, err := score.Reference(cmd.Context(), c)
+					if err != nil {
+						return fmt.Errorf("eval: %w", err)
+					}
+					res = append(res, ref...)
+				}
 				if i > 0 {
 					fmt.Fprintln(e.stdout)
 				}
@@ -86,6 +97,7 @@ benchmarks.`,
 	cmd.Flags().StringSliceVar(&corpora, "corpus", nil, "corpus directories (data/**/*.csv and labels.json)")
 	cmd.Flags().StringVar(&valueCol, "value-column", "", "the column of values, by header name or 1-based position (default: value)")
 	cmd.Flags().StringVar(&signal, "signal", "", `the signal of every series, "signal" or "signal:stat" (default: signals.json of each corpus)`)
+	cmd.Flags().BoolVar(&reference, "reference", true, "add the reference rows (random and windowed Gaussian scores, swept) after the rules' rows")
 	cmd.AddCommand(evalCorpusCmd(e))
 	return cmd
 }

@@ -23,10 +23,19 @@ func TestEval(t *testing.T) {
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, out)
 	}
-	for _, want := range []string{"corpus synth: 4 series", "| onsets standard |", "| cusum | cusum |", "| (all rules) | 7 rules |", "| auto | auto |"} {
+	for _, want := range []string{"corpus synth: 4 series", "| onsets standard |", "| cusum | cusum |", "| (all rules) | 7 rules |", "| auto | auto |",
+		// The reference rows follow, swept only.
+		"| (reference) random | random | – | – | – | ", "| (reference) windowed gaussian | windowed_gaussian | – | – | – | "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
 		}
+	}
+	if i, j := strings.Index(out, "| (all rules) |"), strings.Index(out, "| (reference) random |"); i < 0 || j < i {
+		t.Errorf("the reference rows do not follow the rules' rows:\n%s", out)
+	}
+	out, err = runCLI(context.Background(), "eval", "--rules", "../../analyzer/score/testdata/detectors.yaml", "--corpus", dir, "--reference=false")
+	if err != nil || !strings.Contains(out, "| (all rules) | 7 rules |") || strings.Contains(out, "(reference)") {
+		t.Errorf("eval --reference=false: %v\n%s", err, out)
 	}
 	// Only the rules of the series' signal judge them.
 	out, err = runCLI(context.Background(), "eval", "--rules", "../../rules/default", "--corpus", dir, "--signal", "db_query_seconds:p99")
