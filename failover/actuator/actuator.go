@@ -193,7 +193,7 @@ func (a *Actuator) Run(ctx context.Context) error {
 		Description:   "mciv failover actuator",
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       alertsAckWait(a.cfg.LeaseTTL.D()),
 	})
 	if err != nil {
 		return fmt.Errorf("actuator: alerts consumer: %w", err)
@@ -239,6 +239,25 @@ func (a *Actuator) Run(ctx context.Context) error {
 	mu.Unlock()
 	wg.Wait()
 	return ctx.Err()
+}
+
+// maxAlertsAckWait is the longest an alert delivered to a replica that
+// never acknowledges it waits before it goes to another.
+const maxAlertsAckWait = 30 * time.Second
+
+// alertsAckWait is how long an alert delivered to a replica that never
+// acknowledges it (one that crashed with the delivery in flight: the
+// replicas share one durable consumer, and the server may still hand a
+// message to a connection that has just died) waits before the server
+// gives it to another: maxAlertsAckWait, or a quarter of the lease when
+// that is shorter. Every replica acknowledges an alert as it receives it,
+// so the wait only ever delays an alert a dead replica swallowed; kept
+// well inside the lease, the survivor decides on it while the dead one's
+// lease still stands (and is refused by it, as the dead one may have been
+// about to act), not at a time that depends on how the lease and this wait
+// happen to compare.
+func alertsAckWait(leaseTTL time.Duration) time.Duration {
+	return min(maxAlertsAckWait, leaseTTL/4)
 }
 
 // Observe records a sample batch as received now.

@@ -613,3 +613,17 @@ func TestCrashDuringSwitchover(t *testing.T) {
 	}
 	t.Logf("restarted actuator refused: %s", got.Reason)
 }
+
+// TestAlertsAckWait checks that an alert a crashed replica swallowed goes
+// to another well inside the lease, and never later than 30 s.
+func TestAlertsAckWait(t *testing.T) {
+	for _, c := range []struct{ lease, want time.Duration }{
+		{DefaultLeaseTTL, 30 * time.Second},
+		{10 * time.Second, 2500 * time.Millisecond},
+		{time.Hour, 30 * time.Second},
+	} {
+		if got := alertsAckWait(c.lease); got != c.want {
+			t.Errorf("lease %s: AckWait %s, want %s", c.lease, got, c.want)
+		}
+	}
+}

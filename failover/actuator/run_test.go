@@ -21,6 +21,7 @@ func TestRunEndToEnd(t *testing.T) {
 	decs := make(chan wire.Action, 8)
 	cfg := testConfig(bucket())
 	cfg.Durable = "run-test"
+	cfg.LeaseTTL, cfg.LeaseMargin = Duration(8*time.Second), Duration(2*time.Second)
 	a, err := New(Options{Config: cfg, JS: js, Drivers: map[string]failover.Driver{testCluster: drv},
 		OnDecision: func(x wire.Action) { decs <- x }})
 	if err != nil {
@@ -31,7 +32,12 @@ func TestRunEndToEnd(t *testing.T) {
 	go func() { done <- a.Run(rctx) }()
 	defer func() { stop(); <-done }()
 	for {
-		if _, err := js.Consumer(ctx, bus.AlertsStream, "run-test"); err == nil {
+		if c, err := js.Consumer(ctx, bus.AlertsStream, "run-test"); err == nil {
+			// A delivery a crashed replica swallowed comes back well
+			// inside the lease.
+			if got, want := c.CachedInfo().Config.AckWait, 2*time.Second; got != want {
+				t.Errorf("alerts consumer AckWait %s, want %s (a quarter of the lease %s)", got, want, a.cfg.LeaseTTL.D())
+			}
 			break
 		}
 		select {
