@@ -65,13 +65,9 @@ func TestRunEndToEnd(t *testing.T) {
 	// The batches reach the actuator through their own subscription; the
 	// alert must not overtake them (it did once in five CI runs of this stop,
 	// and was refused as seen from a cut-off analyzer).
-	for len(a.obs.Seen(testCluster, time.Now().Add(-time.Minute))) < 3 {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the actuator saw the batches of %v only", a.obs.Seen(testCluster, time.Now().Add(-time.Minute)))
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	waitUntil(t, ctx, "the three hosts' batches seen", func() bool {
+		return len(a.obs.Seen(testCluster, time.Now().Add(-time.Minute))) == 3
+	})
 	// A non-failover rule is ignored; the failover rule is decided.
 	for _, rule := range []string{"disk_full", "pg_latency"} {
 		al := &wire.Alert{Fingerprint: "fp-" + rule, Rule: rule, State: wire.StateFiring,
