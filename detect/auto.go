@@ -48,6 +48,11 @@ const (
 //     (after two of each, see weekdays): a quiet weekend used to fire
 //     at its edges every week.
 //
+// The spike statistic, whose deviations are nearly independent from
+// sample to sample, judges one beyond the largest of its history by a
+// tail fitted to them (calib.tailFitted): a heavy-tailed metric's record
+// is not a Gaussian metric's 6σ event.
+//
 // p is the smallest of the five tail probabilities (the spike
 // statistic's times autoSpikeCredit; at steps finer than
 // autoConfirmStep only when the previous sample deviated the same way
@@ -250,12 +255,14 @@ func (d *Auto) Observe(t time.Time, v float64) Result {
 			// times slower than the main one, has its floor of samples.
 			driftWarm := d.nb >= autoDriftMul*d.j.minBase
 			for i := range k {
-				pi := d.calOf(i).tail(max(stats[i], 0))
+				var pi float64
 				switch {
 				case i == 0:
-					pi *= credit
+					pi = d.j.cal.tailFitted(max(stats[i], 0)) * credit
 				case i == 2 && !driftWarm:
 					pi = 1
+				default:
+					pi = d.calOf(i).tail(max(stats[i], 0))
 				}
 				if pi < p {
 					p, kind = pi, kinds[i]

@@ -652,3 +652,46 @@ func TestWeekdaysDiffer(t *testing.T) {
 		t.Error("half days counted")
 	}
 }
+
+func TestAutoHeavyTailedNoiseStaysQuiet(t *testing.T) {
+	// Ten series each of two heavy-tailed noises with nothing planted
+	// (Student's t with 3 degrees of freedom, and lognormal with σ 1 of the
+	// log), 10 000 samples at 5 minutes: 35 days a series. Judging a
+	// record spike by the Gaussian prior paged 77 and 125 times after the
+	// first 1 500 samples; judged by the tail fitted to the history's
+	// largest deviations, 36 and 56.
+	for _, tc := range []struct {
+		name string
+		max  int
+		draw func(r *rand.Rand) float64
+	}{
+		{"student-t 3", 50, func(r *rand.Rand) float64 {
+			chi2 := 0.0
+			for range 3 {
+				x := r.NormFloat64()
+				chi2 += x * x
+			}
+			return 50 + r.NormFloat64()/math.Sqrt(chi2/3)
+		}},
+		{"lognormal", 85, func(r *rand.Rand) float64 { return math.Exp(r.NormFloat64()) }},
+	} {
+		onsets := 0
+		for seed := uint64(1); seed <= 10; seed++ {
+			r := rand.New(rand.NewPCG(seed, 7))
+			vs := make([]float64, 10000)
+			for i := range vs {
+				vs[i] = tc.draw(r)
+			}
+			rs := feed(mustSpec(t, Default("auto")).New(), vs, 5*time.Minute)
+			for i := 1500; i < len(rs); i++ {
+				if rs[i].Firing && !rs[i-1].Firing {
+					onsets++
+				}
+			}
+		}
+		if onsets > tc.max {
+			t.Errorf("%s noise: %d firings in 10 series, want at most %d", tc.name, onsets, tc.max)
+		}
+		t.Logf("%s noise: %d firings", tc.name, onsets)
+	}
+}

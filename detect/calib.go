@@ -104,3 +104,79 @@ func (c *calib) add(d float64, firing bool) {
 		c.w = 1
 	}
 }
+
+// A statistic whose deviations are nearly independent from sample to
+// sample (auto's spike statistic) judges a deviation beyond the largest
+// of its history by a tail fitted to them, not by the standard normal's:
+// the Gaussian prior gave a heavy-tailed metric's every new record (a
+// lognormal or Student-t series' largest values) the score of a
+// Gaussian metric's 6σ event, and those records paged. The fitted tail
+// is Gaussian-shaped, share·exp(-(d²-d₀²)/(2s)), from the deviation d₀
+// that the calibFitN largest of the history exceed, with s the mean of
+// (x²-d₀²)/2 over them: about 1 for a Gaussian history (the fit is then
+// the normal tail again), larger for a heavy one. Smoothed statistics
+// (auto's level, drift, variance) keep the Gaussian prior: their
+// largest values come from one or two excursions, too few to fit a tail
+// to. Measured with mciv eval (RESULTS.md, session 13).
+const (
+	// calibFitN is the number of the history's largest deviations the
+	// tail is fitted to, and calibFitShare the largest share of the
+	// history they may be: the fit starts once the history holds
+	// calibFitN/calibFitShare (600) samples.
+	calibFitN     = 30
+	calibFitShare = 0.05
+)
+
+// tailFitted is tail(d), or the tail fitted to the history's largest
+// deviations where that is larger (a deviation beyond them, in a history
+// that has calibFitN/calibFitShare samples).
+func (c *calib) tailFitted(d float64) float64 {
+	p := c.tail(d)
+	if c.w == 0 {
+		return p
+	}
+	n := c.total / c.w
+	if n*calibFitShare < calibFitN || p*n >= calibFitN {
+		return p // too young to fit, or d among the history's bulk
+	}
+	return min(1, max(p, c.fitted(d)))
+}
+
+// fitted is the Gaussian-shaped tail fitted to the history's calibFitN
+// largest deviations at d, or 0 when d is not beyond where they start.
+func (c *calib) fitted(d float64) float64 {
+	need := calibFitN * c.w // the weight of calibFitN samples now
+	ref, acc := -1, 0.0
+	for i := calibBins - 1; i >= 1; i-- {
+		acc += float64(c.bins[i])
+		if acc >= need {
+			ref = i
+			break
+		}
+	}
+	if ref < 1 {
+		return 0
+	}
+	d0 := calibEdge(ref - 1)
+	if d <= d0 {
+		return 0
+	}
+	var sw, se float64
+	for i := ref; i < calibBins; i++ {
+		w := float64(c.bins[i])
+		if w == 0 {
+			continue
+		}
+		x2 := calibEdge(i-1) * calibEdge(i) // the bin's geometric centre, squared
+		sw += w
+		se += w * (x2 - d0*d0) / 2
+	}
+	if sw == 0 || se <= 0 {
+		return 0
+	}
+	return sw / c.total * math.Exp(-(d*d-d0*d0)/(2*se/sw))
+}
+
+// calibEdge is the upper edge of histogram bin i (the lower edge of bin
+// i+1).
+func calibEdge(i int) float64 { return calibLo * math.Exp2(float64(i)/calibPerOct) }
