@@ -106,14 +106,15 @@ func evalCorpusCmd(e *env) *cobra.Command {
 	var (
 		kind, out, data, seeds, signal string
 		step                           time.Duration
+		rows                           int
 	)
 	cmd := &cobra.Command{
 		Use:   "corpus --kind synth|smd|asd [--step D] [--seeds A-B] --out DIR",
 		Short: "Write a labelled corpus for mciv eval: synthetic series, or SMD/ASD per metric",
 		Long: `Write a labelled corpus in NAB's layout under --out.
 
-synth: one series per seed (--seeds, e.g. 1-60) at --step (default 1m), with
-spikes, level shifts, drifts, variance and seasonality changes, flat lines
+synth: one series per seed (--seeds, e.g. 1-60) of --rows rows (default
+4000) at --step (default 1m), with spikes, level shifts, drifts, variance and seasonality changes, flat lines
 and dropouts planted and labelled. smd, asd: the test halves of the
 labelled server data (--data, default ../shared/data or $MCIV_DATA), one
 series per machine and metric that has anomalies of its own
@@ -128,7 +129,7 @@ steps average, finer ones interpolate). Windows follow NAB's labeller.`,
 			var err error
 			switch kind {
 			case "synth":
-				c, err = synthCorpus(seeds, step)
+				c, err = synthCorpus(seeds, step, rows)
 			case "smd", "asd":
 				c, err = serverCorpus(kind, data, step)
 			default:
@@ -150,12 +151,13 @@ steps average, finer ones interpolate). Windows follow NAB's labeller.`,
 	cmd.Flags().StringVar(&data, "data", "", "labelled data directory (default: $MCIV_DATA or ../shared/data)")
 	cmd.Flags().StringVar(&seeds, "seeds", "1-60", "synth: the seeds, as A-B")
 	cmd.Flags().DurationVar(&step, "step", 0, "sampling step (synth default 1m; smd/asd default their own)")
+	cmd.Flags().IntVar(&rows, "rows", synth.Rows, "synth: rows per series (a long series shows what a detector does after weeks of history)")
 	cmd.Flags().StringVar(&signal, "signal", "", `the signal of the series, "signal" or "signal:stat", written to signals.json (default: none, every rule but static thresholds judges them)`)
 	return cmd
 }
 
-// synthCorpus generates the series of seeds "A-B" at step.
-func synthCorpus(seeds string, step time.Duration) (*score.Corpus, error) {
+// synthCorpus generates the series of seeds "A-B" at step, rows long.
+func synthCorpus(seeds string, step time.Duration, rows int) (*score.Corpus, error) {
 	a, b, ok := strings.Cut(seeds, "-")
 	lo, err1 := strconv.ParseUint(a, 10, 64)
 	hi, err2 := strconv.ParseUint(b, 10, 64)
@@ -165,9 +167,12 @@ func synthCorpus(seeds string, step time.Duration) (*score.Corpus, error) {
 	if step <= 0 {
 		step = time.Minute
 	}
+	if rows < 100 {
+		return nil, fmt.Errorf("eval corpus: --rows %d: a series needs at least 100 rows", rows)
+	}
 	c := &score.Corpus{Name: "synth"}
 	for seed := lo; seed <= hi; seed++ {
-		s := synth.Generate(seed, step, 0)
+		s := synth.Generate(seed, step, rows)
 		lab := make([]bool, len(s.Values))
 		// Each anomaly is labelled at its first row, as NAB's labellers
 		// mark where an anomaly starts: its window has NAB's width

@@ -77,6 +77,14 @@ func TestEval(t *testing.T) {
 	if _, err := runCLI(context.Background(), "eval", "corpus", "--seeds", "9-1", "--out", dir); err == nil {
 		t.Error("bad seeds: no error")
 	}
+	// Longer series: --rows.
+	dir3 := filepath.Join(t.TempDir(), "long")
+	if out, err := runCLI(context.Background(), "eval", "corpus", "--seeds", "1-2", "--rows", "12000", "--out", dir3); err != nil || !strings.Contains(out, "2 series, 24000 rows") {
+		t.Errorf("--rows 12000: %v\n%s", err, out)
+	}
+	if _, err := runCLI(context.Background(), "eval", "corpus", "--rows", "10", "--out", dir3); err == nil || !strings.Contains(err.Error(), "--rows 10") {
+		t.Errorf("--rows 10: %v, want an error naming it", err)
+	}
 }
 
 // TestSynthCorpusLabelsOnsets checks that each planted anomaly's window
@@ -84,7 +92,7 @@ func TestEval(t *testing.T) {
 // anomaly lasts one row or half the series.
 func TestSynthCorpusLabelsOnsets(t *testing.T) {
 	const step = 5 * time.Minute
-	c, err := synthCorpus("1-40", step)
+	c, err := synthCorpus("1-40", step, synth.Rows)
 	if err != nil {
 		t.Fatal(err)
 	}
