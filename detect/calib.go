@@ -14,7 +14,8 @@ import "math"
 // less than a standard normal's two-sided tail: a young detector, or a
 // deviation beyond everything seen, is judged as if the deviations were
 // Gaussian (and still ranks by its size), and a heavy-tailed history
-// makes the same deviation less unusual.
+// makes the same deviation less unusual. (tailFitted, below, judges a
+// deviation beyond the history's largest by their tail instead.)
 
 const (
 	calibBins    = 32
