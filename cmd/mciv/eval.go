@@ -109,17 +109,18 @@ func evalCorpusCmd(e *env) *cobra.Command {
 		rows                           int
 	)
 	cmd := &cobra.Command{
-		Use:   "corpus --kind synth|smd|asd [--step D] [--seeds A-B] --out DIR",
+		Use:   "corpus --kind synth|smd|asd [--step D] [--seeds A-B] [--rows N] --out DIR",
 		Short: "Write a labelled corpus for mciv eval: synthetic series, or SMD/ASD per metric",
 		Long: `Write a labelled corpus in NAB's layout under --out.
 
 synth: one series per seed (--seeds, e.g. 1-60) of --rows rows (default
-4000) at --step (default 1m), with spikes, level shifts, drifts, variance and seasonality changes, flat lines
-and dropouts planted and labelled. smd, asd: the test halves of the
-labelled server data (--data, default ../shared/data or $MCIV_DATA), one
-series per machine and metric that has anomalies of its own
-(interpretation labels), at --step (default: the data's own step; coarser
-steps average, finer ones interpolate). Windows follow NAB's labeller.`,
+4000) at --step (default 1m), with spikes, level shifts, drifts, variance
+and seasonality changes, flat lines and dropouts planted and labelled.
+smd, asd: the test halves of the labelled server data (--data, default
+../shared/data or $MCIV_DATA), one series per machine and metric that has
+anomalies of its own (interpretation labels), at --step (default: the
+data's own step; coarser steps average, finer ones interpolate). Windows
+follow NAB's labeller.`,
 		Args: cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			if out == "" {
