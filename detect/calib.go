@@ -50,8 +50,7 @@ func calibBin(d float64) (int, float64) {
 	x := calibPerOct * math.Log2(d/calibLo)
 	if x >= calibBins-2 { // (before int(x): +Inf has no int)
 		// The open last bin: a Pareto-like share above d.
-		lo := calibLo * math.Exp2(float64(calibBins-2)/calibPerOct)
-		return calibBins - 1, min(1, lo/d)
+		return calibBins - 1, min(1, calibEdge(calibBins-2)/d)
 	}
 	return 1 + int(x), 1 - (x - math.Floor(x))
 }
@@ -146,36 +145,26 @@ func (c *calib) tailFitted(d float64) float64 {
 // fitted is the Gaussian-shaped tail fitted to the history's calibFitN
 // largest deviations at d, or 0 when d is not beyond where they start.
 func (c *calib) fitted(d float64) float64 {
-	need := calibFitN * c.w // the weight of calibFitN samples now
-	ref, acc := -1, 0.0
+	// From the top bin down until the bins hold the weight of calibFitN
+	// samples: their weight sw, and the weighted sum of their geometric
+	// centres squared.
+	need := calibFitN * c.w
+	var sw, sx2 float64
 	for i := calibBins - 1; i >= 1; i-- {
-		acc += float64(c.bins[i])
-		if acc >= need {
-			ref = i
-			break
-		}
-	}
-	if ref < 1 {
-		return 0
-	}
-	d0 := calibEdge(ref - 1)
-	if d <= d0 {
-		return 0
-	}
-	var sw, se float64
-	for i := ref; i < calibBins; i++ {
 		w := float64(c.bins[i])
-		if w == 0 {
+		sw += w
+		sx2 += w * calibEdge(i-1) * calibEdge(i)
+		if sw < need {
 			continue
 		}
-		x2 := calibEdge(i-1) * calibEdge(i) // the bin's geometric centre, squared
-		sw += w
-		se += w * (x2 - d0*d0) / 2
+		d0 := calibEdge(i - 1)
+		s := (sx2/sw - d0*d0) / 2 // the mean of (x²-d₀²)/2
+		if d <= d0 || s <= 0 {
+			return 0
+		}
+		return sw / c.total * math.Exp(-(d*d-d0*d0)/(2*s))
 	}
-	if sw == 0 || se <= 0 {
-		return 0
-	}
-	return sw / c.total * math.Exp(-(d*d-d0*d0)/(2*se/sw))
+	return 0 // the history holds less than calibFitN samples above bin 0
 }
 
 // calibEdge is the upper edge of histogram bin i (the lower edge of bin

@@ -84,7 +84,7 @@ func TestCalibFittedTail(t *testing.T) {
 		t.Fatalf("tail(12) = %g, want the floor (the Gaussian prior)", got)
 	}
 	if got := c.tailFitted(12); got < 1e-10 || got > math.Exp(-12) {
-		t.Errorf("tailFitted(12) = %g, want between 1e-8 and e^-12", got)
+		t.Errorf("tailFitted(12) = %g, want between 1e-10 and e^-12", got)
 	}
 	if got := c.tailFitted(16); got >= c.tailFitted(12) || got <= pFloor {
 		t.Errorf("tailFitted(16) = %g: not below tailFitted(12) = %g, or at the floor", got, c.tailFitted(12))
